@@ -1,0 +1,275 @@
+//! Configuration: the [`Builder`], its documented defaults, and the `POLLWATCH_*` variables.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::handle::Handle;
+use crate::layer::PollWatchLayer;
+
+/// The default slow-poll threshold: 10 ms.
+///
+/// A healthy poll runs for microseconds (tokio's guidance is 10–100 µs between `.await`s).
+/// 10 ms is two to three orders of magnitude above that, so scheduler preemption, page faults
+/// and a noisy virtual machine do not raise false alarms, yet it is short enough to catch what
+/// users feel: every task queued behind a held worker waits for the whole poll, so a 10 ms
+/// hold adds 10 ms to their latency. Typical mistakes (a `std::fs` read of a cold file, a
+/// blocking HTTP call, `std::thread::sleep`) take 10 ms and more.
+pub const DEFAULT_THRESHOLD: Duration = Duration::from_millis(10);
+
+/// The default bound on distinct spawn sites: 1,024. Tasks from further sites are counted in
+/// one overflow site.
+pub const DEFAULT_MAX_SITES: usize = 1024;
+
+/// The largest accepted site bound.
+pub const MAX_SITES_LIMIT: usize = 65_536;
+
+/// The default directory [`crate::Guard`] writes the report to when dropped.
+pub const DEFAULT_REPORT_DIR: &str = "target/pollwatch";
+
+/// The default interval at which pollwatch's reporter thread picks up finished slow polls.
+pub const DEFAULT_TICK: Duration = Duration::from_millis(5);
+
+/// The shortest accepted tick.
+pub const MIN_TICK: Duration = Duration::from_millis(1);
+
+/// How long after installation pollwatch waits for a first task before explaining what in
+/// the setup hides tokio's task spans.
+pub const DEFAULT_SETUP_CHECK_AFTER: Duration = Duration::from_secs(3);
+
+/// The environment variable for the threshold, a duration such as `10ms`.
+pub const ENV_THRESHOLD: &str = "POLLWATCH_THRESHOLD";
+/// The environment variable for the report directory.
+pub const ENV_REPORT_DIR: &str = "POLLWATCH_REPORT_DIR";
+/// The environment variable for the site bound.
+pub const ENV_MAX_SITES: &str = "POLLWATCH_MAX_SITES";
+
+/// The entry point: `PollWatch::builder()`.
+#[derive(Debug)]
+pub struct PollWatch {
+    _private: (),
+}
+
+impl PollWatch {
+    /// A builder with every setting at its default.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+}
+
+/// Configures and builds a [`PollWatchLayer`] and its [`Handle`].
+#[derive(Clone, Debug)]
+#[must_use = "a Builder does nothing until `build` or `try_init` is called"]
+pub struct Builder {
+    pub(crate) threshold: Duration,
+    pub(crate) max_sites: usize,
+    pub(crate) report_dir: PathBuf,
+    pub(crate) tick: Duration,
+    pub(crate) setup_check_after: Duration,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            threshold: DEFAULT_THRESHOLD,
+            max_sites: DEFAULT_MAX_SITES,
+            report_dir: PathBuf::from(DEFAULT_REPORT_DIR),
+            tick: DEFAULT_TICK,
+            setup_check_after: DEFAULT_SETUP_CHECK_AFTER,
+        }
+    }
+}
+
+impl Builder {
+    /// A poll that holds its thread for longer than this is slow: counted, and reported as a
+    /// WARN event. Default [`DEFAULT_THRESHOLD`].
+    pub fn threshold(mut self, threshold: Duration) -> Self {
+        self.threshold = threshold;
+        self
+    }
+
+    /// The most spawn sites kept apart (clamped to 1..=[`MAX_SITES_LIMIT`]). Default
+    /// [`DEFAULT_MAX_SITES`].
+    pub fn max_sites(mut self, max_sites: usize) -> Self {
+        self.max_sites = max_sites.clamp(1, MAX_SITES_LIMIT);
+        self
+    }
+
+    /// Where [`crate::Guard`] writes the report when dropped. Default [`DEFAULT_REPORT_DIR`].
+    pub fn report_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.report_dir = dir.into();
+        self
+    }
+
+    /// How often the reporter thread looks for finished slow polls (at least [`MIN_TICK`]).
+    /// Default [`DEFAULT_TICK`].
+    pub fn tick(mut self, tick: Duration) -> Self {
+        self.tick = tick.max(MIN_TICK);
+        self
+    }
+
+    /// How long to wait for a first task before explaining the setup problem that hides
+    /// tokio's task spans. Default [`DEFAULT_SETUP_CHECK_AFTER`].
+    pub fn setup_check_after(mut self, after: Duration) -> Self {
+        self.setup_check_after = after;
+        self
+    }
+
+    /// Applies the `POLLWATCH_*` environment variables that are set: [`ENV_THRESHOLD`]
+    /// (a duration: `10ms`, `1s`), [`ENV_REPORT_DIR`] (a path) and [`ENV_MAX_SITES`] (an
+    /// integer, 1..=65536). A variable that is set but invalid is an error naming it.
+    pub fn with_default_env(self) -> Result<Self, ConfigError> {
+        self.with_env(|name| std::env::var_os(name))
+    }
+
+    /// [`with_default_env`](Self::with_default_env) with the variables looked up by `lookup`.
+    pub(crate) fn with_env(
+        mut self,
+        lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Self, ConfigError> {
+        let text = |name: &'static str| -> Result<Option<String>, ConfigError> {
+            match lookup(name) {
+                None => Ok(None),
+                Some(value) => value
+                    .into_string()
+                    .map(|s| Some(s.trim().to_owned()))
+                    .map_err(|raw| ConfigError::new(name, &raw.to_string_lossy(), "is not UTF-8")),
+            }
+        };
+        if let Some(value) = text(ENV_THRESHOLD)? {
+            let threshold = humantime::parse_duration(&value).map_err(|e| {
+                ConfigError::new(
+                    ENV_THRESHOLD,
+                    &value,
+                    &format!("is not a duration ({e}); write it like `10ms`, `250us` or `1s`"),
+                )
+            })?;
+            if threshold > Duration::from_secs(3600) {
+                return Err(ConfigError::new(ENV_THRESHOLD, &value, "is above one hour"));
+            }
+            self.threshold = threshold;
+        }
+        if let Some(value) = text(ENV_REPORT_DIR)? {
+            if value.is_empty() {
+                return Err(ConfigError::new(ENV_REPORT_DIR, &value, "is empty"));
+            }
+            self.report_dir = PathBuf::from(value);
+        }
+        if let Some(value) = text(ENV_MAX_SITES)? {
+            let max_sites = value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_SITES_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        ENV_MAX_SITES,
+                        &value,
+                        &format!("is not a whole number from 1 to {MAX_SITES_LIMIT}"),
+                    )
+                })?;
+            self.max_sites = max_sites;
+        }
+        Ok(self)
+    }
+
+    /// Builds the layer to add to a `tracing_subscriber::registry()` and the handle that
+    /// reads its measurements. Starts pollwatch's reporter thread.
+    pub fn build(self) -> (PollWatchLayer, Handle) {
+        crate::shared::build(self)
+    }
+}
+
+/// A configuration value that pollwatch cannot use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    variable: &'static str,
+    value: String,
+    problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, value: &str, problem: &str) -> Self {
+        Self {
+            variable,
+            value: value.to_owned(),
+            problem: problem.to_owned(),
+        }
+    }
+
+    /// The environment variable that holds the bad value.
+    pub fn variable(&self) -> &'static str {
+        self.variable
+    }
+
+    /// The bad value.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={:?} {}", self.variable, self.value, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| OsString::from(v))
+        }
+    }
+
+    #[test]
+    fn valid_variables_are_applied() {
+        let b = Builder::default()
+            .with_env(env(&[
+                (ENV_THRESHOLD, "25ms"),
+                (ENV_REPORT_DIR, "/tmp/x"),
+                (ENV_MAX_SITES, "16"),
+            ]))
+            .unwrap();
+        assert_eq!(b.threshold, Duration::from_millis(25));
+        assert_eq!(b.report_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(b.max_sites, 16);
+    }
+
+    #[test]
+    fn unset_variables_keep_the_defaults() {
+        let b = Builder::default().with_env(env(&[])).unwrap();
+        assert_eq!(b.threshold, DEFAULT_THRESHOLD);
+        assert_eq!(b.max_sites, DEFAULT_MAX_SITES);
+    }
+
+    #[test]
+    fn bad_values_are_errors_naming_the_variable() {
+        for (name, value) in [
+            (ENV_THRESHOLD, "10"),
+            (ENV_THRESHOLD, "fast"),
+            (ENV_THRESHOLD, "2h"),
+            (ENV_MAX_SITES, "0"),
+            (ENV_MAX_SITES, "-3"),
+            (ENV_MAX_SITES, "100000"),
+            (ENV_REPORT_DIR, ""),
+        ] {
+            let err = Builder::default()
+                .with_env(env(&[(name, value)]))
+                .unwrap_err();
+            assert_eq!(err.variable(), name);
+            assert!(err.to_string().starts_with(name), "{err}");
+        }
+    }
+}

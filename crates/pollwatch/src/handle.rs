@@ -1,0 +1,75 @@
+//! The [`Handle`]: reads a layer's measurements from any thread, at any time.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pollwatch_report::error::WriteError;
+use pollwatch_report::write::WrittenFiles;
+use pollwatch_report::Report;
+
+use crate::reporter::{self, Reporter};
+use crate::shared::Shared;
+
+/// How many sites the text report lists.
+pub const TEXT_REPORT_TOP_SITES: usize = 20;
+
+/// Reads the measurements of one [`crate::PollWatchLayer`]. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    shared: Arc<Shared>,
+    reporter: Arc<Reporter>,
+}
+
+impl Handle {
+    pub(crate) fn new(shared: Arc<Shared>, reporter: Arc<Reporter>) -> Self {
+        Self { shared, reporter }
+    }
+
+    /// A snapshot of everything measured so far. Slow polls that ended within the last
+    /// millisecond may not be listed yet; every poll is already counted.
+    pub fn report(&self) -> Report {
+        crate::snapshot::take(&self.shared)
+    }
+
+    /// Writes `report.json` and `report.txt` into `dir` (created if missing), each atomically
+    /// (a temporary file renamed over the old one). Call it as often as you like.
+    pub fn write_report(&self, dir: impl AsRef<Path>) -> Result<WrittenFiles, WriteError> {
+        pollwatch_report::write::write_dir(dir.as_ref(), &self.report(), TEXT_REPORT_TOP_SITES)
+    }
+
+    /// The slow-poll threshold in force.
+    pub fn threshold(&self) -> Duration {
+        self.shared.threshold
+    }
+
+    /// The directory [`crate::Guard`] writes the report to.
+    pub fn report_dir(&self) -> &Path {
+        &self.shared.report_dir
+    }
+
+    /// Problems with the setup that pollwatch has noticed, as sentences saying what to change.
+    pub fn diagnostics(&self) -> Vec<String> {
+        self.shared
+            .diagnostics
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether the setup check (see [`crate::Builder::setup_check_after`]) has run.
+    pub fn setup_checked(&self) -> bool {
+        self.shared.setup.is_done()
+    }
+
+    /// Reports every finished slow poll now, without waiting for the reporter's next tick.
+    pub fn flush(&self) {
+        reporter::drain(&self.shared, true);
+    }
+
+    /// Stops pollwatch's background thread after it has reported what is pending. The layer
+    /// keeps counting; [`Handle::report`] keeps working.
+    pub fn shutdown(&self) {
+        self.reporter.stop();
+    }
+}

@@ -1,0 +1,279 @@
+//! The poll path: what happens when a task span is entered, exited and closed.
+//!
+//! Budget (see DESIGN.md): a clock read each way, a thread-local lookup, a few relaxed
+//! stores into the thread's own slot and recorder. No lock, no allocation after the thread's
+//! first poll of a site, no formatting, no I/O, no channel send. Everything else happens on
+//! pollwatch's own threads, which read the slots.
+//!
+//! Nesting: the thread keeps a stack of entered task spans. A poll's recorded time is its own
+//! time, without the polls nested inside it, so no time is counted twice; the thread is held
+//! from the outermost enter, which is what the slot's `poll_start` shows.
+
+pub(crate) mod clock;
+pub(crate) mod recorder;
+pub(crate) mod slow_ring;
+pub(crate) mod thread;
+
+use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::sync::{Arc, Mutex};
+
+use self::clock::Clock;
+use self::recorder::MAX_VALUE_NS;
+use self::thread::{ThreadSlot, MAX_DEPTH};
+use crate::task::TaskInfo;
+
+/// Every slot a layer has created, for its own threads to read.
+pub(crate) type SlotList = Mutex<Vec<Arc<ThreadSlot>>>;
+
+/// The per-layer state the poll path needs.
+#[derive(Debug)]
+pub(crate) struct PollPath {
+    /// Distinguishes this layer's thread-local slots from another layer's in the same process.
+    pub(crate) layer_id: u64,
+    pub(crate) clock: Clock,
+    pub(crate) threshold_ns: u64,
+    /// Recorder array length: the site bound plus the overflow site.
+    pub(crate) site_slots: usize,
+    pub(crate) slots: Arc<SlotList>,
+}
+
+impl PollPath {
+    fn create_slot(&self) -> Arc<ThreadSlot> {
+        let slot = Arc::new(ThreadSlot::new(self.site_slots));
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.push(slot.clone());
+        }
+        slot
+    }
+
+    /// A task span was entered: a poll (or a drop) starts.
+    #[inline]
+    pub(crate) fn enter(&self, span: u64, task: TaskInfo) {
+        let now = self.clock.now();
+        thread::with_slot_or_create(self.layer_id, || self.create_slot(), |slot| {
+            slot.last_exit.span.store(0, Relaxed);
+            let depth = slot.depth.load(Relaxed);
+            if depth >= MAX_DEPTH {
+                slot.nested_too_deep
+                    .store(slot.nested_too_deep.load(Relaxed) + 1, Relaxed);
+                return;
+            }
+            let frame = &slot.frames[depth];
+            frame.span.store(span, Relaxed);
+            frame.task_id.store(task.task_id, Relaxed);
+            frame.site.store(task.site, Relaxed);
+            frame.start.store(now, Relaxed);
+            frame.nested_ns.store(0, Relaxed);
+            slot.depth.store(depth + 1, Release);
+            if depth == 0 {
+                slot.poll_seq
+                    .store(slot.poll_seq.load(Relaxed).wrapping_add(1), Relaxed);
+                slot.poll_start.store(now, Release);
+            }
+        });
+    }
+
+    /// A span was exited. Spans other than the thread's innermost task span are ignored,
+    /// with no registry lookup.
+    #[inline]
+    pub(crate) fn exit(&self, span: u64) {
+        let now = self.clock.now();
+        thread::with_slot(self.layer_id, |slot| {
+            let depth = slot.depth.load(Relaxed);
+            if depth == 0 || depth > MAX_DEPTH {
+                return;
+            }
+            let frame = &slot.frames[depth - 1];
+            if frame.span.load(Relaxed) != span {
+                return;
+            }
+            let total_ns = self.clock.delta_ns(frame.start.load(Relaxed), now);
+            let mut own_ns = total_ns.saturating_sub(frame.nested_ns.load(Relaxed));
+            slot.depth.store(depth - 1, Release);
+            if depth == 1 {
+                slot.poll_start.store(0, Release);
+            } else {
+                let parent = &slot.frames[depth - 2];
+                parent
+                    .nested_ns
+                    .store(parent.nested_ns.load(Relaxed) + total_ns, Relaxed);
+            }
+            if own_ns > MAX_VALUE_NS {
+                own_ns = MAX_VALUE_NS;
+                slot.clamped.store(slot.clamped.load(Relaxed) + 1, Relaxed);
+            }
+            let site = frame.site.load(Relaxed);
+            let task_id = frame.task_id.load(Relaxed);
+            let Some(recorder) = slot.recorder(site) else {
+                return;
+            };
+            let slow = own_ns > self.threshold_ns;
+            let recorded = recorder.record(own_ns, slow);
+            let slow_position = if slow {
+                slot.slow
+                    .push(task_id, site, own_ns, now)
+                    .map_or(0, |p| p + 1)
+            } else {
+                0
+            };
+            let last = &slot.last_exit;
+            last.task_id.store(task_id, Relaxed);
+            last.site.store(site, Relaxed);
+            last.bucket.store(recorded.bucket, Relaxed);
+            last.ns.store(recorded.ns, Relaxed);
+            last.prev_max_ns.store(recorded.prev_max_ns, Relaxed);
+            last.slow.store(slow, Relaxed);
+            last.slow_position.store(slow_position, Relaxed);
+            last.span.store(span, Relaxed);
+        });
+    }
+
+    /// A task span closed. If the last thing this thread did was exit that span, that enter
+    /// was `Instrumented` dropping the future, not a poll: relabel it as a drop.
+    pub(crate) fn close(&self, span: u64, task: TaskInfo) {
+        thread::with_slot(self.layer_id, |slot| {
+            let last = &slot.last_exit;
+            if last.span.load(Relaxed) != span || last.task_id.load(Relaxed) != task.task_id {
+                return;
+            }
+            last.span.store(0, Relaxed);
+            let slow = last.slow.load(Relaxed);
+            if let Some(recorder) = slot.existing_recorder(last.site.load(Relaxed)) {
+                recorder.relabel_as_drop(last.recorded(), slow);
+            }
+            let position = last.slow_position.load(Relaxed);
+            if position > 0 {
+                slot.slow.mark_drop(position - 1);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::recorder::SiteTotals;
+    use super::*;
+    use std::sync::Arc;
+
+    const THRESHOLD_NS: u64 = 10_000_000;
+
+    fn path() -> (PollPath, Arc<quanta::Mock>) {
+        let (clock, mock) = quanta::Clock::mock();
+        mock.increment(1_000u64);
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 40);
+        let path = PollPath {
+            layer_id: NEXT.fetch_add(1, Relaxed),
+            clock: Clock::from_quanta(clock),
+            threshold_ns: THRESHOLD_NS,
+            site_slots: 4,
+            slots: Arc::default(),
+        };
+        (path, mock)
+    }
+
+    fn totals(path: &PollPath, site: u32) -> SiteTotals {
+        let mut totals = SiteTotals::default();
+        for slot in path.slots.lock().unwrap().iter() {
+            if let Some(recorder) = slot.existing_recorder(site) {
+                recorder.merge_into(&mut totals);
+            }
+        }
+        totals
+    }
+
+    fn task(task_id: u64, site: u32) -> TaskInfo {
+        TaskInfo { task_id, site }
+    }
+
+    #[test]
+    fn a_poll_exactly_at_the_threshold_is_not_slow_and_one_nanosecond_more_is() {
+        let (path, mock) = path();
+        path.enter(1, task(1, 0));
+        mock.increment(THRESHOLD_NS);
+        path.exit(1);
+        assert_eq!(totals(&path, 0).slow_polls, 0);
+        path.enter(1, task(1, 0));
+        mock.increment(THRESHOLD_NS + 1);
+        path.exit(1);
+        let t = totals(&path, 0);
+        assert_eq!((t.polls(), t.slow_polls), (2, 1));
+        assert_eq!(t.max_ns, THRESHOLD_NS + 1);
+    }
+
+    #[test]
+    fn nested_polls_count_their_time_once() {
+        let (path, mock) = path();
+        path.enter(10, task(1, 0)); // block_on
+        mock.increment(1_000u64);
+        path.enter(11, task(2, 1)); // a local task inside it
+        mock.increment(20_000_000u64);
+        path.exit(11);
+        mock.increment(2_000u64);
+        path.exit(10);
+        let outer = totals(&path, 0);
+        let inner = totals(&path, 1);
+        assert_eq!(outer.busy_ns, 3_000);
+        assert_eq!(outer.slow_polls, 0, "the outer poll is not blamed");
+        assert_eq!(inner.busy_ns, 20_000_000);
+        assert_eq!(inner.slow_polls, 1, "the innermost task is blamed");
+    }
+
+    #[test]
+    fn exits_of_other_spans_are_ignored() {
+        let (path, mock) = path();
+        path.enter(1, task(1, 0));
+        path.exit(99);
+        mock.increment(5_000u64);
+        path.exit(1);
+        assert_eq!(totals(&path, 0).polls(), 1);
+        assert_eq!(totals(&path, 0).busy_ns, 5_000);
+    }
+
+    #[test]
+    fn an_enter_followed_by_close_is_a_drop_not_a_poll() {
+        let (path, mock) = path();
+        path.enter(1, task(7, 0));
+        mock.increment(100u64);
+        path.exit(1);
+        path.enter(1, task(7, 0));
+        mock.increment(30_000_000u64);
+        path.exit(1);
+        path.close(1, task(7, 0));
+        let t = totals(&path, 0);
+        assert_eq!((t.polls(), t.busy_ns, t.max_ns), (1, 100, 100));
+        assert_eq!((t.drops, t.drop_ns, t.slow_polls), (1, 30_000_000, 0));
+        let slot = path.slots.lock().unwrap()[0].clone();
+        let mut seen = Vec::new();
+        slot.slow.drain(|_| true, |r| seen.push(r));
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].is_drop, "the slow record is labelled a drop");
+    }
+
+    #[test]
+    fn a_close_after_another_enter_does_not_relabel() {
+        let (path, mock) = path();
+        path.enter(1, task(7, 0));
+        mock.increment(100u64);
+        path.exit(1);
+        path.enter(2, task(8, 0));
+        path.exit(2);
+        path.close(1, task(7, 0));
+        assert_eq!(totals(&path, 0).polls(), 2);
+        assert_eq!(totals(&path, 0).drops, 0);
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_stack_is_counted_not_timed() {
+        let (path, _mock) = path();
+        for span in 0..(MAX_DEPTH as u64 + 2) {
+            path.enter(span + 1, task(span, 0));
+        }
+        for span in (0..(MAX_DEPTH as u64 + 2)).rev() {
+            path.exit(span + 1);
+        }
+        let slot = path.slots.lock().unwrap()[0].clone();
+        assert_eq!(slot.nested_too_deep.load(Relaxed), 2);
+        assert_eq!(totals(&path, 0).polls(), MAX_DEPTH as u64);
+        assert_eq!(slot.depth.load(Relaxed), 0);
+    }
+}

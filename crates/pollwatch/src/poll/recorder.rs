@@ -1,0 +1,222 @@
+//! Per-thread, per-site poll-time recorders: a fixed log-linear bucket array with one writer.
+//!
+//! A full hdrhistogram at 3 significant digits over 1 µs .. 1 h is ~190 KB, too large to keep
+//! per site *per thread*. Each thread instead records into [`SiteRecorder`]s of
+//! [`BUCKETS`] counters (32 linear sub-buckets per power of two, so a value is known to within
+//! 1/32 of itself, ≤ 1.6% from the bucket's midpoint), and the report merges the threads'
+//! recorders into one hdrhistogram per site. Max and total time are kept exactly.
+//!
+//! Only the owning thread writes, so updates are a relaxed load and store (no atomic
+//! read-modify-write, no contended cache line); any thread may read.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// log2 of the number of sub-buckets per power of two.
+const SUB_BITS: u32 = 5;
+const SUB: u64 = 1 << SUB_BITS;
+/// Values are clamped to the histogram's upper bound, one hour.
+pub(crate) const MAX_VALUE_NS: u64 = pollwatch_report::histogram::HIGHEST_NS;
+/// 2^42 ns (73 min) is the first power of two above one hour.
+const TOP_BIT: u32 = 42;
+/// Number of buckets in one recorder.
+pub(crate) const BUCKETS: usize = ((TOP_BIT - SUB_BITS + 1) as usize) * SUB as usize;
+
+/// Bytes one recorder occupies: what memory grows by per (site, polling thread) pair.
+#[cfg(test)]
+pub(crate) const RECORDER_BYTES: usize = std::mem::size_of::<SiteRecorder>() + BUCKETS * 8;
+
+/// The bucket holding `ns` (already clamped to [`MAX_VALUE_NS`]).
+#[inline]
+pub(crate) fn bucket_index(ns: u64) -> usize {
+    if ns < SUB {
+        return ns as usize;
+    }
+    let high_bit = 63 - ns.leading_zeros();
+    let shift = high_bit - SUB_BITS;
+    (((shift as u64 + 1) * SUB) + ((ns >> shift) & (SUB - 1))) as usize
+}
+
+/// The values `[low, high)` that fall into bucket `index`.
+pub(crate) fn bucket_range(index: usize) -> (u64, u64) {
+    let index = index as u64;
+    if index < SUB {
+        return (index, index + 1);
+    }
+    let shift = index / SUB - 1;
+    let low = (SUB + index % SUB) << shift;
+    (low, low + (1 << shift))
+}
+
+/// The value a bucket stands for when merged into an hdrhistogram: its midpoint.
+pub(crate) fn bucket_value(index: usize) -> u64 {
+    let (low, high) = bucket_range(index);
+    (low + (high - low) / 2).min(MAX_VALUE_NS)
+}
+
+/// What [`SiteRecorder::record`] changed, so that a drop mislabelled as a poll can be undone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Recorded {
+    pub(crate) bucket: usize,
+    pub(crate) ns: u64,
+    pub(crate) prev_max_ns: u64,
+}
+
+/// One thread's measurements for one site.
+#[derive(Debug)]
+pub(crate) struct SiteRecorder {
+    buckets: Box<[AtomicU64]>,
+    busy_ns: AtomicU64,
+    max_ns: AtomicU64,
+    slow_polls: AtomicU64,
+    drops: AtomicU64,
+    drop_ns: AtomicU64,
+}
+
+#[inline]
+fn add(counter: &AtomicU64, by: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(by), Relaxed);
+}
+
+#[inline]
+fn sub(counter: &AtomicU64, by: u64) {
+    counter.store(counter.load(Relaxed).wrapping_sub(by), Relaxed);
+}
+
+impl SiteRecorder {
+    pub(crate) fn new() -> Self {
+        Self {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            busy_ns: AtomicU64::new(0),
+            max_ns: AtomicU64::new(0),
+            slow_polls: AtomicU64::new(0),
+            drops: AtomicU64::new(0),
+            drop_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one poll of `ns` (clamped by the caller). Owner thread only.
+    #[inline]
+    pub(crate) fn record(&self, ns: u64, slow: bool) -> Recorded {
+        let bucket = bucket_index(ns);
+        add(&self.buckets[bucket], 1);
+        add(&self.busy_ns, ns);
+        let prev_max_ns = self.max_ns.load(Relaxed);
+        if ns > prev_max_ns {
+            self.max_ns.store(ns, Relaxed);
+        }
+        if slow {
+            add(&self.slow_polls, 1);
+        }
+        Recorded {
+            bucket,
+            ns,
+            prev_max_ns,
+        }
+    }
+
+    /// Turns a recorded poll back into a drop. Owner thread only.
+    pub(crate) fn relabel_as_drop(&self, recorded: Recorded, slow: bool) {
+        sub(&self.buckets[recorded.bucket], 1);
+        sub(&self.busy_ns, recorded.ns);
+        if self.max_ns.load(Relaxed) == recorded.ns && recorded.prev_max_ns < recorded.ns {
+            self.max_ns.store(recorded.prev_max_ns, Relaxed);
+        }
+        if slow {
+            sub(&self.slow_polls, 1);
+        }
+        add(&self.drops, 1);
+        add(&self.drop_ns, recorded.ns);
+    }
+
+    /// Adds this recorder's counts into `into`.
+    pub(crate) fn merge_into(&self, into: &mut SiteTotals) {
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            into.buckets[i] += bucket.load(Relaxed);
+        }
+        into.busy_ns += self.busy_ns.load(Relaxed);
+        into.max_ns = into.max_ns.max(self.max_ns.load(Relaxed));
+        into.slow_polls += self.slow_polls.load(Relaxed);
+        into.drops += self.drops.load(Relaxed);
+        into.drop_ns += self.drop_ns.load(Relaxed);
+    }
+}
+
+/// A site's measurements summed over every thread.
+#[derive(Clone, Debug)]
+pub(crate) struct SiteTotals {
+    pub(crate) buckets: Vec<u64>,
+    pub(crate) busy_ns: u64,
+    pub(crate) max_ns: u64,
+    pub(crate) slow_polls: u64,
+    pub(crate) drops: u64,
+    pub(crate) drop_ns: u64,
+}
+
+impl Default for SiteTotals {
+    fn default() -> Self {
+        Self {
+            buckets: vec![0; BUCKETS],
+            busy_ns: 0,
+            max_ns: 0,
+            slow_polls: 0,
+            drops: 0,
+            drop_ns: 0,
+        }
+    }
+}
+
+impl SiteTotals {
+    pub(crate) fn polls(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_value_falls_inside_its_bucket() {
+        let mut values: Vec<u64> = (0..5000).collect();
+        let mut v = 5000u64;
+        while v < MAX_VALUE_NS {
+            values.extend([v - 1, v, v + 1]);
+            v = v * 3 / 2;
+        }
+        values.push(MAX_VALUE_NS);
+        for value in values {
+            let index = bucket_index(value);
+            assert!(index < BUCKETS, "{value} -> {index}");
+            let (low, high) = bucket_range(index);
+            assert!(low <= value && value < high, "{value} not in [{low}, {high})");
+            assert!((high - low) * 32 <= low.max(32), "bucket too wide at {value}");
+        }
+    }
+
+    #[test]
+    fn a_recorder_stays_under_ten_kilobytes() {
+        assert!(RECORDER_BYTES < 10 * 1024, "{RECORDER_BYTES}");
+    }
+
+    #[test]
+    fn buckets_are_contiguous() {
+        for index in 1..BUCKETS {
+            assert_eq!(bucket_range(index - 1).1, bucket_range(index).0, "gap at {index}");
+        }
+    }
+
+    #[test]
+    fn relabelling_a_poll_as_a_drop_restores_the_counts() {
+        let recorder = SiteRecorder::new();
+        recorder.record(1_000, false);
+        let second = recorder.record(50_000_000, true);
+        recorder.relabel_as_drop(second, true);
+        let mut totals = SiteTotals::default();
+        recorder.merge_into(&mut totals);
+        assert_eq!(totals.polls(), 1);
+        assert_eq!(totals.busy_ns, 1_000);
+        assert_eq!(totals.max_ns, 1_000);
+        assert_eq!(totals.slow_polls, 0);
+        assert_eq!((totals.drops, totals.drop_ns), (1, 50_000_000));
+    }
+}

@@ -1,0 +1,62 @@
+//! The slow-poll event: one WARN event, target `pollwatch`, per slow poll, with structured
+//! fields and a one-line message a person can act on.
+
+use pollwatch_report::units::format_duration_ns;
+use pollwatch_report::SlowPoll;
+
+use crate::shared::Shared;
+
+/// The target of every event pollwatch emits.
+pub const TARGET: &str = "pollwatch";
+
+/// The one-line message of a slow-poll event.
+pub(crate) fn message(slow: &SlowPoll, threshold_ns: u64) -> String {
+    let task = if slow.task_name.is_empty() {
+        format!("task {}", slow.task_id)
+    } else {
+        format!("task {:?} (id {})", slow.task_name, slow.task_id)
+    };
+    let held = format_duration_ns(slow.duration_ns);
+    let threshold = format_duration_ns(threshold_ns);
+    if slow.kind == "drop" {
+        format!(
+            "dropping {task} spawned at {} held thread {:?} for {held} (threshold {threshold}): \
+             its Drop blocks; move the blocking cleanup to tokio::task::spawn_blocking",
+            slow.site, slow.thread
+        )
+    } else {
+        format!(
+            "{task} spawned at {} held thread {:?} for {held} in one poll (threshold {threshold}): \
+             something between two .awaits blocks (std::fs, std::thread::sleep, a std Mutex, a \
+             blocking client, CPU work); use its async version or tokio::task::spawn_blocking",
+            slow.site, slow.thread
+        )
+    }
+}
+
+/// Emits the events through the subscriber the layer is installed in.
+pub(crate) fn emit(shared: &Shared, slow_polls: &[SlowPoll]) {
+    let dispatch = shared
+        .dispatch
+        .lock()
+        .ok()
+        .and_then(|d| d.as_ref().and_then(|weak| weak.upgrade()));
+    let Some(dispatch) = dispatch else { return };
+    let threshold_ns = shared.poll.threshold_ns;
+    tracing::dispatcher::with_default(&dispatch, || {
+        for slow in slow_polls {
+            let text = message(slow, threshold_ns);
+            tracing::event!(
+                target: "pollwatch",
+                tracing::Level::WARN,
+                task.id = slow.task_id,
+                task.name = %slow.task_name,
+                site = %slow.site,
+                worker = %slow.thread,
+                duration_ms = slow.duration_ns as f64 / 1e6,
+                kind = %slow.kind,
+                "{text}"
+            );
+        }
+    });
+}

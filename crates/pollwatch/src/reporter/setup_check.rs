@@ -1,0 +1,158 @@
+//! The setup check: when no task span has reached pollwatch a few seconds after it was
+//! installed while a tokio runtime is running, say exactly what hides tokio's task spans.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tracing_core::Metadata;
+
+use crate::shared::Shared;
+use crate::task::{is_task_span, TASK_TARGET};
+
+/// The names tokio gives its worker threads, as `/proc` shows them (15 bytes): current
+/// releases, then older ones.
+const TOKIO_WORKER_COMMS: [&str; 2] = ["tokio-rt-worker", "tokio-runtime-w"];
+
+#[derive(Debug)]
+pub(crate) struct SetupCheck {
+    after: Duration,
+    installed_at: Mutex<Option<Instant>>,
+    saw_task: AtomicBool,
+    saw_task_callsite: AtomicBool,
+    saw_tokio_callsite: AtomicBool,
+    runtime_at_build: bool,
+    done: AtomicBool,
+}
+
+/// Why no task span arrives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// pollwatch (and so, most likely, tokio) was compiled without `--cfg tokio_unstable`.
+    NoUnstableCfg,
+    /// tokio registered its task callsite, but something filters its spans out.
+    Filtered,
+    /// tokio never registered a task callsite: its `tracing` feature is off, or a filter or a
+    /// `max_level_*` feature removes TRACE spans before pollwatch sees them.
+    NoTracingOrFiltered,
+}
+
+impl SetupCheck {
+    pub(crate) fn new(after: Duration) -> Self {
+        Self {
+            after,
+            installed_at: Mutex::new(None),
+            saw_task: AtomicBool::new(false),
+            saw_task_callsite: AtomicBool::new(false),
+            saw_tokio_callsite: AtomicBool::new(false),
+            runtime_at_build: tokio::runtime::Handle::try_current().is_ok(),
+            done: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn installed(&self) {
+        if let Ok(mut at) = self.installed_at.lock() {
+            at.get_or_insert_with(Instant::now);
+        }
+    }
+
+    pub(crate) fn saw_callsite(&self, metadata: &Metadata<'_>) {
+        if is_task_span(metadata) {
+            self.saw_task_callsite.store(true, Relaxed);
+        }
+        if metadata.target().starts_with("tokio") {
+            self.saw_tokio_callsite.store(true, Relaxed);
+        }
+    }
+
+    pub(crate) fn saw_task(&self) {
+        if !self.saw_task.load(Relaxed) {
+            self.saw_task.store(true, Relaxed);
+        }
+    }
+
+    /// Whether the check has run (it runs once).
+    pub(crate) fn is_done(&self) -> bool {
+        self.done.load(Relaxed)
+    }
+
+    /// Runs the check once its time has come; records and prints the diagnosis.
+    pub(crate) fn check(&self, shared: &Shared) {
+        if self.done.load(Relaxed) {
+            return;
+        }
+        let due = self
+            .installed_at
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .is_some_and(|at| at.elapsed() >= self.after);
+        if !due {
+            return;
+        }
+        self.done.store(true, Relaxed);
+        if self.saw_task.load(Relaxed) || !self.runtime_running() {
+            return;
+        }
+        let text = diagnosis(self.cause(), self.after);
+        eprintln!("{text}");
+        if let Ok(mut diagnostics) = shared.diagnostics.lock() {
+            diagnostics.push(text);
+        }
+    }
+
+    fn runtime_running(&self) -> bool {
+        self.runtime_at_build || self.saw_tokio_callsite.load(Relaxed) || tokio_threads_exist()
+    }
+
+    fn cause(&self) -> Cause {
+        if !cfg!(tokio_unstable) {
+            Cause::NoUnstableCfg
+        } else if self.saw_task_callsite.load(Relaxed) {
+            Cause::Filtered
+        } else {
+            Cause::NoTracingOrFiltered
+        }
+    }
+}
+
+/// Whether a thread with tokio's default worker name exists (Linux; false elsewhere).
+fn tokio_threads_exist() -> bool {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("comm"))
+            .is_ok_and(|comm| TOKIO_WORKER_COMMS.contains(&comm.trim_end()))
+    })
+}
+
+/// The message for a cause: what is wrong and exactly what to change.
+pub(crate) fn diagnosis(cause: Cause, after: Duration) -> String {
+    let head = format!(
+        "pollwatch: a tokio runtime is running but no task span has reached pollwatch {}s after \
+         it was installed, so it measures nothing.",
+        after.as_secs_f32()
+    );
+    let fix = match cause {
+        Cause::NoUnstableCfg => "The build lacks `--cfg tokio_unstable`, without which tokio emits \
+             no task spans. Add to .cargo/config.toml at the workspace root:\n  [build]\n  \
+             rustflags = [\"--cfg\", \"tokio_unstable\"]\n(or build with RUSTFLAGS=\"--cfg tokio_unstable\")."
+            .to_owned(),
+        Cause::Filtered => format!(
+            "tokio emits its task spans (TRACE, target `{TASK_TARGET}`), but a filter drops them before \
+             pollwatch sees them. A filter on the whole registry (`registry().with(EnvFilter)` or \
+             `.with(LevelFilter::INFO)`) disables them for every layer: attach the filter to your \
+             output layer instead, `fmt::layer().with_filter(EnvFilter::from_default_env())`, or allow \
+             `tokio::task=trace` in it."
+        ),
+        Cause::NoTracingOrFiltered => format!(
+            "tokio has not registered its task span. Either tokio's `tracing` feature is off (add it: \
+             `tokio = {{ version = \"1\", features = [\"full\", \"tracing\"] }}`), or a filter outside \
+             pollwatch removes TRACE spans with target `{TASK_TARGET}` (a registry-wide EnvFilter or \
+             LevelFilter, or tracing's `max_level_*`/`release_max_level_*` features): attach filters to \
+             your output layer instead."
+        ),
+    };
+    format!("{head} {fix}")
+}

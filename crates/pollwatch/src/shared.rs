@@ -1,0 +1,66 @@
+//! The state one layer shares with its handle and its background threads.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tracing_core::dispatcher::WeakDispatch;
+
+use crate::builder::Builder;
+use crate::handle::Handle;
+use crate::layer::PollWatchLayer;
+use crate::poll::clock::Clock;
+use crate::poll::PollPath;
+use crate::reporter::setup_check::SetupCheck;
+use crate::reporter::Reporter;
+use crate::sites::Sites;
+use pollwatch_report::SlowPoll;
+
+/// Distinguishes layers within one process (each has its own thread-local slots).
+static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) threshold: Duration,
+    pub(crate) max_sites: u32,
+    pub(crate) report_dir: std::path::PathBuf,
+    pub(crate) tick: Duration,
+    pub(crate) started_at: SystemTime,
+    pub(crate) poll: PollPath,
+    pub(crate) sites: Sites,
+    pub(crate) setup: SetupCheck,
+    /// The most recent slow polls, for reports.
+    pub(crate) recent: Mutex<VecDeque<SlowPoll>>,
+    pub(crate) diagnostics: Mutex<Vec<String>>,
+    /// The subscriber the layer is installed in; the reporter emits events through it.
+    pub(crate) dispatch: Mutex<Option<WeakDispatch>>,
+}
+
+pub(crate) fn build(builder: Builder) -> (PollWatchLayer, Handle) {
+    let max_sites = u32::try_from(builder.max_sites).unwrap_or(u32::MAX - 1);
+    let shared = Arc::new(Shared {
+        threshold: builder.threshold,
+        max_sites,
+        report_dir: builder.report_dir,
+        tick: builder.tick,
+        started_at: SystemTime::now(),
+        poll: PollPath {
+            layer_id: NEXT_LAYER_ID.fetch_add(1, Relaxed),
+            clock: Clock::new(),
+            threshold_ns: u64::try_from(builder.threshold.as_nanos()).unwrap_or(u64::MAX),
+            site_slots: max_sites as usize + 1,
+            slots: Arc::default(),
+        },
+        sites: Sites::new(max_sites),
+        setup: SetupCheck::new(builder.setup_check_after),
+        recent: Mutex::new(VecDeque::new()),
+        diagnostics: Mutex::new(Vec::new()),
+        dispatch: Mutex::new(None),
+    });
+    let reporter = Reporter::start(&shared);
+    let layer = PollWatchLayer {
+        shared: shared.clone(),
+    };
+    (layer, Handle::new(shared, reporter))
+}

@@ -1,0 +1,100 @@
+//! Building a [`Report`] from the live state: merge every thread's recorders per site into one
+//! hdrhistogram, add the counters, the recent slow polls and the diagnostics.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pollwatch_report::{histogram, Dropped, Report, SiteReport, Totals};
+
+use crate::poll::recorder::{bucket_value, SiteTotals};
+use crate::shared::Shared;
+
+pub(crate) fn take(shared: &Shared) -> Report {
+    let slots = shared
+        .poll
+        .slots
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    let mut totals = Totals {
+        threads: u32::try_from(slots.len()).unwrap_or(u32::MAX),
+        ..Totals::default()
+    };
+    let mut sites = Vec::new();
+    for (id, site) in shared.sites.all() {
+        let mut merged = SiteTotals::default();
+        for slot in &slots {
+            if let Some(recorder) = slot.existing_recorder(id) {
+                recorder.merge_into(&mut merged);
+            }
+        }
+        let tasks_spawned = site.tasks_spawned.load(Relaxed);
+        let polls = merged.polls();
+        if polls == 0 && tasks_spawned == 0 && merged.drops == 0 {
+            continue;
+        }
+        let mut hist = histogram::new_histogram();
+        for (bucket, &count) in merged.buckets.iter().enumerate() {
+            if count > 0 {
+                // Values are clamped to the histogram's bound, so recording cannot fail.
+                let _ = hist.record_n(bucket_value(bucket), count);
+            }
+        }
+        totals.polls += polls;
+        totals.slow_polls += merged.slow_polls;
+        totals.busy_ns += merged.busy_ns;
+        totals.tasks_spawned += tasks_spawned;
+        sites.push(SiteReport {
+            id,
+            label: site.label.clone(),
+            file: site.file.clone(),
+            line: site.line,
+            col: site.col,
+            name: site.name.clone(),
+            kind: site.kind.clone(),
+            tasks_spawned,
+            polls,
+            slow_polls: merged.slow_polls,
+            busy_ns: merged.busy_ns,
+            max_ns: merged.max_ns,
+            drops: merged.drops,
+            drop_ns: merged.drop_ns,
+            percentiles: histogram::percentiles(&hist),
+            histogram: histogram::encode(&hist),
+        });
+    }
+    sites.sort_by(|a, b| b.busy_ns.cmp(&a.busy_ns).then(a.id.cmp(&b.id)));
+    let dropped = Dropped {
+        tasks_in_overflow_site: shared.sites.overflowed_tasks(),
+        slow_poll_events: slots.iter().map(|s| s.slow.dropped()).sum(),
+        polls_nested_too_deep: slots.iter().map(|s| s.nested_too_deep.load(Relaxed)).sum(),
+        values_clamped: slots.iter().map(|s| s.clamped.load(Relaxed)).sum(),
+    };
+    let now = SystemTime::now();
+    Report {
+        format: pollwatch_report::FORMAT.to_owned(),
+        version: pollwatch_report::VERSION,
+        pollwatch_version: env!("CARGO_PKG_VERSION").to_owned(),
+        taken_at_unix_ms: now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        uptime_ns: now
+            .duration_since(shared.started_at)
+            .map_or(0, |d| d.as_nanos() as u64),
+        threshold_ns: shared.poll.threshold_ns,
+        max_sites: shared.max_sites,
+        totals,
+        dropped,
+        sites,
+        slow_polls: shared
+            .recent
+            .lock()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default(),
+        diagnostics: shared
+            .diagnostics
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default(),
+    }
+}

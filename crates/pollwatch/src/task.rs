@@ -1,0 +1,75 @@
+//! What pollwatch learns about a task from its `runtime.spawn` span, once, when the task is
+//! spawned: never on the poll path.
+
+use std::fmt;
+
+use tracing::field::{Field, Visit};
+
+/// The target of the spans tokio opens around every poll of a task or `block_on` future.
+/// `spawn_blocking` and the runtime's worker threads use `tokio::task::blocking`: blocking
+/// there is allowed, and a worker thread lives inside such a span, so those are never ours.
+pub(crate) const TASK_TARGET: &str = "tokio::task";
+
+/// The name of tokio's task spans.
+pub(crate) const TASK_SPAN_NAME: &str = "runtime.spawn";
+
+/// True for the callsites whose spans are task polls.
+pub(crate) fn is_task_span(metadata: &tracing::Metadata<'_>) -> bool {
+    metadata.target() == TASK_TARGET && metadata.name() == TASK_SPAN_NAME
+}
+
+/// Per-span state, kept in the span's extensions from `on_new_span` until it closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TaskInfo {
+    /// tokio's task id.
+    pub(crate) task_id: u64,
+    /// The interned spawn site.
+    pub(crate) site: u32,
+}
+
+/// The fields of a `runtime.spawn` span, as tokio records them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct TaskFields {
+    pub(crate) kind: String,
+    pub(crate) name: String,
+    pub(crate) task_id: u64,
+    pub(crate) file: String,
+    pub(crate) line: u32,
+    pub(crate) col: u32,
+}
+
+impl Visit for TaskFields {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        let small = u32::try_from(value).unwrap_or(u32::MAX);
+        match field.name() {
+            "task.id" => self.task_id = value,
+            "loc.line" => self.line = small,
+            "loc.col" => self.col = small,
+            _ => {}
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.record_u64(field, u64::try_from(value).unwrap_or(0));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "loc.file" => self.file = value.to_owned(),
+            "task.name" => self.name = value.to_owned(),
+            "kind" => self.kind = value.to_owned(),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // tokio records `kind` and `task.name` with `%`, which reaches visitors as Debug of a
+        // Display wrapper: its Debug output is the Display text.
+        match field.name() {
+            "task.name" => self.name = format!("{value:?}"),
+            "kind" => self.kind = format!("{value:?}"),
+            "loc.file" if self.file.is_empty() => self.file = format!("{value:?}"),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! When a filter hides tokio's task spans, pollwatch says what to change.
+
+mod support;
+
+use std::time::Duration;
+
+use tracing_subscriber::filter::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+
+#[test]
+fn a_registry_wide_filter_that_hides_task_spans_is_explained() {
+    let (layer, handle) = pollwatch::PollWatch::builder()
+        .setup_check_after(Duration::from_millis(100))
+        .tick(Duration::from_millis(5))
+        .build();
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry().with(EnvFilter::new("info")).with(layer),
+    );
+    let watched = support::Watched { dispatch, handle };
+    let rt = watched.runtime(2);
+    watched.scope(|| {
+        rt.block_on(async {
+            // Keep the runtime busy until the check has run.
+            while !watched.handle.setup_checked() {
+                tokio::spawn(async {}).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    });
+    let diagnostics = watched.handle.diagnostics();
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+    assert!(diagnostics[0].contains("filter"), "{}", diagnostics[0]);
+    assert!(diagnostics[0].contains("with_filter"), "says how to fix it: {}", diagnostics[0]);
+    assert_eq!(watched.report().diagnostics, diagnostics, "the report carries it too");
+}
+
+#[test]
+fn a_correct_setup_gets_no_diagnosis() {
+    let (layer, handle) = pollwatch::PollWatch::builder()
+        .setup_check_after(Duration::from_millis(100))
+        .build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let watched = support::Watched { dispatch, handle };
+    let rt = watched.runtime(2);
+    watched.scope(|| {
+        rt.block_on(async {
+            while !watched.handle.setup_checked() {
+                tokio::spawn(async {}).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    });
+    assert!(watched.handle.diagnostics().is_empty());
+}

@@ -1,0 +1,103 @@
+//! Shared test helpers: a scoped subscriber with pollwatch installed, visible on the test
+//! thread and on every thread of the runtimes built here.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pollwatch::{Handle, PollWatch, Report};
+use pollwatch_report::SiteReport;
+use tracing::Dispatch;
+use tracing_subscriber::layer::SubscriberExt;
+
+/// A dispatcher holding pollwatch (and whatever else the test adds), plus its handle.
+pub struct Watched {
+    pub dispatch: Dispatch,
+    pub handle: Handle,
+}
+
+impl Watched {
+    /// pollwatch alone in a registry, with `threshold`.
+    pub fn new(threshold: Duration) -> Self {
+        let (layer, handle) = PollWatch::builder().threshold(threshold).build();
+        let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+        Self { dispatch, handle }
+    }
+
+    /// A multi-thread runtime whose threads all use this dispatcher.
+    pub fn runtime(&self, workers: usize) -> tokio::runtime::Runtime {
+        self.runtime_with(workers, |_| {})
+    }
+
+    /// Like [`runtime`](Self::runtime), with extra builder settings.
+    pub fn runtime_with(
+        &self,
+        workers: usize,
+        extra: impl FnOnce(&mut tokio::runtime::Builder),
+    ) -> tokio::runtime::Runtime {
+        let dispatch = self.dispatch.clone();
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder
+            .worker_threads(workers)
+            .enable_all()
+            .on_thread_start(move || {
+                // The runtime's threads keep the test's dispatcher for their whole life.
+                std::mem::forget(tracing::dispatcher::set_default(&dispatch));
+            });
+        extra(&mut builder);
+        // Build with the dispatcher current, so spans created while starting belong to it.
+        tracing::dispatcher::with_default(&self.dispatch, || builder.build().unwrap())
+    }
+
+    /// Runs `f` with this dispatcher as the thread's default.
+    pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        tracing::dispatcher::with_default(&self.dispatch, f)
+    }
+
+    /// A report after every pending slow poll has been reported.
+    pub fn report(&self) -> Report {
+        self.handle.flush();
+        self.handle.report()
+    }
+}
+
+/// The site spawned from `file` at `line` (and any column).
+pub fn site_at<'a>(report: &'a Report, file: &str, line: u32) -> &'a SiteReport {
+    report
+        .sites
+        .iter()
+        .find(|s| s.file.ends_with(file) && s.line == line)
+        .unwrap_or_else(|| panic!("no site at {file}:{line} in {:#?}", labels(report)))
+}
+
+/// Every site's label.
+pub fn labels(report: &Report) -> Vec<String> {
+    report.sites.iter().map(|s| s.label.clone()).collect()
+}
+
+/// A `MakeWriter` that keeps everything written, for asserting on fmt output.
+#[derive(Clone, Default)]
+pub struct Captured(pub Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
