@@ -1,0 +1,154 @@
+//! The report data model: what a pollwatch report holds, independent of how it is stored.
+//!
+//! Every duration is in nanoseconds and every field name carries its unit (`_ns`).
+//! See the crate documentation for the JSON schema and its versioning rules.
+
+use serde::{Deserialize, Serialize};
+
+/// The value of [`Report::format`] in every pollwatch report.
+pub const FORMAT: &str = "pollwatch-report";
+
+/// The schema version this crate writes, and the only one it reads.
+///
+/// The version changes whenever a field is removed or changes meaning. Fields may be added
+/// without a version change; readers ignore fields they do not know.
+pub const VERSION: u32 = 1;
+
+/// One snapshot of everything pollwatch measured, from the layer's start until `taken_at`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`FORMAT`]; lets a reader reject a JSON file that is not a pollwatch report.
+    pub format: String,
+    /// The schema version, [`VERSION`] when written by this crate.
+    pub version: u32,
+    /// The version of the `pollwatch` library that produced the report.
+    pub pollwatch_version: String,
+    /// When the snapshot was taken, in milliseconds since the Unix epoch.
+    pub taken_at_unix_ms: u64,
+    /// How long the layer had been observing when the snapshot was taken.
+    pub uptime_ns: u64,
+    /// The slow-poll threshold in force: a poll that holds its thread for longer is slow.
+    pub threshold_ns: u64,
+    /// The most sites the layer keeps apart; tasks from further sites go to the overflow site.
+    pub max_sites: u32,
+    /// Totals over every site.
+    pub totals: Totals,
+    /// What was lost or clamped to keep the layer's memory and time bounded.
+    pub dropped: Dropped,
+    /// One entry per spawn site, ordered by `busy_ns`, largest first.
+    pub sites: Vec<SiteReport>,
+    /// The most recent slow polls (newest last); at most [`Report::SLOW_POLLS_KEPT`] are kept.
+    /// Every slow poll is counted in its site's `slow_polls` whether or not it is listed here.
+    pub slow_polls: Vec<SlowPoll>,
+    /// Problems with the setup that pollwatch noticed, as sentences saying what to change.
+    #[serde(default)]
+    pub diagnostics: Vec<String>,
+}
+
+impl Report {
+    /// How many recent slow polls a report lists.
+    pub const SLOW_POLLS_KEPT: usize = 256;
+}
+
+/// Totals over every site.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Polls observed (task polls and `block_on` polls; drops are not polls).
+    pub polls: u64,
+    /// Polls that held their thread for longer than the threshold.
+    pub slow_polls: u64,
+    /// Time spent inside polls, summed over every thread.
+    pub busy_ns: u64,
+    /// Tasks spawned (including `block_on` futures and `LocalSet` tasks).
+    pub tasks_spawned: u64,
+    /// Threads that have polled at least one task.
+    pub threads: u32,
+}
+
+/// What the layer dropped or clamped. Each counter says what it lost; none of them changes
+/// the poll counts, which are always exact.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dropped {
+    /// Tasks whose site did not fit in the site table; they are counted in the overflow site.
+    pub tasks_in_overflow_site: u64,
+    /// Slow polls that were counted but not reported as events, because a thread's
+    /// queue of finished slow polls was full when the poll ended.
+    pub slow_poll_events: u64,
+    /// Polls nested deeper than the per-thread stack holds; they were not timed.
+    pub polls_nested_too_deep: u64,
+    /// Polls longer than the histogram's upper bound (one hour), recorded as one hour.
+    pub values_clamped: u64,
+}
+
+/// Everything measured for one spawn site.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SiteReport {
+    /// The site's identifier within this report (stable for the life of one process).
+    pub id: u32,
+    /// The site as `file:line:col`, plus ` "name"` for named tasks; `<overflow>` for the
+    /// overflow site.
+    pub label: String,
+    /// The source file the task was spawned from (`loc.file`).
+    pub file: String,
+    /// The line of the spawn call.
+    pub line: u32,
+    /// The column of the spawn call.
+    pub col: u32,
+    /// The task name given with `tokio::task::Builder::name`, empty when unnamed.
+    pub name: String,
+    /// How the future is run: `task`, `local` or `block_on`.
+    pub kind: String,
+    /// Tasks spawned from this site.
+    pub tasks_spawned: u64,
+    /// Polls of tasks from this site.
+    pub polls: u64,
+    /// Polls longer than the threshold.
+    pub slow_polls: u64,
+    /// Time spent inside polls of this site's tasks, excluding polls of other tasks nested
+    /// inside them (a `LocalSet` inside `block_on`), so no time is counted twice.
+    pub busy_ns: u64,
+    /// The longest single poll.
+    pub max_ns: u64,
+    /// Times a task's future was dropped with its span entered (completion, abort or runtime
+    /// shutdown). Drops are not polls and are not in the histogram.
+    pub drops: u64,
+    /// Time spent dropping futures from this site.
+    pub drop_ns: u64,
+    /// Poll-time percentiles, from the histogram.
+    pub percentiles: Percentiles,
+    /// The poll-time histogram (nanoseconds, 1 µs .. 1 h, 3 significant digits) in
+    /// HdrHistogram's V2 compressed encoding, base64. Empty when the site has no polls.
+    pub histogram: String,
+}
+
+/// Poll-time percentiles of one site, in nanoseconds. All zero when there are no polls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50_ns: u64,
+    /// 90th percentile.
+    pub p90_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// 99.9th percentile.
+    pub p999_ns: u64,
+}
+
+/// One poll that held its thread for longer than the threshold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlowPoll {
+    /// tokio's task id (`tokio::task::Id`).
+    pub task_id: u64,
+    /// The task's name, empty when unnamed.
+    pub task_name: String,
+    /// The site's label, as in [`SiteReport::label`].
+    pub site: String,
+    /// The name of the thread that ran the poll.
+    pub thread: String,
+    /// How long the poll held the thread, excluding polls of other tasks nested inside it.
+    pub duration_ns: u64,
+    /// `poll`, or `drop` when it was the future being dropped.
+    pub kind: String,
+    /// When the poll ended, in nanoseconds since the layer started.
+    pub ended_at_ns: u64,
+}

@@ -1,0 +1,221 @@
+//! The human-readable text report (`report.txt`).
+//!
+//! The text is for people; its layout may change in any release. Programs should read the JSON
+//! report instead.
+//!
+//! ```text
+//! pollwatch 0.1.0: uptime 60.0s, slow-poll threshold 10.0ms; 1202 polls, 3 slow, 3 tasks, 2 sites, 2 threads
+//!
+//! top sites by time held (2 of 2):
+//! site                         polls  slow    busy     p50     p90     p99   p99.9     max
+//! src/ingest.rs:42:5 "ingest"   1002     3   5.36s  5.01ms  9.03ms  9.92ms  45.0ms   312ms
+//! src/tick.rs:80:9               200     0  6.06ms  30.2µs  38.4µs  39.9µs  40.4µs  40.4µs
+//!
+//! slow polls (2 most recent of 3 counted, newest last):
+//!   task "ingest" id=7 (src/ingest.rs:42:5 "ingest") held thread "tokio-runtime-worker" for 45.0ms
+//!   task "ingest" id=7 (src/ingest.rs:42:5 "ingest") held thread "tokio-runtime-worker" for 312ms (drop)
+//! ```
+//!
+//! Columns: `polls` and `slow` count polls and slow polls; `busy` is the time the site's tasks
+//! held their threads in total (`busy_ns`); `p50` .. `p99.9` are poll-time percentiles and `max`
+//! the longest poll. Durations have three significant digits
+//! ([`format_duration_ns`]).
+
+use std::fmt::Write as _;
+
+use crate::model::{Report, SiteReport, SlowPoll};
+use crate::units::format_duration_ns;
+
+/// The widest a table line may be, in characters.
+pub const MAX_WIDTH: usize = 120;
+
+/// How many recent slow polls the text report lists.
+pub const SLOW_POLLS_SHOWN: usize = 10;
+
+/// The narrowest the site column is made when labels are truncated.
+const MIN_LABEL_WIDTH: usize = 16;
+
+/// The column headers of the sites table, after the site label.
+const HEADERS: [&str; 8] = ["polls", "slow", "busy", "p50", "p90", "p99", "p99.9", "max"];
+
+/// Space between columns.
+const GAP: &str = "  ";
+
+/// Renders `report` as text: a header line, the `top` sites by time held, the most recent slow
+/// polls, what was dropped (when anything was) and the diagnostics.
+pub fn render(report: &Report, top: usize) -> String {
+    let mut out = String::new();
+    header(&mut out, report);
+    sites(&mut out, report, top);
+    slow_polls(&mut out, &report.slow_polls, report.totals.slow_polls);
+    dropped(&mut out, report);
+    if !report.diagnostics.is_empty() {
+        out.push('\n');
+    }
+    for diagnostic in &report.diagnostics {
+        let _ = writeln!(out, "diagnostic: {diagnostic}");
+    }
+    out
+}
+
+fn header(out: &mut String, report: &Report) {
+    let t = &report.totals;
+    let _ = writeln!(
+        out,
+        "pollwatch {}: uptime {}, slow-poll threshold {}; {} polls, {} slow, {} tasks, {} sites, {} threads",
+        report.pollwatch_version,
+        format_duration_ns(report.uptime_ns),
+        format_duration_ns(report.threshold_ns),
+        t.polls,
+        t.slow_polls,
+        t.tasks_spawned,
+        report.sites.len(),
+        t.threads,
+    );
+}
+
+fn sites(out: &mut String, report: &Report, top: usize) {
+    out.push('\n');
+    if report.sites.is_empty() {
+        out.push_str("no task has been polled yet\n");
+        return;
+    }
+    let mut ranked: Vec<&SiteReport> = report.sites.iter().collect();
+    ranked.sort_by_key(|s| std::cmp::Reverse(s.busy_ns));
+    ranked.truncate(top);
+    let _ = writeln!(
+        out,
+        "top sites by time held ({} of {}):",
+        ranked.len(),
+        report.sites.len()
+    );
+
+    let rows: Vec<[String; 8]> = ranked.iter().map(|s| numbers(s)).collect();
+    let mut widths = HEADERS.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(width_of(cell));
+        }
+    }
+    let numbers_width: usize = widths.iter().map(|w| w + GAP.len()).sum();
+    let label_limit = MAX_WIDTH.saturating_sub(numbers_width).max(MIN_LABEL_WIDTH);
+    let label_width = ranked
+        .iter()
+        .map(|s| width_of(&s.label))
+        .chain([width_of("site")])
+        .max()
+        .unwrap_or(0)
+        .min(label_limit);
+
+    line(
+        out,
+        "site",
+        label_width,
+        &HEADERS.map(String::from),
+        &widths,
+    );
+    for (site, row) in ranked.iter().zip(&rows) {
+        let label = truncate_left(&site.label, label_width);
+        line(out, &label, label_width, row, &widths);
+    }
+}
+
+/// The number cells of one site's row, in [`HEADERS`] order.
+fn numbers(site: &SiteReport) -> [String; 8] {
+    let p = &site.percentiles;
+    [
+        site.polls.to_string(),
+        site.slow_polls.to_string(),
+        format_duration_ns(site.busy_ns),
+        format_duration_ns(p.p50_ns),
+        format_duration_ns(p.p90_ns),
+        format_duration_ns(p.p99_ns),
+        format_duration_ns(p.p999_ns),
+        format_duration_ns(site.max_ns),
+    ]
+}
+
+/// One table line: the label left-aligned, the numbers right-aligned, no trailing spaces.
+fn line(out: &mut String, label: &str, label_width: usize, cells: &[String; 8], widths: &[usize]) {
+    out.push_str(label);
+    pad(out, label_width.saturating_sub(width_of(label)));
+    for (cell, &width) in cells.iter().zip(widths) {
+        out.push_str(GAP);
+        pad(out, width.saturating_sub(width_of(cell)));
+        out.push_str(cell);
+    }
+    out.push('\n');
+}
+
+fn pad(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n(' ', n));
+}
+
+/// Display width, counting characters (`µ` is one column).
+fn width_of(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// `s` cut to at most `width` characters by dropping its start, marked with `…`; the end of a
+/// site label (file name, line, task name) is the part that tells sites apart.
+fn truncate_left(s: &str, width: usize) -> String {
+    let len = width_of(s);
+    if len <= width {
+        return s.to_owned();
+    }
+    let keep = width.saturating_sub(1);
+    let tail: String = s.chars().skip(len - keep).collect();
+    format!("…{tail}")
+}
+
+fn slow_polls(out: &mut String, listed: &[SlowPoll], total: u64) {
+    if listed.is_empty() {
+        return;
+    }
+    let shown = &listed[listed.len().saturating_sub(SLOW_POLLS_SHOWN)..];
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "slow polls ({} most recent of {} counted, newest last):",
+        shown.len(),
+        total.max(listed.len() as u64)
+    );
+    for poll in shown {
+        out.push_str("  task ");
+        if !poll.task_name.is_empty() {
+            let _ = write!(out, "{:?} ", poll.task_name);
+        }
+        let _ = write!(
+            out,
+            "id={} ({}) held thread {:?} for {}",
+            poll.task_id,
+            poll.site,
+            poll.thread,
+            format_duration_ns(poll.duration_ns)
+        );
+        if poll.kind == "drop" {
+            out.push_str(" (drop)");
+        }
+        out.push('\n');
+    }
+}
+
+fn dropped(out: &mut String, report: &Report) {
+    let d = &report.dropped;
+    let counters = [
+        (d.tasks_in_overflow_site, "tasks in the overflow site"),
+        (d.slow_poll_events, "slow-poll events"),
+        (d.polls_nested_too_deep, "polls nested too deep to time"),
+        (d.values_clamped, "values clamped to 1h"),
+    ];
+    let nonzero: Vec<String> = counters
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    if nonzero.is_empty() {
+        return;
+    }
+    out.push('\n');
+    let _ = writeln!(out, "dropped: {}", nonzero.join(", "));
+}

@@ -1,0 +1,104 @@
+//! Reports to test with, built from real histograms.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use pollwatch_report::histogram::{self, Histogram};
+use pollwatch_report::{Dropped, Report, SiteReport, SlowPoll, Totals, FORMAT, VERSION};
+
+/// A site with a histogram of `values_ns`.
+pub fn site(id: u32, label: &str, values_ns: &[u64]) -> SiteReport {
+    let mut h = histogram::new_histogram();
+    for &v in values_ns {
+        h.saturating_record(v);
+    }
+    site_from(id, label, &h)
+}
+
+/// A site whose figures come from `h`.
+pub fn site_from(id: u32, label: &str, h: &Histogram<u64>) -> SiteReport {
+    let busy_ns = h
+        .iter_recorded()
+        .map(|v| v.value_iterated_to() * v.count_at_value())
+        .sum();
+    SiteReport {
+        id,
+        label: label.to_owned(),
+        file: label.split(':').next().unwrap_or_default().to_owned(),
+        line: 10 + id,
+        col: 5,
+        name: String::new(),
+        kind: "task".to_owned(),
+        tasks_spawned: 1 + u64::from(id),
+        polls: h.len(),
+        slow_polls: h.count_between(10_000_000, histogram::HIGHEST_NS),
+        busy_ns,
+        max_ns: h.max(),
+        drops: 1,
+        drop_ns: 2_000,
+        percentiles: histogram::percentiles(h),
+        histogram: histogram::encode(h),
+    }
+}
+
+/// A report with two sites: `src/ingest.rs` holds its threads far longer than `src/tick.rs`.
+pub fn two_site_report() -> Report {
+    let ingest: Vec<u64> = (1..=1_000u64)
+        .map(|i| i * 10_000)
+        .chain([312_000_000, 45_000_000])
+        .collect();
+    let tick: Vec<u64> = (1..=200u64).map(|i| 20_000 + i * 100).collect();
+    let sites = vec![
+        site(0, "src/ingest.rs:42:5 \"ingest\"", &ingest),
+        site(1, "src/tick.rs:80:9", &tick),
+    ];
+    let slow_polls = vec![
+        SlowPoll {
+            task_id: 7,
+            task_name: "ingest".to_owned(),
+            site: sites[0].label.clone(),
+            thread: "tokio-runtime-worker".to_owned(),
+            duration_ns: 45_000_000,
+            kind: "poll".to_owned(),
+            ended_at_ns: 1_000_000_000,
+        },
+        SlowPoll {
+            task_id: 7,
+            task_name: "ingest".to_owned(),
+            site: sites[0].label.clone(),
+            thread: "tokio-runtime-worker".to_owned(),
+            duration_ns: 312_000_000,
+            kind: "drop".to_owned(),
+            ended_at_ns: 2_000_000_000,
+        },
+    ];
+    Report {
+        format: FORMAT.to_owned(),
+        version: VERSION,
+        pollwatch_version: "0.1.0".to_owned(),
+        taken_at_unix_ms: 1_700_000_000_000,
+        uptime_ns: 60_000_000_000,
+        threshold_ns: 10_000_000,
+        max_sites: 1024,
+        totals: Totals {
+            polls: sites.iter().map(|s| s.polls).sum(),
+            slow_polls: sites.iter().map(|s| s.slow_polls).sum(),
+            busy_ns: sites.iter().map(|s| s.busy_ns).sum(),
+            tasks_spawned: 3,
+            threads: 2,
+        },
+        dropped: Dropped::default(),
+        sites,
+        slow_polls,
+        diagnostics: Vec::new(),
+    }
+}
+
+/// A fresh, empty directory for one test, under cargo's per-target temporary directory. Each
+/// test passes its own `test` name; the directory is emptied at the start of the next run.
+pub fn fresh_dir(test: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("pollwatch-report-{test}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -1,0 +1,199 @@
+//! The text report leads with the sites that held their threads longest, in aligned columns no
+//! wider than 120 characters.
+
+mod support;
+
+use pollwatch_report::text::{render, MAX_WIDTH};
+use pollwatch_report::units::format_duration_ns;
+
+#[test]
+fn header_gives_version_uptime_threshold_and_totals() {
+    let report = support::two_site_report();
+    let text = render(&report, 10);
+    let header = text.lines().next().unwrap();
+    assert!(header.starts_with("pollwatch 0.1.0:"), "{header}");
+    assert!(header.contains("uptime 60.0s"), "{header}");
+    assert!(header.contains("threshold 10.0ms"), "{header}");
+    assert!(
+        header.contains(&format!("{} polls", report.totals.polls)),
+        "{header}"
+    );
+    assert!(
+        header.contains(&format!("{} slow", report.totals.slow_polls)),
+        "{header}"
+    );
+    assert!(header.contains("3 tasks, 2 sites"), "{header}");
+}
+
+#[test]
+fn the_busiest_site_comes_first_with_its_percentiles() {
+    let mut report = support::two_site_report();
+    // The writer orders sites by busy_ns; the renderer must not rely on it.
+    report.sites.reverse();
+    let text = render(&report, 10);
+    let ingest = text.find("src/ingest.rs:42:5").unwrap();
+    let tick = text.find("src/tick.rs:80:9").unwrap();
+    assert!(ingest < tick, "{text}");
+
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("src/ingest.rs"))
+        .unwrap();
+    let site = report
+        .sites
+        .iter()
+        .find(|s| s.label.starts_with("src/ingest"))
+        .unwrap();
+    let p = site.percentiles;
+    let expected = [
+        format_duration_ns(site.max_ns),
+        format_duration_ns(p.p999_ns),
+        format_duration_ns(p.p99_ns),
+        format_duration_ns(p.p90_ns),
+        format_duration_ns(p.p50_ns),
+    ];
+    let mut numbers = row.split_whitespace().rev();
+    for want in &expected {
+        assert_eq!(numbers.next(), Some(want.as_str()), "row: {row}");
+    }
+    // Polls of 10 µs .. 10 ms in steps of 10 µs: the median is 5.01 ms at 3 digits.
+    assert_eq!(format_duration_ns(p.p50_ns), "5.01ms");
+    assert!(row.contains(" 5.01ms "), "{row}");
+}
+
+#[test]
+fn top_limits_the_table() {
+    let report = support::two_site_report();
+    let text = render(&report, 1);
+    assert!(text.contains("top sites by time held (1 of 2):"), "{text}");
+    assert!(text.contains("src/ingest.rs:42:5"));
+    assert!(
+        !text.lines().any(|l| l.starts_with("src/tick.rs")),
+        "{text}"
+    );
+}
+
+#[test]
+fn columns_line_up() {
+    let text = render(&support::two_site_report(), 10);
+    let table: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("top sites"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(table.len(), 3, "{text}");
+    let widths: Vec<usize> = table.iter().map(|l| l.chars().count()).collect();
+    assert!(widths.iter().all(|&w| w == widths[0]), "{table:#?}");
+    assert!(table.iter().all(|l| !l.ends_with(' ')));
+}
+
+#[test]
+fn long_site_labels_are_cut_from_the_left() {
+    let mut report = support::two_site_report();
+    let long = format!(
+        "{}/src/deep/module.rs:7:3 \"worker\"",
+        "very/long/path".repeat(20)
+    );
+    report.sites[0].label = long.clone();
+    let text = render(&report, 10);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with('…'))
+        .expect("a truncated label");
+    assert!(row.contains("module.rs:7:3 \"worker\""), "{row}");
+    for line in text
+        .lines()
+        .skip_while(|l| !l.starts_with("top sites"))
+        .take(3)
+    {
+        assert!(
+            line.chars().count() <= MAX_WIDTH,
+            "{} chars: {line}",
+            line.chars().count()
+        );
+    }
+    assert!(!text.contains(&long[..40]));
+}
+
+#[test]
+fn slow_polls_name_task_site_thread_and_duration() {
+    let text = render(&support::two_site_report(), 10);
+    assert!(
+        text.contains(
+            "  task \"ingest\" id=7 (src/ingest.rs:42:5 \"ingest\") held thread \"tokio-runtime-worker\" for 45.0ms\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("for 312ms (drop)\n"), "{text}");
+}
+
+#[test]
+fn only_the_ten_most_recent_slow_polls_are_listed() {
+    let mut report = support::two_site_report();
+    let template = report.slow_polls[0].clone();
+    report.slow_polls = (0..30)
+        .map(|i| {
+            let mut p = template.clone();
+            p.task_id = 100 + i;
+            p
+        })
+        .collect();
+    let text = render(&report, 10);
+    let listed: Vec<&str> = text.lines().filter(|l| l.starts_with("  task ")).collect();
+    assert_eq!(listed.len(), 10);
+    assert!(listed[0].contains("id=120 "), "{}", listed[0]);
+    assert!(listed[9].contains("id=129 "), "{}", listed[9]);
+}
+
+#[test]
+fn dropped_counters_appear_only_when_nonzero() {
+    let mut report = support::two_site_report();
+    assert!(!render(&report, 10).contains("dropped:"));
+    report.dropped.slow_poll_events = 4;
+    report.dropped.values_clamped = 1;
+    let text = render(&report, 10);
+    let line = text.lines().find(|l| l.starts_with("dropped: ")).unwrap();
+    assert!(line.contains("4 slow-poll events"), "{line}");
+    assert!(line.contains("1 values clamped"), "{line}");
+    assert!(!line.contains("overflow"), "{line}");
+}
+
+#[test]
+fn diagnostics_are_listed() {
+    let mut report = support::two_site_report();
+    report
+        .diagnostics
+        .push("tokio was built without tokio_unstable".to_owned());
+    let text = render(&report, 10);
+    assert!(
+        text.contains("\ndiagnostic: tokio was built without tokio_unstable\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_report_without_sites_says_so() {
+    let mut report = support::two_site_report();
+    report.sites.clear();
+    report.slow_polls.clear();
+    let text = render(&report, 10);
+    assert!(text.contains("no task has been polled yet"), "{text}");
+}
+
+#[test]
+fn renders_the_layout_shown_in_the_docs() {
+    let expected = "\
+pollwatch 0.1.0: uptime 60.0s, slow-poll threshold 10.0ms; 1202 polls, 3 slow, 3 tasks, 2 sites, 2 threads
+
+top sites by time held (2 of 2):
+site                         polls  slow    busy     p50     p90     p99   p99.9     max
+src/ingest.rs:42:5 \"ingest\"   1002     3   5.36s  5.01ms  9.03ms  9.92ms  45.0ms   312ms
+src/tick.rs:80:9               200     0  6.06ms  30.2µs  38.4µs  39.9µs  40.4µs  40.4µs
+
+slow polls (2 most recent of 3 counted, newest last):
+  task \"ingest\" id=7 (src/ingest.rs:42:5 \"ingest\") held thread \"tokio-runtime-worker\" for 45.0ms
+  task \"ingest\" id=7 (src/ingest.rs:42:5 \"ingest\") held thread \"tokio-runtime-worker\" for 312ms (drop)
+";
+    assert_eq!(render(&support::two_site_report(), 10), expected);
+}
