@@ -43,11 +43,17 @@ pub struct Report {
     /// Problems with the setup that pollwatch noticed, as sentences saying what to change.
     #[serde(default)]
     pub diagnostics: Vec<String>,
+    /// The most recent stalls caught while they were running (newest last); at most
+    /// [`Report::STALLS_KEPT`]. Every stall is counted in its site's `stalls`.
+    #[serde(default)]
+    pub stalls: Vec<Stall>,
 }
 
 impl Report {
     /// How many recent slow polls a report lists.
     pub const SLOW_POLLS_KEPT: usize = 256;
+    /// How many recent stalls a report lists.
+    pub const STALLS_KEPT: usize = 256;
 }
 
 /// Totals over every site.
@@ -63,6 +69,9 @@ pub struct Totals {
     pub tasks_spawned: u64,
     /// Threads that have polled at least one task.
     pub threads: u32,
+    /// Polls caught by the watchdog while still running past the threshold.
+    #[serde(default)]
+    pub stalls: u64,
 }
 
 /// What the layer dropped or clamped. Each counter says what it lost; none of them changes
@@ -78,6 +87,13 @@ pub struct Dropped {
     pub polls_nested_too_deep: u64,
     /// Polls longer than the histogram's upper bound (one hour), recorded as one hour.
     pub values_clamped: u64,
+    /// Stall warnings not emitted because their site exceeded its rate limit; the stalls are
+    /// still counted and listed.
+    #[serde(default)]
+    pub stall_warnings_suppressed: u64,
+    /// Stall samples lost because the watchdog's queue to the reporter was full.
+    #[serde(default)]
+    pub stall_samples: u64,
 }
 
 /// Everything measured for one spawn site.
@@ -119,6 +135,108 @@ pub struct SiteReport {
     /// The poll-time histogram (nanoseconds, 1 µs .. 1 h, 3 significant digits) in
     /// HdrHistogram's V2 compressed encoding, base64. Empty when the site has no polls.
     pub histogram: String,
+    /// Stalls caught at this site while running.
+    #[serde(default)]
+    pub stalls: u64,
+    /// Stall warnings of this site suppressed by the rate limit.
+    #[serde(default)]
+    pub warnings_suppressed: u64,
+    /// The distinct blocking call sites of this site's stalls, most frequent first.
+    #[serde(default)]
+    pub call_sites: Vec<CallSiteCount>,
+}
+
+/// How often one blocking call site stalled a site's tasks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallSiteCount {
+    /// `file:line` of the innermost frame in the application's code, or `unknown`.
+    pub call_site: String,
+    /// The blocking API it called (`std::fs::read`), when recognised.
+    pub blocking_call: Option<String>,
+    /// The stall's cause, as in [`Stall::cause`].
+    pub cause: String,
+    /// Stalls seen there.
+    pub count: u64,
+}
+
+/// A poll caught by the watchdog while it was still holding its thread past the threshold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stall {
+    /// tokio's task id of the innermost task being polled.
+    pub task_id: u64,
+    /// Its name, empty when unnamed.
+    pub task_name: String,
+    /// Its site's label, as in [`SiteReport::label`].
+    pub site: String,
+    /// The name of the held thread.
+    pub thread: String,
+    /// The held thread's OS thread id (0 where unknown).
+    pub tid: i32,
+    /// When the poll started, in nanoseconds since the layer started.
+    pub started_at_ns: u64,
+    /// How long the poll had been running when the watchdog caught it.
+    pub detected_after_ns: u64,
+    /// How late the detection was: `detected_after_ns` minus the threshold.
+    pub detection_lag_ns: u64,
+    /// How long the poll held the thread: final when `ended`, so far otherwise.
+    pub duration_ns: u64,
+    /// Whether the poll has ended.
+    pub ended: bool,
+    /// CPU time the thread used during the stall, when known: near `duration_ns` for CPU
+    /// work, near zero for a thread blocked in a syscall.
+    pub cpu_ns: Option<u64>,
+    /// What the thread was doing: `running on CPU`, `sleeping`, `in uninterruptible IO`, or
+    /// `unknown` without /proc.
+    pub state: String,
+    /// The syscall it was in (`read`, `futex`, `clock_nanosleep`), when known.
+    pub syscall: Option<String>,
+    /// What the syscall waits on: a file path, a socket's addresses, a lock, a sleep.
+    pub blocked_on: Option<String>,
+    /// `file_io`, `sleep`, `lock`, `cpu`, `network`, `block_on` or `unknown`.
+    pub cause: String,
+    /// `file:line` of the innermost frame in the application's code, when known.
+    pub call_site: Option<String>,
+    /// The blocking API the application called there (`std::fs::read_to_string`).
+    pub blocking_call: Option<String>,
+    /// The fix to apply.
+    pub suggestion: String,
+    /// The innermost tracing span entered inside the task when the stall was caught:
+    /// its name and, when a fmt layer recorded them, its fields.
+    pub span: Option<String>,
+    /// The held thread's stack when caught, innermost first, with runtime frames trimmed.
+    pub backtrace: Vec<Frame>,
+    /// How long the capture took (signal sent to frames stored), when one was taken.
+    pub capture_ns: Option<u64>,
+    /// Later looks at the same stall, at 2x, 4x, 8x ... the threshold.
+    pub samples: Vec<StallSample>,
+    /// The one-line warning, as emitted.
+    pub message: String,
+}
+
+/// One more look at a running stall.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StallSample {
+    /// How long the poll had been running.
+    pub at_ns: u64,
+    /// The thread's state, as in [`Stall::state`].
+    pub state: String,
+    /// The syscall, as in [`Stall::syscall`].
+    pub syscall: Option<String>,
+    /// The call site, as in [`Stall::call_site`].
+    pub call_site: Option<String>,
+    /// CPU time used since the poll started, when known.
+    pub cpu_ns: Option<u64>,
+}
+
+/// One symbolized stack frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    /// The demangled function name, or the address in hex.
+    pub function: String,
+    /// The source file, when debug info has it.
+    pub file: Option<String>,
+    /// The line, when debug info has it.
+    pub line: Option<u32>,
 }
 
 /// Poll-time percentiles of one site, in nanoseconds. All zero when there are no polls.

@@ -14,6 +14,14 @@
 //! slow polls (2 most recent of 3 counted, newest last):
 //!   task "ingest" id=7 (src/ingest.rs:42:5 "ingest") held thread "tokio-runtime-worker" for 45.0ms
 //!   task "ingest" id=7 (src/ingest.rs:42:5 "ingest") held thread "tokio-runtime-worker" for 312ms (drop)
+//!
+//! stalls caught while running (1 most recent of 1 counted, newest last):
+//!   task "ingest" (src/ingest.rs:42:5) held worker "tokio-rt-worker" for 312ms: blocked in read() on /data/users.json at src/store.rs:17 (std::fs::read_to_string). Use tokio::fs::read_to_string or spawn_blocking.
+//!       in span load_users{user=3}; 900µs of it on CPU; at 20.0ms: sleeping at src/store.rs:17
+//!
+//! blocking call sites by spawn site:
+//!   src/ingest.rs:42:5 "ingest" (1 stalls)
+//!         1x src/store.rs:17 std::fs::read_to_string [file_io]
 //! ```
 //!
 //! Columns: `polls` and `slow` count polls and slow polls; `busy` is the time the site's tasks
@@ -48,6 +56,7 @@ pub fn render(report: &Report, top: usize) -> String {
     header(&mut out, report);
     sites(&mut out, report, top);
     slow_polls(&mut out, &report.slow_polls, report.totals.slow_polls);
+    stalls(&mut out, report);
     dropped(&mut out, report);
     if !report.diagnostics.is_empty() {
         out.push('\n');
@@ -207,6 +216,8 @@ fn dropped(out: &mut String, report: &Report) {
         (d.slow_poll_events, "slow-poll events"),
         (d.polls_nested_too_deep, "polls nested too deep to time"),
         (d.values_clamped, "values clamped to 1h"),
+        (d.stall_warnings_suppressed, "stall warnings over the rate limit"),
+        (d.stall_samples, "stall samples (queue full)"),
     ];
     let nonzero: Vec<String> = counters
         .iter()
@@ -218,4 +229,75 @@ fn dropped(out: &mut String, report: &Report) {
     }
     out.push('\n');
     let _ = writeln!(out, "dropped: {}", nonzero.join(", "));
+}
+
+/// How many recent stalls the text report lists.
+pub const STALLS_SHOWN: usize = 10;
+
+fn stalls(out: &mut String, report: &Report) {
+    if report.stalls.is_empty() {
+        return;
+    }
+    let shown = &report.stalls[report.stalls.len().saturating_sub(STALLS_SHOWN)..];
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "stalls caught while running ({} most recent of {} counted, newest last):",
+        shown.len(),
+        report.totals.stalls.max(report.stalls.len() as u64)
+    );
+    for stall in shown {
+        let _ = writeln!(out, "  {}", stall.message);
+        let mut details = Vec::new();
+        if let Some(span) = &stall.span {
+            details.push(format!("in span {span}"));
+        }
+        if let Some(cpu) = stall.cpu_ns {
+            details.push(format!(
+                "{} of it on CPU",
+                format_duration_ns(cpu.min(stall.duration_ns))
+            ));
+        }
+        if !stall.ended {
+            details.push("still running".to_owned());
+        }
+        for sample in &stall.samples {
+            details.push(format!(
+                "at {}: {}{}",
+                format_duration_ns(sample.at_ns),
+                sample.state,
+                sample
+                    .call_site
+                    .as_deref()
+                    .map(|c| format!(" at {c}"))
+                    .unwrap_or_default()
+            ));
+        }
+        if !details.is_empty() {
+            let _ = writeln!(out, "      {}", details.join("; "));
+        }
+    }
+    let with_call_sites: Vec<&SiteReport> = report
+        .sites
+        .iter()
+        .filter(|s| !s.call_sites.is_empty())
+        .collect();
+    if with_call_sites.is_empty() {
+        return;
+    }
+    out.push('\n');
+    out.push_str("blocking call sites by spawn site:\n");
+    for site in with_call_sites {
+        let _ = writeln!(out, "  {} ({} stalls)", site.label, site.stalls);
+        for call in &site.call_sites {
+            let _ = writeln!(
+                out,
+                "    {:>5}x {} {} [{}]",
+                call.count,
+                call.call_site,
+                call.blocking_call.as_deref().unwrap_or("-"),
+                call.cause
+            );
+        }
+    }
 }

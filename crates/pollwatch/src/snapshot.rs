@@ -61,6 +61,9 @@ pub(crate) fn take(shared: &Shared) -> Report {
             drop_ns: merged.drop_ns,
             percentiles: histogram::percentiles(&hist),
             histogram: histogram::encode(&hist),
+            stalls: 0,
+            warnings_suppressed: 0,
+            call_sites: Vec::new(),
         });
     }
     sites.sort_by(|a, b| b.busy_ns.cmp(&a.busy_ns).then(a.id.cmp(&b.id)));
@@ -69,6 +72,7 @@ pub(crate) fn take(shared: &Shared) -> Report {
         slow_poll_events: slots.iter().map(|s| s.slow.dropped()).sum(),
         polls_nested_too_deep: slots.iter().map(|s| s.nested_too_deep.load(Relaxed)).sum(),
         values_clamped: slots.iter().map(|s| s.clamped.load(Relaxed)).sum(),
+        ..Dropped::default()
     };
     let now = SystemTime::now();
     Report {
@@ -96,5 +100,6 @@ pub(crate) fn take(shared: &Shared) -> Report {
             .lock()
             .map(|d| d.clone())
             .unwrap_or_default(),
+        stalls: Vec::new(),
     }
 }

@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 use pollwatch_report::histogram::{self, Histogram};
-use pollwatch_report::{Dropped, Report, SiteReport, SlowPoll, Totals, FORMAT, VERSION};
+use pollwatch_report::{
+    CallSiteCount, Dropped, Frame, Report, SiteReport, SlowPoll, Stall, StallSample, Totals, FORMAT,
+    VERSION,
+};
 
 /// A site with a histogram of `values_ns`.
 pub fn site(id: u32, label: &str, values_ns: &[u64]) -> SiteReport {
@@ -38,6 +41,48 @@ pub fn site_from(id: u32, label: &str, h: &Histogram<u64>) -> SiteReport {
         drop_ns: 2_000,
         percentiles: histogram::percentiles(h),
         histogram: histogram::encode(h),
+        stalls: 0,
+        warnings_suppressed: 0,
+        call_sites: Vec::new(),
+    }
+}
+
+/// A stall caught at `site`: a `std::fs::read_to_string` blocked in `read()`.
+pub fn stall(site: &str) -> Stall {
+    Stall {
+        task_id: 7,
+        task_name: "ingest".to_owned(),
+        site: site.to_owned(),
+        thread: "tokio-rt-worker".to_owned(),
+        tid: 4242,
+        started_at_ns: 1_500_000_000,
+        detected_after_ns: 12_100_000,
+        detection_lag_ns: 2_100_000,
+        duration_ns: 312_000_000,
+        ended: true,
+        cpu_ns: Some(900_000),
+        state: "sleeping".to_owned(),
+        syscall: Some("read".to_owned()),
+        blocked_on: Some("/data/users.json".to_owned()),
+        cause: "file_io".to_owned(),
+        call_site: Some("src/store.rs:17".to_owned()),
+        blocking_call: Some("std::fs::read_to_string".to_owned()),
+        suggestion: "Use tokio::fs::read_to_string or spawn_blocking.".to_owned(),
+        span: Some("load_users{user=3}".to_owned()),
+        backtrace: vec![Frame {
+            function: "app::store::load".to_owned(),
+            file: Some("src/store.rs".to_owned()),
+            line: Some(17),
+        }],
+        capture_ns: Some(40_000),
+        samples: vec![StallSample {
+            at_ns: 20_000_000,
+            state: "sleeping".to_owned(),
+            syscall: Some("read".to_owned()),
+            call_site: Some("src/store.rs:17".to_owned()),
+            cpu_ns: Some(1_000_000),
+        }],
+        message: "task \"ingest\" (src/ingest.rs:42:5) held worker \"tokio-rt-worker\" for 312ms: blocked in read() on /data/users.json at src/store.rs:17 (std::fs::read_to_string). Use tokio::fs::read_to_string or spawn_blocking.".to_owned(),
     }
 }
 
@@ -48,10 +93,18 @@ pub fn two_site_report() -> Report {
         .chain([312_000_000, 45_000_000])
         .collect();
     let tick: Vec<u64> = (1..=200u64).map(|i| 20_000 + i * 100).collect();
-    let sites = vec![
+    let mut sites = vec![
         site(0, "src/ingest.rs:42:5 \"ingest\"", &ingest),
         site(1, "src/tick.rs:80:9", &tick),
     ];
+    sites[0].stalls = 1;
+    sites[0].call_sites = vec![CallSiteCount {
+        call_site: "src/store.rs:17".to_owned(),
+        blocking_call: Some("std::fs::read_to_string".to_owned()),
+        cause: "file_io".to_owned(),
+        count: 1,
+    }];
+    let stalls = vec![stall(&sites[0].label)];
     let slow_polls = vec![
         SlowPoll {
             task_id: 7,
@@ -86,11 +139,13 @@ pub fn two_site_report() -> Report {
             busy_ns: sites.iter().map(|s| s.busy_ns).sum(),
             tasks_spawned: 3,
             threads: 2,
+            stalls: 1,
         },
         dropped: Dropped::default(),
         sites,
         slow_polls,
         diagnostics: Vec::new(),
+        stalls,
     }
 }
 
