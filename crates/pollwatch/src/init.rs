@@ -41,7 +41,9 @@ impl Builder {
     /// only read if [`Builder::with_default_env`] was called).
     pub fn try_init(self) -> Result<Guard, InitError> {
         let filter = match std::env::var("RUST_LOG") {
-            Ok(spec) => EnvFilter::try_new(&spec).map_err(|e| InitError::LogFilter(e.to_string()))?,
+            Ok(spec) => {
+                EnvFilter::try_new(&spec).map_err(|e| InitError::LogFilter(e.to_string()))?
+            }
             Err(_) => EnvFilter::new(DEFAULT_LOG_FILTER),
         };
         let (layer, handle) = self.build();

@@ -106,11 +106,12 @@ impl Sites {
             col: fields.col,
             name: fields.name.clone(),
         };
-        let found = self
-            .inner
-            .read()
-            .ok()
-            .and_then(|inner| inner.ids.get(&key).map(|&id| (id, inner.sites[id as usize].clone())));
+        let found = self.inner.read().ok().and_then(|inner| {
+            inner
+                .ids
+                .get(&key)
+                .map(|&id| (id, inner.sites[id as usize].clone()))
+        });
         let (id, site) = match found {
             Some(found) => found,
             None => match self.inner.write() {
@@ -185,7 +186,10 @@ mod tests {
     fn same_location_and_name_is_one_site() {
         let sites = Sites::new(8);
         assert_eq!(sites.intern(&fields(3, "")), sites.intern(&fields(3, "")));
-        assert_ne!(sites.intern(&fields(3, "")), sites.intern(&fields(3, "worker")));
+        assert_ne!(
+            sites.intern(&fields(3, "")),
+            sites.intern(&fields(3, "worker"))
+        );
         assert_eq!(sites.get(0).unwrap().tasks_spawned.load(Relaxed), 3);
     }
 

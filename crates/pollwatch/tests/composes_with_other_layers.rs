@@ -22,7 +22,10 @@ fn composes_with_fmt_and_console_layers_and_warns_through_fmt() {
         .with_ansi(false)
         .with_filter(EnvFilter::new("info"));
     let dispatch = tracing::Dispatch::new(
-        tracing_subscriber::registry().with(console).with(fmt).with(layer),
+        tracing_subscriber::registry()
+            .with(console)
+            .with(fmt)
+            .with(layer),
     );
     let watched = Watched { dispatch, handle };
     let rt = watched.runtime(2);
@@ -47,8 +50,17 @@ fn composes_with_fmt_and_console_layers_and_warns_through_fmt() {
         .find(|l| l.contains("WARN") && l.contains("pollwatch"))
         .unwrap_or_else(|| panic!("no pollwatch warning in fmt output:\n{text}"));
     assert!(warning.contains("task.name=blocker"), "{warning}");
-    assert!(warning.contains(&format!("composes_with_other_layers.rs:{line}")), "{warning}");
+    assert!(
+        warning.contains(&format!("composes_with_other_layers.rs:{line}")),
+        "{warning}"
+    );
     assert!(warning.contains("duration_ms="), "{warning}");
-    assert!(warning.contains("spawn_blocking"), "the message says what to do: {warning}");
-    assert!(!text.contains("runtime.spawn"), "fmt's filter still hides tokio's spans");
+    assert!(
+        warning.contains("spawn_blocking"),
+        "the message says what to do: {warning}"
+    );
+    assert!(
+        !text.contains("runtime.spawn"),
+        "fmt's filter still hides tokio's spans"
+    );
 }

@@ -25,7 +25,13 @@ fn every_poll_is_counted_once_and_matches_tokios_poll_hook() {
     watched.scope(|| {
         rt.block_on(async {
             let handles: Vec<_> = (0..TASKS)
-                .map(|_| tokio::spawn(async { for _ in 0..YIELDS { tokio::task::yield_now().await } }))
+                .map(|_| {
+                    tokio::spawn(async {
+                        for _ in 0..YIELDS {
+                            tokio::task::yield_now().await
+                        }
+                    })
+                })
                 .collect();
             for handle in handles {
                 handle.await.unwrap();
@@ -36,11 +42,31 @@ fn every_poll_is_counted_once_and_matches_tokios_poll_hook() {
     let report = watched.report();
     let site = site_at(&report, "counts_every_poll.rs", spawn_line);
     assert_eq!(site.tasks_spawned, TASKS);
-    assert_eq!(site.polls, TASKS * (YIELDS + 1), "one poll per yield plus the last");
-    assert_eq!(site.drops, TASKS, "each completed task's drop is a drop, not a poll");
-    let task_polls: u64 = report.sites.iter().filter(|s| s.kind == "task").map(|s| s.polls).sum();
-    assert_eq!(task_polls, hook_polls.load(Relaxed), "pollwatch and tokio's hook agree");
-    let block_on = report.sites.iter().find(|s| s.kind == "block_on").expect("block_on site");
+    assert_eq!(
+        site.polls,
+        TASKS * (YIELDS + 1),
+        "one poll per yield plus the last"
+    );
+    assert_eq!(
+        site.drops, TASKS,
+        "each completed task's drop is a drop, not a poll"
+    );
+    let task_polls: u64 = report
+        .sites
+        .iter()
+        .filter(|s| s.kind == "task")
+        .map(|s| s.polls)
+        .sum();
+    assert_eq!(
+        task_polls,
+        hook_polls.load(Relaxed),
+        "pollwatch and tokio's hook agree"
+    );
+    let block_on = report
+        .sites
+        .iter()
+        .find(|s| s.kind == "block_on")
+        .expect("block_on site");
     assert!(block_on.polls >= 1);
     assert_eq!(report.totals.slow_polls, 0);
     let hist = pollwatch_report::histogram::decode(&site.histogram).unwrap();

@@ -14,7 +14,9 @@ fn a_registry_wide_filter_that_hides_task_spans_is_explained() {
         .tick(Duration::from_millis(5))
         .build();
     let dispatch = tracing::Dispatch::new(
-        tracing_subscriber::registry().with(EnvFilter::new("info")).with(layer),
+        tracing_subscriber::registry()
+            .with(EnvFilter::new("info"))
+            .with(layer),
     );
     let watched = support::Watched { dispatch, handle };
     let rt = watched.runtime(2);
@@ -30,8 +32,16 @@ fn a_registry_wide_filter_that_hides_task_spans_is_explained() {
     let diagnostics = watched.handle.diagnostics();
     assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
     assert!(diagnostics[0].contains("filter"), "{}", diagnostics[0]);
-    assert!(diagnostics[0].contains("with_filter"), "says how to fix it: {}", diagnostics[0]);
-    assert_eq!(watched.report().diagnostics, diagnostics, "the report carries it too");
+    assert!(
+        diagnostics[0].contains("with_filter"),
+        "says how to fix it: {}",
+        diagnostics[0]
+    );
+    assert_eq!(
+        watched.report().diagnostics,
+        diagnostics,
+        "the report carries it too"
+    );
 }
 
 #[test]

@@ -13,13 +13,18 @@ const BLOCK: Duration = Duration::from_millis(60);
 fn a_local_set_inside_block_on_blames_the_local_task_not_block_on() {
     let watched = Watched::new(THRESHOLD);
     let rt = watched.scope(|| {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
     });
     let local_line = line!() + 4;
     watched.scope(|| {
         let local = tokio::task::LocalSet::new();
         local.block_on(&rt, async {
-            tokio::task::spawn_local(async { std::thread::sleep(BLOCK) }).await.unwrap();
+            tokio::task::spawn_local(async { std::thread::sleep(BLOCK) })
+                .await
+                .unwrap();
         });
     });
     let report = watched.report();
@@ -28,9 +33,16 @@ fn a_local_set_inside_block_on_blames_the_local_task_not_block_on() {
     assert_eq!(local.slow_polls, 1, "the local task held the thread");
     assert!(local.max_ns >= BLOCK.as_nanos() as u64);
     for site in report.sites.iter().filter(|s| s.kind != "local") {
-        assert_eq!(site.slow_polls, 0, "{} is not blamed for the nested poll", site.label);
+        assert_eq!(
+            site.slow_polls, 0,
+            "{} is not blamed for the nested poll",
+            site.label
+        );
     }
-    assert!(report.totals.busy_ns < 2 * BLOCK.as_nanos() as u64, "nested time is counted once");
+    assert!(
+        report.totals.busy_ns < 2 * BLOCK.as_nanos() as u64,
+        "nested time is counted once"
+    );
     assert_eq!(report.slow_polls.len(), 1);
     assert_eq!(report.slow_polls[0].site, local.label);
 }
@@ -41,7 +53,9 @@ fn spawn_blocking_and_worker_threads_are_never_flagged() {
     let rt = watched.runtime(2);
     watched.scope(|| {
         rt.block_on(async {
-            tokio::task::spawn_blocking(|| std::thread::sleep(BLOCK)).await.unwrap();
+            tokio::task::spawn_blocking(|| std::thread::sleep(BLOCK))
+                .await
+                .unwrap();
             tokio::time::sleep(BLOCK).await;
         })
     });
@@ -49,8 +63,17 @@ fn spawn_blocking_and_worker_threads_are_never_flagged() {
     let report = watched.report();
     assert_eq!(report.totals.slow_polls, 0, "{:#?}", report.slow_polls);
     for site in &report.sites {
-        assert!(["task", "block_on", "local"].contains(&site.kind.as_str()), "{} is {}", site.label, site.kind);
-        assert!(site.max_ns < THRESHOLD.as_nanos() as u64, "{} held its thread", site.label);
+        assert!(
+            ["task", "block_on", "local"].contains(&site.kind.as_str()),
+            "{} is {}",
+            site.label,
+            site.kind
+        );
+        assert!(
+            site.max_ns < THRESHOLD.as_nanos() as u64,
+            "{} held its thread",
+            site.label
+        );
     }
 }
 
@@ -85,7 +108,11 @@ fn a_slow_drop_is_labelled_a_drop_and_not_counted_as_a_poll() {
     assert!(site.drop_ns >= BLOCK.as_nanos() as u64);
     assert_eq!(site.slow_polls, 0, "the slow drop is not a slow poll");
     assert!(site.max_ns < THRESHOLD.as_nanos() as u64);
-    let slow: Vec<_> = report.slow_polls.iter().filter(|s| s.site == site.label).collect();
+    let slow: Vec<_> = report
+        .slow_polls
+        .iter()
+        .filter(|s| s.site == site.label)
+        .collect();
     assert_eq!(slow.len(), 1);
     assert_eq!(slow[0].kind, "drop");
 }
@@ -108,7 +135,11 @@ fn a_blocking_poll_is_flagged_once_and_a_quick_one_is_not() {
     let quick = site_at(&report, "nesting_and_exclusions.rs", quick_line);
     assert_eq!(slow.slow_polls, 1);
     assert_eq!(quick.slow_polls, 0);
-    let entry = report.slow_polls.iter().find(|s| s.site == slow.label).unwrap();
+    let entry = report
+        .slow_polls
+        .iter()
+        .find(|s| s.site == slow.label)
+        .unwrap();
     assert!(entry.duration_ns >= BLOCK.as_nanos() as u64);
     assert_eq!(entry.kind, "poll");
     assert!(entry.thread.starts_with("tokio-r"), "{}", entry.thread);

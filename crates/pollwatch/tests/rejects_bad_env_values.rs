@@ -8,11 +8,15 @@ fn init_rejects_a_bad_threshold_naming_the_variable() {
     let text = err.to_string();
     assert!(text.contains("POLLWATCH_THRESHOLD"), "{text}");
     assert!(text.contains("ten millis"), "{text}");
-    assert!(matches!(err, pollwatch::InitError::Config(ref e) if e.variable() == "POLLWATCH_THRESHOLD"));
+    assert!(
+        matches!(err, pollwatch::InitError::Config(ref e) if e.variable() == "POLLWATCH_THRESHOLD")
+    );
 
     std::env::set_var("POLLWATCH_THRESHOLD", "15ms");
     std::env::set_var("POLLWATCH_MAX_SITES", "lots");
-    let err = pollwatch::PollWatch::builder().with_default_env().unwrap_err();
+    let err = pollwatch::PollWatch::builder()
+        .with_default_env()
+        .unwrap_err();
     assert_eq!(err.variable(), "POLLWATCH_MAX_SITES");
 
     std::env::remove_var("POLLWATCH_MAX_SITES");

@@ -20,7 +20,9 @@ fn written_report_json_round_trips_through_pollwatch_report() {
                     }
                 }));
             }
-            handles.push(tokio::spawn(async { std::thread::sleep(Duration::from_millis(40)) }));
+            handles.push(tokio::spawn(async {
+                std::thread::sleep(Duration::from_millis(40))
+            }));
             for h in handles {
                 h.await.unwrap();
             }
@@ -30,7 +32,8 @@ fn written_report_json_round_trips_through_pollwatch_report() {
     let dir = std::env::temp_dir().join(format!("pollwatch-round-trip-{}", std::process::id()));
     let files = watched.handle.write_report(&dir).unwrap();
     let read = pollwatch_report::json::read(&files.json).unwrap();
-    let again = pollwatch_report::json::from_str(&pollwatch_report::json::to_string(&read)).unwrap();
+    let again =
+        pollwatch_report::json::from_str(&pollwatch_report::json::to_string(&read)).unwrap();
     assert_eq!(read, again);
     assert_eq!(read.format, pollwatch_report::FORMAT);
     assert_eq!(read.version, pollwatch_report::VERSION);
@@ -41,7 +44,10 @@ fn written_report_json_round_trips_through_pollwatch_report() {
         assert_eq!(hist.len(), site.polls, "{}", site.label);
     }
     let text = std::fs::read_to_string(&files.text).unwrap();
-    assert!(text.contains(&read.sites[0].label[..20.min(read.sites[0].label.len())]) || text.contains('…'));
+    assert!(
+        text.contains(&read.sites[0].label[..20.min(read.sites[0].label.len())])
+            || text.contains('…')
+    );
     // Writing again replaces the files atomically and leaves nothing else behind.
     watched.handle.write_report(&dir).unwrap();
     let mut names: Vec<_> = std::fs::read_dir(&dir)

@@ -48,7 +48,11 @@ fn sites_beyond_the_bound_share_the_overflow_site_and_are_counted() {
     });
     let report = watched.report();
     // block_on takes one site, the first spawn the second; the other two overflow.
-    let overflow = report.sites.iter().find(|s| s.label == "<overflow>").expect("overflow site");
+    let overflow = report
+        .sites
+        .iter()
+        .find(|s| s.label == "<overflow>")
+        .expect("overflow site");
     assert_eq!(overflow.tasks_spawned, 2);
     assert_eq!(report.dropped.tasks_in_overflow_site, 2);
     assert_eq!(report.sites.len(), 3);

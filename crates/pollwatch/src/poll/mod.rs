@@ -50,27 +50,31 @@ impl PollPath {
     #[inline]
     pub(crate) fn enter(&self, span: u64, task: TaskInfo) {
         let now = self.clock.now();
-        thread::with_slot_or_create(self.layer_id, || self.create_slot(), |slot| {
-            slot.last_exit.span.store(0, Relaxed);
-            let depth = slot.depth.load(Relaxed);
-            if depth >= MAX_DEPTH {
-                slot.nested_too_deep
-                    .store(slot.nested_too_deep.load(Relaxed) + 1, Relaxed);
-                return;
-            }
-            let frame = &slot.frames[depth];
-            frame.span.store(span, Relaxed);
-            frame.task_id.store(task.task_id, Relaxed);
-            frame.site.store(task.site, Relaxed);
-            frame.start.store(now, Relaxed);
-            frame.nested_ns.store(0, Relaxed);
-            slot.depth.store(depth + 1, Release);
-            if depth == 0 {
-                slot.poll_seq
-                    .store(slot.poll_seq.load(Relaxed).wrapping_add(1), Relaxed);
-                slot.poll_start.store(now, Release);
-            }
-        });
+        thread::with_slot_or_create(
+            self.layer_id,
+            || self.create_slot(),
+            |slot| {
+                slot.last_exit.span.store(0, Relaxed);
+                let depth = slot.depth.load(Relaxed);
+                if depth >= MAX_DEPTH {
+                    slot.nested_too_deep
+                        .store(slot.nested_too_deep.load(Relaxed) + 1, Relaxed);
+                    return;
+                }
+                let frame = &slot.frames[depth];
+                frame.span.store(span, Relaxed);
+                frame.task_id.store(task.task_id, Relaxed);
+                frame.site.store(task.site, Relaxed);
+                frame.start.store(now, Relaxed);
+                frame.nested_ns.store(0, Relaxed);
+                slot.depth.store(depth + 1, Release);
+                if depth == 0 {
+                    slot.poll_seq
+                        .store(slot.poll_seq.load(Relaxed).wrapping_add(1), Relaxed);
+                    slot.poll_start.store(now, Release);
+                }
+            },
+        );
     }
 
     /// A span was exited. Spans other than the thread's innermost task span are ignored,

@@ -143,7 +143,10 @@ mod tests {
         let mut seen = Vec::new();
         ring.drain(|_| true, |r| seen.push(r.task_id));
         assert_eq!(seen, (0..CAPACITY as u64).collect::<Vec<_>>());
-        assert!(ring.push(99, 1, 100, 500).is_some(), "drained ring accepts again");
+        assert!(
+            ring.push(99, 1, 100, 500).is_some(),
+            "drained ring accepts again"
+        );
     }
 
     #[test]
@@ -152,7 +155,10 @@ mod tests {
         let position = ring.push(7, 1, 100, 1_000).unwrap();
         let mut seen = Vec::new();
         ring.drain(|at| at < 1_000, |r| seen.push(r));
-        assert!(seen.is_empty(), "a record ending at the cut-off is not settled");
+        assert!(
+            seen.is_empty(),
+            "a record ending at the cut-off is not settled"
+        );
         ring.mark_drop(position);
         ring.drain(|at| at < 1_001, |r| seen.push(r));
         assert_eq!(seen.len(), 1);

@@ -40,9 +40,10 @@ impl Reporter {
         let spawned = std::thread::Builder::new()
             .name(THREAD_NAME.into())
             .spawn(move || {
-                tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
-                    run(&weak, &control, tick)
-                })
+                tracing::subscriber::with_default(
+                    tracing::subscriber::NoSubscriber::default(),
+                    || run(&weak, &control, tick),
+                )
             });
         match spawned {
             Ok(handle) => {
@@ -71,7 +72,9 @@ impl Reporter {
 
     /// Waits one tick; true when asked to stop.
     fn wait(&self, tick: Duration) -> bool {
-        let Ok(stop) = self.stop.lock() else { return true };
+        let Ok(stop) = self.stop.lock() else {
+            return true;
+        };
         if *stop {
             return true;
         }
@@ -85,7 +88,9 @@ impl Reporter {
 fn run(shared: &Weak<Shared>, control: &Reporter, tick: Duration) {
     loop {
         let stopping = control.wait(tick);
-        let Some(shared) = shared.upgrade() else { return };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         drain(&shared, stopping);
         shared.setup.check(&shared);
         if stopping {
