@@ -1,0 +1,242 @@
+//! `pollwatch-demo`: starts the demo service under pollwatch, drives it with the built-in load,
+//! and shows what pollwatch saw: live warnings on stderr while the load runs, then the load
+//! summary, pollwatch's per-site report table and the report files.
+//!
+//! ```sh
+//! cargo run --release -p pollwatch-demo                      # 5 s of load, then the report
+//! cargo run --release -p pollwatch-demo -- --serve           # serve until Ctrl-C
+//! cargo run --release -p pollwatch-demo -- --help
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::builder::RangedU64ValueParser;
+use clap::{Parser, ValueEnum};
+use pollwatch::PollWatch;
+use pollwatch_demo::load::{self, LoadConfig, LoadSummary};
+use pollwatch_demo::routes::cpu::Hashing;
+use pollwatch_demo::routes::fs::DataFile;
+use pollwatch_demo::routes::{AppState, Kind, Route, ROUTES};
+use pollwatch_demo::service::Service;
+use pollwatch_demo::upstream::{self, Upstream};
+
+/// Where the report goes unless `--report-dir` or `POLLWATCH_REPORT_DIR` says otherwise.
+const DEFAULT_REPORT_DIR: &str = "target/pollwatch-demo";
+
+/// How long open requests may take to finish once the service stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A demo HTTP service with six classic ways to block tokio's worker threads (each next to
+/// its correct twin), driven by a built-in load, watched by pollwatch.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Where the service listens; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: SocketAddr,
+    /// Worker threads of the service's runtime.
+    #[arg(long, default_value_t = 2, value_parser = RangedU64ValueParser::<usize>::new().range(1..=256))]
+    workers: usize,
+    /// How long the load runs, e.g. `5s`, `500ms`, `1m`.
+    #[arg(long, default_value = "5s")]
+    duration: humantime::Duration,
+    /// How many connections the load keeps busy at once.
+    #[arg(long, default_value_t = 8, value_parser = RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    concurrency: usize,
+    /// The load's timeout for one request; a request taking longer counts as an error.
+    #[arg(long, default_value = "5s")]
+    timeout: humantime::Duration,
+    /// pollwatch's slow-poll threshold [default: $POLLWATCH_THRESHOLD, else 10ms].
+    #[arg(long)]
+    threshold: Option<humantime::Duration>,
+    /// Where to write the report [default: $POLLWATCH_REPORT_DIR, else target/pollwatch-demo].
+    #[arg(long)]
+    report_dir: Option<PathBuf>,
+    /// How many sites the printed report table lists.
+    #[arg(long, default_value_t = 12)]
+    top: usize,
+    /// Size of the data file the `fs` routes read, in MiB; raise it if `bad_fs` stays under
+    /// the threshold on a fast machine.
+    #[arg(long, default_value_t = 32, value_parser = RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    file_mib: usize,
+    /// Which routes the load requests: compare `--mix good` with the default to see what the
+    /// bad routes cost the good ones.
+    #[arg(long, value_enum, default_value_t = Mix::All)]
+    mix: Mix,
+    /// How long the `cpu` routes' hash takes on an idle core.
+    #[arg(long, default_value = "25ms")]
+    cpu_work: humantime::Duration,
+    /// Serve until Ctrl-C instead of running the load (then try `curl ADDR/bad/sleep`).
+    #[arg(long)]
+    serve: bool,
+}
+
+/// Which routes the load requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Mix {
+    /// Every route, bad and good twins alternating.
+    All,
+    /// Only the bad routes.
+    Bad,
+    /// Only the good routes.
+    Good,
+}
+
+impl Mix {
+    fn routes(self) -> Vec<Route> {
+        let wanted = |route: &&Route| match self {
+            Mix::All => true,
+            Mix::Bad => route.kind == Kind::Bad,
+            Mix::Good => route.kind == Kind::Good,
+        };
+        ROUTES.iter().filter(wanted).copied().collect()
+    }
+}
+
+fn main() -> ExitCode {
+    // clap prints a clear message and exits with status 2 on a bad flag.
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("pollwatch-demo: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    // pollwatch first, so it sees every task: the builder's defaults, then the POLLWATCH_*
+    // variables, then the flags.
+    let mut builder = PollWatch::builder()
+        .report_dir(DEFAULT_REPORT_DIR)
+        .with_default_env()
+        .map_err(|e| format!("bad pollwatch configuration: {e}"))?;
+    if let Some(threshold) = args.threshold {
+        builder = builder.threshold(threshold.into());
+    }
+    if let Some(dir) = &args.report_dir {
+        builder = builder.report_dir(dir.clone());
+    }
+    let guard = builder
+        .try_init()
+        .map_err(|e| format!("cannot start pollwatch: {e}"))?;
+    let handle = guard.handle().clone();
+    let report_dir = handle.report_dir().to_owned();
+
+    let data_file = DataFile::create(args.file_mib << 20)
+        .map_err(|e| format!("cannot write the data file: {e}"))?;
+    let hashing = Hashing::calibrate(args.cpu_work.into());
+    let upstream = Upstream::start().map_err(|e| format!("cannot start the upstream: {e}"))?;
+    let state = AppState {
+        data_file: Arc::new(data_file),
+        locks: Arc::default(),
+        hashing: Arc::new(hashing),
+        upstream: upstream.addr(),
+        upstream_timeout: args.timeout.into(),
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.workers)
+        .thread_name("demo-worker")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot build the runtime: {e}"))?;
+    let service = runtime
+        .block_on(Service::start(args.addr, state.clone()))
+        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let addr = service.addr();
+    println!(
+        "pollwatch-demo: serving http://{addr} on {} workers (upstream http://{}{}), \
+         {} MiB data file, {} hash rounds per cpu request",
+        args.workers,
+        upstream.addr(),
+        upstream::PATH,
+        args.file_mib,
+        state.hashing.rounds(),
+    );
+    println!(
+        "pollwatch: warns about polls longer than {:?}; report to {}",
+        handle.threshold(),
+        report_dir.display()
+    );
+
+    let summary = if args.serve {
+        println!("serving until Ctrl-C; try: curl http://{addr}/bad/sleep");
+        runtime
+            .block_on(tokio::signal::ctrl_c())
+            .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
+        None
+    } else {
+        let routes = args.mix.routes();
+        println!(
+            "load: {} connections for {}, round robin over {} routes",
+            args.concurrency,
+            args.duration,
+            routes.len()
+        );
+        let config = LoadConfig {
+            addr,
+            duration: args.duration.into(),
+            concurrency: args.concurrency,
+            timeout: args.timeout.into(),
+            routes,
+        };
+        Some(load::run(config).map_err(|e| format!("cannot run the load: {e}"))?)
+    };
+
+    let stopped = runtime.block_on(service.stop(SHUTDOWN_GRACE));
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    if let Err(e) = stopped {
+        eprintln!("pollwatch-demo: stopping the service: {e}");
+    }
+    if let Err(e) = upstream.stop() {
+        eprintln!("pollwatch-demo: stopping the upstream: {e}");
+    }
+    // Let pollwatch report the last slow polls before the summary is printed.
+    handle.flush();
+
+    println!();
+    if let Some(summary) = &summary {
+        print!("{summary}");
+        if args.mix == Mix::All {
+            println!(
+                "  (the good routes queue behind the bad ones for a worker: run with `--mix good` \
+                 to see them alone)"
+            );
+        }
+        println!();
+    }
+    print!(
+        "{}",
+        pollwatch::report::text::render(&handle.report(), args.top)
+    );
+    let written = handle
+        .write_report(&report_dir)
+        .map_err(|e| format!("cannot write the report: {e}"))?;
+    println!();
+    println!("report written: {}", written.text.display());
+    println!("                {}", written.json.display());
+    // Dropping the guard stops pollwatch's threads (and writes the same report once more).
+    drop(guard);
+    check_load(summary.as_ref())
+}
+
+/// The demo failed if no request of the load succeeded: the service did not work at all.
+fn check_load(summary: Option<&LoadSummary>) -> Result<(), String> {
+    match summary {
+        Some(s) if s.requests() > 0 && s.errors() == s.requests() => Err(format!(
+            "every one of the {} requests failed; first error: {}",
+            s.requests(),
+            s.first_error.as_deref().unwrap_or("unknown")
+        )),
+        Some(s) if s.requests() == 0 => Err("the load sent no request".to_owned()),
+        _ => Ok(()),
+    }
+}
