@@ -40,8 +40,13 @@ pub(crate) struct Site {
 impl Site {
     fn new(fields: &TaskFields) -> Self {
         Self {
-            label: label(&fields.file, fields.line, fields.col, &fields.name),
-            file: fields.file.clone(),
+            label: label(
+                display_file(&fields.file),
+                fields.line,
+                fields.col,
+                &fields.name,
+            ),
+            file: display_file(&fields.file).to_owned(),
             line: fields.line,
             col: fields.col,
             name: fields.name.clone(),
@@ -61,6 +66,19 @@ impl Site {
             tasks_spawned: AtomicU64::new(0),
         }
     }
+}
+
+/// A spawn location's file as a person reads it: paths into cargo's registry or git checkouts
+/// start at the crate (`axum-0.8.9/src/serve/mod.rs`), others are kept as tokio gives them.
+pub(crate) fn display_file(file: &str) -> &str {
+    for marker in ["/.cargo/registry/src/", "/.cargo/git/checkouts/"] {
+        if let Some(at) = file.find(marker) {
+            let rest = &file[at + marker.len()..];
+            // Skip the registry index directory (`index.crates.io-<hash>/`).
+            return rest.split_once('/').map_or(rest, |(_, krate)| krate);
+        }
+    }
+    file
 }
 
 /// `file:line:col`, plus ` "name"` when the task is named.
@@ -191,6 +209,15 @@ mod tests {
             sites.intern(&fields(3, "worker"))
         );
         assert_eq!(sites.get(0).unwrap().tasks_spawned.load(Relaxed), 3);
+    }
+
+    #[test]
+    fn registry_paths_start_at_the_crate() {
+        assert_eq!(
+            display_file("/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/axum-0.8.9/src/serve/mod.rs"),
+            "axum-0.8.9/src/serve/mod.rs"
+        );
+        assert_eq!(display_file("src/main.rs"), "src/main.rs");
     }
 
     #[test]
