@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use pollwatch_report::histogram::{self, Histogram};
 use pollwatch_report::{
-    CallSiteCount, Dropped, Frame, Report, SiteReport, SlowPoll, Stall, StallSample, Totals, FORMAT,
-    VERSION,
+    CallSiteCount, Dropped, Frame, Report, SiteReport, SlowPoll, Stall, StallSample, Totals,
+    FORMAT, VERSION,
 };
 
 /// A site with a histogram of `values_ns`.
