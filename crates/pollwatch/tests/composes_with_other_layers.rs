@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{site_at, Captured, Watched};
+use support::{site_named, Captured, Watched};
 use tracing_subscriber::filter::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
@@ -29,7 +29,6 @@ fn composes_with_fmt_and_console_layers_and_warns_through_fmt() {
     );
     let watched = Watched { dispatch, handle };
     let rt = watched.runtime(2);
-    let line = line!() + 5;
     watched.scope(|| {
         rt.block_on(async {
             tokio::task::Builder::new()
@@ -41,7 +40,7 @@ fn composes_with_fmt_and_console_layers_and_warns_through_fmt() {
         })
     });
     let report = watched.report();
-    let site = site_at(&report, "composes_with_other_layers.rs", line);
+    let site = site_named(&report, "blocker");
     assert_eq!(site.name, "blocker");
     assert_eq!((site.polls, site.slow_polls), (1, 1));
     let text = output.text();
@@ -51,7 +50,7 @@ fn composes_with_fmt_and_console_layers_and_warns_through_fmt() {
         .unwrap_or_else(|| panic!("no pollwatch warning in fmt output:\n{text}"));
     assert!(warning.contains("task.name=blocker"), "{warning}");
     assert!(
-        warning.contains(&format!("composes_with_other_layers.rs:{line}")),
+        warning.contains(&format!("composes_with_other_layers.rs:{}", site.line)),
         "{warning}"
     );
     assert!(warning.contains("duration_ms="), "{warning}");

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{site_at, Watched};
+use support::{site_named, spawn_named, Watched};
 
 const TASKS: u64 = 200;
 const YIELDS: u64 = 50;
@@ -21,12 +21,11 @@ fn every_poll_is_counted_once_and_matches_tokios_poll_hook() {
             counter.fetch_add(1, Relaxed);
         });
     });
-    let spawn_line = line!() + 4;
     watched.scope(|| {
         rt.block_on(async {
             let handles: Vec<_> = (0..TASKS)
                 .map(|_| {
-                    tokio::spawn(async {
+                    spawn_named("yielder", async {
                         for _ in 0..YIELDS {
                             tokio::task::yield_now().await
                         }
@@ -40,7 +39,7 @@ fn every_poll_is_counted_once_and_matches_tokios_poll_hook() {
     });
     drop(rt);
     let report = watched.report();
-    let site = site_at(&report, "counts_every_poll.rs", spawn_line);
+    let site = site_named(&report, "yielder");
     assert_eq!(site.tasks_spawned, TASKS);
     assert_eq!(
         site.polls,

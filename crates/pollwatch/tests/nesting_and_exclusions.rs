@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{site_at, Watched};
+use support::{site_named, spawn_local_named, spawn_named, Watched};
 
 const THRESHOLD: Duration = Duration::from_millis(20);
 const BLOCK: Duration = Duration::from_millis(60);
@@ -18,17 +18,16 @@ fn a_local_set_inside_block_on_blames_the_local_task_not_block_on() {
             .build()
             .unwrap()
     });
-    let local_line = line!() + 4;
     watched.scope(|| {
         let local = tokio::task::LocalSet::new();
         local.block_on(&rt, async {
-            tokio::task::spawn_local(async { std::thread::sleep(BLOCK) })
+            spawn_local_named("local", async { std::thread::sleep(BLOCK) })
                 .await
                 .unwrap();
         });
     });
     let report = watched.report();
-    let local = site_at(&report, "nesting_and_exclusions.rs", local_line);
+    let local = site_named(&report, "local");
     assert_eq!(local.kind, "local");
     assert_eq!(local.slow_polls, 1, "the local task held the thread");
     assert!(local.max_ns >= BLOCK.as_nanos() as u64);
@@ -89,11 +88,10 @@ impl Drop for SlowDrop {
 fn a_slow_drop_is_labelled_a_drop_and_not_counted_as_a_poll() {
     let watched = Watched::new(THRESHOLD);
     let rt = watched.runtime(1);
-    let spawn_line = line!() + 4;
     watched.scope(|| {
         rt.block_on(async {
             let guard = SlowDrop;
-            let task = tokio::spawn(async move {
+            let task = spawn_named("slow_drop", async move {
                 let _guard = guard;
                 std::future::pending::<()>().await;
             });
@@ -103,7 +101,7 @@ fn a_slow_drop_is_labelled_a_drop_and_not_counted_as_a_poll() {
         })
     });
     let report = watched.report();
-    let site = site_at(&report, "nesting_and_exclusions.rs", spawn_line);
+    let site = site_named(&report, "slow_drop");
     assert_eq!(site.drops, 1);
     assert!(site.drop_ns >= BLOCK.as_nanos() as u64);
     assert_eq!(site.slow_polls, 0, "the slow drop is not a slow poll");
@@ -121,18 +119,19 @@ fn a_slow_drop_is_labelled_a_drop_and_not_counted_as_a_poll() {
 fn a_blocking_poll_is_flagged_once_and_a_quick_one_is_not() {
     let watched = Watched::new(THRESHOLD);
     let rt = watched.runtime(2);
-    let (slow_line, quick_line) = (line!() + 3, line!() + 4);
     watched.scope(|| {
         rt.block_on(async {
-            let slow = tokio::spawn(async { std::thread::sleep(BLOCK) });
-            let quick = tokio::spawn(async { std::thread::sleep(Duration::from_millis(1)) });
+            let slow = spawn_named("slow", async { std::thread::sleep(BLOCK) });
+            let quick = spawn_named("quick", async {
+                std::thread::sleep(Duration::from_millis(1))
+            });
             slow.await.unwrap();
             quick.await.unwrap();
         })
     });
     let report = watched.report();
-    let slow = site_at(&report, "nesting_and_exclusions.rs", slow_line);
-    let quick = site_at(&report, "nesting_and_exclusions.rs", quick_line);
+    let slow = site_named(&report, "slow");
+    let quick = site_named(&report, "quick");
     assert_eq!(slow.slow_polls, 1);
     assert_eq!(quick.slow_polls, 0);
     let entry = report

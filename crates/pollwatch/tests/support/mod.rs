@@ -70,6 +70,39 @@ pub fn site_at<'a>(report: &'a Report, file: &str, line: u32) -> &'a SiteReport 
         .unwrap_or_else(|| panic!("no site at {file}:{line} in {:#?}", labels(report)))
 }
 
+/// The site of the tasks named `name`.
+pub fn site_named<'a>(report: &'a Report, name: &str) -> &'a SiteReport {
+    report
+        .sites
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no site named {name} in {:#?}", labels(report)))
+}
+
+/// Spawns a task named `name` (a site of its own in the report).
+pub fn spawn_named<F>(name: &str, future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::task::Builder::new()
+        .name(name)
+        .spawn(future)
+        .unwrap()
+}
+
+/// Spawns a local task named `name`.
+pub fn spawn_local_named<F>(name: &str, future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + 'static,
+    F::Output: 'static,
+{
+    tokio::task::Builder::new()
+        .name(name)
+        .spawn_local(future)
+        .unwrap()
+}
+
 /// Every site's label.
 pub fn labels(report: &Report) -> Vec<String> {
     report.sites.iter().map(|s| s.label.clone()).collect()
