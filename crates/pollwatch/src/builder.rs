@@ -37,6 +37,11 @@ pub const MIN_TICK: Duration = Duration::from_millis(1);
 /// the setup hides tokio's task spans.
 pub const DEFAULT_SETUP_CHECK_AFTER: Duration = Duration::from_secs(3);
 
+pub use crate::stall::rate_limit::DEFAULT_STALL_WARNINGS_PER_MINUTE;
+
+/// The environment variable that turns stack capture `on` (default) or `off`.
+pub const ENV_BACKTRACE: &str = "POLLWATCH_BACKTRACE";
+
 /// The environment variable for the threshold, a duration such as `10ms`.
 pub const ENV_THRESHOLD: &str = "POLLWATCH_THRESHOLD";
 /// The environment variable for the report directory.
@@ -66,6 +71,9 @@ pub struct Builder {
     pub(crate) report_dir: PathBuf,
     pub(crate) tick: Duration,
     pub(crate) setup_check_after: Duration,
+    pub(crate) backtraces: bool,
+    pub(crate) inspect_threads: bool,
+    pub(crate) stall_warnings_per_minute: u32,
 }
 
 impl Default for Builder {
@@ -76,6 +84,9 @@ impl Default for Builder {
             report_dir: PathBuf::from(DEFAULT_REPORT_DIR),
             tick: DEFAULT_TICK,
             setup_check_after: DEFAULT_SETUP_CHECK_AFTER,
+            backtraces: true,
+            inspect_threads: true,
+            stall_warnings_per_minute: DEFAULT_STALL_WARNINGS_PER_MINUTE,
         }
     }
 }
@@ -101,8 +112,8 @@ impl Builder {
         self
     }
 
-    /// How often the reporter thread looks for finished slow polls (at least [`MIN_TICK`]).
-    /// Default [`DEFAULT_TICK`].
+    /// How often the watchdog looks for stuck polls and the reporter for finished slow polls
+    /// (at least [`MIN_TICK`]). Default [`DEFAULT_TICK`].
     pub fn tick(mut self, tick: Duration) -> Self {
         self.tick = tick.max(MIN_TICK);
         self
@@ -115,9 +126,35 @@ impl Builder {
         self
     }
 
+    /// Whether the watchdog has a stuck thread record its stack (Linux: a realtime signal,
+    /// `SA_RESTART`). Default on. Off, no signal is ever installed or sent; stalls are still
+    /// caught, with the thread's state and syscall but no call site. See the README on
+    /// `EINTR`.
+    pub fn backtraces(mut self, on: bool) -> Self {
+        self.backtraces = on;
+        self
+    }
+
+    /// Whether the watchdog reads what a stuck thread is doing (Linux `/proc`) and captures
+    /// its stack. Default on. Off, stalls are still caught and reported with their task, site
+    /// and duration, as on platforms without `/proc`.
+    pub fn inspect_threads(mut self, on: bool) -> Self {
+        self.inspect_threads = on;
+        self
+    }
+
+    /// How many stall warnings one site may emit per minute; further stalls are counted and
+    /// listed in the report but not warned about. Default
+    /// [`DEFAULT_STALL_WARNINGS_PER_MINUTE`].
+    pub fn stall_warnings_per_minute(mut self, n: u32) -> Self {
+        self.stall_warnings_per_minute = n;
+        self
+    }
+
     /// Applies the `POLLWATCH_*` environment variables that are set: [`ENV_THRESHOLD`]
     /// (a duration: `10ms`, `1s`), [`ENV_REPORT_DIR`] (a path) and [`ENV_MAX_SITES`] (an
-    /// integer, 1..=65536). A variable that is set but invalid is an error naming it.
+    /// integer, 1..=65536) and [`ENV_BACKTRACE`] (`on` or `off`). A variable that is set but
+    /// invalid is an error naming it.
     pub fn with_default_env(self) -> Result<Self, ConfigError> {
         self.with_env(|name| std::env::var_os(name))
     }
@@ -154,6 +191,19 @@ impl Builder {
                 return Err(ConfigError::new(ENV_REPORT_DIR, &value, "is empty"));
             }
             self.report_dir = PathBuf::from(value);
+        }
+        if let Some(value) = text(ENV_BACKTRACE)? {
+            self.backtraces = match value.to_ascii_lowercase().as_str() {
+                "on" | "1" | "true" => true,
+                "off" | "0" | "false" => false,
+                _ => {
+                    return Err(ConfigError::new(
+                        ENV_BACKTRACE,
+                        &value,
+                        "is neither `on` nor `off`",
+                    ))
+                }
+            };
         }
         if let Some(value) = text(ENV_MAX_SITES)? {
             let max_sites = value
@@ -240,8 +290,10 @@ mod tests {
                 (ENV_THRESHOLD, "25ms"),
                 (ENV_REPORT_DIR, "/tmp/x"),
                 (ENV_MAX_SITES, "16"),
+                (ENV_BACKTRACE, "off"),
             ]))
             .unwrap();
+        assert!(!b.backtraces);
         assert_eq!(b.threshold, Duration::from_millis(25));
         assert_eq!(b.report_dir, PathBuf::from("/tmp/x"));
         assert_eq!(b.max_sites, 16);
@@ -264,6 +316,7 @@ mod tests {
             (ENV_MAX_SITES, "-3"),
             (ENV_MAX_SITES, "100000"),
             (ENV_REPORT_DIR, ""),
+            (ENV_BACKTRACE, "maybe"),
         ] {
             let err = Builder::default()
                 .with_env(env(&[(name, value)]))

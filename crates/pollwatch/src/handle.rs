@@ -10,6 +10,7 @@ use pollwatch_report::Report;
 
 use crate::reporter::{self, Reporter};
 use crate::shared::Shared;
+use crate::watchdog::Watchdog;
 
 /// How many sites the text report lists.
 pub const TEXT_REPORT_TOP_SITES: usize = 20;
@@ -19,11 +20,20 @@ pub const TEXT_REPORT_TOP_SITES: usize = 20;
 pub struct Handle {
     shared: Arc<Shared>,
     reporter: Arc<Reporter>,
+    watchdog: Arc<Watchdog>,
 }
 
 impl Handle {
-    pub(crate) fn new(shared: Arc<Shared>, reporter: Arc<Reporter>) -> Self {
-        Self { shared, reporter }
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        reporter: Arc<Reporter>,
+        watchdog: Arc<Watchdog>,
+    ) -> Self {
+        Self {
+            shared,
+            reporter,
+            watchdog,
+        }
     }
 
     /// A snapshot of everything measured so far. Slow polls that ended within the last
@@ -67,9 +77,16 @@ impl Handle {
         reporter::drain(&self.shared, true);
     }
 
-    /// Stops pollwatch's background thread after it has reported what is pending. The layer
-    /// keeps counting; [`Handle::report`] keeps working.
+    /// Stops pollwatch's background threads (the watchdog, then the reporter, after it has
+    /// reported what is pending). The layer keeps counting; [`Handle::report`] keeps working.
     pub fn shutdown(&self) {
+        self.watchdog.stop();
         self.reporter.stop();
+    }
+
+    /// The watchdog thread's OS thread id (0 before it has started or where unknown), for
+    /// measuring its own CPU use.
+    pub fn watchdog_tid(&self) -> i32 {
+        self.watchdog.tid()
     }
 }

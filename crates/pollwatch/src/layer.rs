@@ -59,6 +59,7 @@ where
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         if span.metadata().target() != TASK_TARGET {
+            self.shared.poll.enter_inner(id.into_u64());
             return;
         }
         let Some(task) = span.extensions().get::<TaskInfo>().copied() else {

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tracing_core::dispatcher::WeakDispatch;
+use tracing_core::Dispatch;
 
 use crate::builder::Builder;
 use crate::handle::Handle;
@@ -15,6 +16,8 @@ use crate::poll::PollPath;
 use crate::reporter::setup_check::SetupCheck;
 use crate::reporter::Reporter;
 use crate::sites::Sites;
+use crate::stall::book::Book;
+use crate::watchdog::Watchdog;
 use pollwatch_report::SlowPoll;
 
 /// Distinguishes layers within one process (each has its own thread-local slots).
@@ -35,7 +38,24 @@ pub(crate) struct Shared {
     pub(crate) diagnostics: Mutex<Vec<String>>,
     /// The subscriber the layer is installed in; the reporter emits events through it.
     pub(crate) dispatch: Mutex<Option<WeakDispatch>>,
+    /// The stalls the watchdog caught.
+    pub(crate) book: Mutex<Book>,
+    /// Watchdog samples lost because the queue to the reporter was full.
+    pub(crate) stall_samples_dropped: AtomicU64,
 }
+
+impl Shared {
+    /// The subscriber the layer is installed in, if it still exists.
+    pub(crate) fn dispatch(&self) -> Option<Dispatch> {
+        self.dispatch
+            .lock()
+            .ok()
+            .and_then(|d| d.as_ref().and_then(WeakDispatch::upgrade))
+    }
+}
+
+/// How many watchdog messages may wait for the reporter.
+const QUEUE: usize = 256;
 
 pub(crate) fn build(builder: Builder) -> (PollWatchLayer, Handle) {
     let max_sites = u32::try_from(builder.max_sites).unwrap_or(u32::MAX - 1);
@@ -57,10 +77,19 @@ pub(crate) fn build(builder: Builder) -> (PollWatchLayer, Handle) {
         recent: Mutex::new(VecDeque::new()),
         diagnostics: Mutex::new(Vec::new()),
         dispatch: Mutex::new(None),
+        book: Mutex::new(Book::new(builder.stall_warnings_per_minute)),
+        stall_samples_dropped: AtomicU64::new(0),
     });
-    let reporter = Reporter::start(&shared);
+    let inspector = if builder.inspect_threads {
+        pollwatch_capture::inspector(builder.backtraces)
+    } else {
+        pollwatch_capture::fallback()
+    };
+    let (to_reporter, from_watchdog) = std::sync::mpsc::sync_channel(QUEUE);
+    let reporter = Reporter::start(&shared, to_reporter.clone(), from_watchdog);
+    let watchdog = Watchdog::start(&shared, inspector, to_reporter);
     let layer = PollWatchLayer {
         shared: shared.clone(),
     };
-    (layer, Handle::new(shared, reporter))
+    (layer, Handle::new(shared, reporter, watchdog))
 }

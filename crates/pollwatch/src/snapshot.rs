@@ -20,6 +20,7 @@ pub(crate) fn take(shared: &Shared) -> Report {
         threads: u32::try_from(slots.len()).unwrap_or(u32::MAX),
         ..Totals::default()
     };
+    let book = shared.book.lock().ok();
     let mut sites = Vec::new();
     for (id, site) in shared.sites.all() {
         let mut merged = SiteTotals::default();
@@ -30,6 +31,7 @@ pub(crate) fn take(shared: &Shared) -> Report {
         }
         let tasks_spawned = site.tasks_spawned.load(Relaxed);
         let polls = merged.polls();
+        let stalls = book.as_ref().and_then(|b| b.site(id));
         if polls == 0 && tasks_spawned == 0 && merged.drops == 0 {
             continue;
         }
@@ -61,9 +63,9 @@ pub(crate) fn take(shared: &Shared) -> Report {
             drop_ns: merged.drop_ns,
             percentiles: histogram::percentiles(&hist),
             histogram: histogram::encode(&hist),
-            stalls: 0,
-            warnings_suppressed: 0,
-            call_sites: Vec::new(),
+            stalls: stalls.map_or(0, |s| s.stalls),
+            warnings_suppressed: stalls.map_or(0, |s| s.warnings_suppressed),
+            call_sites: stalls.map(|s| s.call_sites.clone()).unwrap_or_default(),
         });
     }
     sites.sort_by(|a, b| b.busy_ns.cmp(&a.busy_ns).then(a.id.cmp(&b.id)));
@@ -72,8 +74,12 @@ pub(crate) fn take(shared: &Shared) -> Report {
         slow_poll_events: slots.iter().map(|s| s.slow.dropped()).sum(),
         polls_nested_too_deep: slots.iter().map(|s| s.nested_too_deep.load(Relaxed)).sum(),
         values_clamped: slots.iter().map(|s| s.clamped.load(Relaxed)).sum(),
-        ..Dropped::default()
+        stall_warnings_suppressed: book.as_ref().map_or(0, |b| b.suppressed()),
+        stall_samples: shared.stall_samples_dropped.load(Relaxed),
     };
+    totals.stalls = book.as_ref().map_or(0, |b| b.total());
+    let stalls = book.as_ref().map(|b| b.recent()).unwrap_or_default();
+    drop(book);
     let now = SystemTime::now();
     Report {
         format: pollwatch_report::FORMAT.to_owned(),
@@ -100,6 +106,6 @@ pub(crate) fn take(shared: &Shared) -> Report {
             .lock()
             .map(|d| d.clone())
             .unwrap_or_default(),
-        stalls: Vec::new(),
+        stalls,
     }
 }

@@ -67,6 +67,12 @@ impl PollPath {
                 frame.site.store(task.site, Relaxed);
                 frame.start.store(now, Relaxed);
                 frame.nested_ns.store(0, Relaxed);
+                if depth == 0 {
+                    slot.inner_depth.store(0, Relaxed);
+                }
+                frame
+                    .inner_base
+                    .store(slot.inner_depth.load(Relaxed), Relaxed);
                 slot.depth.store(depth + 1, Release);
                 if depth == 0 {
                     slot.poll_seq
@@ -89,12 +95,18 @@ impl PollPath {
             }
             let frame = &slot.frames[depth - 1];
             if frame.span.load(Relaxed) != span {
+                exit_inner(slot, span);
                 return;
             }
             let total_ns = self.clock.delta_ns(frame.start.load(Relaxed), now);
             let mut own_ns = total_ns.saturating_sub(frame.nested_ns.load(Relaxed));
+            slot.inner_depth
+                .store(frame.inner_base.load(Relaxed), Relaxed);
             slot.depth.store(depth - 1, Release);
             if depth == 1 {
+                slot.last_outer_ns.store(total_ns, Relaxed);
+                slot.last_outer_seq
+                    .store(slot.poll_seq.load(Relaxed), Relaxed);
                 slot.poll_start.store(0, Release);
             } else {
                 let parent = &slot.frames[depth - 2];
@@ -115,7 +127,7 @@ impl PollPath {
             let recorded = recorder.record(own_ns, slow);
             let slow_position = if slow {
                 slot.slow
-                    .push(task_id, site, own_ns, now)
+                    .push(task_id, slot.poll_seq.load(Relaxed), site, own_ns, now)
                     .map_or(0, |p| p + 1)
             } else {
                 0
@@ -129,6 +141,22 @@ impl PollPath {
             last.slow.store(slow, Relaxed);
             last.slow_position.store(slow_position, Relaxed);
             last.span.store(span, Relaxed);
+        });
+    }
+
+    /// A span that is not a task span was entered: inside a poll, remember it, so a stall
+    /// can name the innermost span (an `#[instrument]`ed handler).
+    #[inline]
+    pub(crate) fn enter_inner(&self, span: u64) {
+        thread::with_slot(self.layer_id, |slot| {
+            if slot.depth.load(Relaxed) == 0 {
+                return;
+            }
+            let inner = slot.inner_depth.load(Relaxed);
+            if inner < thread::MAX_INNER_SPANS {
+                slot.inner[inner].store(span, Relaxed);
+            }
+            slot.inner_depth.store(inner + 1, Relaxed);
         });
     }
 
@@ -150,6 +178,28 @@ impl PollPath {
                 slot.slow.mark_drop(position - 1);
             }
         });
+    }
+}
+
+/// Pops `span` from the thread's inner-span stack if it is the innermost.
+#[inline]
+fn exit_inner(slot: &ThreadSlot, span: u64) {
+    let inner = slot.inner_depth.load(Relaxed);
+    if inner == 0 {
+        return;
+    }
+    let base = slot.frames[slot
+        .depth
+        .load(Relaxed)
+        .saturating_sub(1)
+        .min(MAX_DEPTH - 1)]
+    .inner_base
+    .load(Relaxed);
+    if inner <= base {
+        return;
+    }
+    if inner > thread::MAX_INNER_SPANS || slot.inner[inner - 1].load(Relaxed) == span {
+        slot.inner_depth.store(inner - 1, Relaxed);
     }
 }
 
@@ -220,6 +270,29 @@ mod tests {
         assert_eq!(outer.slow_polls, 0, "the outer poll is not blamed");
         assert_eq!(inner.busy_ns, 20_000_000);
         assert_eq!(inner.slow_polls, 1, "the innermost task is blamed");
+    }
+
+    #[test]
+    fn the_innermost_span_inside_a_poll_is_tracked() {
+        let (path, _mock) = path();
+        path.enter_inner(50); // outside any poll: ignored
+        path.enter(1, task(1, 0));
+        path.enter_inner(60);
+        path.enter_inner(61);
+        let slot = path.slots.lock().unwrap()[0].clone();
+        assert_eq!(slot.inner_span(), Some(61));
+        path.exit(61);
+        assert_eq!(slot.inner_span(), Some(60));
+        path.enter(2, task(2, 0));
+        assert_eq!(
+            slot.inner_span(),
+            None,
+            "a nested task starts with no inner span"
+        );
+        path.exit(2);
+        assert_eq!(slot.inner_span(), Some(60));
+        path.exit(1);
+        assert_eq!(slot.inner_span(), None);
     }
 
     #[test]

@@ -20,6 +20,7 @@ const TAKEN: u8 = 3;
 #[derive(Debug)]
 struct Entry {
     task_id: AtomicU64,
+    seq: AtomicU64,
     site: AtomicU32,
     ns: AtomicU64,
     ended_at: AtomicU64,
@@ -30,6 +31,8 @@ struct Entry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SlowRecord {
     pub(crate) task_id: u64,
+    /// The thread's `poll_seq` of the outermost poll this one ran in.
+    pub(crate) seq: u64,
     pub(crate) site: u32,
     pub(crate) ns: u64,
     /// Raw clock reading at the end of the poll.
@@ -57,7 +60,14 @@ impl SlowRing {
     }
 
     /// Writer side: queues a slow poll; returns its position, or `None` (counted) when full.
-    pub(crate) fn push(&self, task_id: u64, site: u32, ns: u64, ended_at: u64) -> Option<u64> {
+    pub(crate) fn push(
+        &self,
+        task_id: u64,
+        seq: u64,
+        site: u32,
+        ns: u64,
+        ended_at: u64,
+    ) -> Option<u64> {
         let head = self.head.load(Relaxed);
         if head.wrapping_sub(self.tail.load(Acquire)) >= CAPACITY as u64 {
             self.dropped.store(self.dropped.load(Relaxed) + 1, Relaxed);
@@ -65,6 +75,7 @@ impl SlowRing {
         }
         let entry = &self.entries[(head % CAPACITY as u64) as usize];
         entry.task_id.store(task_id, Relaxed);
+        entry.seq.store(seq, Relaxed);
         entry.site.store(site, Relaxed);
         entry.ns.store(ns, Relaxed);
         entry.ended_at.store(ended_at, Relaxed);
@@ -94,6 +105,7 @@ impl SlowRing {
             }
             let record = SlowRecord {
                 task_id: entry.task_id.load(Relaxed),
+                seq: entry.seq.load(Relaxed),
                 site: entry.site.load(Relaxed),
                 ns: entry.ns.load(Relaxed),
                 ended_at,
@@ -121,6 +133,7 @@ impl Default for Entry {
     fn default() -> Self {
         Self {
             task_id: AtomicU64::new(0),
+            seq: AtomicU64::new(0),
             site: AtomicU32::new(0),
             ns: AtomicU64::new(0),
             ended_at: AtomicU64::new(0),
@@ -137,14 +150,14 @@ mod tests {
     fn records_come_out_in_order_and_a_full_ring_counts_its_losses() {
         let ring = SlowRing::new();
         for i in 0..CAPACITY as u64 + 3 {
-            ring.push(i, 1, 100, 10 + i);
+            ring.push(i, 0, 1, 100, 10 + i);
         }
         assert_eq!(ring.dropped(), 3);
         let mut seen = Vec::new();
         ring.drain(|_| true, |r| seen.push(r.task_id));
         assert_eq!(seen, (0..CAPACITY as u64).collect::<Vec<_>>());
         assert!(
-            ring.push(99, 1, 100, 500).is_some(),
+            ring.push(99, 0, 1, 100, 500).is_some(),
             "drained ring accepts again"
         );
     }
@@ -152,7 +165,7 @@ mod tests {
     #[test]
     fn unsettled_records_wait_and_a_drop_mark_relabels_them() {
         let ring = SlowRing::new();
-        let position = ring.push(7, 1, 100, 1_000).unwrap();
+        let position = ring.push(7, 0, 1, 100, 1_000).unwrap();
         let mut seen = Vec::new();
         ring.drain(|at| at < 1_000, |r| seen.push(r));
         assert!(

@@ -20,6 +20,10 @@ use super::slow_ring::SlowRing;
 /// polls are not timed, and are counted.
 pub(crate) const MAX_DEPTH: usize = 32;
 
+/// How many other spans (`#[instrument]` spans inside a task) a thread tracks, so a stall can
+/// name the innermost one. Deeper ones are not tracked.
+pub(crate) const MAX_INNER_SPANS: usize = 16;
+
 /// One entered task span on a thread's stack.
 #[derive(Debug, Default)]
 pub(crate) struct Frame {
@@ -29,6 +33,8 @@ pub(crate) struct Frame {
     pub(crate) start: AtomicU64,
     /// Time spent in polls nested inside this one, so this poll's own time excludes it.
     pub(crate) nested_ns: AtomicU64,
+    /// The thread's inner-span depth when this poll started.
+    pub(crate) inner_base: AtomicUsize,
 }
 
 /// The last poll this thread finished, kept until the next enter so that `on_close` can
@@ -61,8 +67,10 @@ impl LastExit {
 #[derive(Debug)]
 #[repr(align(128))]
 pub(crate) struct ThreadSlot {
-    /// The thread's name, or `thread-N`.
+    /// The thread's name, or its `ThreadId`.
     pub(crate) name: String,
+    /// The OS thread id, for /proc and signals (0 where unknown).
+    pub(crate) tid: i32,
     /// Nesting depth: the number of task spans entered on this thread.
     pub(crate) depth: AtomicUsize,
     pub(crate) frames: [Frame; MAX_DEPTH],
@@ -70,6 +78,12 @@ pub(crate) struct ThreadSlot {
     pub(crate) poll_start: AtomicU64,
     /// Bumped at the start of every outermost poll, so each poll is reported once.
     pub(crate) poll_seq: AtomicU64,
+    /// The `poll_seq` of the last outermost poll that ended, and how long it held the thread.
+    pub(crate) last_outer_seq: AtomicU64,
+    pub(crate) last_outer_ns: AtomicU64,
+    /// Ids of non-task spans entered inside the current poll, innermost last.
+    pub(crate) inner: [AtomicU64; MAX_INNER_SPANS],
+    pub(crate) inner_depth: AtomicUsize,
     pub(crate) last_exit: LastExit,
     pub(crate) recorders: Box<[OnceLock<Box<SiteRecorder>>]>,
     pub(crate) slow: SlowRing,
@@ -87,10 +101,15 @@ impl ThreadSlot {
         };
         Self {
             name,
+            tid: pollwatch_capture::current_tid(),
             depth: AtomicUsize::new(0),
             frames: std::array::from_fn(|_| Frame::default()),
             poll_start: AtomicU64::new(0),
             poll_seq: AtomicU64::new(0),
+            last_outer_seq: AtomicU64::new(0),
+            last_outer_ns: AtomicU64::new(0),
+            inner: std::array::from_fn(|_| AtomicU64::new(0)),
+            inner_depth: AtomicUsize::new(0),
             last_exit: LastExit::default(),
             recorders: (0..sites).map(|_| OnceLock::new()).collect(),
             slow: SlowRing::new(),
@@ -105,6 +124,20 @@ impl ThreadSlot {
     pub(crate) fn recorder(&self, site: u32) -> Option<&SiteRecorder> {
         let cell = self.recorders.get(site as usize)?;
         Some(cell.get_or_init(|| Box::new(SiteRecorder::new())))
+    }
+
+    /// The innermost non-task span entered inside the innermost running poll, if any.
+    pub(crate) fn inner_span(&self) -> Option<u64> {
+        let depth = self.depth.load(Relaxed);
+        if depth == 0 || depth > MAX_DEPTH {
+            return None;
+        }
+        let base = self.frames[depth - 1].inner_base.load(Relaxed);
+        let inner = self.inner_depth.load(Relaxed);
+        if inner <= base || inner > MAX_INNER_SPANS {
+            return None;
+        }
+        Some(self.inner[inner - 1].load(Relaxed))
     }
 
     /// This thread's recorder for `site`, if it has polled that site.

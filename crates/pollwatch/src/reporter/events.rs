@@ -2,7 +2,8 @@
 //! fields and a one-line message a person can act on.
 
 use pollwatch_report::units::format_duration_ns;
-use pollwatch_report::SlowPoll;
+use pollwatch_report::{SlowPoll, Stall};
+use tracing_core::Dispatch;
 
 use crate::shared::Shared;
 
@@ -36,12 +37,12 @@ pub(crate) fn message(slow: &SlowPoll, threshold_ns: u64) -> String {
 
 /// Emits the events through the subscriber the layer is installed in.
 pub(crate) fn emit(shared: &Shared, slow_polls: &[SlowPoll]) {
-    let dispatch = shared
-        .dispatch
-        .lock()
-        .ok()
-        .and_then(|d| d.as_ref().and_then(|weak| weak.upgrade()));
-    let Some(dispatch) = dispatch else { return };
+    if slow_polls.is_empty() {
+        return;
+    }
+    let Some(dispatch) = shared.dispatch() else {
+        return;
+    };
     let threshold_ns = shared.poll.threshold_ns;
     tracing::dispatcher::with_default(&dispatch, || {
         for slow in slow_polls {
@@ -58,5 +59,32 @@ pub(crate) fn emit(shared: &Shared, slow_polls: &[SlowPoll]) {
                 "{text}"
             );
         }
+    });
+}
+
+/// Emits a stall: when caught (`ended = false`), and again with its total when it ends.
+pub(crate) fn stall(dispatch: &Dispatch, stall: &Stall) {
+    tracing::dispatcher::with_default(dispatch, || {
+        tracing::event!(
+            target: "pollwatch",
+            tracing::Level::WARN,
+            task.id = stall.task_id,
+            task.name = %stall.task_name,
+            site = %stall.site,
+            worker = %stall.thread,
+            duration_ms = stall.duration_ns as f64 / 1e6,
+            ended = stall.ended,
+            state = %stall.state,
+            syscall = stall.syscall.as_deref(),
+            blocked_on = stall.blocked_on.as_deref(),
+            call_site = stall.call_site.as_deref(),
+            blocking_call = stall.blocking_call.as_deref(),
+            cause = %stall.cause,
+            suggestion = %stall.suggestion,
+            span = stall.span.as_deref(),
+            cpu_ms = stall.cpu_ns.map(|c| c as f64 / 1e6),
+            "{}",
+            stall.message
+        );
     });
 }

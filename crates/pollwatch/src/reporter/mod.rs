@@ -1,106 +1,106 @@
 //! The reporter thread: a plain OS thread, never on the runtime it watches, that turns what
-//! the poll path noted into events, report entries and setup diagnostics.
+//! the poll path and the watchdog noted into events, report entries and setup diagnostics.
 //!
-//! Every tick it drains each thread's queue of finished slow polls, emits one WARN event per
-//! slow poll through the subscriber the layer is installed in, and keeps the most recent ones
-//! for reports. It runs under `NoSubscriber` otherwise, so nothing it does is measured.
+//! It handles the watchdog's stall samples as they arrive (symbolizing them: the symbolizer is
+//! warmed up when the thread starts), and every tick drains each thread's queue of finished
+//! slow polls, emits one WARN event per slow poll not already reported as a stall, keeps the
+//! most recent ones for reports, and runs the setup check. It runs under `NoSubscriber`;
+//! events go explicitly to the subscriber the layer is installed in.
 
 pub(crate) mod events;
 pub(crate) mod setup_check;
+mod stalls;
 
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pollwatch_report::{Report, SlowPoll};
 
+use crate::background;
 use crate::shared::Shared;
+use crate::stall::Msg;
 
 /// A finished slow poll is reported once it has been over for this long, so that a drop
 /// (whose span closes right after it) is labelled a drop.
 const SETTLE: Duration = Duration::from_millis(1);
 
 /// The name of the reporter thread.
-pub(crate) const THREAD_NAME: &str = "pollwatch-reporter";
+pub(crate) const THREAD_NAME: &str = "pollwatch-report";
 
-/// Controls the reporter thread: stop it and wait for its last drain.
-#[derive(Debug, Default)]
+/// Controls the reporter thread.
+#[derive(Debug)]
 pub(crate) struct Reporter {
-    stop: Mutex<bool>,
-    wake: Condvar,
+    to: SyncSender<Msg>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Reporter {
-    pub(crate) fn start(shared: &Arc<Shared>) -> Arc<Reporter> {
-        let reporter = Arc::new(Reporter::default());
+    pub(crate) fn start(
+        shared: &Arc<Shared>,
+        to: SyncSender<Msg>,
+        from: Receiver<Msg>,
+    ) -> Arc<Reporter> {
         let weak = Arc::downgrade(shared);
-        let control = reporter.clone();
         let tick = shared.tick;
-        let spawned = std::thread::Builder::new()
-            .name(THREAD_NAME.into())
-            .spawn(move || {
-                tracing::subscriber::with_default(
-                    tracing::subscriber::NoSubscriber::default(),
-                    || run(&weak, &control, tick),
-                )
-            });
-        match spawned {
-            Ok(handle) => {
-                if let Ok(mut thread) = reporter.thread.lock() {
-                    *thread = Some(handle);
+        let thread = background::spawn(THREAD_NAME, move || run(&weak, &from, tick));
+        Arc::new(Reporter {
+            to,
+            thread: Mutex::new(thread),
+        })
+    }
+
+    /// Stops the thread after it has handled what is queued and reported what is pending,
+    /// and waits for it.
+    pub(crate) fn stop(&self) {
+        let mut msg = Msg::Stop;
+        // The queue may be full of stall samples: wait for room, briefly.
+        for _ in 0..100 {
+            match self.to.try_send(msg) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => break,
+                Err(TrySendError::Full(back)) => {
+                    msg = back;
+                    std::thread::sleep(Duration::from_millis(1));
                 }
             }
-            Err(e) => eprintln!("pollwatch: could not start its reporter thread ({e}); slow polls are counted but not reported as events"),
         }
-        reporter
-    }
-
-    /// Stops the thread after one last drain, and waits for it.
-    pub(crate) fn stop(&self) {
-        if let Ok(mut stop) = self.stop.lock() {
-            *stop = true;
-        }
-        self.wake.notify_all();
-        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(handle) = handle {
-            if handle.thread().id() != std::thread::current().id() {
-                let _ = handle.join();
-            }
-        }
-    }
-
-    /// Waits one tick; true when asked to stop.
-    fn wait(&self, tick: Duration) -> bool {
-        let Ok(stop) = self.stop.lock() else {
-            return true;
-        };
-        if *stop {
-            return true;
-        }
-        match self.wake.wait_timeout(stop, tick) {
-            Ok((stop, _)) => *stop,
-            Err(_) => true,
-        }
+        background::join(&self.thread);
     }
 }
 
-fn run(shared: &Weak<Shared>, control: &Reporter, tick: Duration) {
+fn run(shared: &Weak<Shared>, from: &Receiver<Msg>, tick: Duration) {
+    pollwatch_capture::warm_up();
+    let mut last_drain = Instant::now();
     loop {
-        let stopping = control.wait(tick);
+        let first = from.recv_timeout(tick);
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        drain(&shared, stopping);
-        shared.setup.check(&shared);
+        let mut stopping = matches!(first, Err(RecvTimeoutError::Disconnected));
+        let mut handle = |msg: Msg| match msg {
+            Msg::Stop => stopping = true,
+            msg => stalls::handle(&shared, msg),
+        };
+        if let Ok(msg) = first {
+            handle(msg);
+            while let Ok(msg) = from.try_recv() {
+                handle(msg);
+            }
+        }
+        if stopping || last_drain.elapsed() >= tick {
+            drain(&shared, stopping);
+            shared.setup.check(&shared);
+            last_drain = Instant::now();
+        }
         if stopping {
             return;
         }
     }
 }
 
-/// Takes every settled slow poll from every thread, reports it and keeps it. With `all`,
-/// takes unsettled ones too (the layer is shutting down).
+/// Takes every settled slow poll from every thread, reports it (unless the watchdog already
+/// reported it as a stall) and keeps it. With `all`, takes unsettled ones too.
 pub(crate) fn drain(shared: &Shared, all: bool) {
     let slots = match shared.poll.slots.lock() {
         Ok(slots) => slots.clone(),
@@ -109,8 +109,9 @@ pub(crate) fn drain(shared: &Shared, all: bool) {
     let clock = &shared.poll.clock;
     let now = clock.now();
     let settle_ns = SETTLE.as_nanos() as u64;
-    let mut found: Vec<SlowPoll> = Vec::new();
-    for slot in &slots {
+    let mut found: Vec<(SlowPoll, bool)> = Vec::new();
+    let book = shared.book.lock().ok();
+    for (index, slot) in slots.iter().enumerate() {
         slot.slow.drain(
             |ended_at| all || clock.delta_ns(ended_at, now) >= settle_ns,
             |record| {
@@ -118,25 +119,37 @@ pub(crate) fn drain(shared: &Shared, all: bool) {
                     Some(site) => (site.label.clone(), site.name.clone()),
                     None => (String::from("<unknown>"), String::new()),
                 };
-                found.push(SlowPoll {
-                    task_id: record.task_id,
-                    task_name: name,
-                    site: label,
-                    thread: slot.name.clone(),
-                    duration_ns: record.ns,
-                    kind: if record.is_drop { "drop" } else { "poll" }.to_owned(),
-                    ended_at_ns: clock.since_origin_ns(record.ended_at),
-                });
+                let reported = book
+                    .as_ref()
+                    .is_some_and(|b| b.was_reported((index, record.seq)));
+                found.push((
+                    SlowPoll {
+                        task_id: record.task_id,
+                        task_name: name,
+                        site: label,
+                        thread: slot.name.clone(),
+                        duration_ns: record.ns,
+                        kind: if record.is_drop { "drop" } else { "poll" }.to_owned(),
+                        ended_at_ns: clock.since_origin_ns(record.ended_at),
+                    },
+                    reported,
+                ));
             },
         );
     }
+    drop(book);
     if found.is_empty() {
         return;
     }
-    found.sort_by_key(|s| s.ended_at_ns);
-    events::emit(shared, &found);
+    found.sort_by_key(|(s, _)| s.ended_at_ns);
+    let to_emit: Vec<SlowPoll> = found
+        .iter()
+        .filter(|(_, reported)| !reported)
+        .map(|(s, _)| s.clone())
+        .collect();
+    events::emit(shared, &to_emit);
     if let Ok(mut recent) = shared.recent.lock() {
-        for slow in found {
+        for (slow, _) in found {
             if recent.len() == Report::SLOW_POLLS_KEPT {
                 recent.pop_front();
             }

@@ -19,7 +19,12 @@ pub struct Watched {
 impl Watched {
     /// pollwatch alone in a registry, with `threshold`.
     pub fn new(threshold: Duration) -> Self {
-        let (layer, handle) = PollWatch::builder().threshold(threshold).build();
+        Self::new_with(PollWatch::builder().threshold(threshold))
+    }
+
+    /// pollwatch alone in a registry, built by `builder`.
+    pub fn new_with(builder: pollwatch::Builder) -> Self {
+        let (layer, handle) = builder.build();
         let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
         Self { dispatch, handle }
     }
@@ -133,4 +138,36 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
     fn make_writer(&'a self) -> Self::Writer {
         self.clone()
     }
+}
+
+impl Watched {
+    /// pollwatch built by `builder`, with a fmt layer writing into `output` (no ANSI), so
+    /// tests can read the events.
+    pub fn with_output(builder: pollwatch::Builder, output: &Captured) -> Self {
+        use tracing_subscriber::Layer;
+        let (layer, handle) = builder.build();
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_writer(output.clone())
+            .with_ansi(false)
+            .with_filter(tracing_subscriber::filter::EnvFilter::new("info"));
+        let dispatch = Dispatch::new(tracing_subscriber::registry().with(fmt).with(layer));
+        Self { dispatch, handle }
+    }
+
+    /// Stops the watchdog and reporter after they have handled everything pending, then
+    /// takes the report: deterministic, no waiting on timers.
+    pub fn final_report(&self) -> Report {
+        self.handle.shutdown();
+        self.handle.report()
+    }
+}
+
+/// The stalls whose site was spawned from `file` at `line`.
+pub fn stalls_at<'a>(
+    report: &'a Report,
+    file: &str,
+    line: u32,
+) -> Vec<&'a pollwatch_report::Stall> {
+    let label = site_at(report, file, line).label.clone();
+    report.stalls.iter().filter(|s| s.site == label).collect()
 }

@@ -1,0 +1,54 @@
+//! Linux: `/proc` readers and signal stack capture.
+
+mod net;
+mod proc;
+mod signal;
+mod syscalls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{CaptureError, Inspector, RawBacktrace, ThreadState, Tid};
+
+pub(crate) fn current_tid() -> Tid {
+    signal::gettid()
+}
+
+pub(crate) fn inspector(backtraces: bool) -> Arc<dyn Inspector> {
+    let signals = backtraces && signal::install();
+    Arc::new(Linux {
+        backtraces,
+        signals,
+    })
+}
+
+/// Reads `/proc/self/task/<tid>` and captures with a realtime signal.
+#[derive(Debug)]
+struct Linux {
+    backtraces: bool,
+    signals: bool,
+}
+
+impl Inspector for Linux {
+    fn thread_state(&self, tid: Tid) -> Option<ThreadState> {
+        proc::thread_state(tid)
+    }
+
+    fn cpu_time_ns(&self, tid: Tid) -> Option<u64> {
+        proc::cpu_time_ns(tid)
+    }
+
+    fn capture(&self, tid: Tid, timeout: Duration) -> Result<RawBacktrace, CaptureError> {
+        if !self.backtraces {
+            return Err(CaptureError::Disabled);
+        }
+        if !self.signals {
+            return Err(CaptureError::Unsupported);
+        }
+        signal::capture(tid, timeout)
+    }
+
+    fn can_capture(&self) -> bool {
+        self.backtraces && self.signals
+    }
+}

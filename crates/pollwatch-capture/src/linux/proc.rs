@@ -1,0 +1,159 @@
+//! `/proc/self/task/<tid>/{stat,wchan,syscall,schedstat}` and `/proc/self/fd`.
+
+use crate::{RunState, Syscall, Target, ThreadState, Tid};
+
+use super::{net, syscalls};
+
+fn task_file(tid: Tid, name: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/{name}")).ok()
+}
+
+pub(crate) fn thread_state(tid: Tid) -> Option<ThreadState> {
+    let run = parse_stat_state(&task_file(tid, "stat")?)?;
+    let wchan = task_file(tid, "wchan")
+        .map(|w| w.trim().to_owned())
+        .filter(|w| !w.is_empty() && w != "0");
+    let syscall = task_file(tid, "syscall")
+        .and_then(|text| parse_syscall(&text))
+        .map(|(number, args)| {
+            let name = syscalls::name(number);
+            let target = target(name, &args);
+            Syscall {
+                number,
+                name,
+                args,
+                target,
+            }
+        });
+    Some(ThreadState {
+        run,
+        wchan,
+        syscall,
+    })
+}
+
+pub(crate) fn cpu_time_ns(tid: Tid) -> Option<u64> {
+    task_file(tid, "schedstat")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The state letter of a `stat` line: the field after the command name, which is in
+/// parentheses and may itself contain spaces and parentheses.
+pub(crate) fn parse_stat_state(stat: &str) -> Option<RunState> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    let letter = after.split_whitespace().next()?.chars().next()?;
+    Some(RunState::from_letter(letter))
+}
+
+/// A `syscall` line: `running`, `-1 sp pc` (blocked outside a syscall), or
+/// `nr arg0 .. arg5 sp pc` in hex. Returns the number and the arguments of the last form.
+pub(crate) fn parse_syscall(text: &str) -> Option<(u64, [u64; 6])> {
+    let mut fields = text.split_whitespace();
+    let number: i64 = fields.next()?.parse().ok()?;
+    let number = u64::try_from(number).ok()?;
+    let mut args = [0u64; 6];
+    for arg in &mut args {
+        let field = fields.next()?;
+        *arg = u64::from_str_radix(field.trim_start_matches("0x"), 16).ok()?;
+    }
+    Some((number, args))
+}
+
+fn target(name: Option<&'static str>, args: &[u64; 6]) -> Option<Target> {
+    let name = name?;
+    if syscalls::SLEEPS.contains(&name) {
+        return Some(Target::Sleep);
+    }
+    if syscalls::FUTEXES.contains(&name) {
+        return Some(Target::Futex { addr: args[0] });
+    }
+    if !syscalls::FD_FIRST.contains(&name) {
+        return None;
+    }
+    let fd = i32::try_from(args[0]).ok()?;
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
+    let link = link.to_string_lossy().into_owned();
+    Some(fd_target(fd, link))
+}
+
+fn fd_target(fd: i32, link: String) -> Target {
+    if let Some(inode) = link
+        .strip_prefix("socket:[")
+        .and_then(|rest| rest.strip_suffix(']'))
+        .and_then(|inode| inode.parse::<u64>().ok())
+    {
+        return match net::find(inode) {
+            Some(found) => Target::Socket {
+                fd,
+                protocol: found.protocol,
+                local: found.local,
+                peer: found.peer,
+            },
+            None => Target::Socket {
+                fd,
+                protocol: "socket",
+                local: link,
+                peer: None,
+            },
+        };
+    }
+    if link.starts_with("pipe:[") {
+        return Target::Pipe { fd, link };
+    }
+    if link.starts_with('/') {
+        return Target::File { fd, path: link };
+    }
+    Target::Fd { fd, link }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_state_survives_a_command_with_spaces_and_parentheses() {
+        let stat = "4242 (my (odd) proc) S 1 4242 4242 0 -1 4194560 100 0 0 0";
+        assert_eq!(parse_stat_state(stat), Some(RunState::Sleeping));
+        assert_eq!(parse_stat_state("1 (x) R 0"), Some(RunState::Running));
+        assert_eq!(parse_stat_state("1 (x) D 0"), Some(RunState::DiskWait));
+        assert_eq!(parse_stat_state("garbage"), None);
+    }
+
+    #[test]
+    fn syscall_lines_in_every_form() {
+        assert_eq!(parse_syscall("running\n"), None);
+        assert_eq!(parse_syscall("-1 0x7ffc 0x7f00\n"), None);
+        let (nr, args) =
+            parse_syscall("0 0x9 0x7f9e35dfc260 0x20 0x0 0x0 0x0 0x7f9e35dfc1f8 0x7f9e376fa07d\n")
+                .unwrap();
+        assert_eq!(nr, 0);
+        assert_eq!(args, [9, 0x7f9e35dfc260, 0x20, 0, 0, 0]);
+        assert_eq!(
+            parse_syscall("202 0x1"),
+            None,
+            "truncated lines are rejected"
+        );
+    }
+
+    #[test]
+    fn fd_links_become_targets() {
+        assert_eq!(
+            fd_target(3, "/data/users.json".into()),
+            Target::File {
+                fd: 3,
+                path: "/data/users.json".into()
+            }
+        );
+        assert!(matches!(
+            fd_target(4, "pipe:[123]".into()),
+            Target::Pipe { .. }
+        ));
+        assert!(matches!(
+            fd_target(5, "anon_inode:[eventpoll]".into()),
+            Target::Fd { .. }
+        ));
+    }
+}

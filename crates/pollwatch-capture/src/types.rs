@@ -1,0 +1,182 @@
+//! What an [`crate::Inspector`] reports.
+
+use std::fmt;
+use std::time::Duration;
+
+/// An OS thread id.
+pub type Tid = i32;
+
+/// A thread's state, syscall and what the syscall waits on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadState {
+    /// The scheduling state.
+    pub run: RunState,
+    /// The kernel function the thread sleeps in (`wchan`), when it sleeps.
+    pub wchan: Option<String>,
+    /// The syscall the thread is in; `None` when it runs in user space.
+    pub syscall: Option<Syscall>,
+}
+
+/// A thread's scheduling state (`/proc/<tid>/stat` field 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    /// `R`: running on a CPU or runnable.
+    Running,
+    /// `S`: sleeping, waiting for an event.
+    Sleeping,
+    /// `D`: in uninterruptible sleep, usually disk IO.
+    DiskWait,
+    /// `T` or `t`: stopped or traced.
+    Stopped,
+    /// `Z`: exited.
+    Zombie,
+    /// Any other state letter.
+    Other(char),
+}
+
+impl RunState {
+    /// The state for a `/proc` state letter.
+    pub fn from_letter(letter: char) -> Self {
+        match letter {
+            'R' => RunState::Running,
+            'S' => RunState::Sleeping,
+            'D' => RunState::DiskWait,
+            'T' | 't' => RunState::Stopped,
+            'Z' | 'X' => RunState::Zombie,
+            other => RunState::Other(other),
+        }
+    }
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunState::Running => f.write_str("running on CPU"),
+            RunState::Sleeping => f.write_str("sleeping"),
+            RunState::DiskWait => f.write_str("in uninterruptible IO"),
+            RunState::Stopped => f.write_str("stopped"),
+            RunState::Zombie => f.write_str("exited"),
+            RunState::Other(c) => write!(f, "state {c}"),
+        }
+    }
+}
+
+/// A syscall a thread is blocked in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Syscall {
+    /// The syscall number, as the architecture numbers it.
+    pub number: u64,
+    /// Its name, when known.
+    pub name: Option<&'static str>,
+    /// Its six argument registers.
+    pub args: [u64; 6],
+    /// What it waits on, when known.
+    pub target: Option<Target>,
+}
+
+/// What a syscall waits on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A file (or named FIFO) by path.
+    File {
+        /// The descriptor.
+        fd: i32,
+        /// Its path.
+        path: String,
+    },
+    /// An anonymous pipe.
+    Pipe {
+        /// The descriptor.
+        fd: i32,
+        /// `pipe:[inode]`.
+        link: String,
+    },
+    /// A socket.
+    Socket {
+        /// The descriptor.
+        fd: i32,
+        /// `tcp`, `tcp6`, `udp`, `udp6`, `unix`, or `socket` when not found.
+        protocol: &'static str,
+        /// The local address (`127.0.0.1:8080`, a unix path, or the socket inode).
+        local: String,
+        /// The peer's address, when connected.
+        peer: Option<String>,
+    },
+    /// A futex: a lock, condition variable or thread park.
+    Futex {
+        /// The futex word's address.
+        addr: u64,
+    },
+    /// A sleep.
+    Sleep,
+    /// Any other descriptor.
+    Fd {
+        /// The descriptor.
+        fd: i32,
+        /// What `/proc/self/fd/N` links to.
+        link: String,
+    },
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::File { path, .. } => f.write_str(path),
+            Target::Pipe { link, .. } => write!(f, "a pipe ({link})"),
+            Target::Socket {
+                protocol,
+                local,
+                peer,
+                ..
+            } => match peer {
+                Some(peer) => write!(f, "{} {local} -> {peer}", protocol.to_uppercase()),
+                None => write!(f, "{} {local}", protocol.to_uppercase()),
+            },
+            Target::Futex { addr } => write!(f, "a lock or condition variable (futex {addr:#x})"),
+            Target::Sleep => f.write_str("a sleep"),
+            Target::Fd { fd, link } => write!(f, "fd {fd} ({link})"),
+        }
+    }
+}
+
+/// Raw return addresses of a captured stack, innermost first.
+#[derive(Clone, Debug)]
+pub struct RawBacktrace {
+    /// The addresses.
+    pub ips: Vec<usize>,
+    /// From the signal sent to the frames stored.
+    pub took: Duration,
+}
+
+/// Why a capture did not produce a stack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CaptureError {
+    /// Capture is switched off.
+    Disabled,
+    /// Not available on this platform, or the signal could not be installed.
+    Unsupported,
+    /// Another capture is in flight.
+    Busy,
+    /// The thread no longer exists.
+    ThreadGone,
+    /// The thread did not record its stack in time.
+    Timeout,
+    /// Sending the signal failed with this errno.
+    Signal(i32),
+}
+
+impl fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaptureError::Disabled => f.write_str("stack capture is switched off"),
+            CaptureError::Unsupported => f.write_str("stack capture is not available here"),
+            CaptureError::Busy => f.write_str("another capture is in flight"),
+            CaptureError::ThreadGone => f.write_str("the thread has exited"),
+            CaptureError::Timeout => f.write_str("the thread did not record its stack in time"),
+            CaptureError::Signal(errno) => write!(f, "sending the signal failed (errno {errno})"),
+        }
+    }
+}
+
+impl std::error::Error for CaptureError {}

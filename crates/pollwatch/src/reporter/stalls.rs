@@ -1,0 +1,69 @@
+//! Handling the watchdog's messages on the reporter thread.
+
+use std::time::Instant;
+
+use crate::shared::Shared;
+use crate::stall::book::Warn;
+use crate::stall::{describe, Msg, SampleKind};
+
+use super::events;
+
+pub(super) fn handle(shared: &Shared, msg: Msg) {
+    let dispatch = shared.dispatch();
+    match msg {
+        Msg::Sample(raw) => {
+            let look = describe::look(&raw);
+            let key = (raw.slot, raw.seq);
+            let Ok(mut book) = shared.book.lock() else {
+                return;
+            };
+            match raw.kind {
+                SampleKind::Detected => {
+                    let stall = describe::stall(shared, &raw, &look);
+                    let warn = book.detected(key, raw.site, stall, raw.cpu_now_ns, Instant::now());
+                    drop(book);
+                    if let (Warn::Yes(stall), Some(dispatch)) = (warn, &dispatch) {
+                        events::stall(dispatch, &stall);
+                    }
+                }
+                SampleKind::Resampled => {
+                    let cpu = book.cpu_since_detection(key, raw.cpu_now_ns);
+                    if let Some(stall) = book.live_mut(key) {
+                        stall.samples.push(describe::sample(&raw, &look, cpu));
+                        stall.duration_ns = stall.duration_ns.max(raw.running_ns);
+                        stall.cpu_ns = cpu.or(stall.cpu_ns);
+                    }
+                }
+            }
+        }
+        Msg::Ended {
+            slot,
+            seq,
+            total_ns,
+            cpu_now_ns,
+        } => {
+            let key = (slot, seq);
+            let Ok(mut book) = shared.book.lock() else {
+                return;
+            };
+            let cpu = book.cpu_since_detection(key, cpu_now_ns);
+            let ended = book.ended(key, |stall| {
+                stall.ended = true;
+                stall.duration_ns = stall.duration_ns.max(total_ns);
+                stall.cpu_ns = cpu.or(stall.cpu_ns);
+                let site = stall
+                    .site
+                    .split(" \"")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                stall.message = describe::message(stall, &site);
+            });
+            drop(book);
+            if let (Some(stall), Some(dispatch)) = (ended, &dispatch) {
+                events::stall(dispatch, &stall);
+            }
+        }
+        Msg::Stop => {}
+    }
+}

@@ -1,0 +1,175 @@
+//! The record of stalls: the recent ones for reports, per-site counts and blocking call
+//! sites, the stalls still being followed, and the per-site warning rate limit.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use pollwatch_report::{CallSiteCount, Report, Stall};
+
+use super::rate_limit::RateLimit;
+
+/// Per-site stall figures.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SiteStalls {
+    pub(crate) stalls: u64,
+    pub(crate) warnings_suppressed: u64,
+    pub(crate) call_sites: Vec<CallSiteCount>,
+}
+
+/// A stall still being followed.
+#[derive(Clone, Copy, Debug)]
+struct Live {
+    number: u64,
+    site: u32,
+    cpu_at_detection_ns: Option<u64>,
+    warned: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Book {
+    recent: VecDeque<(u64, (usize, u64), Stall)>,
+    next_number: u64,
+    live: HashMap<(usize, u64), Live>,
+    per_site: HashMap<u32, SiteStalls>,
+    limit: RateLimit,
+    suppressed: u64,
+}
+
+/// What the reporter should do after the book took a stall in.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Warn {
+    /// Emit this stall as a warning.
+    Yes(Box<Stall>),
+    /// The site is over its rate limit (counted).
+    Suppressed,
+}
+
+impl Book {
+    pub(crate) fn new(warnings_per_minute: u32) -> Self {
+        Self {
+            recent: VecDeque::new(),
+            next_number: 0,
+            live: HashMap::new(),
+            per_site: HashMap::new(),
+            limit: RateLimit::new(warnings_per_minute),
+            suppressed: 0,
+        }
+    }
+
+    /// A newly detected stall of poll `(slot, seq)` at `site`.
+    pub(crate) fn detected(
+        &mut self,
+        key: (usize, u64),
+        site: u32,
+        stall: Stall,
+        cpu_now_ns: Option<u64>,
+        now: Instant,
+    ) -> Warn {
+        let number = self.next_number;
+        self.next_number += 1;
+        let figures = self.per_site.entry(site).or_default();
+        figures.stalls += 1;
+        let call_site = stall
+            .call_site
+            .clone()
+            .unwrap_or_else(|| "unknown".to_owned());
+        match figures.call_sites.iter_mut().find(|c| {
+            c.call_site == call_site
+                && c.blocking_call == stall.blocking_call
+                && c.cause == stall.cause
+        }) {
+            Some(known) => known.count += 1,
+            None => figures.call_sites.push(CallSiteCount {
+                call_site,
+                blocking_call: stall.blocking_call.clone(),
+                cause: stall.cause.clone(),
+                count: 1,
+            }),
+        }
+        figures
+            .call_sites
+            .sort_by_key(|c| std::cmp::Reverse(c.count));
+        let warned = self.limit.allow(site, now);
+        if !warned {
+            figures.warnings_suppressed += 1;
+            self.suppressed += 1;
+        }
+        self.live.insert(
+            key,
+            Live {
+                number,
+                site,
+                cpu_at_detection_ns: cpu_now_ns,
+                warned,
+            },
+        );
+        if self.recent.len() == Report::STALLS_KEPT {
+            self.recent.pop_front();
+        }
+        let warn = if warned {
+            Warn::Yes(Box::new(stall.clone()))
+        } else {
+            Warn::Suppressed
+        };
+        self.recent.push_back((number, key, stall));
+        warn
+    }
+
+    /// CPU time the stalled thread used since detection, given its CPU time now.
+    pub(crate) fn cpu_since_detection(
+        &self,
+        key: (usize, u64),
+        cpu_now_ns: Option<u64>,
+    ) -> Option<u64> {
+        let live = self.live.get(&key)?;
+        Some(cpu_now_ns?.saturating_sub(live.cpu_at_detection_ns?))
+    }
+
+    /// The followed stall of poll `key`, to add a later look to.
+    pub(crate) fn live_mut(&mut self, key: (usize, u64)) -> Option<&mut Stall> {
+        let number = self.live.get(&key)?.number;
+        self.recent
+            .iter_mut()
+            .find(|(n, _, _)| *n == number)
+            .map(|(_, _, stall)| stall)
+    }
+
+    /// The stall of poll `key` ended after `total_ns`; returns it to report its end (when its
+    /// first warning was emitted), with `update` applied.
+    pub(crate) fn ended(
+        &mut self,
+        key: (usize, u64),
+        update: impl FnOnce(&mut Stall),
+    ) -> Option<Stall> {
+        let live = self.live.remove(&key)?;
+        let stall = self
+            .recent
+            .iter_mut()
+            .find(|(n, _, _)| *n == live.number)
+            .map(|(_, _, stall)| stall)?;
+        update(stall);
+        let _ = live.site;
+        live.warned.then(|| stall.clone())
+    }
+
+    /// Whether poll `key` was reported as a stall (so its slow-poll event is redundant).
+    pub(crate) fn was_reported(&self, key: (usize, u64)) -> bool {
+        self.live.contains_key(&key) || self.recent.iter().any(|(_, k, _)| *k == key)
+    }
+
+    pub(crate) fn recent(&self) -> Vec<Stall> {
+        self.recent.iter().map(|(_, _, s)| s.clone()).collect()
+    }
+
+    pub(crate) fn site(&self, site: u32) -> Option<&SiteStalls> {
+        self.per_site.get(&site)
+    }
+
+    pub(crate) fn total(&self) -> u64 {
+        self.per_site.values().map(|s| s.stalls).sum()
+    }
+
+    pub(crate) fn suppressed(&self) -> u64 {
+        self.suppressed
+    }
+}

@@ -1,0 +1,246 @@
+//! The watchdog catches each classic blocking mistake while it runs, and names the cause, what
+//! the thread waits on, the blocking call site in this file and the blocking API.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use pollwatch::PollWatch;
+use support::Watched;
+
+const THRESHOLD: Duration = Duration::from_millis(20);
+const BLOCK: Duration = Duration::from_millis(150);
+
+fn watched() -> Watched {
+    Watched::new_with(PollWatch::builder().threshold(THRESHOLD))
+}
+
+/// Evaluates a blocking call and returns the line it is on, for checking the call site.
+macro_rules! blocking_at_line {
+    ($call:expr) => {{
+        {
+            let _value = $call;
+        }
+        line!()
+    }};
+}
+
+/// Runs `blocking` in one task; returns the report and the line `blocking` reported.
+fn run_in_task(
+    watched: &Watched,
+    blocking: impl FnOnce() -> u32 + Send + 'static,
+) -> (pollwatch::Report, u32) {
+    let rt = watched.runtime(2);
+    let line = watched
+        .scope(|| rt.block_on(async { tokio::spawn(async move { blocking() }).await.unwrap() }));
+    drop(rt);
+    (watched.final_report(), line)
+}
+
+/// The one stall of the task `run_in_task` spawned (its site is in this file).
+fn only_stall(report: &pollwatch::Report) -> &pollwatch_report::Stall {
+    let stalls: Vec<_> = report
+        .stalls
+        .iter()
+        .filter(|s| s.site.contains("detects_blocking_calls.rs"))
+        .collect();
+    assert_eq!(stalls.len(), 1, "{:#?}", report.stalls);
+    stalls[0]
+}
+
+fn assert_call_site(stall: &pollwatch_report::Stall, line: u32) {
+    let call_site = stall.call_site.as_deref().unwrap_or("none");
+    assert!(
+        call_site.ends_with(&format!("detects_blocking_calls.rs:{line}")),
+        "call site {call_site}, expected line {line}; backtrace: {:#?}",
+        stall.backtrace
+    );
+}
+
+#[test]
+fn std_thread_sleep_is_a_sleep_at_its_line() {
+    let (report, line) = run_in_task(&watched(), || blocking_at_line!(std::thread::sleep(BLOCK)));
+    let stall = only_stall(&report);
+    assert_eq!(stall.cause, "sleep");
+    assert_eq!(stall.state, "sleeping");
+    assert!(
+        stall.syscall.as_deref().unwrap_or("").contains("nanosleep"),
+        "{stall:#?}"
+    );
+    assert_eq!(stall.blocking_call.as_deref(), Some("std::thread::sleep"));
+    assert_call_site(stall, line);
+    assert!(stall.suggestion.contains("tokio::time::sleep"));
+    assert!(stall.ended);
+    assert!(stall.duration_ns >= BLOCK.as_nanos() as u64);
+    assert!(
+        stall.detected_after_ns < BLOCK.as_nanos() as u64,
+        "caught while running"
+    );
+    assert!(
+        stall.message.contains("std::thread::sleep"),
+        "{}",
+        stall.message
+    );
+}
+
+#[test]
+fn a_blocking_fifo_read_names_the_fifo() {
+    let dir = std::env::temp_dir().join(format!("pollwatch-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("users.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let writer_path = fifo.clone();
+    let writer = std::thread::spawn(move || {
+        let mut w = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&writer_path)
+            .unwrap();
+        std::thread::sleep(BLOCK);
+        w.write_all(b"{}").unwrap();
+    });
+    let reader_path = fifo.clone();
+    let (report, line) = run_in_task(&watched(), move || {
+        blocking_at_line!(std::fs::read(&reader_path))
+    });
+    writer.join().unwrap();
+    let stall = only_stall(&report);
+    assert_eq!(stall.cause, "file_io", "{stall:#?}");
+    assert_eq!(stall.syscall.as_deref(), Some("read"));
+    assert!(
+        stall
+            .blocked_on
+            .as_deref()
+            .unwrap_or("")
+            .contains("users.fifo"),
+        "{stall:#?}"
+    );
+    assert_eq!(stall.blocking_call.as_deref(), Some("std::fs::read"));
+    assert_call_site(stall, line);
+    assert!(stall.suggestion.contains("tokio::fs::read"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_tcp_read_from_a_slow_server_names_the_peer() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        std::thread::sleep(BLOCK);
+        conn.write_all(b"pong").unwrap();
+    });
+    let (report, line) = run_in_task(&watched(), move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        let mut buf = [0u8; 4];
+        blocking_at_line!(stream.read_exact(&mut buf))
+    });
+    server.join().unwrap();
+    let stall = only_stall(&report);
+    assert_eq!(stall.cause, "network", "{stall:#?}");
+    let blocked_on = stall.blocked_on.as_deref().unwrap_or("");
+    assert!(
+        blocked_on.contains(&addr.to_string()),
+        "peer named: {blocked_on}"
+    );
+    assert!(
+        stall
+            .blocking_call
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("std::net::TcpStream::read")
+            || stall
+                .blocking_call
+                .as_deref()
+                .unwrap_or("")
+                .contains("read_exact"),
+        "{stall:#?}"
+    );
+    assert_call_site(stall, line);
+    assert!(stall.suggestion.contains("async client"));
+}
+
+#[test]
+fn a_contended_std_mutex_is_a_lock() {
+    let lock = std::sync::Arc::new(std::sync::Mutex::new(0u32));
+    let holder_lock = lock.clone();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let _guard = holder_lock.lock().unwrap();
+        held_tx.send(()).unwrap();
+        std::thread::sleep(BLOCK);
+    });
+    held_rx.recv().unwrap();
+    let (report, line) = run_in_task(&watched(), move || blocking_at_line!(lock.lock()));
+    holder.join().unwrap();
+    let stall = only_stall(&report);
+    assert_eq!(stall.cause, "lock", "{stall:#?}");
+    assert_eq!(stall.syscall.as_deref(), Some("futex"));
+    assert_eq!(
+        stall.blocking_call.as_deref(),
+        Some("std::sync::Mutex::lock")
+    );
+    assert_call_site(stall, line);
+    assert!(stall.suggestion.contains("tokio::sync::Mutex"));
+}
+
+#[inline(never)]
+fn spin_for(duration: Duration) -> u64 {
+    let start = std::time::Instant::now();
+    let mut x = 0u64;
+    while start.elapsed() < duration {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+    x
+}
+
+#[test]
+fn a_cpu_loop_is_cpu_work_at_the_loop() {
+    let (report, _) = run_in_task(&watched(), || blocking_at_line!(spin_for(BLOCK)));
+    let stall = only_stall(&report);
+    assert_eq!(stall.cause, "cpu", "{stall:#?}");
+    assert_eq!(stall.state, "running on CPU");
+    assert!(
+        stall
+            .call_site
+            .as_deref()
+            .unwrap_or("")
+            .contains("detects_blocking_calls.rs"),
+        "{stall:#?}"
+    );
+    assert!(
+        stall
+            .backtrace
+            .iter()
+            .any(|f| f.function.contains("spin_for")),
+        "{stall:#?}"
+    );
+    assert!(stall.suggestion.contains("spawn_blocking"));
+    let cpu = stall.cpu_ns.expect("cpu time measured");
+    assert!(cpu > 0, "a spinning thread uses CPU");
+}
+
+#[test]
+fn futures_block_on_inside_a_task_is_named() {
+    let (report, line) = run_in_task(&watched(), || {
+        let (tx, rx) = futures::channel::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            std::thread::sleep(BLOCK);
+            let _ = tx.send(());
+        });
+        blocking_at_line!(futures::executor::block_on(rx))
+    });
+    let stall = only_stall(&report);
+    assert_eq!(stall.cause, "block_on", "{stall:#?}");
+    assert_eq!(
+        stall.blocking_call.as_deref(),
+        Some("futures::executor::block_on")
+    );
+    assert_call_site(stall, line);
+    assert!(stall.suggestion.contains("Never call block_on"));
+}
