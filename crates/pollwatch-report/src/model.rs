@@ -87,8 +87,8 @@ pub struct Dropped {
     pub polls_nested_too_deep: u64,
     /// Polls longer than the histogram's upper bound (one hour), recorded as one hour.
     pub values_clamped: u64,
-    /// Stall warnings not emitted because their site exceeded its rate limit; the stalls are
-    /// still counted and listed.
+    /// Warnings (stalls and slow polls) not emitted because their site exceeded its rate
+    /// limit; what they were about is still counted and listed.
     #[serde(default)]
     pub stall_warnings_suppressed: u64,
     /// Stall samples lost because the watchdog's queue to the reporter was full.
@@ -138,7 +138,7 @@ pub struct SiteReport {
     /// Stalls caught at this site while running.
     #[serde(default)]
     pub stalls: u64,
-    /// Stall warnings of this site suppressed by the rate limit.
+    /// Warnings (stalls and slow polls) of this site suppressed by the rate limit.
     #[serde(default)]
     pub warnings_suppressed: u64,
     /// The distinct blocking call sites of this site's stalls, most frequent first.

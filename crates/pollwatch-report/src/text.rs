@@ -218,7 +218,7 @@ fn dropped(out: &mut String, report: &Report) {
         (d.values_clamped, "values clamped to 1h"),
         (
             d.stall_warnings_suppressed,
-            "stall warnings over the rate limit",
+            "warnings over the rate limit",
         ),
         (d.stall_samples, "stall samples (queue full)"),
     ];

@@ -99,8 +99,8 @@ fn run(shared: &Weak<Shared>, from: &Receiver<Msg>, tick: Duration) {
     }
 }
 
-/// Takes every settled slow poll from every thread, reports it (unless the watchdog already
-/// reported it as a stall) and keeps it. With `all`, takes unsettled ones too.
+/// Takes every settled slow poll from every thread, warns about it (unless the watchdog
+/// already reported it as a stall, or its site is over the warning rate limit) and keeps it. With `all`, takes unsettled ones too.
 pub(crate) fn drain(shared: &Shared, all: bool) {
     let slots = match shared.poll.slots.lock() {
         Ok(slots) => slots.clone(),
@@ -110,7 +110,8 @@ pub(crate) fn drain(shared: &Shared, all: bool) {
     let now = clock.now();
     let settle_ns = SETTLE.as_nanos() as u64;
     let mut found: Vec<(SlowPoll, bool)> = Vec::new();
-    let book = shared.book.lock().ok();
+    let mut book = shared.book.lock().ok();
+    let at = Instant::now();
     for (index, slot) in slots.iter().enumerate() {
         slot.slow.drain(
             |ended_at| all || clock.delta_ns(ended_at, now) >= settle_ns,
@@ -119,9 +120,11 @@ pub(crate) fn drain(shared: &Shared, all: bool) {
                     Some(site) => (site.label.clone(), site.name.clone()),
                     None => (String::from("<unknown>"), String::new()),
                 };
-                let reported = book
-                    .as_ref()
-                    .is_some_and(|b| b.was_reported((index, record.seq)));
+                // Not warned about again when the watchdog already reported it as a stall,
+                // nor beyond the site's warning rate limit.
+                let silent = book.as_mut().is_some_and(|b| {
+                    b.was_reported((index, record.seq)) || !b.allow_warning(record.site, at)
+                });
                 found.push((
                     SlowPoll {
                         task_id: record.task_id,
@@ -132,7 +135,7 @@ pub(crate) fn drain(shared: &Shared, all: bool) {
                         kind: if record.is_drop { "drop" } else { "poll" }.to_owned(),
                         ended_at_ns: clock.since_origin_ns(record.ended_at),
                     },
-                    reported,
+                    silent,
                 ));
             },
         );
@@ -144,7 +147,7 @@ pub(crate) fn drain(shared: &Shared, all: bool) {
     found.sort_by_key(|(s, _)| s.ended_at_ns);
     let to_emit: Vec<SlowPoll> = found
         .iter()
-        .filter(|(_, reported)| !reported)
+        .filter(|(_, silent)| !silent)
         .map(|(s, _)| s.clone())
         .collect();
     events::emit(shared, &to_emit);

@@ -115,6 +115,17 @@ impl Book {
         warn
     }
 
+    /// Whether `site` may emit a slow-poll warning now (same per-site limit as stalls);
+    /// counts the suppression if not.
+    pub(crate) fn allow_warning(&mut self, site: u32, now: Instant) -> bool {
+        if self.limit.allow(site, now) {
+            return true;
+        }
+        self.per_site.entry(site).or_default().warnings_suppressed += 1;
+        self.suppressed += 1;
+        false
+    }
+
     /// CPU time the stalled thread used since detection, given its CPU time now.
     pub(crate) fn cpu_since_detection(
         &self,
