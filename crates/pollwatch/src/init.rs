@@ -10,6 +10,8 @@ use tracing_subscriber::Layer;
 
 use crate::builder::{Builder, ConfigError, PollWatch};
 use crate::handle::Handle;
+use pollwatch_report::error::WriteError;
+use pollwatch_report::write::WrittenFiles;
 
 /// The fmt layer's filter when `RUST_LOG` is not set.
 pub const DEFAULT_LOG_FILTER: &str = "info";
@@ -55,7 +57,10 @@ impl Builder {
             .with(layer)
             .try_init()
             .map_err(|e| InitError::AlreadyInstalled(e.to_string()))?;
-        Ok(Guard { handle })
+        Ok(Guard {
+            handle,
+            written: false,
+        })
     }
 }
 
@@ -65,6 +70,7 @@ impl Builder {
 #[must_use = "dropping the guard immediately writes the report and stops reporting"]
 pub struct Guard {
     handle: Handle,
+    written: bool,
 }
 
 impl Guard {
@@ -72,10 +78,23 @@ impl Guard {
     pub fn handle(&self) -> &Handle {
         &self.handle
     }
+
+    /// Stops pollwatch's threads after they have reported what is pending, and writes the
+    /// report to the report directory once, returning where (dropping the guard afterwards
+    /// writes nothing more).
+    pub fn finish(mut self) -> Result<WrittenFiles, WriteError> {
+        self.written = true;
+        self.handle.shutdown();
+        let dir = self.handle.report_dir().to_owned();
+        self.handle.write_report(dir)
+    }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        if self.written {
+            return;
+        }
         self.handle.shutdown();
         let dir = self.handle.report_dir().to_owned();
         match self.handle.write_report(&dir) {

@@ -199,8 +199,11 @@ fn run(args: Args) -> Result<(), String> {
     if let Err(e) = upstream.stop() {
         eprintln!("pollwatch-demo: stopping the upstream: {e}");
     }
-    // Let pollwatch report the last slow polls before the summary is printed.
-    handle.flush();
+    // Stop pollwatch's threads once they have reported the last stalls and slow polls,
+    // and write the report, so the summary below is final.
+    let written = guard
+        .finish()
+        .map_err(|e| format!("cannot write the report: {e}"))?;
 
     println!();
     if let Some(summary) = &summary {
@@ -217,14 +220,9 @@ fn run(args: Args) -> Result<(), String> {
         "{}",
         pollwatch::report::text::render(&handle.report(), args.top)
     );
-    let written = handle
-        .write_report(&report_dir)
-        .map_err(|e| format!("cannot write the report: {e}"))?;
     println!();
     println!("report written: {}", written.text.display());
     println!("                {}", written.json.display());
-    // Dropping the guard stops pollwatch's threads (and writes the same report once more).
-    drop(guard);
     check_load(summary.as_ref())
 }
 

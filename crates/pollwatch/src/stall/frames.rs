@@ -40,12 +40,74 @@ const FOREIGN_FUNCTIONS: [&str; 14] = [
     "<tokio::", "<futures", "<tracing", "<&std::", "__",
 ];
 
+/// Source files of the capture machinery (names alone are not enough: with line tables only,
+/// inlined frames carry short names such as `handler`).
+const CAPTURE_FILES: [&str; 2] = ["pollwatch-capture/src/", "/backtrace-0."];
+
+/// Source files of the runtime polling the task.
+const RUNTIME_FILES: [&str; 3] = [
+    "/src/runtime/task/",
+    "/src/runtime/scheduler/",
+    "/src/instrument.rs",
+];
+
+fn is_capture(frame: &Frame) -> bool {
+    CAPTURE_MARKERS.iter().any(|m| frame.function.contains(m))
+        || frame
+            .file
+            .as_deref()
+            .is_some_and(|f| CAPTURE_FILES.iter().any(|m| f.contains(m)))
+}
+
+fn is_runtime(frame: &Frame) -> bool {
+    RUNTIME_MARKERS
+        .iter()
+        .any(|m| frame.function.starts_with(m))
+        || frame.file.as_deref().is_some_and(|f| {
+            (f.contains("/tokio-1.") || f.contains("/tracing-0.1."))
+                && RUNTIME_FILES.iter().any(|m| f.contains(m))
+        })
+}
+
+/// A frame whose function has only a short name (line tables only) gets a path built from
+/// its file when that file is in a dependency: `futures-executor-0.3.31/src/local_pool.rs`
+/// and `block_on<..>` make `futures_executor::local_pool::block_on`.
+pub(crate) fn qualified(frame: &Frame) -> String {
+    let short = frame.function.split('<').next().unwrap_or_default();
+    if short.contains("::") || short.starts_with("0x") {
+        return frame.function.clone();
+    }
+    let Some(file) = frame.file.as_deref() else {
+        return frame.function.clone();
+    };
+    let Some(at) = file.find("/.cargo/registry/src/") else {
+        return frame.function.clone();
+    };
+    let mut parts = file[at..].split('/').skip(5);
+    let Some(krate) = parts.next() else {
+        return frame.function.clone();
+    };
+    let name = krate
+        .rsplit_once('-')
+        .map_or(krate, |(name, _)| name)
+        .replace('-', "_");
+    let modules: Vec<&str> = parts
+        .skip_while(|p| *p != "src")
+        .skip(1)
+        .map(|p| p.trim_end_matches(".rs"))
+        .filter(|p| *p != "lib" && *p != "mod")
+        .collect();
+    let mut path = name;
+    for module in modules {
+        path.push_str("::");
+        path.push_str(module);
+    }
+    format!("{path}::{short}")
+}
+
 /// The application's frames between the capture and the runtime, innermost first.
 pub(crate) fn trim(frames: &[Frame]) -> Vec<Frame> {
-    let start = frames
-        .iter()
-        .rposition(|f| CAPTURE_MARKERS.iter().any(|m| f.function.contains(m)))
-        .map_or(0, |i| i + 1);
+    let start = frames.iter().rposition(is_capture).map_or(0, |i| i + 1);
     let mut frames = &frames[start..];
     // The kernel's signal trampoline often has no symbol: an address right after the handler.
     while frames
@@ -54,10 +116,7 @@ pub(crate) fn trim(frames: &[Frame]) -> Vec<Frame> {
     {
         frames = &frames[1..];
     }
-    let end = frames
-        .iter()
-        .position(|f| RUNTIME_MARKERS.iter().any(|m| f.function.starts_with(m)))
-        .unwrap_or(frames.len());
+    let end = frames.iter().position(is_runtime).unwrap_or(frames.len());
     frames[..end].to_vec()
 }
 
@@ -101,7 +160,7 @@ pub(crate) struct CallSite {
 /// recognised API among the frames inside it.
 pub(crate) fn call_site(trimmed: &[Frame]) -> CallSite {
     let Some(user) = trimmed.iter().position(is_application) else {
-        let api = trimmed.iter().rev().find_map(|f| known_api(&f.function));
+        let api = trimmed.iter().rev().find_map(|f| known_api(&qualified(f)));
         return CallSite {
             location: None,
             api,
@@ -110,7 +169,7 @@ pub(crate) fn call_site(trimmed: &[Frame]) -> CallSite {
     let api = trimmed[..user]
         .iter()
         .rev()
-        .find_map(|f| known_api(&f.function));
+        .find_map(|f| known_api(&qualified(f)));
     CallSite {
         location: location(&trimmed[user]),
         api,
@@ -346,6 +405,40 @@ mod tests {
             Some("futures::executor::block_on")
         );
         assert_eq!(known_api("std::io::default_read_to_end"), None);
+    }
+
+    #[test]
+    fn release_builds_with_short_names_are_trimmed_by_file() {
+        let stack = vec![
+            frame("handler", Some("/w/crates/pollwatch-capture/src/linux/signal.rs"), Some(92)),
+            frame("0x7f68e7403050", None, None),
+            frame("__GI___clock_nanosleep", Some("./time/../sysdeps/unix/sysv/linux/clock_nanosleep.c"), Some(48)),
+            frame("std::thread::functions::sleep", Some("/rustc/x/library/std/src/thread/functions.rs"), Some(289)),
+            frame("{async_block#0}", Some("/w/examples/demo/src/routes/sleep.rs"), Some(14)),
+            frame("poll<X>", Some("/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tracing-0.1.44/src/instrument.rs"), Some(321)),
+        ];
+        let trimmed = trim(&stack);
+        assert_eq!(trimmed.len(), 3, "{trimmed:#?}");
+        let site = call_site(&trimmed);
+        assert_eq!(
+            site.location.as_deref(),
+            Some("/w/examples/demo/src/routes/sleep.rs:14")
+        );
+        assert_eq!(site.api.as_deref(), Some("std::thread::sleep"));
+    }
+
+    #[test]
+    fn short_dependency_names_are_qualified_from_their_file() {
+        let f = frame(
+            "block_on<futures_channel::oneshot::Receiver<()>>",
+            Some("/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/futures-executor-0.3.31/src/local_pool.rs"),
+            Some(317),
+        );
+        assert_eq!(qualified(&f), "futures_executor::local_pool::block_on");
+        assert_eq!(
+            known_api(&qualified(&f)).as_deref(),
+            Some("futures::executor::block_on")
+        );
     }
 
     #[test]
