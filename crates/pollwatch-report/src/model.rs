@@ -182,8 +182,9 @@ pub struct Stall {
     pub duration_ns: u64,
     /// Whether the poll has ended.
     pub ended: bool,
-    /// CPU time the thread used during the stall, when known: near `duration_ns` for CPU
-    /// work, near zero for a thread blocked in a syscall.
+    /// CPU time the thread used from the stall's detection to its end (or to the last look
+    /// while it still runs), when known: close to that wall time for CPU work, near zero for a
+    /// thread blocked in a syscall. Compare it with `duration_ns - detected_after_ns`.
     pub cpu_ns: Option<u64>,
     /// What the thread was doing: `running on CPU`, `sleeping`, `in uninterruptible IO`, or
     /// `unknown` without /proc.
