@@ -204,7 +204,7 @@ slow polls (2 most recent of 3 counted, newest last):
 
 stalls caught while running (1 most recent of 1 counted, newest last):
   task \"ingest\" (src/ingest.rs:42:5) held worker \"tokio-rt-worker\" for 312ms: blocked in read() on /data/users.json at src/store.rs:17 (std::fs::read_to_string). Use tokio::fs::read_to_string or spawn_blocking.
-      in span load_users{user=3}; 900µs of it on CPU; at 20.0ms: sleeping at src/store.rs:17
+      in span load_users{user=3}; 900µs on CPU since caught; at 20.0ms: sleeping at src/store.rs:17
 
 blocking call sites by spawn site:
   src/ingest.rs:42:5 \"ingest\" (1 stalls)
