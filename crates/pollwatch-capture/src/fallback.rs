@@ -1,8 +1,28 @@
 //! The inspector for platforms without `/proc` or signal capture: it observes nothing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{CaptureError, Inspector, RawBacktrace, ThreadState, Tid};
+
+/// The platform entry points where nothing better exists.
+#[cfg(not(target_os = "linux"))]
+pub(crate) mod platform {
+    use super::*;
+
+    pub(crate) fn current_tid() -> Tid {
+        0
+    }
+
+    pub(crate) fn inspector(_backtraces: bool) -> Arc<dyn Inspector> {
+        Arc::new(Fallback)
+    }
+}
+
+/// The inspector that observes nothing.
+pub(crate) fn fallback() -> Arc<dyn Inspector> {
+    Arc::new(Fallback)
+}
 
 /// Observes nothing; pollwatch still reports stalls with task, site and duration.
 #[derive(Debug, Default, Clone, Copy)]

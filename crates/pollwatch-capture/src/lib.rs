@@ -1,15 +1,18 @@
 //! pollwatch's platform layer: what a stuck thread of this process is doing, and where.
 //!
-//! pollwatch's watchdog notices a thread that has been inside one task poll for too long and
-//! asks an [`Inspector`]:
+//! pollwatch's scan thread notices a thread that has been inside one task poll for too long
+//! and asks an [`Inspector`]:
 //! - [`Inspector::thread_state`]: the thread's scheduling state, the syscall it is in and what
 //!   that syscall waits on (a file path, a socket's two addresses, a lock, a sleep), from
-//!   `/proc/self/task/<tid>/{stat,wchan,syscall}` and `/proc/self/{fd,net}`. No privileges are
-//!   needed: a process may read its own threads.
-//! - [`Inspector::capture`]: the thread's stack. A realtime signal (installed once with
-//!   `SA_SIGINFO | SA_RESTART`) makes the stuck thread walk its own stack into a static,
-//!   preallocated buffer; the handler saves errno, never allocates, locks or blocks.
-//! - [`Inspector::cpu_time_ns`]: how much CPU the thread has used.
+//!   `/proc/self/task/<tid>/{stat,wchan,syscall}`, `readlink /proc/self/fd/<arg0>` and
+//!   `/proc/self/net/{tcp,tcp6,udp,udp6,unix}`. No privileges are needed: a process may read
+//!   its own threads. Syscall names come from a table per architecture (x86_64, aarch64);
+//!   elsewhere only the number is known.
+//! - [`Inspector::capture`]: the thread's stack, as raw addresses. A realtime signal makes the
+//!   stuck thread walk its own stack into a static, preallocated buffer; the handler saves
+//!   and restores errno, and never allocates, locks or blocks (see *Stack capture* below).
+//! - [`Inspector::cpu_time_ns`]: how much CPU the thread has used (to tell spinning from
+//!   waiting between two looks).
 //!
 //! [`symbolize`] turns the raw addresses into functions, files and lines; call it on a thread
 //! of your own, never in a signal handler, and [`warm_up`] it first: the first symbolization
@@ -19,6 +22,32 @@
 //! systems [`inspector`] returns the [`fallback`], which observes nothing, so pollwatch still
 //! reports stalls with their task, site and duration.
 //!
+//! # Stack capture
+//!
+//! - **The signal** is `SIGRTMIN() + 4` (38 with glibc). It is installed once per process, on
+//!   the first `inspector(true)`, with `SA_SIGINFO | SA_RESTART | SA_ONSTACK`. If the
+//!   application already has a handler for it (anything but `SIG_DFL`/`SIG_IGN`), pollwatch
+//!   leaves that handler alone and [`Inspector::capture`] returns
+//!   [`CaptureError::Unsupported`]; `/proc` still works.
+//! - **One capture at a time** in the process: a second concurrent caller gets
+//!   [`CaptureError::Busy`] at once. A global request word (state, thread id, generation)
+//!   admits exactly one handler per request, on the requested thread; a handler that arrives
+//!   after its capture timed out finds a different word and does nothing. If a capture times
+//!   out while the handler is already walking, later captures return `Busy` until it is done.
+//! - **The frames** start at the interrupted instruction: the handler reads it from its
+//!   `ucontext` and drops the frames before it (the unwinder, `backtrace`, the handler, the
+//!   signal trampoline `__restore_rt`). On architectures or C libraries where the context
+//!   layout is not known here (anything but x86_64/aarch64 glibc), nothing is dropped and the
+//!   stack starts with those frames. At most 128 frames are kept.
+//! - **[`RawBacktrace::took`]** is from the signal being sent to the handler having stored
+//!   the frames, on `CLOCK_MONOTONIC`: 6-14 µs median and 45-110 µs max over 500 captures
+//!   of a thread sleeping in `clock_nanosleep` (debug build, 2 cores, other tests running). `capture` itself returns a few microseconds
+//!   later (it polls with a short spin, then yields, then naps 20 µs).
+//! - **When it cannot work**: a thread that blocks the signal, is stopped (`SIGSTOP`,
+//!   a debugger) or has exited does not answer: `ThreadGone` when the kernel knows it is
+//!   gone, else `Timeout` after the caller's `timeout` (a thread in its last moments of exit
+//!   still accepts the signal but never handles it; seen occasionally in this crate's tests).
+//!
 //! # `EINTR`
 //!
 //! With `SA_RESTART`, `read`, `write`, `recv`, `send` and futex waits are restarted by the
@@ -27,6 +56,16 @@
 //! retries its own (`thread::sleep`, `read_to_end`, `Mutex::lock`); code calling such a
 //! syscall directly sees `ErrorKind::Interrupted`. pollwatch captures at most once per look at
 //! a stuck poll; capture can be switched off (`inspector(false)`).
+//!
+//! # What the handler relies on
+//!
+//! The walk uses `backtrace::trace_unsynchronized`, i.e. libgcc's `_Unwind_Backtrace`, which
+//! follows the signal frame through the trampoline's unwind info (a frame-pointer walk gave
+//! only 2-8 frames without `-C force-frame-pointers`). It is not formally async-signal-safe:
+//! it finds unwind tables with `_dl_find_object` (glibc 2.35+, lock-free) or
+//! `dl_iterate_phdr` (a recursive loader lock: a thread interrupted while holding it re-enters
+//! it). A thread interrupted while a JIT registers unwind info with `__register_frame` could
+//! contend on libgcc's own lock with older GCC runtimes. pprof-rs relies on the same walk.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
@@ -43,17 +82,26 @@ pub use symbolize::{symbolize, warm_up, SymbolFrame};
 pub use types::{CaptureError, RawBacktrace, RunState, Syscall, Target, ThreadState, Tid};
 
 /// What this platform can observe about another thread of this process.
+///
+/// Every method may be called from any thread, and never panics; a thread that is gone gives
+/// `None` or [`CaptureError::ThreadGone`].
 pub trait Inspector: Send + Sync + std::fmt::Debug {
-    /// The thread's state, syscall and the syscall's target; `None` if unavailable or the
-    /// thread is gone.
+    /// The thread's state, syscall and the syscall's target, from
+    /// `/proc/self/task/<tid>/{stat,wchan,syscall}` (plus `/proc/self/fd` and `/proc/self/net`
+    /// lookups); `None` if unavailable or the thread is gone. Allocates and reads files: call
+    /// it off the hot path.
     fn thread_state(&self, tid: Tid) -> Option<ThreadState>;
-    /// CPU time the thread has used so far, in nanoseconds.
+    /// CPU time the thread has used so far, in nanoseconds
+    /// (`/proc/self/task/<tid>/schedstat`, else `stat`'s `utime + stime`); `None` if
+    /// unavailable. The kernel accounts a running thread's time at scheduler ticks and
+    /// switches, so the value lags a thread that is on the CPU by up to a tick (1-10 ms).
     fn cpu_time_ns(&self, tid: Tid) -> Option<u64>;
-    /// Makes thread `tid` record its own stack and returns the raw return addresses,
-    /// innermost first; waits at most `timeout`.
+    /// Makes thread `tid` record its own stack and returns the raw addresses, innermost
+    /// first (see the crate docs, *Stack capture*); waits at most `timeout`.
     fn capture(&self, tid: Tid, timeout: std::time::Duration)
         -> Result<RawBacktrace, CaptureError>;
-    /// Whether [`capture`](Inspector::capture) can work here.
+    /// Whether [`capture`](Inspector::capture) can work here: Linux, backtraces switched on
+    /// and the signal handler installed.
     fn can_capture(&self) -> bool;
 }
 
@@ -62,29 +110,25 @@ pub fn current_tid() -> Tid {
     platform::current_tid()
 }
 
-/// The best inspector for this platform. With `backtraces: false` no signal handler is ever
-/// installed or signal sent ([`Inspector::capture`] returns [`CaptureError::Disabled`]).
+/// The best inspector for this platform: on Linux `/proc` and signal capture, elsewhere the
+/// [`fallback`].
+///
+/// With `backtraces: false` no signal handler is ever installed or signal sent
+/// ([`Inspector::capture`] returns [`CaptureError::Disabled`]). With `true`, the first call
+/// installs the handler (once per process, thread-safe); if that is impossible (another
+/// handler owns the signal), capture returns [`CaptureError::Unsupported`] and `/proc` still
+/// works.
 pub fn inspector(backtraces: bool) -> Arc<dyn Inspector> {
     platform::inspector(backtraces)
 }
 
 /// An inspector that observes nothing, as on a platform without `/proc` or signals.
 pub fn fallback() -> Arc<dyn Inspector> {
-    Arc::new(fallback::Fallback)
+    fallback::fallback()
 }
 
 #[cfg(target_os = "linux")]
 use linux as platform;
 
 #[cfg(not(target_os = "linux"))]
-mod platform {
-    use super::*;
-
-    pub(crate) fn current_tid() -> Tid {
-        0
-    }
-
-    pub(crate) fn inspector(_backtraces: bool) -> Arc<dyn Inspector> {
-        fallback()
-    }
-}
+use fallback::platform;

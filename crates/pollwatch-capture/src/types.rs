@@ -95,7 +95,8 @@ pub enum Target {
     Socket {
         /// The descriptor.
         fd: i32,
-        /// `tcp`, `tcp6`, `udp`, `udp6`, `unix`, or `socket` when not found.
+        /// `tcp`, `tcp6`, `udp`, `udp6`, `unix`, or `socket` when the inode is in none of
+        /// this network namespace's tables (then `local` is `socket:[inode]`).
         protocol: &'static str,
         /// The local address (`127.0.0.1:8080`, a unix path, or the socket inode).
         local: String,
@@ -119,19 +120,30 @@ pub enum Target {
 }
 
 impl fmt::Display for Target {
+    /// Human text: `/data/users.json`, `TCP 127.0.0.1:5000 -> 127.0.0.1:6000`,
+    /// `Unix socket /run/app.sock`, `a lock or condition variable (futex 0x7f..)`, `a sleep`,
+    /// `pipe:[123]`, `fd 5 (anon_inode:[eventpoll])`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::File { path, .. } => f.write_str(path),
-            Target::Pipe { link, .. } => write!(f, "a pipe ({link})"),
+            Target::Pipe { link, .. } => f.write_str(link),
             Target::Socket {
                 protocol,
                 local,
                 peer,
                 ..
-            } => match peer {
-                Some(peer) => write!(f, "{} {local} -> {peer}", protocol.to_uppercase()),
-                None => write!(f, "{} {local}", protocol.to_uppercase()),
-            },
+            } => {
+                let kind = match *protocol {
+                    "tcp" | "tcp6" => "TCP",
+                    "udp" | "udp6" => "UDP",
+                    "unix" => "Unix socket",
+                    _ => "socket",
+                };
+                match peer {
+                    Some(peer) => write!(f, "{kind} {local} -> {peer}"),
+                    None => write!(f, "{kind} {local}"),
+                }
+            }
             Target::Futex { addr } => write!(f, "a lock or condition variable (futex {addr:#x})"),
             Target::Sleep => f.write_str("a sleep"),
             Target::Fd { fd, link } => write!(f, "fd {fd} ({link})"),
@@ -139,12 +151,14 @@ impl fmt::Display for Target {
     }
 }
 
-/// Raw return addresses of a captured stack, innermost first.
+/// The raw addresses of a captured stack, innermost first: the interrupted instruction, then
+/// return addresses (see the crate docs, *Stack capture*, for when the capture machinery's
+/// own frames come first instead). Symbolize them with [`crate::symbolize`].
 #[derive(Clone, Debug)]
 pub struct RawBacktrace {
-    /// The addresses.
+    /// The addresses, at most 128.
     pub ips: Vec<usize>,
-    /// From the signal sent to the frames stored.
+    /// From the signal being sent to the frames being stored by the captured thread.
     pub took: Duration,
 }
 
@@ -170,13 +184,91 @@ impl fmt::Display for CaptureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CaptureError::Disabled => f.write_str("stack capture is switched off"),
-            CaptureError::Unsupported => f.write_str("stack capture is not available here"),
-            CaptureError::Busy => f.write_str("another capture is in flight"),
+            CaptureError::Unsupported => f.write_str(
+                "stack capture is not available here (not Linux, or the application \
+                 already handles the capture signal SIGRTMIN+4)",
+            ),
+            CaptureError::Busy => f.write_str("another stack capture is in flight; try again"),
             CaptureError::ThreadGone => f.write_str("the thread has exited"),
-            CaptureError::Timeout => f.write_str("the thread did not record its stack in time"),
-            CaptureError::Signal(errno) => write!(f, "sending the signal failed (errno {errno})"),
+            CaptureError::Timeout => f.write_str(
+                "the thread did not record its stack in time (it may block signals or be \
+                 stopped)",
+            ),
+            CaptureError::Signal(errno) => {
+                write!(f, "sending the capture signal failed (errno {errno})")
+            }
         }
     }
 }
 
 impl std::error::Error for CaptureError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_read_as_human_text() {
+        let cases = [
+            (
+                Target::File {
+                    fd: 3,
+                    path: "/data/users.json".into(),
+                },
+                "/data/users.json",
+            ),
+            (
+                Target::Socket {
+                    fd: 4,
+                    protocol: "tcp",
+                    local: "127.0.0.1:5000".into(),
+                    peer: Some("127.0.0.1:6000".into()),
+                },
+                "TCP 127.0.0.1:5000 -> 127.0.0.1:6000",
+            ),
+            (
+                Target::Socket {
+                    fd: 4,
+                    protocol: "unix",
+                    local: "/run/app.sock".into(),
+                    peer: None,
+                },
+                "Unix socket /run/app.sock",
+            ),
+            (
+                Target::Futex { addr: 0x1000 },
+                "a lock or condition variable (futex 0x1000)",
+            ),
+            (Target::Sleep, "a sleep"),
+            (
+                Target::Pipe {
+                    fd: 5,
+                    link: "pipe:[123]".into(),
+                },
+                "pipe:[123]",
+            ),
+            (
+                Target::Fd {
+                    fd: 6,
+                    link: "anon_inode:[eventpoll]".into(),
+                },
+                "fd 6 (anon_inode:[eventpoll])",
+            ),
+        ];
+        for (target, text) in cases {
+            assert_eq!(target.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn run_states_from_letters_and_as_text() {
+        assert_eq!(RunState::from_letter('R').to_string(), "running on CPU");
+        assert_eq!(RunState::from_letter('S').to_string(), "sleeping");
+        assert_eq!(
+            RunState::from_letter('D').to_string(),
+            "in uninterruptible IO"
+        );
+        assert_eq!(RunState::from_letter('t'), RunState::Stopped);
+        assert_eq!(RunState::from_letter('I'), RunState::Other('I'));
+    }
+}

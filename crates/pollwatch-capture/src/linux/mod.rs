@@ -1,5 +1,6 @@
 //! Linux: `/proc` readers and signal stack capture.
 
+mod context;
 mod net;
 mod proc;
 mod signal;

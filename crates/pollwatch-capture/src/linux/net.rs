@@ -114,6 +114,19 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_endian = "little")]
+    fn tcp6_rows_give_bracketed_addresses_and_listeners_have_no_peer() {
+        let table = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000000000000000000001000000:1F90 00000000000000000000000001000000:D431 01 00000000:00000000 00:00000000 00000000  1000        0 4242 1 0000000000000000 20 4 0 10 -1\n   1: 00000000000000000000000000000000:0050 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4243 1 0000000000000000 100 0 0 10 0\n";
+        let found = find_inet(table, "tcp6", 4242).unwrap();
+        assert_eq!(
+            (found.protocol, found.local.as_str(), found.peer.as_deref()),
+            ("tcp6", "[::1]:8080", Some("[::1]:54321"))
+        );
+        let listener = find_inet(table, "tcp6", 4243).unwrap();
+        assert_eq!((listener.local.as_str(), listener.peer), ("[::]:80", None));
+    }
+
+    #[test]
     fn unix_rows_give_the_path() {
         let table = "Num       RefCount Protocol Flags    Type St Inode Path\n0000000000000000: 00000002 00000000 00010000 0001 01 777 /run/app.sock\n0000000000000000: 00000003 00000000 00000000 0001 03 778\n";
         assert_eq!(find_unix(table, 777).unwrap().local, "/run/app.sock");

@@ -13,7 +13,12 @@ pub(crate) fn thread_state(tid: Tid) -> Option<ThreadState> {
     let wchan = task_file(tid, "wchan")
         .map(|w| w.trim().to_owned())
         .filter(|w| !w.is_empty() && w != "0");
-    let syscall = task_file(tid, "syscall")
+    // Reading `syscall` of a thread that is on a CPU waits until it is descheduled (the
+    // kernel needs it inactive to read its registers), which can take a whole time slice;
+    // a running thread is not in a blocking syscall anyway.
+    let syscall = (run != RunState::Running)
+        .then(|| task_file(tid, "syscall"))
+        .flatten()
         .and_then(|text| parse_syscall(&text))
         .map(|(number, args)| {
             let name = syscalls::name(number);
@@ -32,12 +37,32 @@ pub(crate) fn thread_state(tid: Tid) -> Option<ThreadState> {
     })
 }
 
+/// From `schedstat` (ns, the first field), or else from `stat`'s `utime + stime` (clock
+/// ticks, so a 10 ms resolution) on kernels without schedstats.
 pub(crate) fn cpu_time_ns(tid: Tid) -> Option<u64> {
-    task_file(tid, "schedstat")?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    task_file(tid, "schedstat")
+        .and_then(|text| parse_schedstat(&text))
+        .or_else(|| {
+            let ticks = parse_stat_cpu_ticks(&task_file(tid, "stat")?)?;
+            // SAFETY: sysconf only reads a configuration value.
+            let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+            let per_second = u64::try_from(per_second).ok().filter(|&t| t > 0)?;
+            Some(ticks.saturating_mul(1_000_000_000 / per_second))
+        })
+}
+
+/// The first field of a `schedstat` line: time spent on the CPU, ns.
+pub(crate) fn parse_schedstat(text: &str) -> Option<u64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// `utime + stime` (fields 14 and 15) of a `stat` line, in clock ticks.
+pub(crate) fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    // Fields after the command: 3 state, 4 ppid, ... 14 utime, 15 stime.
+    let mut after = stat[stat.rfind(')')? + 1..].split_whitespace().skip(11);
+    let utime: u64 = after.next()?.parse().ok()?;
+    let stime: u64 = after.next()?.parse().ok()?;
+    Some(utime.saturating_add(stime))
 }
 
 /// The state letter of a `stat` line: the field after the command name, which is in
@@ -73,7 +98,8 @@ fn target(name: Option<&'static str>, args: &[u64; 6]) -> Option<Target> {
     if !syscalls::FD_FIRST.contains(&name) {
         return None;
     }
-    let fd = i32::try_from(args[0]).ok()?;
+    // An `int` argument: the kernel reads the register's low 32 bits.
+    let fd = i32::try_from(args[0] & 0xffff_ffff).ok()?;
     let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
     let link = link.to_string_lossy().into_owned();
     Some(fd_target(fd, link))
@@ -123,6 +149,19 @@ mod tests {
     }
 
     #[test]
+    fn cpu_time_from_schedstat_or_stat() {
+        assert_eq!(
+            parse_schedstat("1234567 89 10\n"),
+            Some(1_234_567),
+            "schedstat: on-CPU ns, wait ns, slices"
+        );
+        assert_eq!(parse_schedstat(""), None);
+        let stat = "77 (a) b) R 1 77 77 0 -1 4194304 95 0 0 0 12 3 0 0 20 0 1 0 100 0";
+        assert_eq!(parse_stat_cpu_ticks(stat), Some(15));
+        assert_eq!(parse_stat_cpu_ticks("77 (x) R 1"), None);
+    }
+
+    #[test]
     fn syscall_lines_in_every_form() {
         assert_eq!(parse_syscall("running\n"), None);
         assert_eq!(parse_syscall("-1 0x7ffc 0x7f00\n"), None);
@@ -136,6 +175,14 @@ mod tests {
             None,
             "truncated lines are rejected"
         );
+        let (nr, args) =
+            parse_syscall("202 0x55c8ca336a38 0x89 0x2 0x0 0x0 0xffffffff 0x7ffd3a0 0x7f00\n")
+                .unwrap();
+        assert_eq!(
+            (nr, args[0], args[1], args[5]),
+            (202, 0x55c8ca336a38, 0x89, 0xffffffff)
+        );
+        assert_eq!(parse_syscall("0 zz 0 0 0 0 0 0 0"), None, "not hex");
     }
 
     #[test]

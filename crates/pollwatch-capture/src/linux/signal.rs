@@ -1,61 +1,131 @@
 //! Stack capture with a realtime signal.
 //!
-//! The watchdog asks for a thread's stack with [`capture`]: it moves a global state machine
-//! from idle to *requested* for that thread and sends it `SIGRTMIN + 4` with `tgkill`. The
-//! handler, running on the stuck thread, checks that the request is for its own thread, moves
-//! the state to *running*, walks its stack with `backtrace::trace_unsynchronized` into a
-//! static buffer of atomics, and moves the state to *done*. It saves and restores `errno`, and
-//! never allocates, locks or blocks. The watchdog copies the frames out and returns the state
-//! to idle. A handler that arrives late (after a timeout) finds the state no longer
-//! *requested* for its thread and returns without touching the buffer.
+//! # The signal
 //!
-//! The stack starts with the handler's own frames and the kernel's signal trampoline
-//! (`__restore_rt`); pollwatch trims them after symbolizing, by name.
+//! `SIGRTMIN() + 4` (signal 38 with glibc, whose `SIGRTMIN()` is 34 because it keeps two
+//! realtime signals for itself). It is installed once per process with
+//! `SA_SIGINFO | SA_RESTART | SA_ONSTACK`, and only if nobody else handles it already: if a
+//! handler other than `SIG_DFL`/`SIG_IGN` is installed for it, pollwatch leaves it alone and
+//! [`capture`] is unavailable (`Unsupported`).
+//!
+//! # The protocol
+//!
+//! One global request word holds a state, the requested thread id and a generation number:
+//!
+//! ```text
+//!   capture():  IDLE/DONE(g-1) --owner stores--> REQUESTED(tid, g) --tgkill(pid, tid)-->
+//!   handler on thread tid:  CAS REQUESTED(tid, g) -> RUNNING(tid, g), walk the stack into
+//!                           FRAMES, store DONE(tid, g)
+//!   capture():  sees DONE(tid, g), copies the frames out
+//!   timeout:    CAS REQUESTED(tid, g) -> IDLE(g): a late handler's CAS now fails
+//! ```
+//!
+//! Only one `capture` call at a time owns the buffer (an atomic flag, released by a guard, so
+//! a second caller gets `Busy` and nothing can be poisoned). The handler claims the request
+//! with one compare-and-swap of the *whole* word, so a handler that arrives late, on another
+//! thread, or for an older generation never touches the buffer. If a capture times out while
+//! a handler is already walking (`RUNNING`), the word stays `RUNNING` and later captures
+//! return `Busy` until that handler stores `DONE`; the buffer is never read while written.
+//!
+//! The handler saves and restores `errno`, and neither allocates, locks nor blocks: it makes
+//! two syscalls (`gettid`, `clock_gettime`, the latter usually in the vDSO), one
+//! `backtrace::trace_unsynchronized` walk (libgcc's unwinder, which follows the signal frame
+//! through the trampoline's CFI) and atomic stores into static memory.
+//!
+//! # Which frames
+//!
+//! The walk starts inside the handler. The handler knows the interrupted instruction from
+//! its `ucontext` (x86_64 `RIP`, aarch64 `pc`); the unwinder reports exactly that address for
+//! the frame after the signal trampoline (`__restore_rt`). Everything before it (the
+//! unwinder, `backtrace`, this handler, the trampoline) is dropped, so `ips[0]` is the
+//! interrupted instruction and every later entry is a return address. If that address is
+//! not found among the frames (another architecture, an unwinder that reports it
+//! differently), nothing is dropped and the stack starts with the capture machinery.
 
 use std::sync::atomic::{
-    AtomicI32, AtomicU8, AtomicUsize,
+    AtomicBool, AtomicU64, AtomicUsize,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use crate::{CaptureError, RawBacktrace, Tid};
+
+use super::context;
 
 /// Frames kept per capture.
 pub(crate) const MAX_FRAMES: usize = 128;
 
-const IDLE: u8 = 0;
-const REQUESTED: u8 = 1;
-const RUNNING: u8 = 2;
-const DONE: u8 = 3;
+const IDLE: u64 = 0;
+const REQUESTED: u64 = 1;
+const RUNNING: u64 = 2;
+const DONE: u64 = 3;
 
-static STATE: AtomicU8 = AtomicU8::new(IDLE);
-static TARGET: AtomicI32 = AtomicI32::new(0);
+/// The request word: bits 0-1 the state, bits 2-33 the thread id, bits 34-63 the generation.
+static REQUEST: AtomicU64 = AtomicU64::new(IDLE);
+/// Held by the one `capture` call that owns the request word's non-`RUNNING` transitions and
+/// the buffer.
+static OWNER: AtomicBool = AtomicBool::new(false);
+/// Frames stored by the last handler.
 static COUNT: AtomicUsize = AtomicUsize::new(0);
+/// `CLOCK_MONOTONIC` when the last handler finished, ns.
+static DONE_AT_NS: AtomicU64 = AtomicU64::new(0);
 static FRAMES: [AtomicUsize; MAX_FRAMES] = [const { AtomicUsize::new(0) }; MAX_FRAMES];
-
-/// Serializes captures: one buffer, one capture at a time.
-static CAPTURING: Mutex<()> = Mutex::new(());
 
 /// Whether the handler is installed (decided once per process).
 static INSTALLED: OnceLock<bool> = OnceLock::new();
+
+fn state(word: u64) -> u64 {
+    word & 0b11
+}
+
+fn tid_of(word: u64) -> Tid {
+    // Bits 2-33 hold the tid's 32 bits; the cast restores them.
+    ((word >> 2) & 0xffff_ffff) as u32 as Tid
+}
+
+fn generation(word: u64) -> u64 {
+    word >> 34
+}
+
+fn word(state: u64, tid: Tid, generation: u64) -> u64 {
+    ((generation & ((1 << 30) - 1)) << 34) | (u64::from(tid as u32) << 2) | state
+}
+
+fn with_state(old: u64, state: u64) -> u64 {
+    (old & !0b11) | state
+}
 
 /// The signal used: the fifth realtime signal.
 pub(crate) fn signal_number() -> i32 {
     libc::SIGRTMIN() + 4
 }
 
-pub(crate) fn gettid() -> i32 {
+pub(crate) fn gettid() -> Tid {
     // SAFETY: gettid takes no arguments, cannot fail, and only returns the caller's id.
     let tid = unsafe { libc::syscall(libc::SYS_gettid) };
-    i32::try_from(tid).unwrap_or(0)
+    Tid::try_from(tid).unwrap_or(0)
 }
 
-/// Installs the handler once. Returns false, and leaves the signal alone, if another handler
-/// is already installed for it or installing fails.
+/// `CLOCK_MONOTONIC` in nanoseconds; async-signal-safe.
+fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec; clock_gettime is async-signal-safe.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    u64::try_from(now.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(now.tv_nsec).unwrap_or(0)
+}
+
+/// Installs the handler once per process (thread-safe). Returns false, and leaves the
+/// signal alone, if another handler is already installed for it or installing fails.
 pub(crate) fn install() -> bool {
     *INSTALLED.get_or_init(|| {
         let signal = signal_number();
+        if signal > libc::SIGRTMAX() {
+            return false;
+        }
         // SAFETY: a zeroed sigaction is a valid "no handler" value that sigaction(2) fills in.
         let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
         // SAFETY: a null new action only queries the current one into `old`, a valid pointer.
@@ -69,102 +139,180 @@ pub(crate) fn install() -> bool {
         let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
         action.sa_sigaction = handler as *const () as usize;
         action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
-        // SAFETY: sa_mask is a valid sigset_t inside `action`.
+        // SAFETY: sa_mask is a valid, writable sigset_t inside `action`.
         unsafe { libc::sigemptyset(&mut action.sa_mask) };
         // SAFETY: `action` is fully initialised and `handler` has the SA_SIGINFO signature.
         unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) == 0 }
     })
 }
 
-extern "C" fn handler(_signal: i32, _info: *mut libc::siginfo_t, _context: *mut libc::c_void) {
+/// The signal handler. Runs on the thread being captured, at any instruction of it.
+extern "C" fn handler(_signal: i32, _info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     // SAFETY: __errno_location returns the calling thread's errno slot, valid for its life.
     let errno = unsafe { *libc::__errno_location() };
-    if TARGET.load(Acquire) == gettid()
-        && STATE
-            .compare_exchange(REQUESTED, RUNNING, AcqRel, Acquire)
+    let request = REQUEST.load(Acquire);
+    if state(request) == REQUESTED
+        && tid_of(request) == gettid()
+        && REQUEST
+            .compare_exchange(request, with_state(request, RUNNING), AcqRel, Relaxed)
             .is_ok()
     {
-        let mut count = 0usize;
-        // SAFETY: trace_unsynchronized must not run concurrently with another unwinder call
-        // that is not thread-safe; the RUNNING state admits one handler at a time, and the
-        // closure only stores into preallocated atomics (no allocation, no lock).
-        unsafe {
-            backtrace::trace_unsynchronized(|frame| {
-                if count == MAX_FRAMES {
-                    return false;
-                }
-                FRAMES[count].store(frame.ip() as usize, Relaxed);
-                count += 1;
-                true
-            });
-        }
-        COUNT.store(count, Relaxed);
-        STATE.store(DONE, Release);
+        // SAFETY: `context` is the ucontext_t the kernel passed to this SA_SIGINFO handler.
+        let pc = unsafe { context::interrupted_pc(context) };
+        record(pc);
+        DONE_AT_NS.store(monotonic_ns(), Relaxed);
+        // While RUNNING only this handler writes the word: a plain store is enough.
+        REQUEST.store(with_state(request, DONE), Release);
     }
-    // SAFETY: as above; restoring the interrupted code's errno.
+    // SAFETY: as above; restores the interrupted code's errno.
     unsafe { *libc::__errno_location() = errno };
+}
+
+/// Walks the stack into `FRAMES`, dropping the frames before the interrupted instruction
+/// `pc` (0: unknown, keep everything).
+#[inline(never)]
+fn record(pc: usize) {
+    let mut count = 0usize;
+    let mut found = false;
+    // SAFETY: trace_unsynchronized must not run concurrently with another unwinder call that
+    // is not thread-safe. libgcc's `_Unwind_Backtrace` is thread-safe; the RUNNING state
+    // admits one handler at a time; the closure only stores into preallocated atomics (no
+    // allocation, no lock).
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            let ip = frame.ip() as usize;
+            if !found && pc != 0 && ip == pc {
+                found = true;
+                count = 0;
+            }
+            if count == MAX_FRAMES {
+                return false;
+            }
+            FRAMES[count].store(ip, Relaxed);
+            count += 1;
+            true
+        });
+    }
+    COUNT.store(count, Relaxed);
+}
+
+/// Releases [`OWNER`] when a capture returns, whatever the path.
+struct Owner;
+
+impl Owner {
+    fn acquire() -> Option<Owner> {
+        // Build the guard only on success: a guard dropped on failure would release the
+        // current owner's flag.
+        if OWNER
+            .compare_exchange(false, true, Acquire, Relaxed)
+            .is_ok()
+        {
+            Some(Owner)
+        } else {
+            None
+        }
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        OWNER.store(false, Release);
+    }
 }
 
 /// Has thread `tid` record its stack; waits at most `timeout`.
 pub(crate) fn capture(tid: Tid, timeout: Duration) -> Result<RawBacktrace, CaptureError> {
-    let _one_at_a_time = CAPTURING.try_lock().map_err(|_| CaptureError::Busy)?;
-    // A handler that ran after an earlier timeout may still be finishing.
-    if STATE.load(Acquire) == RUNNING && !wait_for(DONE, timeout) {
+    let _owner = Owner::acquire().ok_or(CaptureError::Busy)?;
+    let previous = REQUEST.load(Acquire);
+    if state(previous) == RUNNING {
+        // A handler from a capture that timed out is still walking into the buffer.
         return Err(CaptureError::Busy);
     }
-    STATE.store(IDLE, Release);
-    TARGET.store(tid, Release);
-    STATE.store(REQUESTED, Release);
-    let start = Instant::now();
-    // SAFETY: getpid has no preconditions; tgkill only sends a signal whose handler is
-    // installed (or whose default is to be ignored if installing failed: we never get here).
-    let sent = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, signal_number()) };
-    if sent != 0 {
-        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-        STATE.store(IDLE, Release);
+    // The owner alone moves the word out of IDLE/DONE, and no handler writes it there.
+    let request = word(REQUESTED, tid, generation(previous) + 1);
+    REQUEST.store(request, Release);
+    let sent_ns = monotonic_ns();
+    let sent = send(tid);
+    if let Err(errno) = sent {
+        // No signal is on its way to `tid`, and a stale one for another tid or generation
+        // cannot claim this word.
+        let _ = REQUEST.compare_exchange(request, with_state(request, IDLE), AcqRel, Relaxed);
         return Err(if errno == libc::ESRCH {
             CaptureError::ThreadGone
         } else {
             CaptureError::Signal(errno)
         });
     }
-    if !wait_for(DONE, timeout) {
-        // Withdraw the request; if the handler already started, let it finish first.
-        if STATE
-            .compare_exchange(REQUESTED, IDLE, AcqRel, Acquire)
-            .is_ok()
-        {
-            return Err(CaptureError::Timeout);
-        }
-        if !wait_for(DONE, timeout) {
-            return Err(CaptureError::Timeout);
+    let done = with_state(request, DONE);
+    if !wait_for(done, timeout) {
+        // Withdraw the request. If a handler claimed it meanwhile, it either finished (take
+        // its frames) or is still running (leave the word RUNNING: later captures are Busy
+        // until it is done, so nobody reads the buffer while it is written).
+        match REQUEST.compare_exchange(request, with_state(request, IDLE), AcqRel, Acquire) {
+            Ok(_) => return Err(CaptureError::Timeout),
+            Err(now) if now != done => return Err(CaptureError::Timeout),
+            Err(_) => {}
         }
     }
-    let took = start.elapsed();
     let count = COUNT.load(Relaxed).min(MAX_FRAMES);
     let ips = FRAMES[..count].iter().map(|f| f.load(Relaxed)).collect();
-    STATE.store(IDLE, Release);
+    let took = Duration::from_nanos(DONE_AT_NS.load(Relaxed).saturating_sub(sent_ns));
     Ok(RawBacktrace { ips, took })
 }
 
-/// Waits until the state is `want`, spinning briefly, then yielding and napping.
-fn wait_for(want: u8, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
+/// Sends the capture signal to thread `tid` of this process; `Err(errno)` on failure.
+fn send(tid: Tid) -> Result<(), i32> {
+    // SAFETY: getpid has no preconditions; tgkill only sends a signal to a thread of this
+    // process, and the signal's handler is installed (capture is only reachable then).
+    let sent = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, signal_number()) };
+    if sent == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL))
+    }
+}
+
+/// Waits until the request word is `want`: spins briefly, then yields, then naps 20 µs.
+fn wait_for(want: u64, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
     let mut spins = 0u32;
     loop {
-        if STATE.load(Acquire) == want {
+        if REQUEST.load(Acquire) == want {
             return true;
         }
-        if Instant::now() >= deadline {
+        if std::time::Instant::now() >= deadline {
             return false;
         }
-        spins += 1;
-        if spins < 100 {
+        spins = spins.saturating_add(1);
+        if spins < 200 {
             std::hint::spin_loop();
-        } else if spins < 200 {
+        } else if spins < 300 {
             std::thread::yield_now();
         } else {
             std::thread::sleep(Duration::from_micros(20));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_words_round_trip_state_tid_and_generation() {
+        let w = word(REQUESTED, 123_456, 7);
+        assert_eq!(state(w), REQUESTED);
+        assert_eq!(tid_of(w), 123_456);
+        assert_eq!(generation(w), 7);
+        let running = with_state(w, RUNNING);
+        assert_eq!(
+            (state(running), tid_of(running), generation(running)),
+            (RUNNING, 123_456, 7)
+        );
+        assert_ne!(word(REQUESTED, 1, 1), word(REQUESTED, 1, 2));
+        assert_eq!(tid_of(word(DONE, i32::MAX, u64::MAX)), i32::MAX);
+        assert_eq!(generation(word(IDLE, 1, 1 << 30)), 0, "generations wrap");
     }
 }

@@ -82,6 +82,10 @@ pub(super) const TABLE: &[(i64, &str)] = &[
     (libc::SYS_openat2, "openat2"),
     (libc::SYS_epoll_pwait2, "epoll_pwait2"),
     (libc::SYS_futex_waitv, "futex_waitv"),
+    (libc::SYS_fallocate, "fallocate"),
+    (libc::SYS_fstatfs, "fstatfs"),
+    (libc::SYS_epoll_ctl, "epoll_ctl"),
+    (libc::SYS_pipe2, "pipe2"),
     (libc::SYS_rt_sigtimedwait, "rt_sigtimedwait"),
     (libc::SYS_rt_sigsuspend, "rt_sigsuspend"),
 ];
