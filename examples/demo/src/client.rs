@@ -197,7 +197,12 @@ pub fn get_blocking(
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     loop {
-        let n = stream.read(&mut chunk).map_err(timed_out)?;
+        // A socket with a timeout is not restarted after a signal (pollwatch's stack capture
+        // is one): retry, as every blocking client should.
+        let n = match stream.read(&mut chunk) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            read => read.map_err(timed_out)?,
+        };
         buf.extend_from_slice(&chunk[..n]);
         if let Progress::Done(response, _, _) = progress(&buf, n == 0)? {
             return Ok(response);
