@@ -216,10 +216,7 @@ fn dropped(out: &mut String, report: &Report) {
         (d.slow_poll_events, "slow-poll events"),
         (d.polls_nested_too_deep, "polls nested too deep to time"),
         (d.values_clamped, "values clamped to 1h"),
-        (
-            d.stall_warnings_suppressed,
-            "warnings over the rate limit",
-        ),
+        (d.stall_warnings_suppressed, "warnings over the rate limit"),
         (d.stall_samples, "stall samples (queue full)"),
     ];
     let nonzero: Vec<String> = counters
