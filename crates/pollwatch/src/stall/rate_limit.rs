@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-/// The default number of stall warnings a site may emit per [`WINDOW`].
+/// The default number of warnings a site may emit per minute.
 pub const DEFAULT_STALL_WARNINGS_PER_MINUTE: u32 = 5;
 
 /// The rate limit's window.
