@@ -32,6 +32,10 @@ pub(super) fn handle(shared: &Shared, msg: Msg) {
                         stall.samples.push(describe::sample(&raw, &look, cpu));
                         stall.duration_ns = stall.duration_ns.max(raw.running_ns);
                         stall.cpu_ns = cpu.or(stall.cpu_ns);
+                        if stall.backtrace.is_empty() && !look.backtrace.is_empty() {
+                            // The first look had no stack (its capture failed): take this one's.
+                            describe::adopt_stack(stall, &look);
+                        }
                     }
                 }
             }

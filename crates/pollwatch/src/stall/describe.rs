@@ -121,6 +121,18 @@ pub(crate) fn stall(shared: &Shared, raw: &RawSample, look: &Look) -> Stall {
     stall
 }
 
+/// Gives a stall whose first look had no stack the call site, API, cause and fix of a later
+/// look that has one.
+pub(crate) fn adopt_stack(stall: &mut Stall, look: &Look) {
+    let cause = classify::cause(&look.observed, look.api.as_deref());
+    stall.backtrace = look.backtrace.clone();
+    stall.call_site = look.call_site.clone();
+    stall.blocking_call = look.api.clone();
+    stall.capture_ns = look.capture_ns;
+    stall.cause = cause.as_str().to_owned();
+    stall.suggestion = classify::suggestion(cause, look.api.as_deref());
+}
+
 /// A later look at a running stall.
 pub(crate) fn sample(raw: &RawSample, look: &Look, cpu_ns: Option<u64>) -> StallSample {
     StallSample {

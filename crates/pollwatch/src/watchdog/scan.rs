@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::Duration;
 
-use pollwatch_capture::Inspector;
+use pollwatch_capture::{CaptureError, Inspector, RawBacktrace};
 
 use crate::poll::thread::{ThreadSlot, MAX_DEPTH};
 use crate::shared::Shared;
@@ -131,7 +131,7 @@ fn look(
     let cpu_now_ns = inspector.cpu_time_ns(slot.tid);
     let capture = inspector
         .can_capture()
-        .then(|| inspector.capture(slot.tid, CAPTURE_TIMEOUT));
+        .then(|| capture_retrying(inspector, slot.tid));
     // The stack is only this poll's if the same poll is still running after the capture.
     let same_poll = slot.poll_seq.load(Acquire) == seq && slot.poll_start.load(Acquire) == start;
     let capture = if same_poll { capture } else { None };
@@ -151,6 +151,20 @@ fn look(
         capture,
         inner_span,
     })
+}
+
+/// Captures, retrying briefly while another watchdog (another pollwatch layer in this
+/// process) holds the capture buffer.
+fn capture_retrying(inspector: &dyn Inspector, tid: i32) -> Result<RawBacktrace, CaptureError> {
+    let deadline = std::time::Instant::now() + CAPTURE_TIMEOUT;
+    loop {
+        match inspector.capture(tid, CAPTURE_TIMEOUT) {
+            Err(CaptureError::Busy) if std::time::Instant::now() < deadline => {
+                std::thread::yield_now();
+            }
+            result => return result,
+        }
+    }
 }
 
 fn send(shared: &Shared, to: &SyncSender<Msg>, msg: Msg) {
