@@ -8,6 +8,10 @@ use pollwatch_report::{CallSiteCount, Report, Stall};
 
 use super::rate_limit::RateLimit;
 
+/// The most stalls followed at once (one per polling thread is the norm); bounds memory
+/// if end messages are lost.
+const MAX_LIVE: usize = 1024;
+
 /// Per-site stall figures.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SiteStalls {
@@ -93,6 +97,17 @@ impl Book {
         if !warned {
             figures.warnings_suppressed += 1;
             self.suppressed += 1;
+        }
+        if self.live.len() >= MAX_LIVE {
+            // An end message was lost (queue full): forget the oldest followed stall.
+            if let Some(oldest) = self
+                .live
+                .iter()
+                .min_by_key(|(_, l)| l.number)
+                .map(|(k, _)| *k)
+            {
+                self.live.remove(&oldest);
+            }
         }
         self.live.insert(
             key,
