@@ -65,7 +65,7 @@ pub(crate) fn take(shared: &Shared) -> Report {
             histogram: histogram::encode(&hist),
             stalls: stalls.map_or(0, |s| s.stalls),
             warnings_suppressed: stalls.map_or(0, |s| s.warnings_suppressed),
-            call_sites: stalls.map(|s| s.call_sites.clone()).unwrap_or_default(),
+            call_sites: stalls.map(call_sites).unwrap_or_default(),
         });
     }
     sites.sort_by(|a, b| b.busy_ns.cmp(&a.busy_ns).then(a.id.cmp(&b.id)));
@@ -108,4 +108,18 @@ pub(crate) fn take(shared: &Shared) -> Report {
             .unwrap_or_default(),
         stalls,
     }
+}
+
+/// A site's call sites, with the ones beyond the list's bound as one `other` entry.
+fn call_sites(stalls: &crate::stall::book::SiteStalls) -> Vec<pollwatch_report::CallSiteCount> {
+    let mut list = stalls.call_sites.clone();
+    if stalls.other_call_sites > 0 {
+        list.push(pollwatch_report::CallSiteCount {
+            call_site: "other".to_owned(),
+            blocking_call: None,
+            cause: "various".to_owned(),
+            count: stalls.other_call_sites,
+        });
+    }
+    list
 }

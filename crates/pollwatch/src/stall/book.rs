@@ -18,7 +18,12 @@ pub(crate) struct SiteStalls {
     pub(crate) stalls: u64,
     pub(crate) warnings_suppressed: u64,
     pub(crate) call_sites: Vec<CallSiteCount>,
+    /// Stalls at call sites beyond [`MAX_CALL_SITES`], counted but not listed.
+    pub(crate) other_call_sites: u64,
 }
+
+/// The most distinct call sites listed per site.
+pub(crate) const MAX_CALL_SITES: usize = 32;
 
 /// A stall still being followed.
 #[derive(Clone, Copy, Debug)]
@@ -77,18 +82,20 @@ impl Book {
             .call_site
             .clone()
             .unwrap_or_else(|| "unknown".to_owned());
+        let listed = figures.call_sites.len();
         match figures.call_sites.iter_mut().find(|c| {
             c.call_site == call_site
                 && c.blocking_call == stall.blocking_call
                 && c.cause == stall.cause
         }) {
             Some(known) => known.count += 1,
-            None => figures.call_sites.push(CallSiteCount {
+            None if listed < MAX_CALL_SITES => figures.call_sites.push(CallSiteCount {
                 call_site,
                 blocking_call: stall.blocking_call.clone(),
                 cause: stall.cause.clone(),
                 count: 1,
             }),
+            None => figures.other_call_sites += 1,
         }
         figures
             .call_sites
