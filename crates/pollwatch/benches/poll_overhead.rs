@@ -1,10 +1,13 @@
 //! Poll-path overhead: 1,000 tasks × 2,000 `yield_now` on a 2-worker runtime, in one process,
 //! in interleaved rounds: plain tokio (no subscriber), a bare `Registry`, and `Registry` +
 //! pollwatch. Prints wall-clock ns per poll (both workers busy), the medians over rounds, and
-//! the cost pollwatch adds on top of `Registry` alone.
+//! the cost pollwatch adds on top of `Registry` alone. With `--features console`, two more
+//! rows in the same rounds: console-subscriber alone (`Registry` + `ConsoleLayer`, serving)
+//! and `Registry` + `ConsoleLayer` + pollwatch (what `init()` composes with the feature,
+//! fmt aside), and the cost pollwatch adds on top of console-subscriber.
 //!
-//! `cargo bench -p pollwatch --bench poll_overhead` (env: `ROUNDS`, default 7; `TASKS`,
-//! default 1000; `YIELDS`, default 2000; `WORKERS`, default 2).
+//! `cargo bench -p pollwatch --bench poll_overhead [--features console]` (env: `ROUNDS`,
+//! default 7; `TASKS`, default 1000; `YIELDS`, default 2000; `WORKERS`, default 2).
 
 use std::time::{Duration, Instant};
 
@@ -23,16 +26,35 @@ enum Config {
     Plain,
     Registry,
     PollWatch,
+    #[cfg(feature = "console")]
+    Console,
+    #[cfg(feature = "console")]
+    ConsolePollWatch,
 }
 
 impl Config {
-    const ALL: [Config; 3] = [Config::Plain, Config::Registry, Config::PollWatch];
+    #[cfg(not(feature = "console"))]
+    const ALL: &[Config] = &[Config::Plain, Config::Registry, Config::PollWatch];
+    #[cfg(feature = "console")]
+    const ALL: &[Config] = &[
+        Config::Plain,
+        Config::Registry,
+        Config::PollWatch,
+        Config::Console,
+        Config::ConsolePollWatch,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Config::Plain => "plain tokio (no subscriber)",
             Config::Registry => "Registry alone",
             Config::PollWatch => "Registry + pollwatch",
+            #[cfg(feature = "console")]
+            Config::Console => "Registry + console-subscriber",
+            #[cfg(feature = "console")]
+            Config::ConsolePollWatch => {
+                "Registry + console-subscriber + pollwatch (feature console)"
+            }
         }
     }
 
@@ -46,6 +68,26 @@ impl Config {
                     Some(Dispatch::new(tracing_subscriber::registry().with(layer))),
                     Some(handle),
                 )
+            }
+            // Both serve the console feed (on a port of their own), as in an application.
+            #[cfg(feature = "console")]
+            Config::Console => {
+                let console = console_subscriber::ConsoleLayer::builder()
+                    .server_addr(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+                    .spawn();
+                (
+                    Some(Dispatch::new(tracing_subscriber::registry().with(console))),
+                    None,
+                )
+            }
+            #[cfg(feature = "console")]
+            Config::ConsolePollWatch => {
+                let builder = pollwatch::PollWatch::builder()
+                    .console_addr(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+                let console = builder.console_layer().expect("console layer");
+                let (layer, handle) = builder.build();
+                let subscriber = tracing_subscriber::registry().with(console).with(layer);
+                (Some(Dispatch::new(subscriber)), Some(handle))
             }
         }
     }
@@ -110,12 +152,13 @@ fn main() {
     );
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); Config::ALL.len()];
     let mut added: Vec<f64> = Vec::new();
+    let mut added_to_console: Vec<f64> = Vec::new();
     // A warm-up round, not counted.
-    for config in Config::ALL {
+    for &config in Config::ALL {
         run(config, workers, tasks / 10, yields / 10);
     }
     for round in 0..rounds {
-        let mut this_round = [0.0; 3];
+        let mut this_round = vec![0.0; Config::ALL.len()];
         // Rotate the order each round so no configuration always runs first.
         for k in 0..Config::ALL.len() {
             let i = (k + round) % Config::ALL.len();
@@ -130,10 +173,11 @@ fn main() {
             samples[i].push(ns);
         }
         added.push(this_round[2] - this_round[1]);
-        println!(
-            "  round {round}: plain {:.1}  registry {:.1}  pollwatch {:.1} ns/poll",
-            this_round[0], this_round[1], this_round[2]
-        );
+        if this_round.len() == 5 {
+            added_to_console.push(this_round[4] - this_round[3]);
+        }
+        let figures: Vec<String> = this_round.iter().map(|ns| format!("{ns:.1}")).collect();
+        println!("  round {round}: {} ns/poll", figures.join("  "));
     }
     let medians: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
     println!();
@@ -154,4 +198,10 @@ fn main() {
         "pollwatch adds {:.1} ns/poll over Registry alone (median of per-round differences; target <= 30)",
         added_median
     );
+    if !added_to_console.is_empty() {
+        println!(
+            "pollwatch adds {:.1} ns/poll over console-subscriber alone (median of per-round differences)",
+            median(&mut added_to_console)
+        );
+    }
 }

@@ -74,6 +74,8 @@ pub struct Builder {
     pub(crate) backtraces: bool,
     pub(crate) inspect_threads: bool,
     pub(crate) stall_warnings_per_minute: u32,
+    /// The tokio-console settings (feature `console`; empty without it).
+    pub(crate) console: crate::console::Config,
 }
 
 impl Default for Builder {
@@ -87,6 +89,7 @@ impl Default for Builder {
             backtraces: true,
             inspect_threads: true,
             stall_warnings_per_minute: DEFAULT_STALL_WARNINGS_PER_MINUTE,
+            console: crate::console::Config::default(),
         }
     }
 }
@@ -153,8 +156,11 @@ impl Builder {
 
     /// Applies the `POLLWATCH_*` environment variables that are set: [`ENV_THRESHOLD`]
     /// (a duration: `10ms`, `1s`), [`ENV_REPORT_DIR`] (a path) and [`ENV_MAX_SITES`] (an
-    /// integer, 1..=65536) and [`ENV_BACKTRACE`] (`on` or `off`). A variable that is set but
-    /// invalid is an error naming it.
+    /// integer, 1..=65536) and [`ENV_BACKTRACE`] (`on` or `off`). With the `console` feature,
+    /// also console-subscriber's `TOKIO_CONSOLE_BIND` (`HOST:PORT`), `TOKIO_CONSOLE_RETENTION`,
+    /// `TOKIO_CONSOLE_PUBLISH_INTERVAL`, `TOKIO_CONSOLE_RECORD_PATH` and
+    /// `TOKIO_CONSOLE_BUFFER_CAPACITY`. A variable that is set but invalid is an error naming
+    /// it.
     pub fn with_default_env(self) -> Result<Self, ConfigError> {
         self.with_env(|name| std::env::var_os(name))
     }
@@ -219,6 +225,8 @@ impl Builder {
                 })?;
             self.max_sites = max_sites;
         }
+        // Feature `console`: console-subscriber's `TOKIO_CONSOLE_*` variables.
+        self.console = self.console.with_env(&lookup)?;
         Ok(self)
     }
 
@@ -238,7 +246,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(variable: &'static str, value: &str, problem: &str) -> Self {
+    pub(crate) fn new(variable: &'static str, value: &str, problem: &str) -> Self {
         Self {
             variable,
             value: value.to_owned(),

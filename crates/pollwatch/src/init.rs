@@ -19,7 +19,9 @@ pub const DEFAULT_LOG_FILTER: &str = "info";
 /// Installs pollwatch as the global subscriber: a `tracing_subscriber::registry()` with a fmt
 /// layer on stderr (filtered by `RUST_LOG`, default `info`; the filter applies to the fmt
 /// layer only, so tokio's task spans still reach pollwatch) and the pollwatch layer,
-/// configured from the `POLLWATCH_*` variables.
+/// configured from the `POLLWATCH_*` variables. With the `console` feature, also
+/// console-subscriber's `ConsoleLayer`, serving the tokio-console feed on `TOKIO_CONSOLE_BIND`
+/// (default `127.0.0.1:6669`).
 ///
 /// # Panics
 ///
@@ -48,11 +50,14 @@ impl Builder {
             }
             Err(_) => EnvFilter::new(DEFAULT_LOG_FILTER),
         };
+        // Feature `console`: console-subscriber's layer and its server (None without it).
+        let console = self.console.init_layer::<tracing_subscriber::Registry>()?;
         let (layer, handle) = self.build();
         let fmt = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_filter(filter);
         tracing_subscriber::registry()
+            .with(console)
             .with(fmt)
             .with(layer)
             .try_init()
@@ -114,6 +119,9 @@ pub enum InitError {
     LogFilter(String),
     /// A global subscriber was already installed; compose pollwatch's layer into it instead.
     AlreadyInstalled(String),
+    /// The tokio-console feed (feature `console`) cannot be served: the address is taken, or
+    /// the build lacks `--cfg tokio_unstable`.
+    Console(String),
 }
 
 impl From<ConfigError> for InitError {
@@ -132,6 +140,7 @@ impl fmt::Display for InitError {
                 "a global tracing subscriber is already installed ({e}); add \
                  `PollWatch::builder().build()`'s layer to it instead"
             ),
+            InitError::Console(e) => write!(f, "tokio-console: {e}"),
         }
     }
 }

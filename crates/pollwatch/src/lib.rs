@@ -1,9 +1,16 @@
 #![doc = include_str!("../../../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod background;
 mod builder;
+// The tokio-console bridge: the real one with the `console` feature, no-ops without it.
+#[cfg(feature = "console")]
+mod console;
+#[cfg(not(feature = "console"))]
+#[path = "console/off.rs"]
+mod console;
 mod handle;
 mod init;
 mod layer;
@@ -21,6 +28,9 @@ pub use builder::{
     DEFAULT_SETUP_CHECK_AFTER, DEFAULT_STALL_WARNINGS_PER_MINUTE, DEFAULT_THRESHOLD, DEFAULT_TICK,
     ENV_BACKTRACE, ENV_MAX_SITES, ENV_REPORT_DIR, ENV_THRESHOLD, MAX_SITES_LIMIT, MIN_TICK,
 };
+#[cfg(feature = "console")]
+#[cfg_attr(docsrs, doc(cfg(feature = "console")))]
+pub use console::{DEFAULT_CONSOLE_BIND, ENV_CONSOLE_BIND};
 pub use handle::{Handle, TEXT_REPORT_TOP_SITES};
 pub use init::{init, try_init, Guard, InitError, DEFAULT_LOG_FILTER};
 pub use layer::PollWatchLayer;

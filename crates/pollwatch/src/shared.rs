@@ -42,6 +42,9 @@ pub(crate) struct Shared {
     pub(crate) book: Mutex<Book>,
     /// Watchdog samples lost because the queue to the reporter was full.
     pub(crate) stall_samples_dropped: AtomicU64,
+    /// The tokio-console resources of the sites that stalled (feature `console`).
+    #[cfg_attr(not(feature = "console"), allow(dead_code))]
+    pub(crate) console: crate::console::Resources,
 }
 
 impl Shared {
@@ -79,6 +82,7 @@ pub(crate) fn build(builder: Builder) -> (PollWatchLayer, Handle) {
         dispatch: Mutex::new(None),
         book: Mutex::new(Book::new(builder.stall_warnings_per_minute)),
         stall_samples_dropped: AtomicU64::new(0),
+        console: crate::console::Resources::default(),
     });
     let inspector = if builder.inspect_threads {
         pollwatch_capture::inspector(builder.backtraces)

@@ -5,6 +5,7 @@
 //! ```sh
 //! cargo run --release -p pollwatch-demo                      # 5 s of load, then the report
 //! cargo run --release -p pollwatch-demo -- --serve           # serve until Ctrl-C
+//! cargo run --release -p pollwatch-demo -- --console         # load, then serve tokio-console
 //! cargo run --release -p pollwatch-demo -- --help
 //! ```
 
@@ -75,6 +76,11 @@ struct Args {
     /// Serve until Ctrl-C instead of running the load (then try `curl ADDR/bad/sleep`).
     #[arg(long)]
     serve: bool,
+    /// Also serve the tokio-console feed (on $TOKIO_CONSOLE_BIND, else 127.0.0.1:6669), and
+    /// keep serving after the load until Ctrl-C, so `tokio-console` can attach: every task with
+    /// its poll times, and each site that stalled as a `BlockingSite` resource.
+    #[arg(long)]
+    console: bool,
 }
 
 /// Which routes the load requests.
@@ -117,7 +123,8 @@ fn run(args: Args) -> Result<(), String> {
     let mut builder = PollWatch::builder()
         .report_dir(DEFAULT_REPORT_DIR)
         .with_default_env()
-        .map_err(|e| format!("bad pollwatch configuration: {e}"))?;
+        .map_err(|e| format!("bad pollwatch configuration: {e}"))?
+        .console(args.console);
     if let Some(threshold) = args.threshold {
         builder = builder.threshold(threshold.into());
     }
@@ -167,6 +174,14 @@ fn run(args: Args) -> Result<(), String> {
         report_dir.display()
     );
 
+    if args.console {
+        println!(
+            "tokio-console: feed on http://{}; attach with `tokio-console` (press `r` for the \
+             BlockingSite resources)",
+            std::env::var(pollwatch::ENV_CONSOLE_BIND)
+                .unwrap_or_else(|_| pollwatch::DEFAULT_CONSOLE_BIND.to_owned())
+        );
+    }
     let summary = if args.serve {
         println!("serving until Ctrl-C; try: curl http://{addr}/bad/sleep");
         runtime
@@ -188,7 +203,18 @@ fn run(args: Args) -> Result<(), String> {
             timeout: args.timeout.into(),
             routes,
         };
-        Some(load::run(config).map_err(|e| format!("cannot run the load: {e}"))?)
+        let summary = load::run(config).map_err(|e| format!("cannot run the load: {e}"))?;
+        if args.console {
+            print!("{summary}");
+            println!(
+                "load done; still serving http://{addr} for tokio-console until Ctrl-C \
+                 (try: curl http://{addr}/bad/sleep)"
+            );
+            runtime
+                .block_on(tokio::signal::ctrl_c())
+                .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
+        }
+        Some(summary)
     };
 
     let stopped = runtime.block_on(service.stop(SHUTDOWN_GRACE));

@@ -91,6 +91,8 @@ fn run(shared: &Weak<Shared>, from: &Receiver<Msg>, tick: Duration) {
         if stopping || last_drain.elapsed() >= tick {
             drain(&shared, stopping);
             shared.setup.check(&shared);
+            // Feature `console`: the sites' p99 poll times, at most once a second.
+            crate::console::refresh(&shared);
             last_drain = Instant::now();
         }
         if stopping {

@@ -20,6 +20,8 @@ pub(super) fn handle(shared: &Shared, msg: Msg) {
             match raw.kind {
                 SampleKind::Detected => {
                     let stall = describe::stall(shared, &raw, &look);
+                    // Feature `console`: the site's BlockingSite resource.
+                    crate::console::stall_detected(shared, key, raw.site, &stall);
                     let warn = book.detected(key, raw.site, stall, raw.cpu_now_ns, Instant::now());
                     drop(book);
                     if let (Warn::Yes(stall), Some(dispatch)) = (warn, &dispatch) {
@@ -36,6 +38,8 @@ pub(super) fn handle(shared: &Shared, msg: Msg) {
                             // The first look had no stack (its capture failed): take this one's.
                             describe::adopt_stack(stall, &look);
                         }
+                        // Feature `console`: the site's longest stall so far, its call site.
+                        crate::console::running(shared, key, stall);
                     }
                 }
             }
@@ -64,6 +68,8 @@ pub(super) fn handle(shared: &Shared, msg: Msg) {
                 stall.message = describe::message(stall, &site);
             });
             drop(book);
+            // Feature `console`: the site is no longer stalled.
+            crate::console::ended(shared, key, total_ns);
             if let (Some(stall), Some(dispatch)) = (ended, &dispatch) {
                 events::stall(dispatch, &stall);
             }
