@@ -170,15 +170,7 @@ impl Builder {
         mut self,
         lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
     ) -> Result<Self, ConfigError> {
-        let text = |name: &'static str| -> Result<Option<String>, ConfigError> {
-            match lookup(name) {
-                None => Ok(None),
-                Some(value) => value
-                    .into_string()
-                    .map(|s| Some(s.trim().to_owned()))
-                    .map_err(|raw| ConfigError::new(name, &raw.to_string_lossy(), "is not UTF-8")),
-            }
-        };
+        let text = |name: &'static str| env_text(&lookup, name);
         if let Some(value) = text(ENV_THRESHOLD)? {
             let threshold = humantime::parse_duration(&value).map_err(|e| {
                 ConfigError::new(
@@ -234,6 +226,20 @@ impl Builder {
     /// reads its measurements. Starts pollwatch's reporter thread.
     pub fn build(self) -> (PollWatchLayer, Handle) {
         crate::shared::build(self)
+    }
+}
+
+/// The trimmed text of variable `name`, if set; an error naming it if it is not UTF-8.
+pub(crate) fn env_text(
+    lookup: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+    name: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    match lookup(name) {
+        None => Ok(None),
+        Some(value) => value
+            .into_string()
+            .map(|s| Some(s.trim().to_owned()))
+            .map_err(|raw| ConfigError::new(name, &raw.to_string_lossy(), "is not UTF-8")),
     }
 }
 

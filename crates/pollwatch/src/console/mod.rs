@@ -86,15 +86,7 @@ impl Config {
         mut self,
         lookup: &dyn Fn(&str) -> Option<std::ffi::OsString>,
     ) -> Result<Self, ConfigError> {
-        let text = |name: &'static str| -> Result<Option<String>, ConfigError> {
-            match lookup(name) {
-                None => Ok(None),
-                Some(value) => value
-                    .into_string()
-                    .map(|s| Some(s.trim().to_owned()))
-                    .map_err(|raw| ConfigError::new(name, &raw.to_string_lossy(), "is not UTF-8")),
-            }
-        };
+        let text = |name: &'static str| crate::builder::env_text(lookup, name);
         let duration = |name: &'static str, value: &str| {
             humantime::parse_duration(value).map_err(|e| {
                 ConfigError::new(name, value, &format!("is not a duration ({e}); e.g. `1s`"))
