@@ -54,6 +54,16 @@ pub enum ReadError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A line of an HdrHistogram interval log (see [`hlog`](crate::hlog)) is not a valid
+    /// interval, header or comment.
+    BadLog {
+        /// The file, when the text came from one.
+        path: Option<PathBuf>,
+        /// The line, counting from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl ReadError {
@@ -63,7 +73,8 @@ impl ReadError {
             ReadError::Io { path, .. } => Some(path),
             ReadError::NotJson { path, .. }
             | ReadError::NotAReport { path }
-            | ReadError::UnsupportedVersion { path, .. } => path.as_deref(),
+            | ReadError::UnsupportedVersion { path, .. }
+            | ReadError::BadLog { path, .. } => path.as_deref(),
             ReadError::BadHistogram { .. } => None,
         }
     }
@@ -73,7 +84,8 @@ impl ReadError {
         match &mut self {
             ReadError::NotJson { path, .. }
             | ReadError::NotAReport { path }
-            | ReadError::UnsupportedVersion { path, .. } => *path = Some(file.to_path_buf()),
+            | ReadError::UnsupportedVersion { path, .. }
+            | ReadError::BadLog { path, .. } => *path = Some(file.to_path_buf()),
             ReadError::Io { .. } | ReadError::BadHistogram { .. } => {}
         }
         self
@@ -143,6 +155,10 @@ impl fmt::Display for ReadError {
                     write!(f, "site {site}: invalid histogram: {reason}")
                 }
             }
+            ReadError::BadLog { path, line, reason } => {
+                prefix(f, path.as_deref())?;
+                write!(f, "line {line}: {reason}")
+            }
         }
     }
 }
@@ -166,7 +182,8 @@ impl Error for ReadError {
             ReadError::NotJson { source, .. } => Some(source),
             ReadError::NotAReport { .. }
             | ReadError::UnsupportedVersion { .. }
-            | ReadError::BadHistogram { .. } => None,
+            | ReadError::BadHistogram { .. }
+            | ReadError::BadLog { .. } => None,
         }
     }
 }
@@ -180,7 +197,8 @@ pub struct WriteError {
 }
 
 impl WriteError {
-    pub(crate) fn new(path: impl Into<PathBuf>, source: io::Error) -> WriteError {
+    /// An error writing `path`.
+    pub fn new(path: impl Into<PathBuf>, source: io::Error) -> WriteError {
         WriteError {
             path: path.into(),
             source,

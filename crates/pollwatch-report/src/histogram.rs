@@ -63,6 +63,12 @@ pub fn encode(h: &Histogram<u64>) -> String {
     if h.is_empty() {
         return String::new();
     }
+    encode_v2(h)
+}
+
+/// Encodes `h` as V2 compressed, base64, even when it is empty (for formats such as the
+/// interval log, whose other readers expect a histogram in every line).
+pub fn encode_v2(h: &Histogram<u64>) -> String {
     let mut bytes = Vec::new();
     // Serializing into a Vec cannot fail on i/o; the serializer fails only if deflate does,
     // which does not happen for in-memory output. Fall back to empty rather than panic.

@@ -87,7 +87,7 @@
 //! ## `dropped` ([`Dropped`])
 //!
 //! What pollwatch gave up to keep its memory and time bounded. Poll counts are always exact; each
-//! counter says what else was lost. A healthy report has all four at zero.
+//! counter says what else was lost. A healthy report has all of them at zero.
 //!
 //! | field | type | meaning |
 //! | --- | --- | --- |
@@ -95,6 +95,9 @@
 //! | `slow_poll_events` | integer | slow polls counted but not listed in `slow_polls`, because a thread's queue of finished slow polls was full |
 //! | `polls_nested_too_deep` | integer | polls nested deeper than the per-thread stack holds; they were not timed |
 //! | `values_clamped` | integer | polls longer than one hour, recorded in the histogram as one hour |
+//! | `stall_warnings_suppressed` | integer | warnings not emitted because their site exceeded its rate limit (still counted and listed) |
+//! | `stall_samples` | integer | stall samples lost because the watchdog's queue to the reporter was full |
+//! | `report_writes_failed` | integer | times the report files could not be written while running; the reason is in `diagnostics` |
 //!
 //! ## `sites[]` ([`SiteReport`])
 //!
@@ -160,13 +163,14 @@
 //!
 //! `report.txt` is [`text::render`]'s output: a header line with the totals, the sites that held
 //! their threads longest (`busy_ns`) with their percentiles, the ten most recent slow polls,
-//! the `dropped` counters when any is nonzero, and the diagnostics. Its layout is for people and
+//! the `dropped` counters (`dropped: nothing` when all are zero), and the diagnostics. Its layout is for people and
 //! may change in any release; programs should read `report.json`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod error;
 pub mod histogram;
+pub mod hlog;
 pub mod json;
 pub mod model;
 pub mod text;

@@ -94,6 +94,10 @@ pub struct Dropped {
     /// Stall samples lost because the watchdog's queue to the reporter was full.
     #[serde(default)]
     pub stall_samples: u64,
+    /// Times the report files could not be written while running (the directory is not
+    /// writable, the disk is full); the reason is in the diagnostics.
+    #[serde(default)]
+    pub report_writes_failed: u64,
 }
 
 /// Everything measured for one spawn site.

@@ -50,7 +50,7 @@ const HEADERS: [&str; 8] = ["polls", "slow", "busy", "p50", "p90", "p99", "p99.9
 const GAP: &str = "  ";
 
 /// Renders `report` as text: a header line, the `top` sites by time held, the most recent slow
-/// polls, what was dropped (when anything was) and the diagnostics.
+/// polls, what was dropped (`nothing` when nothing was) and the diagnostics.
 pub fn render(report: &Report, top: usize) -> String {
     let mut out = String::new();
     header(&mut out, report);
@@ -218,17 +218,19 @@ fn dropped(out: &mut String, report: &Report) {
         (d.values_clamped, "values clamped to 1h"),
         (d.stall_warnings_suppressed, "warnings over the rate limit"),
         (d.stall_samples, "stall samples (queue full)"),
+        (d.report_writes_failed, "report writes failed"),
     ];
     let nonzero: Vec<String> = counters
         .iter()
         .filter(|(n, _)| *n > 0)
         .map(|(n, what)| format!("{n} {what}"))
         .collect();
-    if nonzero.is_empty() {
-        return;
-    }
     out.push('\n');
-    let _ = writeln!(out, "dropped: {}", nonzero.join(", "));
+    if nonzero.is_empty() {
+        out.push_str("dropped: nothing\n");
+    } else {
+        let _ = writeln!(out, "dropped: {}", nonzero.join(", "));
+    }
 }
 
 /// How many recent stalls the text report lists.

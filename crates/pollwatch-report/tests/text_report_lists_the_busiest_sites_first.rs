@@ -154,9 +154,9 @@ fn only_the_ten_most_recent_slow_polls_are_listed() {
 }
 
 #[test]
-fn dropped_counters_appear_only_when_nonzero() {
+fn dropped_counters_are_always_accounted_for() {
     let mut report = support::two_site_report();
-    assert!(!render(&report, 10).contains("dropped:"));
+    assert!(render(&report, 10).contains("\ndropped: nothing\n"));
     report.dropped.slow_poll_events = 4;
     report.dropped.values_clamped = 1;
     let text = render(&report, 10);
@@ -209,6 +209,8 @@ stalls caught while running (1 most recent of 1 counted, newest last):
 blocking call sites by spawn site:
   src/ingest.rs:42:5 \"ingest\" (1 stalls)
         1x src/store.rs:17 std::fs::read_to_string [file_io]
+
+dropped: nothing
 ";
     assert_eq!(render(&support::two_site_report(), 10), expected);
 }

@@ -27,6 +27,15 @@ pub const MAX_SITES_LIMIT: usize = 65_536;
 /// The default directory [`crate::Guard`] writes the report to when dropped.
 pub const DEFAULT_REPORT_DIR: &str = "target/pollwatch";
 
+/// How often the reports in the report directory are rewritten while the application runs.
+pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_secs(10);
+
+/// The length of one interval of the interval log (`report.hlog`).
+pub const DEFAULT_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The shortest interval of the interval log, and the shortest flush period.
+pub const MIN_LOG_INTERVAL: Duration = Duration::from_millis(10);
+
 /// The default interval at which pollwatch's reporter thread picks up finished slow polls.
 pub const DEFAULT_TICK: Duration = Duration::from_millis(5);
 
@@ -69,6 +78,10 @@ pub struct Builder {
     pub(crate) threshold: Duration,
     pub(crate) max_sites: usize,
     pub(crate) report_dir: PathBuf,
+    /// Whether the report directory is kept up to date while the application runs.
+    pub(crate) write_while_running: bool,
+    pub(crate) flush_every: Duration,
+    pub(crate) log_interval: Duration,
     pub(crate) tick: Duration,
     pub(crate) setup_check_after: Duration,
     pub(crate) backtraces: bool,
@@ -84,6 +97,9 @@ impl Default for Builder {
             threshold: DEFAULT_THRESHOLD,
             max_sites: DEFAULT_MAX_SITES,
             report_dir: PathBuf::from(DEFAULT_REPORT_DIR),
+            write_while_running: false,
+            flush_every: DEFAULT_FLUSH_EVERY,
+            log_interval: DEFAULT_LOG_INTERVAL,
             tick: DEFAULT_TICK,
             setup_check_after: DEFAULT_SETUP_CHECK_AFTER,
             backtraces: true,
@@ -109,9 +125,37 @@ impl Builder {
         self
     }
 
-    /// Where [`crate::Guard`] writes the report when dropped. Default [`DEFAULT_REPORT_DIR`].
+    /// Where the report files go, kept up to date while the application runs: the interval
+    /// log `report.hlog` gains an interval every [`log_interval`](Self::log_interval), and
+    /// `report.json` and `report.txt` are rewritten every [`flush_every`](Self::flush_every)
+    /// and when [`crate::Guard`] is dropped. Default [`DEFAULT_REPORT_DIR`], written while
+    /// running only when set here, by `POLLWATCH_REPORT_DIR` or by [`crate::init`].
     pub fn report_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.report_dir = dir.into();
+        self.write_while_running = true;
+        self
+    }
+
+    /// Whether to keep the report directory up to date while the application runs (see
+    /// [`report_dir`](Self::report_dir)). Off, reports are written only by
+    /// [`Handle::write_report`](crate::Handle::write_report) and by the guard.
+    pub fn write_while_running(mut self, on: bool) -> Self {
+        self.write_while_running = on;
+        self
+    }
+
+    /// How often `report.json` and `report.txt` are rewritten while running (at least
+    /// [`MIN_LOG_INTERVAL`]), so a crash loses at most this much. Default
+    /// [`DEFAULT_FLUSH_EVERY`].
+    pub fn flush_every(mut self, every: Duration) -> Self {
+        self.flush_every = every.max(MIN_LOG_INTERVAL);
+        self
+    }
+
+    /// The length of one interval of the interval log `report.hlog` (at least
+    /// [`MIN_LOG_INTERVAL`]). Default [`DEFAULT_LOG_INTERVAL`].
+    pub fn log_interval(mut self, interval: Duration) -> Self {
+        self.log_interval = interval.max(MIN_LOG_INTERVAL);
         self
     }
 
@@ -189,6 +233,7 @@ impl Builder {
                 return Err(ConfigError::new(ENV_REPORT_DIR, &value, "is empty"));
             }
             self.report_dir = PathBuf::from(value);
+            self.write_while_running = true;
         }
         if let Some(value) = text(ENV_BACKTRACE)? {
             self.backtraces = match value.to_ascii_lowercase().as_str() {

@@ -42,10 +42,23 @@ impl Handle {
         crate::snapshot::take(&self.shared)
     }
 
-    /// Writes `report.json` and `report.txt` into `dir` (created if missing), each atomically
-    /// (a temporary file renamed over the old one). Call it as often as you like.
+    /// Writes `report.json`, `report.txt` and the interval log `report.hlog` into `dir`
+    /// (created if missing), the reports atomically (a temporary file renamed over the old
+    /// one). Call it as often as you like.
+    ///
+    /// The interval log is the one kept while running (see
+    /// [`Builder::report_dir`](crate::Builder::report_dir)), first given an interval up to
+    /// now, and copied when `dir` is elsewhere; without one, it is a log of one interval
+    /// covering the whole run.
     pub fn write_report(&self, dir: impl AsRef<Path>) -> Result<WrittenFiles, WriteError> {
-        pollwatch_report::write::write_dir(dir.as_ref(), &self.report(), TEXT_REPORT_TOP_SITES)
+        match self.shared.files.lock() {
+            Ok(mut files) => files.write_to(&self.shared, dir.as_ref()),
+            Err(_) => pollwatch_report::write::write_dir(
+                dir.as_ref(),
+                &self.report(),
+                TEXT_REPORT_TOP_SITES,
+            ),
+        }
     }
 
     /// The slow-poll threshold in force.

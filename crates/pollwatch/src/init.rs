@@ -52,7 +52,7 @@ impl Builder {
         };
         // Feature `console`: console-subscriber's layer and its server (None without it).
         let console = self.console.init_layer::<tracing_subscriber::Registry>()?;
-        let (layer, handle) = self.build();
+        let (layer, handle) = self.write_while_running(true).build();
         let fmt = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_filter(filter);

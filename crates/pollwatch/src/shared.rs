@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing_core::dispatcher::WeakDispatch;
 use tracing_core::Dispatch;
@@ -13,6 +13,7 @@ use crate::handle::Handle;
 use crate::layer::PollWatchLayer;
 use crate::poll::clock::Clock;
 use crate::poll::PollPath;
+use crate::reporter::files::Files;
 use crate::reporter::setup_check::SetupCheck;
 use crate::reporter::Reporter;
 use crate::sites::Sites;
@@ -30,6 +31,12 @@ pub(crate) struct Shared {
     pub(crate) report_dir: std::path::PathBuf,
     pub(crate) tick: Duration,
     pub(crate) started_at: SystemTime,
+    /// The same moment as `started_at`, on the monotonic clock.
+    pub(crate) started: Instant,
+    /// The report directory kept up to date while running, and the interval log.
+    pub(crate) files: Mutex<Files>,
+    /// Times writing the report files while running failed.
+    pub(crate) report_files_failed: AtomicU64,
     pub(crate) poll: PollPath,
     pub(crate) sites: Sites,
     pub(crate) setup: SetupCheck,
@@ -65,9 +72,18 @@ pub(crate) fn build(builder: Builder) -> (PollWatchLayer, Handle) {
     let shared = Arc::new(Shared {
         threshold: builder.threshold,
         max_sites,
+        files: Mutex::new(Files::new(
+            builder
+                .write_while_running
+                .then(|| builder.report_dir.clone()),
+            builder.log_interval,
+            builder.flush_every,
+        )),
         report_dir: builder.report_dir,
         tick: builder.tick,
         started_at: SystemTime::now(),
+        started: Instant::now(),
+        report_files_failed: AtomicU64::new(0),
         poll: PollPath {
             layer_id: NEXT_LAYER_ID.fetch_add(1, Relaxed),
             clock: Clock::new(),

@@ -2,12 +2,16 @@
 //! hdrhistogram, add the counters, the recent slow polls and the diagnostics.
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pollwatch_report::{histogram, Dropped, Report, SiteReport, Totals};
+use pollwatch_report::histogram::{self, Histogram};
+use pollwatch_report::{Dropped, Report, SiteReport, Totals};
 
 use crate::poll::recorder::{bucket_value, SiteTotals};
+use crate::poll::thread::ThreadSlot;
 use crate::shared::Shared;
+use crate::sites::SiteId;
 
 pub(crate) fn take(shared: &Shared) -> Report {
     let slots = shared
@@ -23,25 +27,14 @@ pub(crate) fn take(shared: &Shared) -> Report {
     let book = shared.book.lock().ok();
     let mut sites = Vec::new();
     for (id, site) in shared.sites.all() {
-        let mut merged = SiteTotals::default();
-        for slot in &slots {
-            if let Some(recorder) = slot.existing_recorder(id) {
-                recorder.merge_into(&mut merged);
-            }
-        }
+        let merged = merge_site(&slots, id);
         let tasks_spawned = site.tasks_spawned.load(Relaxed);
         let polls = merged.polls();
         let stalls = book.as_ref().and_then(|b| b.site(id));
         if polls == 0 && tasks_spawned == 0 && merged.drops == 0 {
             continue;
         }
-        let mut hist = histogram::new_histogram();
-        for (bucket, &count) in merged.buckets.iter().enumerate() {
-            if count > 0 {
-                // Values are clamped to the histogram's bound, so recording cannot fail.
-                let _ = hist.record_n(bucket_value(bucket), count);
-            }
-        }
+        let hist = to_histogram(&merged.buckets);
         totals.polls += polls;
         totals.slow_polls += merged.slow_polls;
         totals.busy_ns += merged.busy_ns;
@@ -76,6 +69,7 @@ pub(crate) fn take(shared: &Shared) -> Report {
         values_clamped: slots.iter().map(|s| s.clamped.load(Relaxed)).sum(),
         stall_warnings_suppressed: book.as_ref().map_or(0, |b| b.suppressed()),
         stall_samples: shared.stall_samples_dropped.load(Relaxed),
+        report_writes_failed: shared.report_files_failed.load(Relaxed),
     };
     totals.stalls = book.as_ref().map_or(0, |b| b.total());
     let stalls = book.as_ref().map(|b| b.recent()).unwrap_or_default();
@@ -108,6 +102,29 @@ pub(crate) fn take(shared: &Shared) -> Report {
             .unwrap_or_default(),
         stalls,
     }
+}
+
+/// One site's measurements summed over every thread.
+pub(crate) fn merge_site(slots: &[Arc<ThreadSlot>], id: SiteId) -> SiteTotals {
+    let mut merged = SiteTotals::default();
+    for slot in slots {
+        if let Some(recorder) = slot.existing_recorder(id) {
+            recorder.merge_into(&mut merged);
+        }
+    }
+    merged
+}
+
+/// An hdrhistogram with the counts of recorder buckets.
+pub(crate) fn to_histogram(buckets: &[u64]) -> Histogram<u64> {
+    let mut hist = histogram::new_histogram();
+    for (bucket, &count) in buckets.iter().enumerate() {
+        if count > 0 {
+            // Values are clamped to the histogram's bound, so recording cannot fail.
+            let _ = hist.record_n(bucket_value(bucket), count);
+        }
+    }
+    hist
 }
 
 /// A site's call sites, with the ones beyond the list's bound as one `other` entry.

@@ -55,6 +55,6 @@ fn written_report_json_round_trips_through_pollwatch_report() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, ["report.json", "report.txt"]);
+    assert_eq!(names, ["report.hlog", "report.json", "report.txt"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -128,6 +128,16 @@ impl SiteRecorder {
         add(&self.drop_ns, recorded.ns);
     }
 
+    /// The time polls recorded here held the thread, in nanoseconds.
+    pub(crate) fn busy_ns(&self) -> u64 {
+        self.busy_ns.load(Relaxed)
+    }
+
+    /// How many drops were recorded here.
+    pub(crate) fn drops(&self) -> u64 {
+        self.drops.load(Relaxed)
+    }
+
     /// Adds this recorder's counts into `into`.
     pub(crate) fn merge_into(&self, into: &mut SiteTotals) {
         for (i, bucket) in self.buckets.iter().enumerate() {

@@ -8,6 +8,7 @@
 //! events go explicitly to the subscriber the layer is installed in.
 
 pub(crate) mod events;
+pub(crate) mod files;
 pub(crate) mod setup_check;
 mod stalls;
 
@@ -93,6 +94,13 @@ fn run(shared: &Weak<Shared>, from: &Receiver<Msg>, tick: Duration) {
             shared.setup.check(&shared);
             // Feature `console`: the sites' p99 poll times, at most once a second.
             crate::console::refresh(&shared);
+            if let Ok(mut files) = shared.files.lock() {
+                if stopping {
+                    files.cut(&shared);
+                } else {
+                    files.tick(&shared);
+                }
+            }
             last_drain = Instant::now();
         }
         if stopping {

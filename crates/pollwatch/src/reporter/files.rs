@@ -1,0 +1,265 @@
+//! The report directory, kept up to date while the application runs: the interval log
+//! (`report.hlog`) gains one interval every [`Builder::log_interval`](crate::Builder::log_interval),
+//! and `report.json` / `report.txt` are rewritten every
+//! [`Builder::flush_every`](crate::Builder::flush_every), so a crash loses at most one period.
+//!
+//! The interval log is appended to, one whole interval per write; the reports are replaced
+//! atomically. Only the reporter thread and [`Handle::write_report`](crate::Handle::write_report)
+//! touch these files, under one lock.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use pollwatch_report::error::WriteError;
+use pollwatch_report::histogram::{self, Histogram};
+use pollwatch_report::write::{self, WrittenFiles};
+use pollwatch_report::{hlog, Report};
+
+use crate::handle::TEXT_REPORT_TOP_SITES;
+use crate::shared::Shared;
+use crate::sites::SiteId;
+use crate::snapshot;
+
+/// The interval log being written, and what each site had counted at the end of the last
+/// interval.
+#[derive(Debug)]
+pub(crate) struct Files {
+    /// Where the files go while running; `None` when they are written only on request.
+    live_dir: Option<PathBuf>,
+    log_interval: Duration,
+    flush_every: Duration,
+    log: Option<hlog::Writer<BufWriter<File>>>,
+    /// Set once opening or writing the live files failed: they are not tried again.
+    failed: bool,
+    /// Each site's cumulative bucket counts and busy time at the last interval's end.
+    seen: HashMap<SiteId, Seen>,
+    /// Where the last interval ended, from the layer's start.
+    last_interval_end: Duration,
+    last_flush: Instant,
+}
+
+#[derive(Debug)]
+struct Seen {
+    busy_ns: u64,
+    drops: u64,
+    buckets: Vec<u64>,
+}
+
+impl Files {
+    pub(crate) fn new(
+        live_dir: Option<PathBuf>,
+        log_interval: Duration,
+        flush_every: Duration,
+    ) -> Self {
+        Files {
+            live_dir,
+            log_interval,
+            flush_every,
+            log: None,
+            failed: false,
+            seen: HashMap::new(),
+            last_interval_end: Duration::ZERO,
+            last_flush: Instant::now(),
+        }
+    }
+
+    /// Called by the reporter every tick: writes the intervals and reports that are due.
+    pub(crate) fn tick(&mut self, shared: &Shared) {
+        if self.live_dir.is_none() || self.failed {
+            return;
+        }
+        let now = shared.started.elapsed();
+        if now.saturating_sub(self.last_interval_end) >= self.log_interval {
+            self.append_interval(shared, now);
+        }
+        if self.last_flush.elapsed() >= self.flush_every {
+            self.last_flush = Instant::now();
+            if let Some(dir) = self.live_dir.clone() {
+                let report = snapshot::take(shared);
+                if let Err(e) = write::write_dir(&dir, &report, TEXT_REPORT_TOP_SITES) {
+                    self.fail(shared, &e.to_string());
+                }
+            }
+        }
+    }
+
+    /// Appends the interval from the last one's end to now to the live interval log, when there
+    /// is one and the interval is at least a millisecond long.
+    pub(crate) fn cut(&mut self, shared: &Shared) {
+        if self.live_dir.is_none() || self.failed {
+            return;
+        }
+        let now = shared.started.elapsed();
+        if now.saturating_sub(self.last_interval_end) >= Duration::from_millis(1) {
+            self.append_interval(shared, now);
+        }
+    }
+
+    /// Writes the report and an interval log into `dir`: the live log (up to now) when there
+    /// is one, copied when `dir` is not where it is written; otherwise a log of one interval
+    /// covering the whole run. The report is taken after the log's last interval, so the log
+    /// never counts a poll the report does not.
+    pub(crate) fn write_to(
+        &mut self,
+        shared: &Shared,
+        dir: &Path,
+    ) -> Result<WrittenFiles, WriteError> {
+        self.cut(shared);
+        let report = &snapshot::take(shared);
+        let files = write::write_dir(dir, report, TEXT_REPORT_TOP_SITES)?;
+        let target = dir.join(hlog::FILE);
+        match (&self.log, &self.live_dir) {
+            (Some(_), Some(live)) if same_dir(live, dir) => {}
+            (Some(_), Some(live)) => {
+                let source = live.join(hlog::FILE);
+                let bytes = std::fs::read(&source).map_err(|e| WriteError::new(&source, e))?;
+                write::write_atomic(&target, &bytes)?;
+            }
+            _ => write::write_atomic(&target, &whole_run_log(shared, report))?,
+        }
+        Ok(files)
+    }
+
+    fn append_interval(&mut self, shared: &Shared, now: Duration) {
+        if self.log.is_none() && !self.open(shared) {
+            return;
+        }
+        let slots = shared
+            .poll
+            .slots
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        let mut all = histogram::new_histogram();
+        let mut sites: Vec<(String, Histogram<u64>)> = Vec::new();
+        for (id, site) in shared.sites.all() {
+            let busy_ns: u64 = slots
+                .iter()
+                .filter_map(|s| s.existing_recorder(id))
+                .map(|r| r.busy_ns())
+                .sum();
+            let drops: u64 = slots
+                .iter()
+                .filter_map(|s| s.existing_recorder(id))
+                .map(|r| r.drops())
+                .sum();
+            let seen = self.seen.entry(id).or_insert_with(|| Seen {
+                busy_ns: 0,
+                drops: 0,
+                buckets: Vec::new(),
+            });
+            // Nothing recorded since the last interval: skip the merge.
+            if seen.busy_ns == busy_ns && seen.drops == drops {
+                continue;
+            }
+            let merged = snapshot::merge_site(&slots, id);
+            // A poll relabelled as a drop after it was logged takes its count back; the
+            // interval log keeps the count it already wrote.
+            let delta: Vec<u64> = merged
+                .buckets
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| n.saturating_sub(seen.buckets.get(i).copied().unwrap_or(0)))
+                .collect();
+            *seen = Seen {
+                busy_ns,
+                drops,
+                buckets: merged.buckets,
+            };
+            let h = snapshot::to_histogram(&delta);
+            if h.is_empty() {
+                continue;
+            }
+            // Values are within the same bounds, so adding cannot fail.
+            let _ = all.add(&h);
+            sites.push((site.label.clone(), h));
+        }
+        let start = self.last_interval_end;
+        self.last_interval_end = now;
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
+        let result = log.interval(
+            start,
+            now.saturating_sub(start),
+            sites.iter().map(|(label, h)| (label.as_str(), h)),
+            &all,
+        );
+        if let Err(e) = result {
+            let path = self.live_dir.as_ref().map(|d| d.join(hlog::FILE));
+            let what = format!("{}: {e}", path.unwrap_or_default().display());
+            self.fail(shared, &what);
+        }
+    }
+
+    /// Creates the live interval log (replacing one from an earlier run).
+    fn open(&mut self, shared: &Shared) -> bool {
+        let Some(dir) = self.live_dir.clone() else {
+            return false;
+        };
+        let path = dir.join(hlog::FILE);
+        let opened = std::fs::create_dir_all(&dir)
+            .and_then(|()| File::create(&path))
+            .and_then(|file| hlog::Writer::start(BufWriter::new(file), shared.started_at));
+        match opened {
+            Ok(writer) => {
+                self.log = Some(writer);
+                true
+            }
+            Err(e) => {
+                self.fail(shared, &format!("{}: {e}", path.display()));
+                false
+            }
+        }
+    }
+
+    fn fail(&mut self, shared: &Shared, what: &str) {
+        self.failed = true;
+        shared.report_files_failed.fetch_add(1, Relaxed);
+        let message = format!(
+            "pollwatch could not keep the report files up to date ({what}); they are written \
+             again only when the report is written on request or at exit"
+        );
+        if let Ok(mut diagnostics) = shared.diagnostics.lock() {
+            diagnostics.push(message.clone());
+        }
+        eprintln!("{message}");
+    }
+}
+
+/// Whether `a` and `b` name the same directory.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!(
+            (a.canonicalize(), b.canonicalize()),
+            (Ok(a), Ok(b)) if a == b
+        )
+}
+
+/// An interval log with one interval covering the whole run: each site's histogram from the
+/// report, and all of them together.
+fn whole_run_log(shared: &Shared, report: &Report) -> Vec<u8> {
+    let mut all = histogram::new_histogram();
+    let sites: Vec<(&str, Histogram<u64>)> = report
+        .sites
+        .iter()
+        .filter_map(|s| Some((s.label.as_str(), histogram::decode(&s.histogram).ok()?)))
+        .collect();
+    for (_, h) in &sites {
+        let _ = all.add(h);
+    }
+    let Ok(mut log) = hlog::Writer::start(Vec::new(), shared.started_at) else {
+        return Vec::new();
+    };
+    let _ = log.interval(
+        Duration::ZERO,
+        Duration::from_nanos(report.uptime_ns),
+        sites.iter().map(|(label, h)| (*label, h)),
+        &all,
+    );
+    log.get_ref().clone()
+}
