@@ -168,6 +168,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod call_sites;
 pub mod error;
 pub mod histogram;
 pub mod hlog;

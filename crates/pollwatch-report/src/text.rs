@@ -58,16 +58,23 @@ pub fn render(report: &Report, top: usize) -> String {
     slow_polls(&mut out, &report.slow_polls, report.totals.slow_polls);
     stalls(&mut out, report);
     dropped(&mut out, report);
+    diagnostics(&mut out, report);
+    out
+}
+
+/// Appends the report's diagnostics, one `diagnostic:` line each, after a blank line (nothing
+/// when there are none).
+pub fn diagnostics(out: &mut String, report: &Report) {
     if !report.diagnostics.is_empty() {
         out.push('\n');
     }
     for diagnostic in &report.diagnostics {
         let _ = writeln!(out, "diagnostic: {diagnostic}");
     }
-    out
 }
 
-fn header(out: &mut String, report: &Report) {
+/// Appends the header line: version, uptime, threshold and totals.
+pub fn header(out: &mut String, report: &Report) {
     let t = &report.totals;
     let _ = writeln!(
         out,
@@ -83,7 +90,9 @@ fn header(out: &mut String, report: &Report) {
     );
 }
 
-fn sites(out: &mut String, report: &Report, top: usize) {
+/// Appends, after a blank line, the table of the `top` sites that held their threads longest,
+/// with their poll counts and percentiles.
+pub fn sites(out: &mut String, report: &Report, top: usize) {
     out.push('\n');
     if report.sites.is_empty() {
         out.push_str("no task has been polled yet\n");
@@ -209,7 +218,8 @@ fn slow_polls(out: &mut String, listed: &[SlowPoll], total: u64) {
     }
 }
 
-fn dropped(out: &mut String, report: &Report) {
+/// Appends, after a blank line, the `dropped:` line: what was lost, or `nothing`.
+pub fn dropped(out: &mut String, report: &Report) {
     let d = &report.dropped;
     let counters = [
         (d.tasks_in_overflow_site, "tasks in the overflow site"),

@@ -26,6 +26,9 @@ pub struct WrittenFiles {
     pub json: PathBuf,
     /// The text report, `<dir>/report.txt`.
     pub text: PathBuf,
+    /// The interval log, `<dir>/report.hlog`, when one was written with the reports
+    /// ([`write_dir`] writes none).
+    pub hlog: Option<PathBuf>,
 }
 
 /// Replaces the file at `path` with `bytes`, atomically: a reader sees either the old file or
@@ -97,6 +100,7 @@ pub fn write_dir(dir: &Path, report: &Report, top: usize) -> Result<WrittenFiles
     let files = WrittenFiles {
         json: dir.join(JSON_FILE),
         text: dir.join(TEXT_FILE),
+        hlog: None,
     };
     write_atomic(&files.json, json::to_string(report).as_bytes())?;
     write_atomic(&files.text, text::render(report, top).as_bytes())?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pollwatch_report::histogram::{self, Histogram};
-use pollwatch_report::{Dropped, Report, SiteReport, Totals};
+use pollwatch_report::{Dropped, Percentiles, Report, SiteReport, Totals};
 
 use crate::poll::recorder::{bucket_value, SiteTotals};
 use crate::poll::thread::ThreadSlot;
@@ -54,7 +54,7 @@ pub(crate) fn take(shared: &Shared) -> Report {
             max_ns: merged.max_ns,
             drops: merged.drops,
             drop_ns: merged.drop_ns,
-            percentiles: histogram::percentiles(&hist),
+            percentiles: at_most(histogram::percentiles(&hist), merged.max_ns),
             histogram: histogram::encode(&hist),
             stalls: stalls.map_or(0, |s| s.stalls),
             warnings_suppressed: stalls.map_or(0, |s| s.warnings_suppressed),
@@ -101,6 +101,17 @@ pub(crate) fn take(shared: &Shared) -> Report {
             .map(|d| d.clone())
             .unwrap_or_default(),
         stalls,
+    }
+}
+
+/// `p` with no percentile above the exact maximum (a histogram bucket's value can be a little
+/// above the largest value recorded in it).
+fn at_most(p: Percentiles, max_ns: u64) -> Percentiles {
+    Percentiles {
+        p50_ns: p.p50_ns.min(max_ns),
+        p90_ns: p.p90_ns.min(max_ns),
+        p99_ns: p.p99_ns.min(max_ns),
+        p999_ns: p.p999_ns.min(max_ns),
     }
 }
 

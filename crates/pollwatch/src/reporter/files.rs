@@ -110,7 +110,7 @@ impl Files {
     ) -> Result<WrittenFiles, WriteError> {
         self.cut(shared);
         let report = &snapshot::take(shared);
-        let files = write::write_dir(dir, report, TEXT_REPORT_TOP_SITES)?;
+        let mut files = write::write_dir(dir, report, TEXT_REPORT_TOP_SITES)?;
         let target = dir.join(hlog::FILE);
         match (&self.log, &self.live_dir) {
             (Some(_), Some(live)) if same_dir(live, dir) => {}
@@ -121,6 +121,7 @@ impl Files {
             }
             _ => write::write_atomic(&target, &whole_run_log(shared, report))?,
         }
+        files.hlog = Some(target);
         Ok(files)
     }
 

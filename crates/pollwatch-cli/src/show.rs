@@ -1,0 +1,160 @@
+//! `pollwatch show`: the sites that held their threads longest, then the stalls grouped by
+//! blocking call site, with what to change.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use pollwatch_report::call_sites::{self, CallSiteGroup};
+use pollwatch_report::units::format_duration_ns;
+use pollwatch_report::{text, Dropped, Percentiles, Report, Totals};
+use serde::Serialize;
+
+use crate::input::{self, Run};
+use crate::Outcome;
+
+/// `pollwatch show`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// A report directory, or a `report.json`.
+    path: PathBuf,
+    /// Print JSON for programs instead of text.
+    #[arg(long)]
+    json: bool,
+    /// How many sites (and blocking call sites) to list.
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    /// Only the sites whose label (`file:line:col "name"`) contains PATTERN.
+    #[arg(long, value_name = "PATTERN")]
+    site: Option<String>,
+}
+
+pub(crate) fn run(args: &Args) -> Result<Outcome, String> {
+    let run = Run::read(&args.path, false)?;
+    let mut report = run.report;
+    let pattern = args.site.as_deref();
+    let total_sites = report.sites.len();
+    report.sites.retain(|s| input::matches(pattern, &s.label));
+    let mut groups = call_sites::group(&report, |_| true);
+    groups.truncate(args.top);
+    if args.json {
+        return Ok(Outcome::Done(json(&report, &groups, args.top)));
+    }
+    let mut out = String::new();
+    text::header(&mut out, &report);
+    if pattern.is_some() {
+        let _ = writeln!(
+            out,
+            "{} of {total_sites} sites match --site {:?}",
+            report.sites.len(),
+            pattern.unwrap_or_default()
+        );
+    }
+    text::sites(&mut out, &report, args.top);
+    stalls(&mut out, &report, &groups);
+    text::dropped(&mut out, &report);
+    text::diagnostics(&mut out, &report);
+    Ok(Outcome::Done(out))
+}
+
+fn stalls(out: &mut String, report: &Report, groups: &[CallSiteGroup]) {
+    out.push('\n');
+    let total: u64 = report.sites.iter().map(|s| s.stalls).sum();
+    if total == 0 {
+        out.push_str("no stalls: no poll held its thread past the threshold while watched\n");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "stalls by blocking call site ({total} stalls; {} call sites listed):",
+        groups.len()
+    );
+    for g in groups {
+        let call = g
+            .blocking_call
+            .as_deref()
+            .map(|c| format!(" {c}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {:>5}x {}{call} [{}]",
+            g.count,
+            g.call_site,
+            g.causes.join(", ")
+        );
+        for s in &g.sites {
+            let _ = writeln!(out, "          task spawned at {} ({})", s.site, s.count);
+        }
+        match (&g.blocked_on, g.longest_ns) {
+            (Some(on), Some(ns)) => {
+                let _ = writeln!(
+                    out,
+                    "          blocked on {on}; longest {}",
+                    format_duration_ns(ns)
+                );
+            }
+            (None, Some(ns)) => {
+                let _ = writeln!(out, "          longest {}", format_duration_ns(ns));
+            }
+            _ => {}
+        }
+        if let Some(fix) = &g.suggestion {
+            let _ = writeln!(out, "          fix: {fix}");
+        }
+    }
+}
+
+/// `show --json`: a stable shape for programs (the sites listed, and the groups).
+#[derive(Serialize)]
+struct ShowJson<'a> {
+    pollwatch_version: &'a str,
+    uptime_ns: u64,
+    threshold_ns: u64,
+    totals: &'a Totals,
+    dropped: &'a Dropped,
+    sites: Vec<SiteJson<'a>>,
+    call_sites: &'a [CallSiteGroup],
+    diagnostics: &'a [String],
+}
+
+#[derive(Serialize)]
+struct SiteJson<'a> {
+    label: &'a str,
+    name: &'a str,
+    polls: u64,
+    slow_polls: u64,
+    busy_ns: u64,
+    max_ns: u64,
+    percentiles: &'a Percentiles,
+    stalls: u64,
+}
+
+fn json(report: &Report, groups: &[CallSiteGroup], top: usize) -> String {
+    let mut sites: Vec<_> = report.sites.iter().collect();
+    sites.sort_by_key(|s| std::cmp::Reverse(s.busy_ns));
+    sites.truncate(top);
+    let shown = ShowJson {
+        pollwatch_version: &report.pollwatch_version,
+        uptime_ns: report.uptime_ns,
+        threshold_ns: report.threshold_ns,
+        totals: &report.totals,
+        dropped: &report.dropped,
+        sites: sites
+            .into_iter()
+            .map(|s| SiteJson {
+                label: &s.label,
+                name: &s.name,
+                polls: s.polls,
+                slow_polls: s.slow_polls,
+                busy_ns: s.busy_ns,
+                max_ns: s.max_ns,
+                percentiles: &s.percentiles,
+                stalls: s.stalls,
+            })
+            .collect(),
+        call_sites: groups,
+        diagnostics: &report.diagnostics,
+    };
+    let mut text = serde_json::to_string_pretty(&shown).unwrap_or_default();
+    text.push('\n');
+    text
+}
