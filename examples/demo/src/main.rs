@@ -249,7 +249,24 @@ fn run(args: Args) -> Result<(), String> {
     println!();
     println!("report written: {}", written.text.display());
     println!("                {}", written.json.display());
+    if let Some(hlog) = &written.hlog {
+        println!("                {}", hlog.display());
+    }
+    print_next_steps(written.json.parent().unwrap_or(std::path::Path::new(".")));
     check_load(summary.as_ref())
+}
+
+/// The commands that read the report, ready to paste.
+fn print_next_steps(dir: &std::path::Path) {
+    let dir = dir.display();
+    println!();
+    println!("read it with the pollwatch command (cargo install --path crates/pollwatch-cli):");
+    println!("  pollwatch show {dir}");
+    println!("  pollwatch html {dir} -o {dir}/report.html");
+    println!(
+        "  pollwatch diff BEFORE_DIR {dir} --fail-if 'p99>+20%'   # after copying a run aside"
+    );
+    println!("or without installing it: cargo run -q -p pollwatch-cli -- show {dir}");
 }
 
 /// The demo failed if no request of the load succeeded: the service did not work at all.
