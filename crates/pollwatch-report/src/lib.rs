@@ -3,9 +3,10 @@
 //! pollwatch measures how long each tokio task poll holds its worker thread, per spawn site,
 //! and writes what it measured as a *report*. This crate is the report: the data model
 //! ([`Report`] and the types in [`model`]), the JSON file that programs read ([`json`]), the
-//! text file that people read ([`text`]), the histogram encoding inside it ([`histogram`]) and
-//! atomic writing ([`write`](mod@write)). It has no tokio or tracing dependency, so a tool that only reads
-//! reports stays small.
+//! text file that people read ([`text`]), the histogram encoding inside it ([`histogram`]), the
+//! HdrHistogram interval log of poll times over the run ([`hlog`]), stalls grouped by blocking
+//! call site ([`call_sites`]) and atomic writing ([`write`](mod@write)). It has no tokio or
+//! tracing dependency, so a tool that only reads reports (the `pollwatch` command) stays small.
 //!
 //! # Reading a report
 //!
