@@ -233,3 +233,48 @@ fn the_innermost_span_inside_the_task_is_named() {
         output.text()
     );
 }
+
+#[test]
+fn a_stall_followed_by_other_polls_keeps_its_exact_duration() {
+    // The watchdog looks every 25 ms; by its look after the stall ends, the worker has polled
+    // other tasks, so the watchdog can only estimate the end. The report has the poll's own
+    // measurement instead.
+    let watched = Watched::new_with(
+        PollWatch::builder()
+            .threshold(Duration::from_millis(10))
+            .tick(Duration::from_millis(25)),
+    );
+    let rt = watched.runtime(1);
+    watched.scope(|| {
+        rt.block_on(async {
+            let stuck = support::spawn_named("stuck", async {
+                std::thread::sleep(Duration::from_millis(40));
+            });
+            let busy: Vec<_> = (0..50)
+                .map(|_| {
+                    support::spawn_named("busy", async {
+                        let until = std::time::Instant::now() + Duration::from_millis(120);
+                        while std::time::Instant::now() < until {
+                            tokio::task::yield_now().await;
+                        }
+                    })
+                })
+                .collect();
+            stuck.await.unwrap();
+            for b in busy {
+                b.await.unwrap();
+            }
+        })
+    });
+    let report = watched.final_report();
+    let site = support::site_named(&report, "stuck");
+    let stalls: Vec<_> = report
+        .stalls
+        .iter()
+        .filter(|s| s.site == site.label)
+        .collect();
+    assert_eq!(stalls.len(), 1, "{:#?}", report.stalls);
+    assert!(stalls[0].ended);
+    assert_eq!(stalls[0].duration_ns, site.max_ns, "{:#?}", stalls[0]);
+    assert!(stalls[0].message.contains(&pollwatch_report::units::format_duration_ns(site.max_ns)));
+}

@@ -132,8 +132,16 @@ pub(crate) fn drain(shared: &Shared, all: bool) {
                 };
                 // Not warned about again when the watchdog already reported it as a stall,
                 // nor beyond the site's warning rate limit.
+                let key = (index, record.seq);
                 let silent = book.as_mut().is_some_and(|b| {
-                    b.was_reported((index, record.seq)) || !b.allow_warning(record.site, at)
+                    if b.was_reported(key) {
+                        // The stall's exact duration: the poll's own measurement.
+                        if let Some(stall) = b.settle(key, &label, record.ns) {
+                            stalls::refresh_message(stall);
+                        }
+                        return true;
+                    }
+                    !b.allow_warning(record.site, at)
                 });
                 found.push((
                     SlowPoll {

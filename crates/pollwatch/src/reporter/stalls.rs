@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+use pollwatch_report::Stall;
+
 use crate::shared::Shared;
 use crate::stall::book::Warn;
 use crate::stall::{describe, Msg, SampleKind};
@@ -48,6 +50,7 @@ pub(super) fn handle(shared: &Shared, msg: Msg) {
             slot,
             seq,
             total_ns,
+            exact,
             cpu_now_ns,
         } => {
             let key = (slot, seq);
@@ -55,17 +58,17 @@ pub(super) fn handle(shared: &Shared, msg: Msg) {
                 return;
             };
             let cpu = book.cpu_since_detection(key, cpu_now_ns);
+            let settled = book.is_exact(key);
             let ended = book.ended(key, |stall| {
                 stall.ended = true;
-                stall.duration_ns = stall.duration_ns.max(total_ns);
+                if exact {
+                    stall.duration_ns = total_ns;
+                } else if !settled {
+                    // The watchdog's estimate, until the poll's own measurement arrives.
+                    stall.duration_ns = stall.duration_ns.max(total_ns);
+                }
                 stall.cpu_ns = cpu.or(stall.cpu_ns);
-                let site = stall
-                    .site
-                    .split(" \"")
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                stall.message = describe::message(stall, &site);
+                refresh_message(stall);
             });
             drop(book);
             // Feature `console`: the site is no longer stalled.
@@ -76,4 +79,15 @@ pub(super) fn handle(shared: &Shared, msg: Msg) {
         }
         Msg::Stop => {}
     }
+}
+
+/// Rewrites a stall's message after its figures changed.
+pub(crate) fn refresh_message(stall: &mut Stall) {
+    let site = stall
+        .site
+        .split(" \"")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    stall.message = describe::message(stall, &site);
 }

@@ -1,7 +1,7 @@
 //! The record of stalls: the recent ones for reports, per-site counts and blocking call
 //! sites, the stalls still being followed, and the per-site warning rate limit.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use pollwatch_report::{CallSiteCount, Report, Stall};
@@ -37,6 +37,9 @@ struct Live {
 #[derive(Debug)]
 pub(crate) struct Book {
     recent: VecDeque<(u64, (usize, u64), Stall)>,
+    /// The recent stalls whose duration is the poll's own measurement, not the watchdog's
+    /// estimate.
+    exact: HashSet<(usize, u64)>,
     next_number: u64,
     live: HashMap<(usize, u64), Live>,
     per_site: HashMap<u32, SiteStalls>,
@@ -57,6 +60,7 @@ impl Book {
     pub(crate) fn new(warnings_per_minute: u32) -> Self {
         Self {
             recent: VecDeque::new(),
+            exact: HashSet::new(),
             next_number: 0,
             live: HashMap::new(),
             per_site: HashMap::new(),
@@ -126,7 +130,9 @@ impl Book {
             },
         );
         if self.recent.len() == Report::STALLS_KEPT {
-            self.recent.pop_front();
+            if let Some((_, key, _)) = self.recent.pop_front() {
+                self.exact.remove(&key);
+            }
         }
         let warn = if warned {
             Warn::Yes(Box::new(stall.clone()))
@@ -183,6 +189,24 @@ impl Book {
         update(stall);
         let _ = live.site;
         live.warned.then(|| stall.clone())
+    }
+
+    /// Sets the duration of the stall of poll `key` at site `site` to the poll's own
+    /// measurement, and returns it (to update its message).
+    pub(crate) fn settle(&mut self, key: (usize, u64), site: &str, ns: u64) -> Option<&mut Stall> {
+        let stall = self
+            .recent
+            .iter_mut()
+            .find(|(_, k, s)| *k == key && s.site == site)
+            .map(|(_, _, stall)| stall)?;
+        stall.duration_ns = ns;
+        self.exact.insert(key);
+        Some(stall)
+    }
+
+    /// Whether the stall of poll `key` has its exact duration (see [`Book::settle`]).
+    pub(crate) fn is_exact(&self, key: (usize, u64)) -> bool {
+        self.exact.contains(&key)
     }
 
     /// Whether poll `key` was reported as a stall (so its slow-poll event is redundant).

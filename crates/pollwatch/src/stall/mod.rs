@@ -22,6 +22,9 @@ pub(crate) enum Msg {
         slot: usize,
         seq: u64,
         total_ns: u64,
+        /// Whether `total_ns` is the poll's own measurement; otherwise the watchdog's
+        /// estimate (the thread ran further polls before the watchdog looked again).
+        exact: bool,
         cpu_now_ns: Option<u64>,
     },
     /// Stop after handling what is queued.

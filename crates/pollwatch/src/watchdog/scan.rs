@@ -50,7 +50,8 @@ impl Scanner {
             if let Some(active) = self.active[index] {
                 if start == 0 || seq != active.seq {
                     self.active[index] = None;
-                    let total_ns = if slot.last_outer_seq.load(Relaxed) == active.seq {
+                    let exact = slot.last_outer_seq.load(Relaxed) == active.seq;
+                    let total_ns = if exact {
                         slot.last_outer_ns.load(Relaxed)
                     } else {
                         shared
@@ -65,6 +66,7 @@ impl Scanner {
                             slot: index,
                             seq: active.seq,
                             total_ns,
+                            exact,
                             cpu_now_ns: inspector.cpu_time_ns(slot.tid),
                         },
                     );
