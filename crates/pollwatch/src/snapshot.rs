@@ -14,12 +14,7 @@ use crate::shared::Shared;
 use crate::sites::SiteId;
 
 pub(crate) fn take(shared: &Shared) -> Report {
-    let slots = shared
-        .poll
-        .slots
-        .lock()
-        .map(|s| s.clone())
-        .unwrap_or_default();
+    let slots = shared.poll.slot_list();
     let mut totals = Totals {
         threads: u32::try_from(slots.len()).unwrap_or(u32::MAX),
         ..Totals::default()

@@ -271,7 +271,7 @@ fn in_span(dispatch: &Dispatch, id: &Id, f: impl FnOnce()) {
 
 /// The site's 99th-percentile poll time so far, in µs (from every thread's recorder).
 fn p99_us(shared: &Shared, site: u32) -> Option<u64> {
-    let slots = shared.poll.slots.lock().ok()?.clone();
+    let slots = shared.poll.slot_list();
     let mut merged = SiteTotals::default();
     for slot in &slots {
         if let Some(recorder) = slot.existing_recorder(site) {

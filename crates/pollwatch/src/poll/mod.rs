@@ -38,6 +38,12 @@ pub(crate) struct PollPath {
 }
 
 impl PollPath {
+    /// The slots of every thread that has polled a task so far (empty if the list's lock was
+    /// poisoned, which no code path here can do).
+    pub(crate) fn slot_list(&self) -> Vec<Arc<ThreadSlot>> {
+        self.slots.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
     fn create_slot(&self) -> Arc<ThreadSlot> {
         let slot = Arc::new(ThreadSlot::new(self.site_slots));
         if let Ok(mut slots) = self.slots.lock() {

@@ -129,12 +129,7 @@ impl Files {
         if self.log.is_none() && !self.open(shared) {
             return;
         }
-        let slots = shared
-            .poll
-            .slots
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default();
+        let slots = shared.poll.slot_list();
         let mut all = histogram::new_histogram();
         let mut sites: Vec<(String, Histogram<u64>)> = Vec::new();
         for (id, site) in shared.sites.all() {

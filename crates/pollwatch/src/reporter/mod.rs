@@ -112,10 +112,7 @@ fn run(shared: &Weak<Shared>, from: &Receiver<Msg>, tick: Duration) {
 /// Takes every settled slow poll from every thread, warns about it (unless the watchdog
 /// already reported it as a stall, or its site is over the warning rate limit) and keeps it. With `all`, takes unsettled ones too.
 pub(crate) fn drain(shared: &Shared, all: bool) {
-    let slots = match shared.poll.slots.lock() {
-        Ok(slots) => slots.clone(),
-        Err(_) => return,
-    };
+    let slots = shared.poll.slot_list();
     let clock = &shared.poll.clock;
     let now = clock.now();
     let settle_ns = SETTLE.as_nanos() as u64;

@@ -38,10 +38,7 @@ impl Scanner {
         inspector: &dyn Inspector,
         to: &SyncSender<Msg>,
     ) {
-        let slots = match shared.poll.slots.lock() {
-            Ok(slots) => slots.clone(),
-            Err(_) => return,
-        };
+        let slots = shared.poll.slot_list();
         self.active.resize(slots.len(), None);
         let threshold_ns = shared.poll.threshold_ns;
         for (index, slot) in slots.iter().enumerate() {
