@@ -276,5 +276,7 @@ fn a_stall_followed_by_other_polls_keeps_its_exact_duration() {
     assert_eq!(stalls.len(), 1, "{:#?}", report.stalls);
     assert!(stalls[0].ended);
     assert_eq!(stalls[0].duration_ns, site.max_ns, "{:#?}", stalls[0]);
-    assert!(stalls[0].message.contains(&pollwatch_report::units::format_duration_ns(site.max_ns)));
+    assert!(stalls[0]
+        .message
+        .contains(&pollwatch_report::units::format_duration_ns(site.max_ns)));
 }
