@@ -2,20 +2,52 @@
 //! hdrhistogram, add the counters, the recent slow polls and the diagnostics.
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pollwatch_report::{histogram, Dropped, Report, SiteReport, Totals};
 
 use crate::poll::recorder::{bucket_value, SiteTotals};
+use crate::poll::thread::ThreadSlot;
 use crate::shared::Shared;
+use crate::sites::SiteId;
+use crate::stall::book::Book;
 
-pub(crate) fn take(shared: &Shared) -> Report {
-    let slots = shared
+/// Every polling thread's slot, as registered so far.
+pub(crate) fn slots(shared: &Shared) -> Vec<Arc<ThreadSlot>> {
+    shared
         .poll
         .slots
         .lock()
         .map(|s| s.clone())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// One site's measurements, summed over every thread's recorder.
+pub(crate) fn merge_site(slots: &[Arc<ThreadSlot>], id: SiteId) -> SiteTotals {
+    let mut merged = SiteTotals::default();
+    for slot in slots {
+        if let Some(recorder) = slot.existing_recorder(id) {
+            recorder.merge_into(&mut merged);
+        }
+    }
+    merged
+}
+
+/// What was lost or left out, from the counters every part keeps.
+pub(crate) fn dropped(shared: &Shared, slots: &[Arc<ThreadSlot>], book: Option<&Book>) -> Dropped {
+    Dropped {
+        tasks_in_overflow_site: shared.sites.overflowed_tasks(),
+        slow_poll_events: slots.iter().map(|s| s.slow.dropped()).sum(),
+        polls_nested_too_deep: slots.iter().map(|s| s.nested_too_deep.load(Relaxed)).sum(),
+        values_clamped: slots.iter().map(|s| s.clamped.load(Relaxed)).sum(),
+        stall_warnings_suppressed: book.map_or(0, |b| b.suppressed()),
+        stall_samples: shared.stall_samples_dropped.load(Relaxed),
+    }
+}
+
+pub(crate) fn take(shared: &Shared) -> Report {
+    let slots = slots(shared);
     let mut totals = Totals {
         threads: u32::try_from(slots.len()).unwrap_or(u32::MAX),
         ..Totals::default()
@@ -23,12 +55,7 @@ pub(crate) fn take(shared: &Shared) -> Report {
     let book = shared.book.lock().ok();
     let mut sites = Vec::new();
     for (id, site) in shared.sites.all() {
-        let mut merged = SiteTotals::default();
-        for slot in &slots {
-            if let Some(recorder) = slot.existing_recorder(id) {
-                recorder.merge_into(&mut merged);
-            }
-        }
+        let merged = merge_site(&slots, id);
         let tasks_spawned = site.tasks_spawned.load(Relaxed);
         let polls = merged.polls();
         let stalls = book.as_ref().and_then(|b| b.site(id));
@@ -69,14 +96,7 @@ pub(crate) fn take(shared: &Shared) -> Report {
         });
     }
     sites.sort_by(|a, b| b.busy_ns.cmp(&a.busy_ns).then(a.id.cmp(&b.id)));
-    let dropped = Dropped {
-        tasks_in_overflow_site: shared.sites.overflowed_tasks(),
-        slow_poll_events: slots.iter().map(|s| s.slow.dropped()).sum(),
-        polls_nested_too_deep: slots.iter().map(|s| s.nested_too_deep.load(Relaxed)).sum(),
-        values_clamped: slots.iter().map(|s| s.clamped.load(Relaxed)).sum(),
-        stall_warnings_suppressed: book.as_ref().map_or(0, |b| b.suppressed()),
-        stall_samples: shared.stall_samples_dropped.load(Relaxed),
-    };
+    let dropped = dropped(shared, &slots, book.as_deref());
     totals.stalls = book.as_ref().map_or(0, |b| b.total());
     let stalls = book.as_ref().map(|b| b.recent()).unwrap_or_default();
     drop(book);
@@ -111,7 +131,9 @@ pub(crate) fn take(shared: &Shared) -> Report {
 }
 
 /// A site's call sites, with the ones beyond the list's bound as one `other` entry.
-fn call_sites(stalls: &crate::stall::book::SiteStalls) -> Vec<pollwatch_report::CallSiteCount> {
+pub(crate) fn call_sites(
+    stalls: &crate::stall::book::SiteStalls,
+) -> Vec<pollwatch_report::CallSiteCount> {
     let mut list = stalls.call_sites.clone();
     if stalls.other_call_sites > 0 {
         list.push(pollwatch_report::CallSiteCount {

@@ -55,7 +55,7 @@ pub(super) fn handle(shared: &Shared, msg: Msg) {
                 return;
             };
             let cpu = book.cpu_since_detection(key, cpu_now_ns);
-            let ended = book.ended(key, |stall| {
+            let ended = book.ended(key, total_ns, |stall| {
                 stall.ended = true;
                 stall.duration_ns = stall.duration_ns.max(total_ns);
                 stall.cpu_ns = cpu.or(stall.cpu_ns);

@@ -1,7 +1,7 @@
 //! The record of stalls: the recent ones for reports, per-site counts and blocking call
 //! sites, the stalls still being followed, and the per-site warning rate limit.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
 use pollwatch_report::{CallSiteCount, Report, Stall};
@@ -20,6 +20,10 @@ pub(crate) struct SiteStalls {
     pub(crate) call_sites: Vec<CallSiteCount>,
     /// Stalls at call sites beyond [`MAX_CALL_SITES`], counted but not listed.
     pub(crate) other_call_sites: u64,
+    /// Stalls by cause (`file_io`, `sleep`, ...: the bounded set of `classify::Cause`).
+    pub(crate) causes: BTreeMap<String, u64>,
+    /// How long the stalls that ended held their thread, in total.
+    pub(crate) held_ns: u64,
 }
 
 /// The most distinct call sites listed per site.
@@ -78,6 +82,7 @@ impl Book {
         self.next_number += 1;
         let figures = self.per_site.entry(site).or_default();
         figures.stalls += 1;
+        *figures.causes.entry(stall.cause.clone()).or_default() += 1;
         let call_site = stall
             .call_site
             .clone()
@@ -167,21 +172,24 @@ impl Book {
             .map(|(_, _, stall)| stall)
     }
 
-    /// The stall of poll `key` ended after `total_ns`; returns it to report its end (when its
-    /// first warning was emitted), with `update` applied.
+    /// The stall of poll `key` ended after `total_ns`; adds that to its site's held time and
+    /// returns the stall to report its end (when its first warning was emitted), with `update`
+    /// applied.
     pub(crate) fn ended(
         &mut self,
         key: (usize, u64),
+        total_ns: u64,
         update: impl FnOnce(&mut Stall),
     ) -> Option<Stall> {
         let live = self.live.remove(&key)?;
+        let figures = self.per_site.entry(live.site).or_default();
+        figures.held_ns = figures.held_ns.saturating_add(total_ns);
         let stall = self
             .recent
             .iter_mut()
             .find(|(n, _, _)| *n == live.number)
             .map(|(_, _, stall)| stall)?;
         update(stall);
-        let _ = live.site;
         live.warned.then(|| stall.clone())
     }
 
