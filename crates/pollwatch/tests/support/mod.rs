@@ -2,6 +2,8 @@
 //! thread and on every thread of the runtimes built here.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
