@@ -14,10 +14,7 @@ use support::Watched;
 
 fn serve() -> (Watched, MetricsServer) {
     let watched = Watched::new(Duration::from_millis(20));
-    let server = watched
-        .handle
-        .serve_metrics("127.0.0.1:0".parse().unwrap())
-        .unwrap();
+    let server = watched.serve_metrics();
     (watched, server)
 }
 

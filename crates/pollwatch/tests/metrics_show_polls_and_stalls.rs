@@ -30,10 +30,7 @@ fn site_label(body: &str, name: &str) -> String {
 #[test]
 fn a_scrape_shows_poll_times_per_site_and_stalls_by_site_and_cause() {
     let watched = Watched::new(THRESHOLD);
-    let server = watched
-        .handle
-        .serve_metrics("127.0.0.1:0".parse().unwrap())
-        .unwrap();
+    let server = watched.serve_metrics();
     let rt = watched.runtime(2);
     watched.scope(|| {
         rt.block_on(async {
@@ -115,10 +112,7 @@ fn a_scrape_shows_poll_times_per_site_and_stalls_by_site_and_cause() {
 #[test]
 fn while_every_worker_is_blocked_the_endpoint_answers_and_shows_them_stalled() {
     let watched = Watched::new(THRESHOLD);
-    let server = watched
-        .handle
-        .serve_metrics("127.0.0.1:0".parse().unwrap())
-        .unwrap();
+    let server = watched.serve_metrics();
     let rt = watched.runtime(2);
     let both_in = Arc::new(Barrier::new(3));
     let mut releases = Vec::new();

@@ -61,6 +61,14 @@ impl Watched {
         tracing::dispatcher::with_default(&self.dispatch, f)
     }
 
+    /// This layer's `/metrics` endpoint on a free loopback port.
+    #[cfg(feature = "prometheus")]
+    pub fn serve_metrics(&self) -> pollwatch::MetricsServer {
+        self.handle
+            .serve_metrics("127.0.0.1:0".parse().unwrap())
+            .unwrap()
+    }
+
     /// A report after every pending slow poll has been reported.
     pub fn report(&self) -> Report {
         self.handle.flush();
