@@ -89,6 +89,8 @@ pub struct Builder {
     pub(crate) stall_warnings_per_minute: u32,
     /// The tokio-console settings (feature `console`; empty without it).
     pub(crate) console: crate::console::Config,
+    /// The `/metrics` settings (feature `prometheus`; empty without it).
+    pub(crate) metrics: crate::metrics::Config,
 }
 
 impl Default for Builder {
@@ -106,6 +108,7 @@ impl Default for Builder {
             inspect_threads: true,
             stall_warnings_per_minute: DEFAULT_STALL_WARNINGS_PER_MINUTE,
             console: crate::console::Config::default(),
+            metrics: crate::metrics::Config::default(),
         }
     }
 }
@@ -203,8 +206,9 @@ impl Builder {
     /// integer, 1..=65536) and [`ENV_BACKTRACE`] (`on` or `off`). With the `console` feature,
     /// also console-subscriber's `TOKIO_CONSOLE_BIND` (`HOST:PORT`), `TOKIO_CONSOLE_RETENTION`,
     /// `TOKIO_CONSOLE_PUBLISH_INTERVAL`, `TOKIO_CONSOLE_RECORD_PATH` and
-    /// `TOKIO_CONSOLE_BUFFER_CAPACITY`. A variable that is set but invalid is an error naming
-    /// it.
+    /// `TOKIO_CONSOLE_BUFFER_CAPACITY`. With the `prometheus` feature, also
+    /// `POLLWATCH_METRICS_ADDR` (`HOST:PORT`). A variable that is set but invalid is an error
+    /// naming it.
     pub fn with_default_env(self) -> Result<Self, ConfigError> {
         self.with_env(|name| std::env::var_os(name))
     }
@@ -264,6 +268,8 @@ impl Builder {
         }
         // Feature `console`: console-subscriber's `TOKIO_CONSOLE_*` variables.
         self.console = self.console.with_env(&lookup)?;
+        // Feature `prometheus`: POLLWATCH_METRICS_ADDR.
+        self.metrics = self.metrics.with_env(&lookup)?;
         Ok(self)
     }
 
@@ -286,6 +292,35 @@ pub(crate) fn env_text(
             .map(|s| Some(s.trim().to_owned()))
             .map_err(|raw| ConfigError::new(name, &raw.to_string_lossy(), "is not UTF-8")),
     }
+}
+
+/// The address in variable `name`, if set (`HOST:PORT`, resolved); an error naming it, with
+/// `example`, if it is not one.
+#[cfg_attr(
+    not(any(feature = "console", feature = "prometheus")),
+    allow(dead_code)
+)]
+pub(crate) fn env_socket_addr(
+    lookup: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+    name: &'static str,
+    example: &str,
+) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    use std::net::ToSocketAddrs;
+    let Some(value) = env_text(lookup, name)? else {
+        return Ok(None);
+    };
+    value
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .map(Some)
+        .ok_or_else(|| {
+            ConfigError::new(
+                name,
+                &value,
+                &format!("is not a HOST:PORT address, e.g. `{example}`"),
+            )
+        })
 }
 
 /// A configuration value that pollwatch cannot use.

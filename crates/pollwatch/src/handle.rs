@@ -36,6 +36,12 @@ impl Handle {
         }
     }
 
+    /// The layer's state, for the metrics collector.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// A snapshot of everything measured so far. Slow polls that ended within the last
     /// millisecond may not be listed yet; every poll is already counted.
     pub fn report(&self) -> Report {

@@ -21,7 +21,8 @@ pub const DEFAULT_LOG_FILTER: &str = "info";
 /// layer only, so tokio's task spans still reach pollwatch) and the pollwatch layer,
 /// configured from the `POLLWATCH_*` variables. With the `console` feature, also
 /// console-subscriber's `ConsoleLayer`, serving the tokio-console feed on `TOKIO_CONSOLE_BIND`
-/// (default `127.0.0.1:6669`).
+/// (default `127.0.0.1:6669`). With the `prometheus` feature, also `/metrics` on
+/// `POLLWATCH_METRICS_ADDR` (default `127.0.0.1:9464`), served until the guard is dropped.
 ///
 /// # Panics
 ///
@@ -52,7 +53,10 @@ impl Builder {
         };
         // Feature `console`: console-subscriber's layer and its server (None without it).
         let console = self.console.init_layer::<tracing_subscriber::Registry>()?;
+        let metrics = self.metrics.clone();
         let (layer, handle) = self.write_while_running(true).build();
+        // Feature `prometheus`: `/metrics` on pollwatch's own thread (None without it).
+        let metrics = metrics.serve(&handle)?;
         let fmt = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_filter(filter);
@@ -65,6 +69,7 @@ impl Builder {
         Ok(Guard {
             handle,
             written: false,
+            metrics,
         })
     }
 }
@@ -76,6 +81,9 @@ impl Builder {
 pub struct Guard {
     handle: Handle,
     written: bool,
+    /// The `/metrics` endpoint (feature `prometheus`), stopped when the guard is dropped.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub(crate) metrics: Option<crate::metrics::Server>,
 }
 
 impl Guard {
@@ -122,6 +130,9 @@ pub enum InitError {
     /// The tokio-console feed (feature `console`) cannot be served: the address is taken, or
     /// the build lacks `--cfg tokio_unstable`.
     Console(String),
+    /// The `/metrics` endpoint (feature `prometheus`) cannot be served: the address is taken
+    /// or not this machine's.
+    Metrics(String),
 }
 
 impl From<ConfigError> for InitError {
@@ -141,6 +152,7 @@ impl fmt::Display for InitError {
                  `PollWatch::builder().build()`'s layer to it instead"
             ),
             InitError::Console(e) => write!(f, "tokio-console: {e}"),
+            InitError::Metrics(e) => write!(f, "prometheus: {e}"),
         }
     }
 }

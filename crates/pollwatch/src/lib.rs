@@ -14,6 +14,12 @@ mod console;
 mod handle;
 mod init;
 mod layer;
+// Prometheus metrics: the collector and `/metrics` with the `prometheus` feature, no-ops without.
+#[cfg(feature = "prometheus")]
+mod metrics;
+#[cfg(not(feature = "prometheus"))]
+#[path = "metrics/off.rs"]
+mod metrics;
 mod poll;
 mod reporter;
 mod shared;
@@ -35,6 +41,12 @@ pub use console::{DEFAULT_CONSOLE_BIND, ENV_CONSOLE_BIND};
 pub use handle::{Handle, TEXT_REPORT_TOP_SITES};
 pub use init::{init, try_init, Guard, InitError, DEFAULT_LOG_FILTER};
 pub use layer::PollWatchLayer;
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub use metrics::{
+    MetricsServer, DEFAULT_METRICS_ADDR, ENV_METRICS_ADDR, HEAD_TIMEOUT, MAX_HEAD_BYTES,
+    POLL_DURATION_BUCKETS,
+};
 pub use pollwatch_report as report;
 pub use pollwatch_report::Report;
 pub use reporter::events::TARGET;

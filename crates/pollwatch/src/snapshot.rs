@@ -12,6 +12,20 @@ use crate::poll::recorder::{bucket_value, SiteTotals};
 use crate::poll::thread::ThreadSlot;
 use crate::shared::Shared;
 use crate::sites::SiteId;
+use crate::stall::book::Book;
+
+/// What was lost or left out, from the counters every part keeps.
+pub(crate) fn dropped(shared: &Shared, slots: &[Arc<ThreadSlot>], book: Option<&Book>) -> Dropped {
+    Dropped {
+        tasks_in_overflow_site: shared.sites.overflowed_tasks(),
+        slow_poll_events: slots.iter().map(|s| s.slow.dropped()).sum(),
+        polls_nested_too_deep: slots.iter().map(|s| s.nested_too_deep.load(Relaxed)).sum(),
+        values_clamped: slots.iter().map(|s| s.clamped.load(Relaxed)).sum(),
+        stall_warnings_suppressed: book.map_or(0, |b| b.suppressed()),
+        stall_samples: shared.stall_samples_dropped.load(Relaxed),
+        report_writes_failed: shared.report_files_failed.load(Relaxed),
+    }
+}
 
 pub(crate) fn take(shared: &Shared) -> Report {
     let slots = shared.poll.slot_list();
@@ -57,15 +71,7 @@ pub(crate) fn take(shared: &Shared) -> Report {
         });
     }
     sites.sort_by(|a, b| b.busy_ns.cmp(&a.busy_ns).then(a.id.cmp(&b.id)));
-    let dropped = Dropped {
-        tasks_in_overflow_site: shared.sites.overflowed_tasks(),
-        slow_poll_events: slots.iter().map(|s| s.slow.dropped()).sum(),
-        polls_nested_too_deep: slots.iter().map(|s| s.nested_too_deep.load(Relaxed)).sum(),
-        values_clamped: slots.iter().map(|s| s.clamped.load(Relaxed)).sum(),
-        stall_warnings_suppressed: book.as_ref().map_or(0, |b| b.suppressed()),
-        stall_samples: shared.stall_samples_dropped.load(Relaxed),
-        report_writes_failed: shared.report_files_failed.load(Relaxed),
-    };
+    let dropped = dropped(shared, &slots, book.as_deref());
     totals.stalls = book.as_ref().map_or(0, |b| b.total());
     let stalls = book.as_ref().map(|b| b.recent()).unwrap_or_default();
     drop(book);
@@ -134,7 +140,9 @@ pub(crate) fn to_histogram(buckets: &[u64]) -> Histogram<u64> {
 }
 
 /// A site's call sites, with the ones beyond the list's bound as one `other` entry.
-fn call_sites(stalls: &crate::stall::book::SiteStalls) -> Vec<pollwatch_report::CallSiteCount> {
+pub(crate) fn call_sites(
+    stalls: &crate::stall::book::SiteStalls,
+) -> Vec<pollwatch_report::CallSiteCount> {
     let mut list = stalls.call_sites.clone();
     if stalls.other_call_sites > 0 {
         list.push(pollwatch_report::CallSiteCount {

@@ -6,6 +6,7 @@
 //! cargo run --release -p pollwatch-demo                      # 5 s of load, then the report
 //! cargo run --release -p pollwatch-demo -- --serve           # serve until Ctrl-C
 //! cargo run --release -p pollwatch-demo -- --console         # load, then serve tokio-console
+//! cargo run --release -p pollwatch-demo -- --metrics 127.0.0.1:9464 --duration 1m  # + /metrics
 //! cargo run --release -p pollwatch-demo -- --help
 //! ```
 
@@ -81,6 +82,10 @@ struct Args {
     /// its poll times, and each site that stalled as a `BlockingSite` resource.
     #[arg(long)]
     console: bool,
+    /// Serve pollwatch's Prometheus metrics on http://ADDR/metrics while the demo runs
+    /// [default: off, unless $POLLWATCH_METRICS_ADDR is set].
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 /// Which routes the load requests.
@@ -124,7 +129,11 @@ fn run(args: Args) -> Result<(), String> {
         .report_dir(DEFAULT_REPORT_DIR)
         .with_default_env()
         .map_err(|e| format!("bad pollwatch configuration: {e}"))?
-        .console(args.console);
+        .console(args.console)
+        .metrics(args.metrics.is_some() || std::env::var_os(pollwatch::ENV_METRICS_ADDR).is_some());
+    if let Some(addr) = args.metrics {
+        builder = builder.metrics_addr(addr);
+    }
     if let Some(threshold) = args.threshold {
         builder = builder.threshold(threshold.into());
     }
@@ -174,6 +183,9 @@ fn run(args: Args) -> Result<(), String> {
         report_dir.display()
     );
 
+    if let Some(addr) = guard.metrics_addr() {
+        println!("prometheus: metrics on http://{addr}/metrics");
+    }
     if args.console {
         println!(
             "tokio-console: feed on http://{}; attach with `tokio-console` (press `r` for the \

@@ -23,7 +23,7 @@
 
 pub(crate) mod resources;
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -92,18 +92,10 @@ impl Config {
                 ConfigError::new(name, value, &format!("is not a duration ({e}); e.g. `1s`"))
             })
         };
-        if let Some(value) = text(ENV_CONSOLE_BIND)? {
-            self.addr = value
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut addrs| addrs.next())
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        ENV_CONSOLE_BIND,
-                        &value,
-                        "is not a HOST:PORT address, e.g. `127.0.0.1:6669`",
-                    )
-                })?;
+        if let Some(addr) =
+            crate::builder::env_socket_addr(lookup, ENV_CONSOLE_BIND, DEFAULT_CONSOLE_BIND)?
+        {
+            self.addr = addr;
         }
         if let Some(value) = text(ENV_RETENTION)? {
             self.retention = Some(duration(ENV_RETENTION, &value)?);

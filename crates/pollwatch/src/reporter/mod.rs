@@ -133,7 +133,7 @@ pub(crate) fn drain(shared: &Shared, all: bool) {
                 let silent = book.as_mut().is_some_and(|b| {
                     if b.was_reported(key) {
                         // The stall's exact duration: the poll's own measurement.
-                        if let Some(stall) = b.settle(key, &label, record.ns) {
+                        if let Some(stall) = b.settle(key, record.site, &label, record.ns) {
                             stalls::refresh_message(stall);
                         }
                         return true;

@@ -59,7 +59,7 @@ pub(super) fn handle(shared: &Shared, msg: Msg) {
             };
             let cpu = book.cpu_since_detection(key, cpu_now_ns);
             let settled = book.is_exact(key);
-            let ended = book.ended(key, |stall| {
+            let ended = book.ended(key, total_ns, |stall| {
                 stall.ended = true;
                 if exact {
                     stall.duration_ns = total_ns;

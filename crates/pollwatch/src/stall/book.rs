@@ -1,7 +1,7 @@
 //! The record of stalls: the recent ones for reports, per-site counts and blocking call
 //! sites, the stalls still being followed, and the per-site warning rate limit.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use pollwatch_report::{CallSiteCount, Report, Stall};
@@ -20,6 +20,10 @@ pub(crate) struct SiteStalls {
     pub(crate) call_sites: Vec<CallSiteCount>,
     /// Stalls at call sites beyond [`MAX_CALL_SITES`], counted but not listed.
     pub(crate) other_call_sites: u64,
+    /// Stalls by cause (`file_io`, `sleep`, ...: the bounded set of `classify::Cause`).
+    pub(crate) causes: BTreeMap<String, u64>,
+    /// How long the stalls that ended held their thread, in total.
+    pub(crate) held_ns: u64,
 }
 
 /// The most distinct call sites listed per site.
@@ -82,6 +86,7 @@ impl Book {
         self.next_number += 1;
         let figures = self.per_site.entry(site).or_default();
         figures.stalls += 1;
+        *figures.causes.entry(stall.cause.clone()).or_default() += 1;
         let call_site = stall
             .call_site
             .clone()
@@ -173,34 +178,56 @@ impl Book {
             .map(|(_, _, stall)| stall)
     }
 
-    /// The stall of poll `key` ended after `total_ns`; returns it to report its end (when its
-    /// first warning was emitted), with `update` applied.
+    /// The stall of poll `key` ended after `total_ns`; adds that to its site's held time and
+    /// returns the stall to report its end (when its first warning was emitted), with `update`
+    /// applied.
     pub(crate) fn ended(
         &mut self,
         key: (usize, u64),
+        total_ns: u64,
         update: impl FnOnce(&mut Stall),
     ) -> Option<Stall> {
         let live = self.live.remove(&key)?;
-        let stall = self
+        let figures = self.per_site.entry(live.site).or_default();
+        let Some(stall) = self
             .recent
             .iter_mut()
             .find(|(n, _, _)| *n == live.number)
-            .map(|(_, _, stall)| stall)?;
+            .map(|(_, _, stall)| stall)
+        else {
+            figures.held_ns = figures.held_ns.saturating_add(total_ns);
+            return None;
+        };
         update(stall);
-        let _ = live.site;
+        // The stall's final duration: exact when the poll's own measurement is known.
+        figures.held_ns = figures.held_ns.saturating_add(stall.duration_ns);
         live.warned.then(|| stall.clone())
     }
 
-    /// Sets the duration of the stall of poll `key` at site `site` to the poll's own
-    /// measurement, and returns it (to update its message).
-    pub(crate) fn settle(&mut self, key: (usize, u64), site: &str, ns: u64) -> Option<&mut Stall> {
+    /// Sets the duration of the stall of poll `key` at site `site` (id `site_id`) to the
+    /// poll's own measurement, and returns it (to update its message). A stall that already
+    /// ended with the watchdog's estimate has its site's held time corrected.
+    pub(crate) fn settle(
+        &mut self,
+        key: (usize, u64),
+        site_id: u32,
+        site: &str,
+        ns: u64,
+    ) -> Option<&mut Stall> {
+        let still_live = self.live.contains_key(&key);
         let stall = self
             .recent
             .iter_mut()
             .find(|(_, k, s)| *k == key && s.site == site)
             .map(|(_, _, stall)| stall)?;
+        let estimate = stall.duration_ns;
         stall.duration_ns = ns;
         self.exact.insert(key);
+        if !still_live {
+            if let Some(figures) = self.per_site.get_mut(&site_id) {
+                figures.held_ns = figures.held_ns.saturating_sub(estimate).saturating_add(ns);
+            }
+        }
         Some(stall)
     }
 

@@ -2,6 +2,8 @@
 //! thread and on every thread of the runtimes built here.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,6 +59,14 @@ impl Watched {
     /// Runs `f` with this dispatcher as the thread's default.
     pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
         tracing::dispatcher::with_default(&self.dispatch, f)
+    }
+
+    /// This layer's `/metrics` endpoint on a free loopback port.
+    #[cfg(feature = "prometheus")]
+    pub fn serve_metrics(&self) -> pollwatch::MetricsServer {
+        self.handle
+            .serve_metrics("127.0.0.1:0".parse().unwrap())
+            .unwrap()
     }
 
     /// A report after every pending slow poll has been reported.

@@ -1,0 +1,320 @@
+//! The collector: reads pollwatch's live state at scrape time and encodes it as Prometheus
+//! metric families. Nothing is added to the poll path; a scrape costs what a
+//! [`crate::Handle::report`] costs without the hdrhistograms (merging every thread's recorders
+//! per site, one short lock of the stall book).
+
+use std::fmt;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Unit;
+
+use crate::poll::recorder::{bucket_value, SiteTotals};
+use crate::shared::Shared;
+use crate::snapshot;
+
+/// The upper bounds (`le`) of the poll-duration histogram's buckets, in seconds; `+Inf` follows.
+pub const POLL_DURATION_BUCKETS: [f64; 17] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+];
+
+/// The same bounds in nanoseconds.
+const BUCKETS_NS: [u64; 17] = [
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+const NS_PER_SECOND: f64 = 1e9;
+
+/// pollwatch's metrics, computed from a layer's state on every scrape.
+#[derive(Debug)]
+pub(crate) struct PollWatchCollector {
+    shared: Arc<Shared>,
+}
+
+impl PollWatchCollector {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+/// What one site contributes to a scrape.
+struct SiteRow {
+    label: String,
+    merged: SiteTotals,
+    stalls: Option<crate::stall::book::SiteStalls>,
+}
+
+/// A merged site's buckets folded into the Prometheus buckets (not cumulative; the encoder
+/// sums them), `+Inf` last. A recorder bucket is counted where its midpoint falls: it is at
+/// most 1/32 of its value wide, so a poll within ~3% of a bound may land on the other side.
+pub(crate) fn fold_buckets(merged: &SiteTotals) -> Vec<(f64, u64)> {
+    let mut counts = [0u64; BUCKETS_NS.len() + 1];
+    for (bucket, &count) in merged.buckets.iter().enumerate() {
+        if count > 0 {
+            let value = bucket_value(bucket);
+            counts[BUCKETS_NS.partition_point(|&le| le < value)] += count;
+        }
+    }
+    POLL_DURATION_BUCKETS
+        .iter()
+        .copied()
+        .chain([f64::INFINITY])
+        .zip(counts)
+        .collect()
+}
+
+/// Threads whose outermost poll has run past the threshold right now, and the longest
+/// running poll (ns).
+fn running_now(shared: &Shared, slots: &[Arc<crate::poll::thread::ThreadSlot>]) -> (u64, u64) {
+    let clock = &shared.poll.clock;
+    let now = clock.now();
+    let mut stalled = 0;
+    let mut longest = 0;
+    for slot in slots {
+        let start = slot.poll_start.load(Acquire);
+        if start == 0 || !slot.alive.load(Relaxed) {
+            continue;
+        }
+        let running = clock.delta_ns(start, now);
+        if running > shared.poll.threshold_ns {
+            stalled += 1;
+        }
+        longest = longest.max(running);
+    }
+    (stalled, longest)
+}
+
+fn seconds(ns: u64) -> f64 {
+    ns as f64 / NS_PER_SECOND
+}
+
+fn counter(value: u64) -> ConstCounter<u64> {
+    ConstCounter::new(value)
+}
+
+impl Collector for PollWatchCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let shared = &*self.shared;
+        let slots = shared.poll.slot_list();
+        let book = shared.book.lock().ok();
+        let all_sites = shared.sites.all();
+        let mut rows = Vec::new();
+        for (id, site) in &all_sites {
+            let merged = snapshot::merge_site(&slots, *id);
+            let stalls = book.as_ref().and_then(|b| b.site(*id)).cloned();
+            if merged.polls() == 0 && stalls.is_none() {
+                continue;
+            }
+            rows.push(SiteRow {
+                label: site.label.clone(),
+                merged,
+                stalls,
+            });
+        }
+        let dropped = snapshot::dropped(shared, &slots, book.as_deref());
+        drop(book);
+        let (stalled_now, longest_ns) = running_now(shared, &slots);
+
+        let mut metric = encoder.encode_descriptor(
+            "pollwatch_poll_duration",
+            "How long each task poll held its thread, by spawn site (bucket bounds are exact \
+             to within 1/32 of a value)",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for row in rows.iter().filter(|r| r.merged.polls() > 0) {
+            metric
+                .encode_family(&[("site", row.label.as_str())])?
+                .encode_histogram::<NoLabelSet>(
+                    seconds(row.merged.busy_ns),
+                    row.merged.polls(),
+                    &fold_buckets(&row.merged),
+                    None,
+                )?;
+        }
+
+        let mut metric = encoder.encode_descriptor(
+            "pollwatch_slow_polls",
+            "Polls that held their thread longer than the threshold, by spawn site",
+            None,
+            MetricType::Counter,
+        )?;
+        for row in rows.iter().filter(|r| r.merged.polls() > 0) {
+            counter(row.merged.slow_polls)
+                .encode(metric.encode_family(&[("site", row.label.as_str())])?)?;
+        }
+
+        let mut metric = encoder.encode_descriptor(
+            "pollwatch_stalls",
+            "Polls the watchdog caught holding their thread past the threshold, by spawn site \
+             and cause",
+            None,
+            MetricType::Counter,
+        )?;
+        for row in &rows {
+            for (cause, &count) in row.stalls.iter().flat_map(|s| &s.causes) {
+                counter(count).encode(
+                    metric.encode_family(&[
+                        ("site", row.label.as_str()),
+                        ("cause", cause.as_str()),
+                    ])?,
+                )?;
+            }
+        }
+
+        let mut metric = encoder.encode_descriptor(
+            "pollwatch_stall_held",
+            "Total time the stalls that ended held their thread, by spawn site",
+            Some(&Unit::Seconds),
+            MetricType::Counter,
+        )?;
+        for row in &rows {
+            if let Some(stalls) = &row.stalls {
+                ConstCounter::new(seconds(stalls.held_ns))
+                    .encode(metric.encode_family(&[("site", row.label.as_str())])?)?;
+            }
+        }
+
+        let mut metric = encoder.encode_descriptor(
+            "pollwatch_call_site_stalls",
+            "Stalls by blocking call site in the application's code (at most 32 per spawn \
+             site; the rest as call_site=\"other\")",
+            None,
+            MetricType::Counter,
+        )?;
+        for row in &rows {
+            for call in row.stalls.iter().flat_map(snapshot::call_sites) {
+                counter(call.count).encode(metric.encode_family(&[
+                    ("site", row.label.as_str()),
+                    ("call_site", call.call_site.as_str()),
+                    ("blocking_call", call.blocking_call.as_deref().unwrap_or("")),
+                    ("cause", call.cause.as_str()),
+                ])?)?;
+            }
+        }
+
+        let mut metric = encoder.encode_descriptor(
+            "pollwatch_dropped_events",
+            "Measurements pollwatch lost or left out, by kind",
+            None,
+            MetricType::Counter,
+        )?;
+        for (kind, count) in [
+            ("tasks_in_overflow_site", dropped.tasks_in_overflow_site),
+            ("slow_poll_events", dropped.slow_poll_events),
+            ("polls_nested_too_deep", dropped.polls_nested_too_deep),
+            ("values_clamped", dropped.values_clamped),
+            (
+                "stall_warnings_suppressed",
+                dropped.stall_warnings_suppressed,
+            ),
+            ("stall_samples", dropped.stall_samples),
+        ] {
+            counter(count).encode(metric.encode_family(&[("kind", kind)])?)?;
+        }
+
+        let sites = all_sites.len().saturating_sub(1) as u64;
+        for (name, help, unit, value) in [
+            (
+                "pollwatch_workers_stalled",
+                "Threads whose current poll has held them longer than the threshold, now",
+                None,
+                stalled_now as f64,
+            ),
+            (
+                "pollwatch_longest_running_poll",
+                "How long the longest poll running now has held its thread (0 when none runs)",
+                Some(Unit::Seconds),
+                seconds(longest_ns),
+            ),
+            (
+                "pollwatch_polling_threads",
+                "Threads that have polled a task (workers, block_on callers) and still run",
+                None,
+                slots.iter().filter(|s| s.alive.load(Relaxed)).count() as f64,
+            ),
+            (
+                "pollwatch_sites",
+                "Distinct spawn sites in the site table (not counting the overflow site)",
+                None,
+                sites as f64,
+            ),
+            (
+                "pollwatch_threshold",
+                "The slow-poll threshold in force",
+                Some(Unit::Seconds),
+                shared.threshold.as_secs_f64(),
+            ),
+        ] {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(
+                name,
+                help,
+                unit.as_ref(),
+                gauge.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::poll::recorder::bucket_index;
+
+    #[test]
+    fn the_two_bound_tables_agree() {
+        for (s, ns) in POLL_DURATION_BUCKETS.iter().zip(BUCKETS_NS) {
+            assert_eq!((s * NS_PER_SECOND).round() as u64, ns);
+        }
+    }
+
+    #[test]
+    fn polls_land_in_the_bucket_of_their_duration() {
+        let mut merged = SiteTotals::default();
+        for ns in [10_000, 40_000, 3_000_000, 20_000_000_000] {
+            merged.buckets[bucket_index(ns)] += 1;
+        }
+        let folded = fold_buckets(&merged);
+        assert_eq!(folded.len(), 18);
+        assert_eq!(folded[0], (0.000_05, 2));
+        assert_eq!(folded[6], (0.005, 1));
+        assert_eq!(folded[17], (f64::INFINITY, 1));
+        assert_eq!(folded.iter().map(|b| b.1).sum::<u64>(), 4);
+    }
+
+    #[test]
+    fn values_near_a_bound_are_off_by_at_most_one_recorder_bucket() {
+        for le in BUCKETS_NS {
+            let mut merged = SiteTotals::default();
+            merged.buckets[bucket_index(le * 97 / 100)] += 1;
+            merged.buckets[bucket_index(le * 103 / 100)] += 1;
+            let folded = fold_buckets(&merged);
+            let at = BUCKETS_NS.iter().position(|&b| b == le).unwrap();
+            assert_eq!(folded[at].1, 1, "le {le}");
+        }
+    }
+}
