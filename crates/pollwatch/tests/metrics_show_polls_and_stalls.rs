@@ -100,13 +100,21 @@ fn a_scrape_shows_poll_times_per_site_and_stalls_by_site_and_cause() {
     assert!(sample(body, "pollwatch_sites").unwrap() >= 2.0);
     assert_eq!(sample(body, "pollwatch_threshold_seconds"), Some(0.02));
     assert_eq!(sample(body, "pollwatch_workers_stalled"), Some(0.0));
-    assert_eq!(
-        sample(
-            body,
-            "pollwatch_dropped_events_total{kind=\"tasks_in_overflow_site\"}"
-        ),
-        Some(0.0)
-    );
+    // Every counter of the report's `dropped` section is exported, with the report's value.
+    let report = watched.handle.report();
+    let d = &report.dropped;
+    for (kind, count) in [
+        ("tasks_in_overflow_site", d.tasks_in_overflow_site),
+        ("slow_poll_events", d.slow_poll_events),
+        ("polls_nested_too_deep", d.polls_nested_too_deep),
+        ("values_clamped", d.values_clamped),
+        ("stall_warnings_suppressed", d.stall_warnings_suppressed),
+        ("stall_samples", d.stall_samples),
+        ("report_writes_failed", d.report_writes_failed),
+    ] {
+        let name = format!("pollwatch_dropped_events_total{{kind=\"{kind}\"}}");
+        assert_eq!(sample(body, &name), Some(count as f64), "{name}");
+    }
 }
 
 #[test]

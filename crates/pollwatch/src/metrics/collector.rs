@@ -231,6 +231,7 @@ impl Collector for PollWatchCollector {
                 dropped.stall_warnings_suppressed,
             ),
             ("stall_samples", dropped.stall_samples),
+            ("report_writes_failed", dropped.report_writes_failed),
         ] {
             counter(count).encode(metric.encode_family(&[("kind", kind)])?)?;
         }
