@@ -72,14 +72,7 @@ fn distribution(h: &Histogram<u64>, threshold_ns: u64, label: &str) -> String {
     out.push_str(&FRAME.y_title("poll time"));
 
     let ty = y.map(threshold_ns as f64);
-    out.push_str(&svg::line(
-        FRAME.left,
-        ty,
-        FRAME.right,
-        ty,
-        THRESHOLD,
-        Some("6 4"),
-    ));
+    out.push_str(&FRAME.threshold_line(ty, THRESHOLD));
     // The label goes above the line, or below it when the line runs along the top.
     let label_y = if ty - FRAME.top < 14.0 {
         ty + 13.0

@@ -98,6 +98,11 @@ impl Frame {
         out
     }
 
+    /// A dashed line across the plot at height `y`: the slow-poll threshold.
+    pub(crate) fn threshold_line(&self, y: f64, color: &str) -> String {
+        line(self.left, y, self.right, y, color, Some("6 4"))
+    }
+
     /// The name of the horizontal axis, centred below the tick labels.
     pub(crate) fn x_title(&self, title: &str) -> String {
         text(

@@ -102,14 +102,7 @@ pub(crate) fn chart<'a>(
     out.push_str(&bars(&spans, &x));
 
     let ty = y.map(threshold_ns as f64);
-    out.push_str(&svg::line(
-        FRAME.left,
-        ty,
-        FRAME.right,
-        ty,
-        THRESHOLD,
-        Some("6 4"),
-    ));
+    out.push_str(&FRAME.threshold_line(ty, THRESHOLD));
     let lines: [(&str, &str, Statistic); 3] = [
         (P50, "p50", |h| h.value_at_quantile(0.5)),
         (P99, "p99", |h| h.value_at_quantile(0.99)),
