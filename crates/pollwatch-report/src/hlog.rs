@@ -101,6 +101,8 @@ pub fn decode_tag(tag: &str) -> Result<String, String> {
 pub struct Writer<W: Write> {
     out: W,
     line: String,
+    /// Bytes this writer has written.
+    written: u64,
 }
 
 impl<W: Write> Writer<W> {
@@ -124,6 +126,7 @@ impl<W: Write> Writer<W> {
         Ok(Writer {
             out,
             line: String::new(),
+            written: 0,
         })
     }
 
@@ -132,6 +135,7 @@ impl<W: Write> Writer<W> {
         Writer {
             out,
             line: String::new(),
+            written: 0,
         }
     }
 
@@ -159,7 +163,13 @@ impl<W: Write> Writer<W> {
         }
         push_interval(&mut self.line, start, length, all);
         self.out.write_all(self.line.as_bytes())?;
+        self.written += self.line.len() as u64;
         self.out.flush()
+    }
+
+    /// The bytes of intervals this writer has written (the header not counted).
+    pub fn written(&self) -> u64 {
+        self.written
     }
 
     /// The writer the log goes to.

@@ -33,6 +33,10 @@ pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_secs(10);
 /// The length of one interval of the interval log (`report.hlog`).
 pub const DEFAULT_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How large the interval log may grow before it is rolled over to `report.1.hlog` (replacing
+/// the one before), so the report directory stays under about twice this.
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 64 << 20;
+
 /// The shortest interval of the interval log, and the shortest flush period.
 pub const MIN_LOG_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -82,6 +86,7 @@ pub struct Builder {
     pub(crate) write_while_running: bool,
     pub(crate) flush_every: Duration,
     pub(crate) log_interval: Duration,
+    pub(crate) log_max_bytes: u64,
     pub(crate) tick: Duration,
     pub(crate) setup_check_after: Duration,
     pub(crate) backtraces: bool,
@@ -102,6 +107,7 @@ impl Default for Builder {
             write_while_running: false,
             flush_every: DEFAULT_FLUSH_EVERY,
             log_interval: DEFAULT_LOG_INTERVAL,
+            log_max_bytes: DEFAULT_LOG_MAX_BYTES,
             tick: DEFAULT_TICK,
             setup_check_after: DEFAULT_SETUP_CHECK_AFTER,
             backtraces: true,
@@ -159,6 +165,15 @@ impl Builder {
     /// [`MIN_LOG_INTERVAL`]). Default [`DEFAULT_LOG_INTERVAL`].
     pub fn log_interval(mut self, interval: Duration) -> Self {
         self.log_interval = interval.max(MIN_LOG_INTERVAL);
+        self
+    }
+
+    /// How large `report.hlog` may grow (at least 4 KiB) before it is renamed to
+    /// `report.1.hlog` (replacing the previous one) and a new log begins, its intervals still
+    /// timed from the same base. Default [`DEFAULT_LOG_MAX_BYTES`], so a service left running
+    /// keeps at most about twice this on disk.
+    pub fn log_max_bytes(mut self, bytes: u64) -> Self {
+        self.log_max_bytes = bytes.max(4096);
         self
     }
 

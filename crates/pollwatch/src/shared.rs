@@ -78,6 +78,7 @@ pub(crate) fn build(builder: Builder) -> (PollWatchLayer, Handle) {
                 .then(|| builder.report_dir.clone()),
             builder.log_interval,
             builder.flush_every,
+            builder.log_max_bytes,
         )),
         report_dir: builder.report_dir,
         tick: builder.tick,

@@ -219,3 +219,59 @@ fn an_unwritable_report_dir_is_diagnosed_and_counted() {
     );
     std::fs::remove_file(&blocker).unwrap();
 }
+
+#[test]
+fn a_full_interval_log_rolls_over_and_keeps_its_timing() {
+    let dir = temp_dir("roll-over");
+    let watched = Watched::new_with(
+        PollWatch::builder()
+            .report_dir(&dir)
+            .log_interval(Duration::from_millis(10))
+            .log_max_bytes(4096),
+    );
+    // Many sites, so each interval is a few hundred bytes: the log fills within the run.
+    let rt = watched.runtime(2);
+    watched.scope(|| {
+        rt.block_on(async {
+            for round in 0..150 {
+                let handles: Vec<_> = (0..8)
+                    .map(|i| {
+                        spawn_named(["a", "b", "c", "d", "e", "f", "g", "h"][i], async move {
+                            tokio::task::yield_now().await;
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    h.await.unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(5 + round % 3)).await;
+            }
+        })
+    });
+    watched.handle.shutdown();
+    let report = watched.handle.report();
+    let rolled = hlog::read(&dir.join("report.1.hlog")).unwrap();
+    let current = hlog::read(&dir.join(hlog::FILE)).unwrap();
+    let (first_rolled, first_current) = (
+        rolled.series(None).next().unwrap(),
+        current.series(None).next().unwrap(),
+    );
+    assert!(
+        first_current.start_s > first_rolled.start_s,
+        "the new log's intervals are timed from the same base"
+    );
+    for log in [&rolled, &current] {
+        assert_eq!(log.start_time_unix_s, rolled.start_time_unix_s);
+    }
+    let kept = count(&rolled, None) + count(&current, None);
+    assert!(
+        kept > 0 && kept <= report.totals.polls,
+        "{kept} of {}",
+        report.totals.polls
+    );
+    for file in ["report.1.hlog", hlog::FILE] {
+        let len = std::fs::metadata(dir.join(file)).unwrap().len();
+        assert!(len < 4096 + 4096, "{file} is {len} bytes");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

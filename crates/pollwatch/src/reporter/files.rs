@@ -24,6 +24,9 @@ use crate::shared::Shared;
 use crate::sites::SiteId;
 use crate::snapshot;
 
+/// Where a full interval log goes when a new one begins.
+pub(crate) const ROLLED_FILE: &str = "report.1.hlog";
+
 /// The interval log being written, and what each site had counted at the end of the last
 /// interval.
 #[derive(Debug)]
@@ -32,6 +35,7 @@ pub(crate) struct Files {
     live_dir: Option<PathBuf>,
     log_interval: Duration,
     flush_every: Duration,
+    log_max_bytes: u64,
     log: Option<hlog::Writer<BufWriter<File>>>,
     /// Set once opening or writing the live files failed: they are not tried again.
     failed: bool,
@@ -54,11 +58,13 @@ impl Files {
         live_dir: Option<PathBuf>,
         log_interval: Duration,
         flush_every: Duration,
+        log_max_bytes: u64,
     ) -> Self {
         Files {
             live_dir,
             log_interval,
             flush_every,
+            log_max_bytes,
             log: None,
             failed: false,
             seen: HashMap::new(),
@@ -188,6 +194,24 @@ impl Files {
         if let Err(e) = result {
             let path = self.live_dir.as_ref().map(|d| d.join(hlog::FILE));
             let what = format!("{}: {e}", path.unwrap_or_default().display());
+            self.fail(shared, &what);
+            return;
+        }
+        if log.written() >= self.log_max_bytes {
+            self.roll_over(shared);
+        }
+    }
+
+    /// Renames the full log to [`ROLLED_FILE`] (replacing the previous one); the next interval
+    /// starts a new log.
+    fn roll_over(&mut self, shared: &Shared) {
+        self.log = None;
+        let Some(dir) = &self.live_dir else {
+            return;
+        };
+        let (from, to) = (dir.join(hlog::FILE), dir.join(ROLLED_FILE));
+        if let Err(e) = std::fs::rename(&from, &to) {
+            let what = format!("{} -> {}: {e}", from.display(), to.display());
             self.fail(shared, &what);
         }
     }
