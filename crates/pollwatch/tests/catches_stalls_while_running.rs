@@ -1,6 +1,8 @@
 //! The watchdog reports stalls while they run: even when every worker and the `block_on`
 //! thread are stuck, in two runtimes at once, again at 2x, 4x ... the threshold, without /proc
 //! or signals, and with the per-site rate limit.
+// tokio emits task spans only when built with `--cfg tokio_unstable`.
+#![cfg(tokio_unstable)]
 
 mod support;
 

@@ -1,5 +1,7 @@
 //! pollwatch sits in one registry with fmt (filtered per layer) and console-subscriber, and
 //! its slow-poll event reaches the fmt layer with its structured fields.
+// tokio emits task spans only when built with `--cfg tokio_unstable`.
+#![cfg(tokio_unstable)]
 
 mod support;
 

@@ -2,6 +2,8 @@
 //! With the `console` feature, pollwatch serves the tokio-console feed, and a gRPC client
 //! speaking tokio-console's protocol (`console-api`) sees the blocking task with its poll
 //! stats and the task's spawn site as a live `BlockingSite` resource.
+// tokio emits task spans only when built with `--cfg tokio_unstable`.
+#![cfg(tokio_unstable)]
 
 mod support;
 

@@ -1,4 +1,6 @@
 //! Every poll of every task is counted exactly once, compared with tokio's own poll hook.
+// tokio emits task spans only when built with `--cfg tokio_unstable`.
+#![cfg(tokio_unstable)]
 
 mod support;
 

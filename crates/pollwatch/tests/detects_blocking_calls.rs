@@ -1,5 +1,7 @@
 //! The watchdog catches each classic blocking mistake while it runs, and names the cause, what
 //! the thread waits on, the blocking call site in this file and the blocking API.
+// tokio emits task spans only when built with `--cfg tokio_unstable`.
+#![cfg(tokio_unstable)]
 
 mod support;
 

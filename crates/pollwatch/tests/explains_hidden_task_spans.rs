@@ -1,12 +1,13 @@
-//! When a filter hides tokio's task spans, pollwatch says what to change.
+//! When a filter hides tokio's task spans, or the build lacks `--cfg tokio_unstable`, pollwatch
+//! says what to change. (CI runs these tests both with and without the flag.)
 
 mod support;
 
 use std::time::Duration;
 
-use tracing_subscriber::filter::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 
+#[cfg(tokio_unstable)]
 #[test]
 fn a_registry_wide_filter_that_hides_task_spans_is_explained() {
     let (layer, handle) = pollwatch::PollWatch::builder()
@@ -15,7 +16,7 @@ fn a_registry_wide_filter_that_hides_task_spans_is_explained() {
         .build();
     let dispatch = tracing::Dispatch::new(
         tracing_subscriber::registry()
-            .with(EnvFilter::new("info"))
+            .with(tracing_subscriber::filter::EnvFilter::new("info"))
             .with(layer),
     );
     let watched = support::Watched { dispatch, handle };
@@ -44,6 +45,7 @@ fn a_registry_wide_filter_that_hides_task_spans_is_explained() {
     );
 }
 
+#[cfg(tokio_unstable)]
 #[test]
 fn a_correct_setup_gets_no_diagnosis() {
     let (layer, handle) = pollwatch::PollWatch::builder()
@@ -61,4 +63,41 @@ fn a_correct_setup_gets_no_diagnosis() {
         })
     });
     assert!(watched.handle.diagnostics().is_empty());
+}
+
+#[cfg(not(tokio_unstable))]
+#[test]
+fn a_build_without_tokio_unstable_is_explained_and_nothing_breaks() {
+    let (layer, handle) = pollwatch::PollWatch::builder()
+        .setup_check_after(Duration::from_millis(100))
+        .build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let watched = support::Watched { dispatch, handle };
+    let rt = watched.runtime(2);
+    watched.scope(|| {
+        rt.block_on(async {
+            while !watched.handle.setup_checked() {
+                tokio::spawn(async {}).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    });
+    let diagnostics = watched.handle.diagnostics();
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+    assert!(
+        diagnostics[0].contains("lacks `--cfg tokio_unstable`")
+            && diagnostics[0].contains(".cargo/config.toml"),
+        "says how to fix it: {}",
+        diagnostics[0]
+    );
+    // The layer measured nothing, and its report is still whole.
+    let report = watched.report();
+    assert_eq!(report.totals.polls, 0);
+    assert!(report.sites.is_empty());
+    assert_eq!(report.diagnostics, diagnostics);
+    let dir = std::env::temp_dir().join(format!("pollwatch-no-unstable-{}", std::process::id()));
+    let files = watched.handle.write_report(&dir).unwrap();
+    let read = pollwatch_report::json::read(&files.json).unwrap();
+    assert_eq!(read.diagnostics, diagnostics);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,6 +1,8 @@
 //! `/metrics` shows what pollwatch measured: each site's poll times, its stalls by cause and
 //! the time they held, the workers stalled right now and the longest running poll, while
 //! every worker is blocked; and the text is well-formed Prometheus 0.0.4.
+// tokio emits task spans only when built with `--cfg tokio_unstable`.
+#![cfg(tokio_unstable)]
 
 mod support;
 

@@ -1,4 +1,6 @@
 //! Nested polls, `spawn_blocking`, worker spans and drops are each handled as DESIGN.md says.
+// tokio emits task spans only when built with `--cfg tokio_unstable`.
+#![cfg(tokio_unstable)]
 
 mod support;
 

@@ -1,6 +1,8 @@
 //! The report directory is kept up to date while the application runs: the interval log
 //! counts every poll once, the reports are rewritten periodically, and writing on request
 //! works any number of times.
+// tokio emits task spans only when built with `--cfg tokio_unstable`.
+#![cfg(tokio_unstable)]
 
 mod support;
 

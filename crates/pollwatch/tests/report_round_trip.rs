@@ -1,4 +1,6 @@
 //! A report written by the library reads back identically through `pollwatch-report`.
+// tokio emits task spans only when built with `--cfg tokio_unstable`.
+#![cfg(tokio_unstable)]
 
 mod support;
 

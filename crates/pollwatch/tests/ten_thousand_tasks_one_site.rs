@@ -1,4 +1,6 @@
 //! Memory grows with sites, not with tasks.
+// tokio emits task spans only when built with `--cfg tokio_unstable`.
+#![cfg(tokio_unstable)]
 
 mod support;
 

@@ -94,6 +94,7 @@ pub fn site_named<'a>(report: &'a Report, name: &str) -> &'a SiteReport {
         .unwrap_or_else(|| panic!("no site named {name} in {:#?}", labels(report)))
 }
 
+#[cfg(tokio_unstable)]
 /// Spawns a task named `name` (a site of its own in the report).
 pub fn spawn_named<F>(name: &str, future: F) -> tokio::task::JoinHandle<F::Output>
 where
@@ -106,6 +107,7 @@ where
         .unwrap()
 }
 
+#[cfg(tokio_unstable)]
 /// Spawns a local task named `name`.
 pub fn spawn_local_named<F>(name: &str, future: F) -> tokio::task::JoinHandle<F::Output>
 where
