@@ -78,6 +78,12 @@ pub(crate) fn run(args: &Args) -> Result<Outcome, String> {
     let mut out = String::new();
     header(&mut out, "before", &before.name, &before.report);
     header(&mut out, "after", &after.name, &after.report);
+    if before.report.threshold_ns != after.report.threshold_ns {
+        out.push_str(
+            "note: the runs used different slow-poll thresholds: their slow-poll and stall \
+             counts do not compare\n",
+        );
+    }
     totals(&mut out, &before.report, &after.report);
     sites_in_both(&mut out, &both, args.top);
     listed(&mut out, "new sites", &appeared);
