@@ -160,6 +160,9 @@ pub struct RawBacktrace {
     pub ips: Vec<usize>,
     /// From the signal being sent to the frames being stored by the captured thread.
     pub took: Duration,
+    /// When the captured thread stored the frames: the stack is what the thread was doing
+    /// then, which a caller can compare with when the work it was watching ended.
+    pub captured_at: std::time::Instant,
 }
 
 /// Why a capture did not produce a stack.

@@ -32,7 +32,9 @@ fn a_sleeping_thread_is_in_clock_nanosleep_and_its_stack_names_the_sleep() {
                 .as_ref()
                 .is_some_and(|c| matches!(c.name, Some("clock_nanosleep" | "nanosleep")))
     });
+    let before = std::time::Instant::now();
     let stack = capture(&*inspector, tid);
+    let after = std::time::Instant::now();
     stop.store(true, SeqCst);
     handle.join().unwrap();
 
@@ -43,6 +45,12 @@ fn a_sleeping_thread_is_in_clock_nanosleep_and_its_stack_names_the_sleep() {
 
     let stack = stack.expect("capture");
     assert!(stack.took < support::TIMEOUT);
+    // The time the thread stored its frames, on the caller's clock.
+    assert!(
+        before <= stack.captured_at && stack.captured_at <= after,
+        "{before:?} <= {:?} <= {after:?}",
+        stack.captured_at
+    );
     let names = function_names(&stack);
     assert!(
         names

@@ -256,8 +256,17 @@ pub(crate) fn capture(tid: Tid, timeout: Duration) -> Result<RawBacktrace, Captu
     }
     let count = COUNT.load(Relaxed).min(MAX_FRAMES);
     let ips = FRAMES[..count].iter().map(|f| f.load(Relaxed)).collect();
-    let took = Duration::from_nanos(DONE_AT_NS.load(Relaxed).saturating_sub(sent_ns));
-    Ok(RawBacktrace { ips, took })
+    let done_at_ns = DONE_AT_NS.load(Relaxed);
+    let took = Duration::from_nanos(done_at_ns.saturating_sub(sent_ns));
+    // `Instant` is CLOCK_MONOTONIC too: place the handler's time on it.
+    let ago = Duration::from_nanos(monotonic_ns().saturating_sub(done_at_ns));
+    let now = std::time::Instant::now();
+    let captured_at = now.checked_sub(ago).unwrap_or(now);
+    Ok(RawBacktrace {
+        ips,
+        took,
+        captured_at,
+    })
 }
 
 /// Sends the capture signal to thread `tid` of this process; `Err(errno)` on failure.

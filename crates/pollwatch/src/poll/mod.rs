@@ -110,9 +110,13 @@ impl PollPath {
                 .store(frame.inner_base.load(Relaxed), Relaxed);
             slot.depth.store(depth - 1, Release);
             if depth == 1 {
+                let seq = slot.poll_seq.load(Relaxed);
                 slot.last_outer_ns.store(total_ns, Relaxed);
-                slot.last_outer_seq
-                    .store(slot.poll_seq.load(Relaxed), Relaxed);
+                slot.last_outer_seq.store(seq, Relaxed);
+                if total_ns > self.threshold_ns {
+                    slot.last_slow_ns.store(total_ns, Relaxed);
+                    slot.last_slow_seq.store(seq, Relaxed);
+                }
                 slot.poll_start.store(0, Release);
             } else {
                 let parent = &slot.frames[depth - 2];
@@ -210,14 +214,15 @@ fn exit_inner(slot: &ThreadSlot, span: u64) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::recorder::SiteTotals;
     use super::*;
     use std::sync::Arc;
 
     const THRESHOLD_NS: u64 = 10_000_000;
 
-    fn path() -> (PollPath, Arc<quanta::Mock>) {
+    /// A poll path on a mock clock (advance it with the returned `Mock`).
+    pub(crate) fn path() -> (PollPath, Arc<quanta::Mock>) {
         let (clock, mock) = quanta::Clock::mock();
         mock.increment(1_000u64);
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 40);
@@ -241,7 +246,7 @@ mod tests {
         totals
     }
 
-    fn task(task_id: u64, site: u32) -> TaskInfo {
+    pub(crate) fn task(task_id: u64, site: u32) -> TaskInfo {
         TaskInfo { task_id, site }
     }
 

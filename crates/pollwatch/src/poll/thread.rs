@@ -81,6 +81,10 @@ pub(crate) struct ThreadSlot {
     /// The `poll_seq` of the last outermost poll that ended, and how long it held the thread.
     pub(crate) last_outer_seq: AtomicU64,
     pub(crate) last_outer_ns: AtomicU64,
+    /// `poll_seq` and duration of the last outermost poll longer than the threshold (written
+    /// only by slow polls, so the watchdog can still find a stall's end after faster polls).
+    pub(crate) last_slow_seq: AtomicU64,
+    pub(crate) last_slow_ns: AtomicU64,
     /// Ids of non-task spans entered inside the current poll, innermost last.
     pub(crate) inner: [AtomicU64; MAX_INNER_SPANS],
     pub(crate) inner_depth: AtomicUsize,
@@ -108,6 +112,8 @@ impl ThreadSlot {
             poll_seq: AtomicU64::new(0),
             last_outer_seq: AtomicU64::new(0),
             last_outer_ns: AtomicU64::new(0),
+            last_slow_seq: AtomicU64::new(0),
+            last_slow_ns: AtomicU64::new(0),
             inner: std::array::from_fn(|_| AtomicU64::new(0)),
             inner_depth: AtomicUsize::new(0),
             last_exit: LastExit::default(),

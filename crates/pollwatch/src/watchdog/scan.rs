@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use pollwatch_capture::{CaptureError, Inspector, RawBacktrace};
 
+use crate::poll::clock::Clock;
 use crate::poll::thread::{ThreadSlot, MAX_DEPTH};
 use crate::shared::Shared;
 use crate::stall::{Msg, RawSample, SampleKind};
@@ -47,14 +48,16 @@ impl Scanner {
             if let Some(active) = self.active[index] {
                 if start == 0 || seq != active.seq {
                     self.active[index] = None;
-                    let exact = slot.last_outer_seq.load(Relaxed) == active.seq;
-                    let total_ns = if exact {
-                        slot.last_outer_ns.load(Relaxed)
+                    // Its own length, from the last poll or the last slow poll of the thread;
+                    // else (the thread ran another slow poll since) an estimate, which the
+                    // reporter corrects from the poll's slow-poll record.
+                    let (exact, total_ns) = if slot.last_outer_seq.load(Relaxed) == active.seq {
+                        (true, slot.last_outer_ns.load(Relaxed))
+                    } else if slot.last_slow_seq.load(Relaxed) == active.seq {
+                        (true, slot.last_slow_ns.load(Relaxed))
                     } else {
-                        shared
-                            .poll
-                            .clock
-                            .delta_ns(active.start, shared.poll.clock.now())
+                        let clock = &shared.poll.clock;
+                        (false, clock.delta_ns(active.start, clock.now()))
                     };
                     send(
                         shared,
@@ -131,9 +134,10 @@ fn look(
     let capture = inspector
         .can_capture()
         .then(|| capture_retrying(inspector, slot.tid));
-    // The stack is only this poll's if the same poll is still running after the capture.
-    let same_poll = slot.poll_seq.load(Acquire) == seq && slot.poll_start.load(Acquire) == start;
-    let capture = if same_poll { capture } else { None };
+    let capture = capture.filter(|c| match c {
+        Ok(stack) => taken_in_poll(&shared.poll.clock, slot, seq, start, stack.captured_at),
+        Err(_) => true,
+    });
     Some(RawSample {
         kind,
         slot: index,
@@ -150,6 +154,35 @@ fn look(
         capture,
         inner_span,
     })
+}
+
+/// Whether a stack the thread stored at `captured_at` is from poll (`seq`, `start`): the poll
+/// is still running, or it ended (as the last slow poll of the thread) after the capture. A
+/// thread blocked in the kernel runs the capture handler only when the call returns, often
+/// just before the poll ends; the stack then still shows the blocking call.
+fn taken_in_poll(
+    clock: &Clock,
+    slot: &ThreadSlot,
+    seq: u64,
+    start: u64,
+    captured_at: std::time::Instant,
+) -> bool {
+    if slot.poll_seq.load(Acquire) == seq && slot.poll_start.load(Acquire) == start {
+        return true;
+    }
+    // The poll ended: slow polls record their length where faster ones do not overwrite it.
+    if slot.last_slow_seq.load(Acquire) != seq {
+        return false;
+    }
+    let length_ns = slot.last_slow_ns.load(Relaxed);
+    if slot.last_slow_seq.load(Acquire) != seq {
+        return false;
+    }
+    let since_start_ns = clock.delta_ns(start, clock.now());
+    let captured_ago_ns = u64::try_from(captured_at.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    // Both in nanoseconds before now: the capture happened before the poll's end.
+    let ended_ago_ns = since_start_ns.saturating_sub(length_ns);
+    captured_ago_ns > ended_ago_ns
 }
 
 /// Captures, retrying briefly while another watchdog (another pollwatch layer in this
@@ -172,5 +205,55 @@ fn send(shared: &Shared, to: &SyncSender<Msg>, msg: Msg) {
         Err(TrySendError::Full(_)) => {
             shared.stall_samples_dropped.fetch_add(1, Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::taken_in_poll;
+    use crate::poll::tests::{path, task};
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn a_stack_taken_before_the_stalled_poll_ended_is_kept_after_later_polls() {
+        let (path, mock) = path();
+        path.enter(1, task(1, 0));
+        let slot = path.slot_list()[0].clone();
+        let (seq, start) = (
+            slot.poll_seq.load(std::sync::atomic::Ordering::Relaxed),
+            slot.poll_start.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        // Still running: any capture is this poll's.
+        assert!(taken_in_poll(
+            &path.clock,
+            &slot,
+            seq,
+            start,
+            Instant::now()
+        ));
+        mock.increment(30 * MS);
+        path.exit(1);
+        // A fast poll follows, 2 ms after the stalled one ended.
+        mock.increment(2 * MS);
+        path.enter(2, task(2, 0));
+        mock.increment(1_000u64);
+        path.exit(2);
+        let ago = |ms: u64| Instant::now() - Duration::from_millis(ms);
+        assert!(
+            taken_in_poll(&path.clock, &slot, seq, start, ago(5)),
+            "captured 5 ms ago, the poll ended 2 ms ago"
+        );
+        assert!(
+            !taken_in_poll(&path.clock, &slot, seq, start, ago(1)),
+            "captured after the poll ended: another poll's stack"
+        );
+        // Another slow poll overwrites the record: nothing is known, nothing kept.
+        path.enter(3, task(3, 0));
+        mock.increment(20 * MS);
+        path.exit(3);
+        assert!(!taken_in_poll(&path.clock, &slot, seq, start, ago(30)));
     }
 }
