@@ -33,14 +33,15 @@ pub(crate) fn run(args: &Args) -> Result<Outcome, String> {
     let mut report = run.report;
     let pattern = args.site.as_deref();
     let total_sites = report.sites.len();
+    // The header describes the whole run; the rest, the sites selected.
+    let mut out = String::new();
+    text::header(&mut out, &report);
     report.sites.retain(|s| input::matches(pattern, &s.label));
     let mut groups = call_sites::group(&report, |_| true);
     groups.truncate(args.top);
     if args.json {
         return Ok(Outcome::Done(json(&report, &groups, args.top)));
     }
-    let mut out = String::new();
-    text::header(&mut out, &report);
     if pattern.is_some() {
         let _ = writeln!(
             out,

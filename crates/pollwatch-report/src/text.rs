@@ -78,16 +78,25 @@ pub fn header(out: &mut String, report: &Report) {
     let t = &report.totals;
     let _ = writeln!(
         out,
-        "pollwatch {}: uptime {}, slow-poll threshold {}; {} polls, {} slow, {} tasks, {} sites, {} threads",
+        "pollwatch {}: uptime {}, slow-poll threshold {}; {}, {} slow, {}, {}, {}",
         report.pollwatch_version,
         format_duration_ns(report.uptime_ns),
         format_duration_ns(report.threshold_ns),
-        t.polls,
+        counted(t.polls, "poll"),
         t.slow_polls,
-        t.tasks_spawned,
-        report.sites.len(),
-        t.threads,
+        counted(t.tasks_spawned, "task"),
+        counted(report.sites.len() as u64, "site"),
+        counted(u64::from(t.threads), "thread"),
     );
+}
+
+/// `1 site`, `17 sites`.
+fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// Appends, after a blank line, the table of the `top` sites that held their threads longest,

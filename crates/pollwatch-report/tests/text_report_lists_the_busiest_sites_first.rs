@@ -214,3 +214,18 @@ dropped: nothing
 ";
     assert_eq!(render(&support::two_site_report(), 10), expected);
 }
+
+#[test]
+fn the_header_counts_in_words() {
+    let mut report = support::two_site_report();
+    report.sites.truncate(1);
+    report.totals.polls = 1;
+    report.totals.tasks_spawned = 1;
+    report.totals.threads = 1;
+    let text = render(&report, 10);
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.ends_with("; 1 poll, 3 slow, 1 task, 1 site, 1 thread"),
+        "{header}"
+    );
+}
