@@ -227,8 +227,8 @@ impl Files {
         }
     }
 
-    /// Renames the full log to [`ROLLED_FILE`] (replacing the previous one); the next interval
-    /// starts a new log.
+    /// Renames the full log to [`ROLLED_FILE`] (replacing the previous one) and starts a new
+    /// one, so `report.hlog` always exists.
     fn roll_over(&mut self, shared: &Shared) {
         self.log = None;
         let Some(dir) = &self.live_dir else {
@@ -238,7 +238,9 @@ impl Files {
         if let Err(e) = std::fs::rename(&from, &to) {
             let what = format!("{} -> {}: {e}", from.display(), to.display());
             self.fail(shared, &what);
+            return;
         }
+        self.open(shared);
     }
 
     /// Creates the live interval log (replacing one from an earlier run).
