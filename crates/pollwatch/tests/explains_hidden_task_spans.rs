@@ -48,40 +48,14 @@ fn a_registry_wide_filter_that_hides_task_spans_is_explained() {
 #[cfg(tokio_unstable)]
 #[test]
 fn a_correct_setup_gets_no_diagnosis() {
-    let (layer, handle) = pollwatch::PollWatch::builder()
-        .setup_check_after(Duration::from_millis(100))
-        .build();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    let watched = support::Watched { dispatch, handle };
-    let rt = watched.runtime(2);
-    watched.scope(|| {
-        rt.block_on(async {
-            while !watched.handle.setup_checked() {
-                tokio::spawn(async {}).await.unwrap();
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    });
+    let watched = unfiltered_until_checked();
     assert!(watched.handle.diagnostics().is_empty());
 }
 
 #[cfg(not(tokio_unstable))]
 #[test]
 fn a_build_without_tokio_unstable_is_explained_and_nothing_breaks() {
-    let (layer, handle) = pollwatch::PollWatch::builder()
-        .setup_check_after(Duration::from_millis(100))
-        .build();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    let watched = support::Watched { dispatch, handle };
-    let rt = watched.runtime(2);
-    watched.scope(|| {
-        rt.block_on(async {
-            while !watched.handle.setup_checked() {
-                tokio::spawn(async {}).await.unwrap();
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    });
+    let watched = unfiltered_until_checked();
     let diagnostics = watched.handle.diagnostics();
     assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
     assert!(
@@ -100,4 +74,23 @@ fn a_build_without_tokio_unstable_is_explained_and_nothing_breaks() {
     let read = pollwatch_report::json::read(&files.json).unwrap();
     assert_eq!(read.diagnostics, diagnostics);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// pollwatch alone in a registry (no filter), with tasks spawned until its setup check ran.
+fn unfiltered_until_checked() -> support::Watched {
+    let (layer, handle) = pollwatch::PollWatch::builder()
+        .setup_check_after(Duration::from_millis(100))
+        .build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let watched = support::Watched { dispatch, handle };
+    let rt = watched.runtime(2);
+    watched.scope(|| {
+        rt.block_on(async {
+            while !watched.handle.setup_checked() {
+                tokio::spawn(async {}).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    });
+    watched
 }
