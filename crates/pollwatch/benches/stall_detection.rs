@@ -54,7 +54,7 @@ fn main() {
     // The watchdog publishes its thread id as soon as it starts.
     let tid = (0..1000)
         .find_map(|_| {
-            let tid = handle.watchdog_tid();
+            let tid = pollwatch::test_support::watchdog_tid(&handle);
             (tid != 0).then_some(tid).or_else(|| {
                 std::thread::sleep(Duration::from_millis(1));
                 None

@@ -1,9 +1,10 @@
 //! pollwatch's own threads: named, running under `NoSubscriber` (nothing they do is traced or
 //! measured), never on the runtime they watch, and stopped and joined on shutdown.
 
-use std::sync::{Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
 
 /// Starts a named background thread under `NoSubscriber`; says so on stderr if it cannot.
 pub(crate) fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Option<JoinHandle<()>> {
@@ -21,12 +22,31 @@ pub(crate) fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Option<Joi
     }
 }
 
-/// Joins a background thread unless it is the calling thread.
-pub(crate) fn join(thread: &Mutex<Option<JoinHandle<()>>>) {
-    let handle = thread.lock().ok().and_then(|mut t| t.take());
-    if let Some(handle) = handle {
-        if handle.thread().id() != std::thread::current().id() {
-            let _ = handle.join();
+/// A background thread's handle, joined once.
+#[derive(Debug, Default)]
+pub(crate) struct Joiner {
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Joiner {
+    pub(crate) fn new(thread: Option<JoinHandle<()>>) -> Self {
+        Self {
+            thread: Mutex::new(thread),
+        }
+    }
+
+    /// Keeps `thread` to join (for a thread started after its control was shared).
+    pub(crate) fn set(&self, thread: Option<JoinHandle<()>>) {
+        *self.thread.lock() = thread;
+    }
+
+    /// Joins the thread unless it is the calling thread (or was joined already).
+    pub(crate) fn join(&self) {
+        let handle = self.thread.lock().take();
+        if let Some(handle) = handle {
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
         }
     }
 }
@@ -41,23 +61,16 @@ pub(crate) struct Stopper {
 impl Stopper {
     /// Asks the thread to stop, waking it.
     pub(crate) fn stop(&self) {
-        if let Ok(mut stop) = self.stop.lock() {
-            *stop = true;
-        }
+        *self.stop.lock() = true;
         self.wake.notify_all();
     }
 
     /// Waits one tick; true when asked to stop.
     pub(crate) fn wait(&self, tick: Duration) -> bool {
-        let Ok(stop) = self.stop.lock() else {
-            return true;
-        };
-        if *stop {
-            return true;
+        let mut stop = self.stop.lock();
+        if !*stop {
+            self.wake.wait_for(&mut stop, tick);
         }
-        match self.wake.wait_timeout(stop, tick) {
-            Ok((stop, _)) => *stop,
-            Err(_) => true,
-        }
+        *stop
     }
 }

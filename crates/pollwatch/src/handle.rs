@@ -9,43 +9,31 @@ use pollwatch_report::write::WrittenFiles;
 use pollwatch_report::Report;
 
 use crate::reporter::{self, Reporter};
-use crate::shared::Shared;
+use crate::snapshot;
+use crate::state::State;
 use crate::watchdog::Watchdog;
-
-/// How many sites the text report lists.
-pub const TEXT_REPORT_TOP_SITES: usize = 20;
 
 /// Reads the measurements of one [`crate::PollWatchLayer`]. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Handle {
-    shared: Arc<Shared>,
+    state: Arc<State>,
     reporter: Arc<Reporter>,
     watchdog: Arc<Watchdog>,
 }
 
 impl Handle {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        reporter: Arc<Reporter>,
-        watchdog: Arc<Watchdog>,
-    ) -> Self {
+    pub(crate) fn new(state: Arc<State>, reporter: Arc<Reporter>, watchdog: Arc<Watchdog>) -> Self {
         Self {
-            shared,
+            state,
             reporter,
             watchdog,
         }
     }
 
-    /// The layer's state, for the metrics collector.
-    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
     /// A snapshot of everything measured so far. Slow polls that ended within the last
     /// millisecond may not be listed yet; every poll is already counted.
     pub fn report(&self) -> Report {
-        crate::snapshot::take(&self.shared)
+        snapshot::take(&self.state)
     }
 
     /// Writes `report.json`, `report.txt` and the interval log `report.hlog` into `dir`
@@ -57,43 +45,32 @@ impl Handle {
     /// now, and copied when `dir` is elsewhere; without one, it is a log of one interval
     /// covering the whole run.
     pub fn write_report(&self, dir: impl AsRef<Path>) -> Result<WrittenFiles, WriteError> {
-        match self.shared.files.lock() {
-            Ok(mut files) => files.write_to(&self.shared, dir.as_ref()),
-            Err(_) => pollwatch_report::write::write_dir(
-                dir.as_ref(),
-                &self.report(),
-                TEXT_REPORT_TOP_SITES,
-            ),
-        }
+        self.reporter.write_report(&self.state, dir.as_ref())
     }
 
     /// The slow-poll threshold in force.
     pub fn threshold(&self) -> Duration {
-        self.shared.threshold
+        Duration::from_nanos(self.state.threshold_ns())
     }
 
     /// The directory [`crate::Guard`] writes the report to.
     pub fn report_dir(&self) -> &Path {
-        &self.shared.report_dir
+        &self.state.report_dir
     }
 
     /// Problems with the setup that pollwatch has noticed, as sentences saying what to change.
     pub fn diagnostics(&self) -> Vec<String> {
-        self.shared
-            .diagnostics
-            .lock()
-            .map(|d| d.clone())
-            .unwrap_or_default()
+        self.state.diagnostics.all()
     }
 
     /// Whether the setup check (see [`crate::Builder::setup_check_after`]) has run.
     pub fn setup_checked(&self) -> bool {
-        self.shared.setup.is_done()
+        self.state.setup.is_done()
     }
 
     /// Reports every finished slow poll now, without waiting for the reporter's next tick.
     pub fn flush(&self) {
-        reporter::drain(&self.shared, true);
+        reporter::drain(&self.state, true);
     }
 
     /// Stops pollwatch's background threads (the watchdog, then the reporter, after it has
@@ -103,9 +80,43 @@ impl Handle {
         self.reporter.stop();
     }
 
-    /// The watchdog thread's OS thread id (0 before it has started or where unknown), for
-    /// measuring its own CPU use.
-    pub fn watchdog_tid(&self) -> i32 {
+    /// The watchdog thread's OS thread id (0 before it has started or where unknown).
+    pub(crate) fn watchdog_tid(&self) -> i32 {
         self.watchdog.tid()
+    }
+
+    /// Adds pollwatch's metrics to `registry`: they are computed from this layer's state each
+    /// time the registry is encoded. Register into a registry once.
+    #[cfg(feature = "prometheus")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        crate::metrics::register(&self.state, registry);
+    }
+
+    /// This layer's metrics in the Prometheus text format 0.0.4, as `/metrics` serves them.
+    #[cfg(feature = "prometheus")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+    pub fn metrics_text(&self) -> String {
+        crate::metrics::text(&self.state)
+    }
+
+    /// Serves this layer's metrics on `GET /metrics` at `addr` from pollwatch's own threads
+    /// (port 0 picks a free port: see [`MetricsServer::local_addr`]), until the returned
+    /// server is dropped. For a layer installed by [`crate::init`], the [`crate::Guard`]
+    /// already does this.
+    ///
+    /// [`MetricsServer::local_addr`]: crate::MetricsServer::local_addr
+    #[cfg(feature = "prometheus")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+    pub fn serve_metrics(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> std::io::Result<crate::metrics::MetricsServer> {
+        crate::metrics::start(&self.state, addr)
+    }
+
+    /// The layer's state, for the builder's setup.
+    pub(crate) fn state(&self) -> &Arc<State> {
+        &self.state
     }
 }

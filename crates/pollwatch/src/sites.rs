@@ -6,16 +6,41 @@
 //! lock, a write lock only the first time a site is seen), never on the poll path.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use crate::task::TaskFields;
 
 /// A site's index in the table, and in every thread's recorder array.
-pub(crate) type SiteId = u32;
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct SiteId(u32);
+
+impl SiteId {
+    /// The id with index `index` (tests and the poll path's atomics store the raw index).
+    pub(crate) const fn from_index(index: u32) -> Self {
+        Self(index)
+    }
+
+    /// The raw index, for recorder arrays and atomics.
+    pub(crate) const fn index(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Display for SiteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// The label of the site that collects tasks from sites beyond the bound.
 pub(crate) const OVERFLOW_LABEL: &str = "<overflow>";
+
+/// The label of a site the table does not know.
+pub(crate) const UNKNOWN_LABEL: &str = "<unknown>";
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct SiteKey {
@@ -28,7 +53,10 @@ struct SiteKey {
 /// What is known about one site.
 #[derive(Debug)]
 pub(crate) struct Site {
+    /// `file:line:col`, plus ` "name"` when the task is named: the site in reports.
     pub(crate) label: String,
+    /// `file:line:col` (the label without the name), or the label when there is no file.
+    pub(crate) location: String,
     pub(crate) file: String,
     pub(crate) line: u32,
     pub(crate) col: u32,
@@ -39,14 +67,12 @@ pub(crate) struct Site {
 
 impl Site {
     fn new(fields: &TaskFields) -> Self {
+        let file = display_file(&fields.file);
+        let location = format!("{file}:{}:{}", fields.line, fields.col);
         Self {
-            label: label(
-                display_file(&fields.file),
-                fields.line,
-                fields.col,
-                &fields.name,
-            ),
-            file: display_file(&fields.file).to_owned(),
+            label: label(&location, &fields.name),
+            location,
+            file: file.to_owned(),
             line: fields.line,
             col: fields.col,
             name: fields.name.clone(),
@@ -56,8 +82,13 @@ impl Site {
     }
 
     fn overflow() -> Self {
+        Self::without_location(OVERFLOW_LABEL)
+    }
+
+    fn without_location(label: &str) -> Self {
         Self {
-            label: OVERFLOW_LABEL.to_owned(),
+            label: label.to_owned(),
+            location: label.to_owned(),
             file: String::new(),
             line: 0,
             col: 0,
@@ -81,12 +112,12 @@ pub(crate) fn display_file(file: &str) -> &str {
     file
 }
 
-/// `file:line:col`, plus ` "name"` when the task is named.
-pub(crate) fn label(file: &str, line: u32, col: u32, name: &str) -> String {
+/// `location`, plus ` "name"` when the task is named.
+fn label(location: &str, name: &str) -> String {
     if name.is_empty() {
-        format!("{file}:{line}:{col}")
+        location.to_owned()
     } else {
-        format!("{file}:{line}:{col} \"{name}\"")
+        format!("{location} \"{name}\"")
     }
 }
 
@@ -103,6 +134,7 @@ pub(crate) struct Sites {
     max_sites: u32,
     inner: RwLock<Inner>,
     overflow: Arc<Site>,
+    unknown: Arc<Site>,
     overflowed_tasks: AtomicU64,
 }
 
@@ -112,8 +144,23 @@ impl Sites {
             max_sites,
             inner: RwLock::default(),
             overflow: Arc::new(Site::overflow()),
+            unknown: Arc::new(Site::without_location(UNKNOWN_LABEL)),
             overflowed_tasks: AtomicU64::new(0),
         }
+    }
+
+    /// The number of recorder slots a thread needs: every site and the overflow site.
+    pub(crate) fn slots(&self) -> usize {
+        self.max_sites as usize + 1
+    }
+
+    /// The site bound.
+    pub(crate) fn max_sites(&self) -> u32 {
+        self.max_sites
+    }
+
+    fn overflow_id(&self) -> SiteId {
+        SiteId(self.max_sites)
     }
 
     /// Interns the task's site and counts the task as spawned there.
@@ -124,59 +171,64 @@ impl Sites {
             col: fields.col,
             name: fields.name.clone(),
         };
-        let found = self.inner.read().ok().and_then(|inner| {
+        let found = {
+            let inner = self.inner.read();
             inner
                 .ids
                 .get(&key)
-                .map(|&id| (id, inner.sites[id as usize].clone()))
-        });
+                .map(|&id| (id, inner.sites[id.0 as usize].clone()))
+        };
         let (id, site) = match found {
             Some(found) => found,
-            None => match self.inner.write() {
-                Ok(mut inner) => {
-                    if let Some(&id) = inner.ids.get(&key) {
-                        (id, inner.sites[id as usize].clone())
-                    } else if inner.sites.len() < self.max_sites as usize {
-                        let id = inner.sites.len() as SiteId;
-                        let site = Arc::new(Site::new(fields));
-                        inner.sites.push(site.clone());
-                        inner.ids.insert(key, id);
-                        (id, site)
-                    } else {
-                        (self.max_sites, self.overflow.clone())
-                    }
-                }
-                Err(_) => (self.max_sites, self.overflow.clone()),
-            },
+            None => self.insert(key, fields),
         };
         site.tasks_spawned.fetch_add(1, Relaxed);
-        if id == self.max_sites {
+        if id == self.overflow_id() {
             self.overflowed_tasks.fetch_add(1, Relaxed);
         }
         id
     }
 
+    fn insert(&self, key: SiteKey, fields: &TaskFields) -> (SiteId, Arc<Site>) {
+        let mut inner = self.inner.write();
+        if let Some(&id) = inner.ids.get(&key) {
+            return (id, inner.sites[id.0 as usize].clone());
+        }
+        if inner.sites.len() >= self.max_sites as usize {
+            return (self.overflow_id(), self.overflow.clone());
+        }
+        let id = SiteId(inner.sites.len() as u32);
+        let site = Arc::new(Site::new(fields));
+        inner.sites.push(site.clone());
+        inner.ids.insert(key, id);
+        (id, site)
+    }
+
     /// Every site, indexed by id; the overflow site last.
     pub(crate) fn all(&self) -> Vec<(SiteId, Arc<Site>)> {
-        let mut all: Vec<(SiteId, Arc<Site>)> = match self.inner.read() {
-            Ok(inner) => inner
-                .sites
-                .iter()
-                .enumerate()
-                .map(|(id, site)| (id as SiteId, site.clone()))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        all.push((self.max_sites, self.overflow.clone()));
+        let mut all: Vec<(SiteId, Arc<Site>)> = self
+            .inner
+            .read()
+            .sites
+            .iter()
+            .enumerate()
+            .map(|(id, site)| (SiteId(id as u32), site.clone()))
+            .collect();
+        all.push((self.overflow_id(), self.overflow.clone()));
         all
     }
 
-    /// The label of one site, for events.
-    pub(crate) fn get(&self, id: SiteId) -> Option<Arc<Site>> {
-        if id == self.max_sites {
-            return Some(self.overflow.clone());
+    /// One site, or the `<unknown>` site for an id the table never gave out.
+    pub(crate) fn get(&self, id: SiteId) -> Arc<Site> {
+        if id == self.overflow_id() {
+            return self.overflow.clone();
         }
-        self.inner.read().ok()?.sites.get(id as usize).cloned()
+        self.inner
+            .read()
+            .sites
+            .get(id.0 as usize)
+            .cloned()
+            .unwrap_or_else(|| self.unknown.clone())
     }
 
     /// Tasks counted in the overflow site because the table was full.
@@ -208,7 +260,12 @@ mod tests {
             sites.intern(&fields(3, "")),
             sites.intern(&fields(3, "worker"))
         );
-        assert_eq!(sites.get(0).unwrap().tasks_spawned.load(Relaxed), 3);
+        let site = sites.get(SiteId(0));
+        assert_eq!(site.tasks_spawned.load(Relaxed), 3);
+        assert_eq!(site.label, "src/main.rs:3:5");
+        let named = sites.get(SiteId(1));
+        assert_eq!(named.label, "src/main.rs:3:5 \"worker\"");
+        assert_eq!(named.location, "src/main.rs:3:5");
     }
 
     #[test]
@@ -223,11 +280,12 @@ mod tests {
     #[test]
     fn sites_beyond_the_bound_go_to_the_overflow_site_and_are_counted() {
         let sites = Sites::new(2);
-        assert_eq!(sites.intern(&fields(1, "")), 0);
-        assert_eq!(sites.intern(&fields(2, "")), 1);
-        assert_eq!(sites.intern(&fields(3, "")), 2);
-        assert_eq!(sites.intern(&fields(4, "")), 2);
+        assert_eq!(sites.intern(&fields(1, "")), SiteId(0));
+        assert_eq!(sites.intern(&fields(2, "")), SiteId(1));
+        assert_eq!(sites.intern(&fields(3, "")), SiteId(2));
+        assert_eq!(sites.intern(&fields(4, "")), SiteId(2));
         assert_eq!(sites.overflowed_tasks(), 2);
-        assert_eq!(sites.get(2).unwrap().label, OVERFLOW_LABEL);
+        assert_eq!(sites.get(SiteId(2)).label, OVERFLOW_LABEL);
+        assert_eq!(sites.get(SiteId(7)).label, UNKNOWN_LABEL);
     }
 }

@@ -1,156 +1,132 @@
-//! Building a [`Report`] from the live state: merge every thread's recorders per site into one
-//! hdrhistogram, add the counters, the recent slow polls and the diagnostics.
+//! Building a [`Report`] from the live state: every site's merged recorders as an
+//! hdrhistogram with its percentiles, the counters, the stalls, the recent slow polls and the
+//! diagnostics. Every figure is rendered here, at the edge, from typed state.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
-use pollwatch_report::histogram::{self, Histogram};
-use pollwatch_report::{Dropped, Percentiles, Report, SiteReport, Totals};
+use pollwatch_report::histogram;
+use pollwatch_report::{Dropped, Report, SiteReport, SlowPoll, Totals};
 
-use crate::poll::recorder::{bucket_value, SiteTotals};
 use crate::poll::thread::ThreadSlot;
-use crate::shared::Shared;
-use crate::sites::SiteId;
-use crate::stall::book::Book;
+use crate::poll::PollPath;
+use crate::sites::{Site, SiteId};
+use crate::stall::book::{Book, SiteStalls};
+use crate::state::{RecentSlowPoll, State};
 
 /// What was lost or left out, from the counters every part keeps.
-pub(crate) fn dropped(shared: &Shared, slots: &[Arc<ThreadSlot>], book: Option<&Book>) -> Dropped {
+pub(crate) fn dropped(state: &State, slots: &[Arc<ThreadSlot>], book: &Book) -> Dropped {
     Dropped {
-        tasks_in_overflow_site: shared.sites.overflowed_tasks(),
-        slow_poll_events: slots.iter().map(|s| s.slow.dropped()).sum(),
-        polls_nested_too_deep: slots.iter().map(|s| s.nested_too_deep.load(Relaxed)).sum(),
-        values_clamped: slots.iter().map(|s| s.clamped.load(Relaxed)).sum(),
-        stall_warnings_suppressed: book.map_or(0, |b| b.suppressed()),
-        stall_samples: shared.stall_samples_dropped.load(Relaxed),
-        report_writes_failed: shared.report_files_failed.load(Relaxed),
+        tasks_in_overflow_site: state.sites.overflowed_tasks(),
+        slow_poll_events: slots.iter().map(|s| s.slow_polls_lost()).sum(),
+        polls_nested_too_deep: slots.iter().map(|s| s.polls_nested_too_deep()).sum(),
+        values_clamped: slots.iter().map(|s| s.values_clamped()).sum(),
+        stall_warnings_suppressed: book.suppressed(),
+        stall_samples: state.lost.stall_samples.load(Relaxed),
+        report_writes_failed: state.lost.report_writes.load(Relaxed),
     }
 }
 
-pub(crate) fn take(shared: &Shared) -> Report {
-    let slots = shared.poll.slot_list();
+/// A report of everything measured so far.
+pub(crate) fn take(state: &State) -> Report {
+    let slots = state.poll.slot_list();
     let mut totals = Totals {
         threads: u32::try_from(slots.len()).unwrap_or(u32::MAX),
         ..Totals::default()
     };
-    let book = shared.book.lock().ok();
+    let book = state.book.lock();
     let mut sites = Vec::new();
-    for (id, site) in shared.sites.all() {
-        let merged = merge_site(&slots, id);
-        let tasks_spawned = site.tasks_spawned.load(Relaxed);
-        let polls = merged.polls();
-        let stalls = book.as_ref().and_then(|b| b.site(id));
-        if polls == 0 && tasks_spawned == 0 && merged.drops == 0 {
+    for (id, site) in state.sites.all() {
+        let Some(report) = site_report(&slots, id, &site, book.site(id)) else {
             continue;
-        }
-        let hist = to_histogram(&merged.buckets);
-        totals.polls += polls;
-        totals.slow_polls += merged.slow_polls;
-        totals.busy_ns += merged.busy_ns;
-        totals.tasks_spawned += tasks_spawned;
-        sites.push(SiteReport {
-            id,
-            label: site.label.clone(),
-            file: site.file.clone(),
-            line: site.line,
-            col: site.col,
-            name: site.name.clone(),
-            kind: site.kind.clone(),
-            tasks_spawned,
-            polls,
-            slow_polls: merged.slow_polls,
-            busy_ns: merged.busy_ns,
-            max_ns: merged.max_ns,
-            drops: merged.drops,
-            drop_ns: merged.drop_ns,
-            percentiles: at_most(histogram::percentiles(&hist), merged.max_ns),
-            histogram: histogram::encode(&hist),
-            stalls: stalls.map_or(0, |s| s.stalls),
-            warnings_suppressed: stalls.map_or(0, |s| s.warnings_suppressed),
-            call_sites: stalls.map(call_sites).unwrap_or_default(),
-        });
+        };
+        totals.polls += report.polls;
+        totals.slow_polls += report.slow_polls;
+        totals.busy_ns += report.busy_ns;
+        totals.tasks_spawned += report.tasks_spawned;
+        sites.push(report);
     }
     sites.sort_by(|a, b| b.busy_ns.cmp(&a.busy_ns).then(a.id.cmp(&b.id)));
-    let dropped = dropped(shared, &slots, book.as_deref());
-    totals.stalls = book.as_ref().map_or(0, |b| b.total());
-    let stalls = book.as_ref().map(|b| b.recent()).unwrap_or_default();
+    let dropped = dropped(state, &slots, &book);
+    totals.stalls = book.total();
+    let stalls = book.recent(&state.sites);
     drop(book);
-    let now = SystemTime::now();
+    let uptime_ns = state.poll.clock.uptime_ns();
+    let taken_at = state.started_at + Duration::from_nanos(uptime_ns);
     Report {
         format: pollwatch_report::FORMAT.to_owned(),
         version: pollwatch_report::VERSION,
         pollwatch_version: env!("CARGO_PKG_VERSION").to_owned(),
-        taken_at_unix_ms: now
+        taken_at_unix_ms: taken_at
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-        uptime_ns: now
-            .duration_since(shared.started_at)
-            .map_or(0, |d| d.as_nanos() as u64),
-        threshold_ns: shared.poll.threshold_ns,
-        max_sites: shared.max_sites,
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        uptime_ns,
+        threshold_ns: state.threshold_ns(),
+        max_sites: state.sites.max_sites(),
         totals,
         dropped,
         sites,
-        slow_polls: shared
+        slow_polls: state
             .recent
             .lock()
-            .map(|r| r.iter().cloned().collect())
-            .unwrap_or_default(),
-        diagnostics: shared
-            .diagnostics
-            .lock()
-            .map(|d| d.clone())
-            .unwrap_or_default(),
+            .iter()
+            .map(|slow| slow_poll(state, slow))
+            .collect(),
+        diagnostics: state.diagnostics.all(),
         stalls,
     }
 }
 
-/// `p` with no percentile above the exact maximum (a histogram bucket's value can be a little
-/// above the largest value recorded in it).
-fn at_most(p: Percentiles, max_ns: u64) -> Percentiles {
-    Percentiles {
-        p50_ns: p.p50_ns.min(max_ns),
-        p90_ns: p.p90_ns.min(max_ns),
-        p99_ns: p.p99_ns.min(max_ns),
-        p999_ns: p.p999_ns.min(max_ns),
+/// One site's entry, or `None` when it has nothing to show.
+fn site_report(
+    slots: &[Arc<ThreadSlot>],
+    id: SiteId,
+    site: &Site,
+    stalls: Option<&SiteStalls>,
+) -> Option<SiteReport> {
+    let merged = PollPath::merge_site(slots, id);
+    let tasks_spawned = site.tasks_spawned.load(Relaxed);
+    let polls = merged.polls();
+    if polls == 0 && tasks_spawned == 0 && merged.drops == 0 {
+        return None;
     }
+    let hist = merged.histogram();
+    Some(SiteReport {
+        id: id.index(),
+        label: site.label.clone(),
+        file: site.file.clone(),
+        line: site.line,
+        col: site.col,
+        name: site.name.clone(),
+        kind: site.kind.clone(),
+        tasks_spawned,
+        polls,
+        slow_polls: merged.slow_polls,
+        busy_ns: merged.busy_ns,
+        max_ns: merged.max_ns,
+        drops: merged.drops,
+        drop_ns: merged.drop_ns,
+        percentiles: merged.percentiles(&hist),
+        histogram: histogram::encode(&hist),
+        stalls: stalls.map_or(0, |s| s.stalls),
+        warnings_suppressed: stalls.map_or(0, |s| s.warnings_suppressed),
+        call_sites: stalls
+            .map(SiteStalls::call_sites_report)
+            .unwrap_or_default(),
+    })
 }
 
-/// One site's measurements summed over every thread.
-pub(crate) fn merge_site(slots: &[Arc<ThreadSlot>], id: SiteId) -> SiteTotals {
-    let mut merged = SiteTotals::default();
-    for slot in slots {
-        if let Some(recorder) = slot.existing_recorder(id) {
-            recorder.merge_into(&mut merged);
-        }
+/// A finished slow poll as reports and events write it.
+pub(crate) fn slow_poll(state: &State, slow: &RecentSlowPoll) -> SlowPoll {
+    let site = state.sites.get(slow.record.site);
+    SlowPoll {
+        task_id: slow.record.task_id,
+        task_name: site.name.clone(),
+        site: site.label.clone(),
+        thread: slow.thread.clone(),
+        duration_ns: slow.record.ns,
+        kind: slow.record.kind.as_str().to_owned(),
+        ended_at_ns: state.poll.clock.since_origin_ns(slow.record.ended_at),
     }
-    merged
-}
-
-/// An hdrhistogram with the counts of recorder buckets.
-pub(crate) fn to_histogram(buckets: &[u64]) -> Histogram<u64> {
-    let mut hist = histogram::new_histogram();
-    for (bucket, &count) in buckets.iter().enumerate() {
-        if count > 0 {
-            // Values are clamped to the histogram's bound, so recording cannot fail.
-            let _ = hist.record_n(bucket_value(bucket), count);
-        }
-    }
-    hist
-}
-
-/// A site's call sites, with the ones beyond the list's bound as one `other` entry.
-pub(crate) fn call_sites(
-    stalls: &crate::stall::book::SiteStalls,
-) -> Vec<pollwatch_report::CallSiteCount> {
-    let mut list = stalls.call_sites.clone();
-    if stalls.other_call_sites > 0 {
-        list.push(pollwatch_report::CallSiteCount {
-            call_site: "other".to_owned(),
-            blocking_call: None,
-            cause: "various".to_owned(),
-            count: stalls.other_call_sites,
-        });
-    }
-    list
 }

@@ -18,15 +18,6 @@ pub(crate) fn is_task_span(metadata: &tracing::Metadata<'_>) -> bool {
     metadata.target() == TASK_TARGET && metadata.name() == TASK_SPAN_NAME
 }
 
-/// Per-span state, kept in the span's extensions from `on_new_span` until it closes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TaskInfo {
-    /// tokio's task id.
-    pub(crate) task_id: u64,
-    /// The interned spawn site.
-    pub(crate) site: u32,
-}
-
 /// The fields of a `runtime.spawn` span, as tokio records them.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct TaskFields {

@@ -8,7 +8,10 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use pollwatch::{MetricsServer, HEAD_TIMEOUT, MAX_HEAD_BYTES};
+use pollwatch::test_support::{
+    METRICS_HEAD_TIMEOUT as HEAD_TIMEOUT, METRICS_MAX_HEAD_BYTES as MAX_HEAD_BYTES,
+};
+use pollwatch::MetricsServer;
 use support::http::{self, raw};
 use support::Watched;
 

@@ -13,27 +13,29 @@
 //! | `longest_stall` | u64, `override`, unit `ms` | the longest of them (so far, while one runs) |
 //! | `poll_p99` | u64, `override`, unit `µs` | 99th percentile of the site's finished polls |
 //! | `stalled_now` | bool | a poll of this site holds a worker past the threshold right now |
-//! | `last_cause` | str | the last stall's cause (`sleep`, `fs`, `lock`, `network`, `cpu` ...) |
+//! | `last_cause` | str | the last stall's cause (`file_io`, `sleep`, `lock`, `channel`, `network`, `cpu`, `block_on`, `process`, `unknown`) |
 //! | `last_call_site` | str | the last stall's blocking call site and the blocking API it called |
 //! | `suggestion` | str | what to do about the last stall |
 //!
 //! Numbers are sent only when they change; `poll_p99` is refreshed at most once a second.
 //! tokio-console 0.1.14 lists attributes alphabetically and its resource detail panel has room
 //! for six: `suggestion` is then the one left out (it is in the table row and in the feed).
-//! Nothing here runs on the poll path. The span is kept open by an extra registry reference
+//! Nothing here runs on the poll path; the reporter thread owns the resources. The span is kept open by an extra registry reference
 //! (`clone_span`), not by a `Span` value, so pollwatch's shared state holds no strong
 //! reference to the subscriber that holds pollwatch.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use pollwatch_report::Stall;
 use tracing_core::span::Id;
 use tracing_core::Dispatch;
 
-use crate::poll::recorder::{bucket_value, SiteTotals};
-use crate::shared::Shared;
+use crate::config::TARGET;
+use crate::poll::{PollKey, PollPath};
+use crate::sites::SiteId;
+use crate::stall::book::MAX_LIVE;
+use crate::stall::record::StallRecord;
+use crate::state::State;
 
 /// The `concrete_type` of pollwatch's resources (tokio-console's Type column).
 pub(crate) const CONCRETE_TYPE: &str = "BlockingSite";
@@ -41,21 +43,13 @@ pub(crate) const CONCRETE_TYPE: &str = "BlockingSite";
 pub(crate) const KIND: &str = "blocking";
 /// How often `poll_p99` is recomputed for every resource.
 const REFRESH: Duration = Duration::from_secs(1);
-/// The most stalls followed at once (as the stall book); bounds memory if end messages are
-/// lost.
-const MAX_LIVE: usize = 1024;
 
-/// The resources of one layer. Only the reporter thread uses it.
+/// The resources of one layer, owned by its reporter thread.
 #[derive(Debug, Default)]
 pub(crate) struct Resources {
-    inner: Mutex<Inner>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    sites: HashMap<u32, SiteResource>,
-    /// The site of every stall still running, by poll key.
-    live: HashMap<(usize, u64), u32>,
+    sites: HashMap<SiteId, SiteResource>,
+    /// The site of every stall still running (at most the stall book's [`MAX_LIVE`]).
+    live: HashMap<PollKey, SiteId>,
     refreshed: Option<Instant>,
 }
 
@@ -80,90 +74,104 @@ macro_rules! update {
     };
 }
 
-/// A stall was caught at `site`: count it, mark the site stalled, and send its cause, call
-/// site and suggestion.
-pub(crate) fn stall_detected(shared: &Shared, key: (usize, u64), site: u32, stall: &Stall) {
-    let Some(dispatch) = shared.dispatch() else {
-        return;
-    };
-    let Ok(mut inner) = shared.console.inner.lock() else {
-        return;
-    };
-    if inner.live.len() >= MAX_LIVE {
-        // End messages were lost: forget one followed stall.
-        if let Some((&old, &old_site)) = inner.live.iter().next() {
-            inner.live.remove(&old);
-            if let Some(r) = inner.sites.get_mut(&old_site) {
-                r.live = r.live.saturating_sub(1);
+impl Resources {
+    /// A stall was caught: count it, mark its site stalled, and send its cause, call site and
+    /// suggestion.
+    pub(crate) fn stall_detected(&mut self, state: &State, stall: &StallRecord) {
+        let Some(dispatch) = state.subscriber.get() else {
+            return;
+        };
+        if self.live.len() >= MAX_LIVE {
+            // End messages were lost: forget one followed stall.
+            if let Some((&old, &old_site)) = self.live.iter().next() {
+                self.live.remove(&old);
+                if let Some(r) = self.sites.get_mut(&old_site) {
+                    r.live = r.live.saturating_sub(1);
+                }
+            }
+        }
+        self.live.insert(stall.key, stall.site);
+        let resource = self.sites.entry(stall.site).or_default();
+        resource.stalls += 1;
+        resource.live += 1;
+        resource.longest_ns = resource.longest_ns.max(stall.duration_ns);
+        let Some(id) = open(state, &dispatch, stall.site, resource) else {
+            return;
+        };
+        let p99 = p99_us(state, stall.site);
+        in_span(&dispatch, &id, || {
+            update!(stall_count = resource.stalls, stall_count.op = "override");
+            send_figures(resource, p99);
+            update!(last_cause = stall.cause.as_str());
+            send_call_site(resource, stall);
+            update!(suggestion = stall.suggestion().as_str());
+        });
+    }
+
+    /// A stall still running was looked at again: its site's longest stall may have grown,
+    /// and its call site may be known now (when the first look had no stack).
+    pub(crate) fn running(&mut self, state: &State, stall: &StallRecord) {
+        self.update_live(state, stall.key, stall.duration_ns, Some(stall));
+    }
+
+    /// A stall ended after `total_ns`.
+    pub(crate) fn ended(&mut self, state: &State, key: PollKey, total_ns: u64) {
+        self.update_live(state, key, total_ns, None);
+    }
+
+    fn update_live(&mut self, state: &State, key: PollKey, ns: u64, running: Option<&StallRecord>) {
+        let ended = running.is_none();
+        let Some(dispatch) = state.subscriber.get() else {
+            return;
+        };
+        let site = if ended {
+            self.live.remove(&key)
+        } else {
+            self.live.get(&key).copied()
+        };
+        let Some(site) = site else { return };
+        let Some(resource) = self.sites.get_mut(&site) else {
+            return;
+        };
+        resource.longest_ns = resource.longest_ns.max(ns);
+        if ended {
+            resource.live = resource.live.saturating_sub(1);
+        }
+        let Some(id) = resource.span.clone() else {
+            return;
+        };
+        // The poll has ended: it is in the site's histogram now.
+        let p99 = if ended { p99_us(state, site) } else { None };
+        in_span(&dispatch, &id, || {
+            send_figures(resource, p99);
+            if let Some(stall) = running {
+                send_call_site(resource, stall);
+            }
+        });
+    }
+
+    /// Every [`REFRESH`]: recompute `poll_p99` of every resource (the site's polls go on
+    /// after its stalls). Called each reporter tick.
+    pub(crate) fn refresh(&mut self, state: &State) {
+        if self.sites.is_empty() || self.refreshed.is_some_and(|at| at.elapsed() < REFRESH) {
+            return;
+        }
+        self.refreshed = Some(Instant::now());
+        let Some(dispatch) = state.subscriber.get() else {
+            return;
+        };
+        for (&site, resource) in &mut self.sites {
+            let p99 = p99_us(state, site);
+            if let (Some(id), true) = (resource.span.clone(), p99 != resource.sent_p99_us) {
+                in_span(&dispatch, &id, || send_figures(resource, p99));
             }
         }
     }
-    inner.live.insert(key, site);
-    let resource = inner.sites.entry(site).or_default();
-    resource.stalls += 1;
-    resource.live += 1;
-    resource.longest_ns = resource.longest_ns.max(stall.duration_ns);
-    let Some(id) = open(shared, &dispatch, site, resource) else {
-        return;
-    };
-    let p99 = p99_us(shared, site);
-    in_span(&dispatch, &id, || {
-        update!(stall_count = resource.stalls, stall_count.op = "override");
-        send_figures(resource, p99);
-        update!(last_cause = stall.cause.as_str());
-        send_call_site(resource, stall);
-        update!(suggestion = stall.suggestion.as_str());
-    });
-}
-
-/// A stall still running was looked at again: its site's longest stall may have grown, and
-/// its call site may be known now (when the first look had no stack).
-pub(crate) fn running(shared: &Shared, key: (usize, u64), stall: &Stall) {
-    update_live(shared, key, stall.duration_ns, Some(stall));
-}
-
-/// A stall ended after `total_ns`.
-pub(crate) fn ended(shared: &Shared, key: (usize, u64), total_ns: u64) {
-    update_live(shared, key, total_ns, None);
-}
-
-fn update_live(shared: &Shared, key: (usize, u64), ns: u64, running: Option<&Stall>) {
-    let ended = running.is_none();
-    let Some(dispatch) = shared.dispatch() else {
-        return;
-    };
-    let Ok(mut inner) = shared.console.inner.lock() else {
-        return;
-    };
-    let site = if ended {
-        inner.live.remove(&key)
-    } else {
-        inner.live.get(&key).copied()
-    };
-    let Some(site) = site else { return };
-    let Some(resource) = inner.sites.get_mut(&site) else {
-        return;
-    };
-    resource.longest_ns = resource.longest_ns.max(ns);
-    if ended {
-        resource.live = resource.live.saturating_sub(1);
-    }
-    let Some(id) = resource.span.clone() else {
-        return;
-    };
-    // The poll has ended: it is in the site's histogram now.
-    let p99 = if ended { p99_us(shared, site) } else { None };
-    in_span(&dispatch, &id, || {
-        send_figures(resource, p99);
-        if let Some(stall) = running {
-            send_call_site(resource, stall);
-        }
-    });
 }
 
 /// Sends the stall's blocking call site (and the blocking API it called) if it changed.
-fn send_call_site(resource: &mut SiteResource, stall: &Stall) {
-    let call_site = match (&stall.call_site, &stall.blocking_call) {
+fn send_call_site(resource: &mut SiteResource, stall: &StallRecord) {
+    let call_site = match (&stall.look.call_site, &stall.look.api) {
         (Some(at), Some(api)) => format!("{at} {api}"),
         (Some(at), None) => at.clone(),
         (None, Some(api)) => format!("unknown ({api})"),
@@ -172,27 +180,6 @@ fn send_call_site(resource: &mut SiteResource, stall: &Stall) {
     if resource.sent_call_site.as_ref() != Some(&call_site) {
         update!(last_call_site = call_site.as_str());
         resource.sent_call_site = Some(call_site);
-    }
-}
-
-/// Every [`REFRESH`]: recompute `poll_p99` of every resource (the site's polls go on after
-/// its stalls). Called each reporter tick.
-pub(crate) fn refresh(shared: &Shared) {
-    let Ok(mut inner) = shared.console.inner.lock() else {
-        return;
-    };
-    if inner.sites.is_empty() || inner.refreshed.is_some_and(|at| at.elapsed() < REFRESH) {
-        return;
-    }
-    inner.refreshed = Some(Instant::now());
-    let Some(dispatch) = shared.dispatch() else {
-        return;
-    };
-    for (&site, resource) in &mut inner.sites {
-        let p99 = p99_us(shared, site);
-        if let (Some(id), true) = (resource.span.clone(), p99 != resource.sent_p99_us) {
-            in_span(&dispatch, &id, || send_figures(resource, p99));
-        }
     }
 }
 
@@ -224,26 +211,26 @@ fn send_figures(resource: &mut SiteResource, p99_us: Option<u64>) {
 
 /// The site's resource span, opened on first use.
 fn open(
-    shared: &Shared,
+    state: &State,
     dispatch: &Dispatch,
-    site: u32,
+    site: SiteId,
     resource: &mut SiteResource,
 ) -> Option<Id> {
     if let Some(id) = &resource.span {
         return Some(id.clone());
     }
-    let info = shared.sites.get(site)?;
+    let info = state.sites.get(site);
     let id = tracing::dispatcher::with_default(dispatch, || {
         let span = if info.file.is_empty() {
             tracing::trace_span!(
-                target: "pollwatch",
+                target: TARGET,
                 "runtime.resource",
                 concrete_type = CONCRETE_TYPE,
                 kind = KIND,
             )
         } else {
             tracing::trace_span!(
-                target: "pollwatch",
+                target: TARGET,
                 "runtime.resource",
                 concrete_type = CONCRETE_TYPE,
                 kind = KIND,
@@ -269,49 +256,11 @@ fn in_span(dispatch: &Dispatch, id: &Id, f: impl FnOnce()) {
     });
 }
 
-/// The site's 99th-percentile poll time so far, in µs (from every thread's recorder).
-fn p99_us(shared: &Shared, site: u32) -> Option<u64> {
-    let slots = shared.poll.slot_list();
-    let mut merged = SiteTotals::default();
-    for slot in &slots {
-        if let Some(recorder) = slot.existing_recorder(site) {
-            recorder.merge_into(&mut merged);
-        }
-    }
-    percentile_ns(&merged.buckets, 0.99).map(|ns| ns / 1_000)
-}
-
-/// The value at quantile `q` of a recorder's buckets.
-fn percentile_ns(buckets: &[u64], q: f64) -> Option<u64> {
-    let total: u64 = buckets.iter().sum();
-    if total == 0 {
+/// The site's 99th-percentile poll time so far, in µs: the same figure as the report's.
+fn p99_us(state: &State, site: SiteId) -> Option<u64> {
+    let merged = PollPath::merge_site(&state.poll.slot_list(), site);
+    if merged.polls() == 0 {
         return None;
     }
-    let rank = ((total as f64 * q).ceil() as u64).clamp(1, total);
-    let mut seen = 0;
-    for (bucket, &count) in buckets.iter().enumerate() {
-        seen += count;
-        if seen >= rank {
-            return Some(bucket_value(bucket));
-        }
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::poll::recorder::{bucket_index, BUCKETS};
-
-    #[test]
-    fn the_p99_is_the_bucket_holding_the_99th_percentile_rank() {
-        let mut buckets = vec![0u64; BUCKETS];
-        buckets[bucket_index(10_000)] = 98;
-        buckets[bucket_index(50_000_000)] = 2;
-        let p99 = percentile_ns(&buckets, 0.99).unwrap();
-        assert!((49_000_000..=51_000_000).contains(&p99), "{p99}");
-        let p50 = percentile_ns(&buckets, 0.5).unwrap();
-        assert!((9_800..=10_200).contains(&p50), "{p50}");
-        assert_eq!(percentile_ns(&vec![0; BUCKETS], 0.99), None);
-    }
+    Some(merged.percentiles(&merged.histogram()).p99_ns / 1_000)
 }

@@ -4,7 +4,6 @@
 //! per site, one short lock of the stall book).
 
 use std::fmt;
-use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
@@ -14,9 +13,14 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
+use pollwatch_report::Dropped;
+
 use crate::poll::recorder::{bucket_value, SiteTotals};
-use crate::shared::Shared;
+use crate::poll::thread::ThreadSlot;
+use crate::poll::PollPath;
 use crate::snapshot;
+use crate::stall::book::SiteStalls;
+use crate::state::State;
 
 /// The upper bounds (`le`) of the poll-duration histogram's buckets, in seconds; `+Inf` follows.
 pub const POLL_DURATION_BUCKETS: [f64; 17] = [
@@ -50,12 +54,12 @@ const NS_PER_SECOND: f64 = 1e9;
 /// pollwatch's metrics, computed from a layer's state on every scrape.
 #[derive(Debug)]
 pub(crate) struct PollWatchCollector {
-    shared: Arc<Shared>,
+    state: Arc<State>,
 }
 
 impl PollWatchCollector {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+    pub(crate) fn new(state: Arc<State>) -> Self {
+        Self { state }
     }
 }
 
@@ -63,7 +67,55 @@ impl PollWatchCollector {
 struct SiteRow {
     label: String,
     merged: SiteTotals,
-    stalls: Option<crate::stall::book::SiteStalls>,
+    stalls: Option<SiteStalls>,
+}
+
+/// Everything one scrape reads from the state, read once.
+struct Scrape {
+    rows: Vec<SiteRow>,
+    dropped: Dropped,
+    sites: u64,
+    polling_threads: u64,
+    stalled_now: u64,
+    longest_running_ns: u64,
+    threshold_ns: u64,
+}
+
+impl Scrape {
+    fn read(state: &State) -> Self {
+        let slots = state.poll.slot_list();
+        let all_sites = state.sites.all();
+        let book = state.book.lock();
+        let mut rows = Vec::new();
+        for (id, site) in &all_sites {
+            let merged = PollPath::merge_site(&slots, *id);
+            let stalls = book.site(*id).cloned();
+            if merged.polls() == 0 && stalls.is_none() {
+                continue;
+            }
+            rows.push(SiteRow {
+                label: site.label.clone(),
+                merged,
+                stalls,
+            });
+        }
+        let dropped = snapshot::dropped(state, &slots, &book);
+        drop(book);
+        let (stalled_now, longest_running_ns) = running_now(state, &slots);
+        Self {
+            rows,
+            dropped,
+            sites: all_sites.len().saturating_sub(1) as u64,
+            polling_threads: slots.iter().filter(|s| s.is_alive()).count() as u64,
+            stalled_now,
+            longest_running_ns,
+            threshold_ns: state.threshold_ns(),
+        }
+    }
+
+    fn polled(&self) -> impl Iterator<Item = &SiteRow> {
+        self.rows.iter().filter(|r| r.merged.polls() > 0)
+    }
 }
 
 /// A merged site's buckets folded into the Prometheus buckets (not cumulative; the encoder
@@ -87,18 +139,14 @@ pub(crate) fn fold_buckets(merged: &SiteTotals) -> Vec<(f64, u64)> {
 
 /// Threads whose outermost poll has run past the threshold right now, and the longest
 /// running poll (ns).
-fn running_now(shared: &Shared, slots: &[Arc<crate::poll::thread::ThreadSlot>]) -> (u64, u64) {
-    let clock = &shared.poll.clock;
-    let now = clock.now();
+fn running_now(state: &State, slots: &[Arc<ThreadSlot>]) -> (u64, u64) {
+    let clock = &state.poll.clock;
     let mut stalled = 0;
     let mut longest = 0;
-    for slot in slots {
-        let start = slot.poll_start.load(Acquire);
-        if start == 0 || !slot.alive.load(Relaxed) {
-            continue;
-        }
-        let running = clock.delta_ns(start, now);
-        if running > shared.poll.threshold_ns {
+    for slot in slots.iter().filter(|s| s.is_alive()) {
+        let Some(poll) = slot.running() else { continue };
+        let running = clock.since_ns(poll.start);
+        if running > state.threshold_ns() {
             stalled += 1;
         }
         longest = longest.max(running);
@@ -116,169 +164,168 @@ fn counter(value: u64) -> ConstCounter<u64> {
 
 impl Collector for PollWatchCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        let shared = &*self.shared;
-        let slots = shared.poll.slot_list();
-        let book = shared.book.lock().ok();
-        let all_sites = shared.sites.all();
-        let mut rows = Vec::new();
-        for (id, site) in &all_sites {
-            let merged = snapshot::merge_site(&slots, *id);
-            let stalls = book.as_ref().and_then(|b| b.site(*id)).cloned();
-            if merged.polls() == 0 && stalls.is_none() {
-                continue;
-            }
-            rows.push(SiteRow {
-                label: site.label.clone(),
-                merged,
-                stalls,
-            });
-        }
-        let dropped = snapshot::dropped(shared, &slots, book.as_deref());
-        drop(book);
-        let (stalled_now, longest_ns) = running_now(shared, &slots);
+        let scrape = Scrape::read(&self.state);
+        encode_poll_durations(&mut encoder, &scrape)?;
+        encode_slow_polls(&mut encoder, &scrape)?;
+        encode_stalls(&mut encoder, &scrape)?;
+        encode_call_sites(&mut encoder, &scrape)?;
+        encode_dropped(&mut encoder, &scrape.dropped)?;
+        encode_gauges(&mut encoder, &scrape)
+    }
+}
 
-        let mut metric = encoder.encode_descriptor(
-            "pollwatch_poll_duration",
-            "How long each task poll held its thread, by spawn site (bucket bounds are exact \
-             to within 1/32 of a value)",
-            Some(&Unit::Seconds),
-            MetricType::Histogram,
-        )?;
-        for row in rows.iter().filter(|r| r.merged.polls() > 0) {
-            metric
-                .encode_family(&[("site", row.label.as_str())])?
-                .encode_histogram::<NoLabelSet>(
-                    seconds(row.merged.busy_ns),
-                    row.merged.polls(),
-                    &fold_buckets(&row.merged),
-                    None,
-                )?;
-        }
+fn encode_poll_durations(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    let mut metric = encoder.encode_descriptor(
+        "pollwatch_poll_duration",
+        "How long each task poll held its thread, by spawn site (bucket bounds are exact \
+         to within 1/32 of a value)",
+        Some(&Unit::Seconds),
+        MetricType::Histogram,
+    )?;
+    for row in scrape.polled() {
+        metric
+            .encode_family(&[("site", row.label.as_str())])?
+            .encode_histogram::<NoLabelSet>(
+                seconds(row.merged.busy_ns),
+                row.merged.polls(),
+                &fold_buckets(&row.merged),
+                None,
+            )?;
+    }
+    Ok(())
+}
 
-        let mut metric = encoder.encode_descriptor(
-            "pollwatch_slow_polls",
-            "Polls that held their thread longer than the threshold, by spawn site",
-            None,
-            MetricType::Counter,
-        )?;
-        for row in rows.iter().filter(|r| r.merged.polls() > 0) {
-            counter(row.merged.slow_polls)
+fn encode_slow_polls(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    let mut metric = encoder.encode_descriptor(
+        "pollwatch_slow_polls",
+        "Polls that held their thread longer than the threshold, by spawn site",
+        None,
+        MetricType::Counter,
+    )?;
+    for row in scrape.polled() {
+        counter(row.merged.slow_polls)
+            .encode(metric.encode_family(&[("site", row.label.as_str())])?)?;
+    }
+    Ok(())
+}
+
+fn encode_stalls(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    let mut metric = encoder.encode_descriptor(
+        "pollwatch_stalls",
+        "Polls the watchdog caught holding their thread past the threshold, by spawn site \
+         and cause",
+        None,
+        MetricType::Counter,
+    )?;
+    for row in &scrape.rows {
+        for (cause, &count) in row.stalls.iter().flat_map(|s| &s.causes) {
+            counter(count).encode(
+                metric.encode_family(&[("site", row.label.as_str()), ("cause", cause.as_str())])?,
+            )?;
+        }
+    }
+    let mut metric = encoder.encode_descriptor(
+        "pollwatch_stall_held",
+        "Total time the stalls that ended held their thread, by spawn site",
+        Some(&Unit::Seconds),
+        MetricType::Counter,
+    )?;
+    for row in &scrape.rows {
+        if let Some(stalls) = &row.stalls {
+            ConstCounter::new(seconds(stalls.held_ns))
                 .encode(metric.encode_family(&[("site", row.label.as_str())])?)?;
         }
-
-        let mut metric = encoder.encode_descriptor(
-            "pollwatch_stalls",
-            "Polls the watchdog caught holding their thread past the threshold, by spawn site \
-             and cause",
-            None,
-            MetricType::Counter,
-        )?;
-        for row in &rows {
-            for (cause, &count) in row.stalls.iter().flat_map(|s| &s.causes) {
-                counter(count).encode(
-                    metric.encode_family(&[
-                        ("site", row.label.as_str()),
-                        ("cause", cause.as_str()),
-                    ])?,
-                )?;
-            }
-        }
-
-        let mut metric = encoder.encode_descriptor(
-            "pollwatch_stall_held",
-            "Total time the stalls that ended held their thread, by spawn site",
-            Some(&Unit::Seconds),
-            MetricType::Counter,
-        )?;
-        for row in &rows {
-            if let Some(stalls) = &row.stalls {
-                ConstCounter::new(seconds(stalls.held_ns))
-                    .encode(metric.encode_family(&[("site", row.label.as_str())])?)?;
-            }
-        }
-
-        let mut metric = encoder.encode_descriptor(
-            "pollwatch_call_site_stalls",
-            "Stalls by blocking call site in the application's code (at most 32 per spawn \
-             site; the rest as call_site=\"other\")",
-            None,
-            MetricType::Counter,
-        )?;
-        for row in &rows {
-            for call in row.stalls.iter().flat_map(snapshot::call_sites) {
-                counter(call.count).encode(metric.encode_family(&[
-                    ("site", row.label.as_str()),
-                    ("call_site", call.call_site.as_str()),
-                    ("blocking_call", call.blocking_call.as_deref().unwrap_or("")),
-                    ("cause", call.cause.as_str()),
-                ])?)?;
-            }
-        }
-
-        let mut metric = encoder.encode_descriptor(
-            "pollwatch_dropped_events",
-            "Measurements pollwatch lost or left out, by kind",
-            None,
-            MetricType::Counter,
-        )?;
-        for (kind, count) in [
-            ("tasks_in_overflow_site", dropped.tasks_in_overflow_site),
-            ("slow_poll_events", dropped.slow_poll_events),
-            ("polls_nested_too_deep", dropped.polls_nested_too_deep),
-            ("values_clamped", dropped.values_clamped),
-            (
-                "stall_warnings_suppressed",
-                dropped.stall_warnings_suppressed,
-            ),
-            ("stall_samples", dropped.stall_samples),
-            ("report_writes_failed", dropped.report_writes_failed),
-        ] {
-            counter(count).encode(metric.encode_family(&[("kind", kind)])?)?;
-        }
-
-        let sites = all_sites.len().saturating_sub(1) as u64;
-        for (name, help, unit, value) in [
-            (
-                "pollwatch_workers_stalled",
-                "Threads whose current poll has held them longer than the threshold, now",
-                None,
-                stalled_now as f64,
-            ),
-            (
-                "pollwatch_longest_running_poll",
-                "How long the longest poll running now has held its thread (0 when none runs)",
-                Some(Unit::Seconds),
-                seconds(longest_ns),
-            ),
-            (
-                "pollwatch_polling_threads",
-                "Threads that have polled a task (workers, block_on callers) and still run",
-                None,
-                slots.iter().filter(|s| s.alive.load(Relaxed)).count() as f64,
-            ),
-            (
-                "pollwatch_sites",
-                "Distinct spawn sites in the site table (not counting the overflow site)",
-                None,
-                sites as f64,
-            ),
-            (
-                "pollwatch_threshold",
-                "The slow-poll threshold in force",
-                Some(Unit::Seconds),
-                shared.threshold.as_secs_f64(),
-            ),
-        ] {
-            let gauge = ConstGauge::new(value);
-            gauge.encode(encoder.encode_descriptor(
-                name,
-                help,
-                unit.as_ref(),
-                gauge.metric_type(),
-            )?)?;
-        }
-        Ok(())
     }
+    Ok(())
+}
+
+fn encode_call_sites(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    let mut metric = encoder.encode_descriptor(
+        "pollwatch_call_site_stalls",
+        "Stalls by blocking call site in the application's code (at most 32 per spawn \
+         site; the rest as call_site=\"other\")",
+        None,
+        MetricType::Counter,
+    )?;
+    for row in &scrape.rows {
+        for call in row.stalls.iter().flat_map(SiteStalls::call_sites_report) {
+            counter(call.count).encode(metric.encode_family(&[
+                ("site", row.label.as_str()),
+                ("call_site", call.call_site.as_str()),
+                ("blocking_call", call.blocking_call.as_deref().unwrap_or("")),
+                ("cause", call.cause.as_str()),
+            ])?)?;
+        }
+    }
+    Ok(())
+}
+
+fn encode_dropped(encoder: &mut DescriptorEncoder, dropped: &Dropped) -> fmt::Result {
+    let mut metric = encoder.encode_descriptor(
+        "pollwatch_dropped_events",
+        "Measurements pollwatch lost or left out, by kind",
+        None,
+        MetricType::Counter,
+    )?;
+    for (kind, count) in [
+        ("tasks_in_overflow_site", dropped.tasks_in_overflow_site),
+        ("slow_poll_events", dropped.slow_poll_events),
+        ("polls_nested_too_deep", dropped.polls_nested_too_deep),
+        ("values_clamped", dropped.values_clamped),
+        (
+            "stall_warnings_suppressed",
+            dropped.stall_warnings_suppressed,
+        ),
+        ("stall_samples", dropped.stall_samples),
+        ("report_writes_failed", dropped.report_writes_failed),
+    ] {
+        counter(count).encode(metric.encode_family(&[("kind", kind)])?)?;
+    }
+    Ok(())
+}
+
+fn encode_gauges(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    for (name, help, unit, value) in [
+        (
+            "pollwatch_workers_stalled",
+            "Threads whose current poll has held them longer than the threshold, now",
+            None,
+            scrape.stalled_now as f64,
+        ),
+        (
+            "pollwatch_longest_running_poll",
+            "How long the longest poll running now has held its thread (0 when none runs)",
+            Some(Unit::Seconds),
+            seconds(scrape.longest_running_ns),
+        ),
+        (
+            "pollwatch_polling_threads",
+            "Threads that have polled a task (workers, block_on callers) and still run",
+            None,
+            scrape.polling_threads as f64,
+        ),
+        (
+            "pollwatch_sites",
+            "Distinct spawn sites in the site table (not counting the overflow site)",
+            None,
+            scrape.sites as f64,
+        ),
+        (
+            "pollwatch_threshold",
+            "The slow-poll threshold in force",
+            Some(Unit::Seconds),
+            seconds(scrape.threshold_ns),
+        ),
+    ] {
+        let gauge = ConstGauge::new(value);
+        gauge.encode(encoder.encode_descriptor(
+            name,
+            help,
+            unit.as_ref(),
+            gauge.metric_type(),
+        )?)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,19 +12,18 @@
 //! | another method on `/metrics` | `405`, `Allow: GET` |
 //! | another path | `404` |
 //! | a request line that is not `METHOD TARGET HTTP/1.x` | `400` |
-//! | a request head over [`MAX_HEAD_BYTES`] | `431` |
-//! | a head not complete within [`HEAD_TIMEOUT`] | `408` |
+//! | a request head over [`MAX_HEAD_BYTES`] (8 KiB) | `431` |
+//! | a head not complete within [`HEAD_TIMEOUT`] (2 s) | `408` |
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
 
-use crate::background;
+use crate::background::{self, Joiner};
 
 /// The name of the accepting thread.
 pub(crate) const THREAD_NAME: &str = "pollwatch-metrics";
@@ -32,9 +31,9 @@ pub(crate) const THREAD_NAME: &str = "pollwatch-metrics";
 const CONNECTION_THREAD_NAME: &str = "pollwatch-metrics-conn";
 
 /// The largest accepted request head (request line and headers), in bytes.
-pub const MAX_HEAD_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// How long a client may take to send its request head; slower clients are cut off.
-pub const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long writing the response may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections answered at once; more are refused with `503`.
@@ -49,7 +48,7 @@ const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT
 pub struct MetricsServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Joiner,
 }
 
 impl MetricsServer {
@@ -65,7 +64,7 @@ impl MetricsServer {
         Ok(Self {
             addr,
             stop,
-            thread: Mutex::new(Some(thread)),
+            thread: Joiner::new(Some(thread)),
         })
     }
 
@@ -91,7 +90,7 @@ impl MetricsServer {
             other => other,
         };
         if TcpStream::connect_timeout(&wake, Duration::from_secs(1)).is_ok() {
-            background::join(&self.thread);
+            self.thread.join();
         }
         // Otherwise the thread is left to end with the process rather than hang the caller.
     }

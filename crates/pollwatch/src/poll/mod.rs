@@ -1,13 +1,30 @@
-//! The poll path: what happens when a task span is entered, exited and closed.
+//! The poll path: what happens when a task poll starts and ends, whichever poll source saw it.
 //!
-//! Budget (see DESIGN.md): a clock read each way, a thread-local lookup, a few relaxed
-//! stores into the thread's own slot and recorder. No lock, no allocation after the thread's
-//! first poll of a site, no formatting, no I/O, no channel send. Everything else happens on
-//! pollwatch's own threads, which read the slots.
+//! **The poll-source seam.** A *poll source* turns what it observes into four calls on
+//! [`PollPath`], and nothing else:
 //!
-//! Nesting: the thread keeps a stack of entered task spans. A poll's recorded time is its own
+//! | call | when |
+//! |---|---|
+//! | [`PollPath::enter`]`(poll, task)` | a poll (or drop) of `task` starts on this thread |
+//! | [`PollPath::exit`]`(poll)` | the poll `poll` ends on this thread (other ids are ignored) |
+//! | [`PollPath::close`]`(poll, task)` | the task is gone; relabels a last enter that was its drop |
+//! | [`PollPath::enter_inner`]`(span)` | a non-task span was entered inside a poll (optional) |
+//!
+//! `poll` is any nonzero id the source chooses that stays the same from `enter` to `exit`
+//! (the tracing layer uses the span id), and [`TaskInfo`] carries the task id and its
+//! interned [`SiteId`](crate::sites::SiteId) (interned once per task, at spawn, never here).
+//! Everything behind the seam (the slots, the watchdog, the reporter, reports, console and
+//! metrics) sees only what these calls record, so a new source (tokio's runtime hooks,
+//! wrapped futures) plugs in beside [`crate::source::layer`] without touching them.
+//!
+//! Budget: a clock read each way, a thread-local lookup, a few relaxed stores into the
+//! thread's own slot and recorder. No lock, no allocation after the thread's first poll of a
+//! site, no formatting, no I/O, no channel send. Everything else happens on pollwatch's own
+//! threads, which read the slots through [`ThreadSlot`]'s methods.
+//!
+//! Nesting: the thread keeps a stack of entered task polls. A poll's recorded time is its own
 //! time, without the polls nested inside it, so no time is counted twice; the thread is held
-//! from the outermost enter, which is what the slot's `poll_start` shows.
+//! from the outermost enter, which is what the slot's running poll shows.
 
 pub(crate) mod clock;
 pub(crate) mod recorder;
@@ -15,41 +32,114 @@ pub(crate) mod slow_ring;
 pub(crate) mod thread;
 
 use std::sync::atomic::Ordering::{Relaxed, Release};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use self::clock::Clock;
-use self::recorder::MAX_VALUE_NS;
+use self::recorder::{SiteTotals, MAX_VALUE_NS};
 use self::thread::{ThreadSlot, MAX_DEPTH};
-use crate::task::TaskInfo;
+use crate::sites::SiteId;
 
-/// Every slot a layer has created, for its own threads to read.
-pub(crate) type SlotList = Mutex<Vec<Arc<ThreadSlot>>>;
+/// The task a poll belongs to, as a poll source hands it to the poll path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TaskInfo {
+    /// tokio's task id.
+    pub(crate) task_id: u64,
+    /// The interned spawn site.
+    pub(crate) site: SiteId,
+}
+
+/// Whether a timed enter/exit was a poll of the future or its drop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PollKind {
+    Poll,
+    /// `tracing::Instrumented` enters the span once more to drop the future.
+    Drop,
+}
+
+impl PollKind {
+    /// The name used in reports and events.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            PollKind::Poll => "poll",
+            PollKind::Drop => "drop",
+        }
+    }
+}
+
+/// One outermost poll of one thread: the thread's slot (its index in the slot list) and the
+/// poll's sequence number there. Stalls, their end and their slow-poll record are matched by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct PollKey {
+    pub(crate) slot: usize,
+    pub(crate) seq: u64,
+}
+
+/// How much a site recorded, cheaply: enough to tell whether it changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Activity {
+    pub(crate) busy_ns: u64,
+    pub(crate) drops: u64,
+}
 
 /// The per-layer state the poll path needs.
 #[derive(Debug)]
 pub(crate) struct PollPath {
     /// Distinguishes this layer's thread-local slots from another layer's in the same process.
-    pub(crate) layer_id: u64,
+    layer_id: u64,
     pub(crate) clock: Clock,
     pub(crate) threshold_ns: u64,
     /// Recorder array length: the site bound plus the overflow site.
-    pub(crate) site_slots: usize,
-    pub(crate) slots: Arc<SlotList>,
+    site_slots: usize,
+    slots: Mutex<Vec<Arc<ThreadSlot>>>,
 }
 
+/// Distinguishes layers within one process (each has its own thread-local slots).
+static NEXT_LAYER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 impl PollPath {
-    /// The slots of every thread that has polled a task so far (empty if the list's lock was
-    /// poisoned, which no code path here can do).
+    /// A poll path with recorders for `site_slots` sites, timed by `clock`.
+    pub(crate) fn new(clock: Clock, threshold_ns: u64, site_slots: usize) -> Self {
+        Self {
+            layer_id: NEXT_LAYER_ID.fetch_add(1, Relaxed),
+            clock,
+            threshold_ns,
+            site_slots,
+            slots: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The slots of every thread that has polled a task so far; a slot's index here is
+    /// [`PollKey::slot`].
     pub(crate) fn slot_list(&self) -> Vec<Arc<ThreadSlot>> {
-        self.slots.lock().map(|s| s.clone()).unwrap_or_default()
+        self.slots.lock().clone()
     }
 
     fn create_slot(&self) -> Arc<ThreadSlot> {
         let slot = Arc::new(ThreadSlot::new(self.site_slots));
-        if let Ok(mut slots) = self.slots.lock() {
-            slots.push(slot.clone());
-        }
+        self.slots.lock().push(slot.clone());
         slot
+    }
+
+    /// One site's measurements summed over every thread in `slots`: the one merge of the
+    /// per-thread recorders, which reports, console resources and metrics all use.
+    pub(crate) fn merge_site(slots: &[Arc<ThreadSlot>], site: SiteId) -> SiteTotals {
+        let mut merged = SiteTotals::default();
+        for recorder in slots.iter().filter_map(|s| s.existing_recorder(site)) {
+            recorder.merge_into(&mut merged);
+        }
+        merged
+    }
+
+    /// How much `site` recorded over every thread in `slots`, without merging buckets.
+    pub(crate) fn site_activity(slots: &[Arc<ThreadSlot>], site: SiteId) -> Activity {
+        let mut activity = Activity::default();
+        for recorder in slots.iter().filter_map(|s| s.existing_recorder(site)) {
+            activity.busy_ns += recorder.busy_ns();
+            activity.drops += recorder.drops();
+        }
+        activity
     }
 
     /// A task span was entered: a poll (or a drop) starts.
@@ -70,7 +160,7 @@ impl PollPath {
                 let frame = &slot.frames[depth];
                 frame.span.store(span, Relaxed);
                 frame.task_id.store(task.task_id, Relaxed);
-                frame.site.store(task.site, Relaxed);
+                frame.site.store(task.site.index(), Relaxed);
                 frame.start.store(now, Relaxed);
                 frame.nested_ns.store(0, Relaxed);
                 if depth == 0 {
@@ -136,6 +226,7 @@ impl PollPath {
             let slow = own_ns > self.threshold_ns;
             let recorded = recorder.record(own_ns, slow);
             let slow_position = if slow {
+                let site = SiteId::from_index(site);
                 slot.slow
                     .push(task_id, slot.poll_seq.load(Relaxed), site, own_ns, now)
                     .map_or(0, |p| p + 1)
@@ -180,7 +271,7 @@ impl PollPath {
             }
             last.span.store(0, Relaxed);
             let slow = last.slow.load(Relaxed);
-            if let Some(recorder) = slot.existing_recorder(last.site.load(Relaxed)) {
+            if let Some(recorder) = slot.recorder_if_polled(last.site.load(Relaxed)) {
                 recorder.relabel_as_drop(last.recorded(), slow);
             }
             let position = last.slow_position.load(Relaxed);
@@ -215,9 +306,7 @@ fn exit_inner(slot: &ThreadSlot, span: u64) {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::recorder::SiteTotals;
     use super::*;
-    use std::sync::Arc;
 
     const THRESHOLD_NS: u64 = 10_000_000;
 
@@ -225,29 +314,19 @@ pub(crate) mod tests {
     pub(crate) fn path() -> (PollPath, Arc<quanta::Mock>) {
         let (clock, mock) = quanta::Clock::mock();
         mock.increment(1_000u64);
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 40);
-        let path = PollPath {
-            layer_id: NEXT.fetch_add(1, Relaxed),
-            clock: Clock::from_quanta(clock),
-            threshold_ns: THRESHOLD_NS,
-            site_slots: 4,
-            slots: Arc::default(),
-        };
+        let path = PollPath::new(Clock::from_quanta(clock), THRESHOLD_NS, 4);
         (path, mock)
     }
 
     fn totals(path: &PollPath, site: u32) -> SiteTotals {
-        let mut totals = SiteTotals::default();
-        for slot in path.slots.lock().unwrap().iter() {
-            if let Some(recorder) = slot.existing_recorder(site) {
-                recorder.merge_into(&mut totals);
-            }
-        }
-        totals
+        PollPath::merge_site(&path.slot_list(), SiteId::from_index(site))
     }
 
     pub(crate) fn task(task_id: u64, site: u32) -> TaskInfo {
-        TaskInfo { task_id, site }
+        TaskInfo {
+            task_id,
+            site: SiteId::from_index(site),
+        }
     }
 
     #[test]
@@ -290,7 +369,7 @@ pub(crate) mod tests {
         path.enter(1, task(1, 0));
         path.enter_inner(60);
         path.enter_inner(61);
-        let slot = path.slots.lock().unwrap()[0].clone();
+        let slot = path.slot_list()[0].clone();
         assert_eq!(slot.inner_span(), Some(61));
         path.exit(61);
         assert_eq!(slot.inner_span(), Some(60));
@@ -330,11 +409,15 @@ pub(crate) mod tests {
         let t = totals(&path, 0);
         assert_eq!((t.polls(), t.busy_ns, t.max_ns), (1, 100, 100));
         assert_eq!((t.drops, t.drop_ns, t.slow_polls), (1, 30_000_000, 0));
-        let slot = path.slots.lock().unwrap()[0].clone();
+        let slot = path.slot_list()[0].clone();
         let mut seen = Vec::new();
-        slot.slow.drain(|_| true, |r| seen.push(r));
+        slot.drain_slow(|_| true, |r| seen.push(r));
         assert_eq!(seen.len(), 1);
-        assert!(seen[0].is_drop, "the slow record is labelled a drop");
+        assert_eq!(
+            seen[0].kind,
+            PollKind::Drop,
+            "the slow record is labelled a drop"
+        );
     }
 
     #[test]
@@ -359,8 +442,8 @@ pub(crate) mod tests {
         for span in (0..(MAX_DEPTH as u64 + 2)).rev() {
             path.exit(span + 1);
         }
-        let slot = path.slots.lock().unwrap()[0].clone();
-        assert_eq!(slot.nested_too_deep.load(Relaxed), 2);
+        let slot = path.slot_list()[0].clone();
+        assert_eq!(slot.polls_nested_too_deep(), 2);
         assert_eq!(totals(&path, 0).polls(), MAX_DEPTH as u64);
         assert_eq!(slot.depth.load(Relaxed), 0);
     }

@@ -11,6 +11,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use pollwatch_report::histogram::{self, Histogram};
+use pollwatch_report::Percentiles;
+
 /// log2 of the number of sub-buckets per power of two.
 const SUB_BITS: u32 = 5;
 const SUB: u64 = 1 << SUB_BITS;
@@ -179,6 +182,35 @@ impl SiteTotals {
     pub(crate) fn polls(&self) -> u64 {
         self.buckets.iter().sum()
     }
+
+    /// An hdrhistogram with these counts, each bucket recorded at its midpoint.
+    pub(crate) fn histogram(&self) -> Histogram<u64> {
+        histogram_of(&self.buckets)
+    }
+
+    /// The percentiles of [`histogram`](Self::histogram), none above the exact maximum (a
+    /// bucket's midpoint can be a little above the largest value recorded in it).
+    pub(crate) fn percentiles(&self, hist: &Histogram<u64>) -> Percentiles {
+        let p = histogram::percentiles(hist);
+        Percentiles {
+            p50_ns: p.p50_ns.min(self.max_ns),
+            p90_ns: p.p90_ns.min(self.max_ns),
+            p99_ns: p.p99_ns.min(self.max_ns),
+            p999_ns: p.p999_ns.min(self.max_ns),
+        }
+    }
+}
+
+/// An hdrhistogram with the counts of recorder buckets (whole or per interval).
+pub(crate) fn histogram_of(buckets: &[u64]) -> Histogram<u64> {
+    let mut hist = histogram::new_histogram();
+    for (bucket, &count) in buckets.iter().enumerate() {
+        if count > 0 {
+            // Values are clamped to the histogram's bound, so recording cannot fail.
+            let _ = hist.record_n(bucket_value(bucket), count);
+        }
+    }
+    hist
 }
 
 #[cfg(test)]
@@ -239,5 +271,27 @@ mod tests {
         assert_eq!(totals.max_ns, 1_000);
         assert_eq!(totals.slow_polls, 0);
         assert_eq!((totals.drops, totals.drop_ns), (1, 50_000_000));
+    }
+
+    #[test]
+    fn percentiles_never_exceed_the_exact_maximum() {
+        let recorder = SiteRecorder::new();
+        for _ in 0..98 {
+            recorder.record(10_000, false);
+        }
+        // The top of its bucket: the bucket's midpoint is below it, the hdrhistogram's
+        // equivalent value may be above.
+        recorder.record(50_000_000, true);
+        recorder.record(50_000_000, true);
+        let mut totals = SiteTotals::default();
+        recorder.merge_into(&mut totals);
+        let p = totals.percentiles(&totals.histogram());
+        assert!(p.p99_ns <= totals.max_ns && p.p999_ns <= totals.max_ns);
+        // Each within its value's bucket (hdrhistogram reports a bucket's highest
+        // equivalent value).
+        let (low, high) = bucket_range(bucket_index(50_000_000));
+        assert!((low..high).contains(&p.p99_ns), "{p:?}");
+        let (low, high) = bucket_range(bucket_index(10_000));
+        assert!((low..high).contains(&p.p50_ns), "{p:?}");
     }
 }

@@ -8,6 +8,9 @@ use std::sync::atomic::{
     Ordering::{Acquire, Relaxed, Release},
 };
 
+use super::PollKind;
+use crate::sites::SiteId;
+
 /// Slow polls a thread can hold for the reporter. A thread can finish at most one slow poll
 /// per threshold period, and the reporter drains every tick, so this is ample.
 pub(crate) const CAPACITY: usize = 64;
@@ -33,12 +36,12 @@ pub(crate) struct SlowRecord {
     pub(crate) task_id: u64,
     /// The thread's `poll_seq` of the outermost poll this one ran in.
     pub(crate) seq: u64,
-    pub(crate) site: u32,
+    pub(crate) site: SiteId,
     pub(crate) ns: u64,
     /// Raw clock reading at the end of the poll.
     pub(crate) ended_at: u64,
-    /// The future was being dropped, not polled.
-    pub(crate) is_drop: bool,
+    /// A poll, or the future's drop.
+    pub(crate) kind: PollKind,
 }
 
 #[derive(Debug)]
@@ -64,7 +67,7 @@ impl SlowRing {
         &self,
         task_id: u64,
         seq: u64,
-        site: u32,
+        site: SiteId,
         ns: u64,
         ended_at: u64,
     ) -> Option<u64> {
@@ -76,7 +79,7 @@ impl SlowRing {
         let entry = &self.entries[(head % CAPACITY as u64) as usize];
         entry.task_id.store(task_id, Relaxed);
         entry.seq.store(seq, Relaxed);
-        entry.site.store(site, Relaxed);
+        entry.site.store(site.index(), Relaxed);
         entry.ns.store(ns, Relaxed);
         entry.ended_at.store(ended_at, Relaxed);
         entry.state.store(POLL, Relaxed);
@@ -106,19 +109,21 @@ impl SlowRing {
             let record = SlowRecord {
                 task_id: entry.task_id.load(Relaxed),
                 seq: entry.seq.load(Relaxed),
-                site: entry.site.load(Relaxed),
+                site: SiteId::from_index(entry.site.load(Relaxed)),
                 ns: entry.ns.load(Relaxed),
                 ended_at,
-                is_drop: false,
+                kind: PollKind::Poll,
             };
             let state = entry.state.swap(TAKEN, Relaxed);
             tail += 1;
             self.tail.store(tail, Release);
-            if state == POLL || state == DROP {
-                each(SlowRecord {
-                    is_drop: state == DROP,
+            match state {
+                POLL => each(record),
+                DROP => each(SlowRecord {
+                    kind: PollKind::Drop,
                     ..record
-                });
+                }),
+                _ => {}
             }
         }
     }
@@ -146,18 +151,20 @@ impl Default for Entry {
 mod tests {
     use super::*;
 
+    const SITE: SiteId = SiteId::from_index(1);
+
     #[test]
     fn records_come_out_in_order_and_a_full_ring_counts_its_losses() {
         let ring = SlowRing::new();
         for i in 0..CAPACITY as u64 + 3 {
-            ring.push(i, 0, 1, 100, 10 + i);
+            ring.push(i, 0, SITE, 100, 10 + i);
         }
         assert_eq!(ring.dropped(), 3);
         let mut seen = Vec::new();
         ring.drain(|_| true, |r| seen.push(r.task_id));
         assert_eq!(seen, (0..CAPACITY as u64).collect::<Vec<_>>());
         assert!(
-            ring.push(99, 0, 1, 100, 500).is_some(),
+            ring.push(99, 0, SITE, 100, 500).is_some(),
             "drained ring accepts again"
         );
     }
@@ -165,7 +172,7 @@ mod tests {
     #[test]
     fn unsettled_records_wait_and_a_drop_mark_relabels_them() {
         let ring = SlowRing::new();
-        let position = ring.push(7, 0, 1, 100, 1_000).unwrap();
+        let position = ring.push(7, 0, SITE, 100, 1_000).unwrap();
         let mut seen = Vec::new();
         ring.drain(|at| at < 1_000, |r| seen.push(r));
         assert!(
@@ -175,6 +182,6 @@ mod tests {
         ring.mark_drop(position);
         ring.drain(|at| at < 1_001, |r| seen.push(r));
         assert_eq!(seen.len(), 1);
-        assert!(seen[0].is_drop);
+        assert_eq!(seen[0].kind, PollKind::Drop);
     }
 }

@@ -9,52 +9,54 @@
 use std::cell::RefCell;
 use std::sync::atomic::{
     AtomicBool, AtomicU32, AtomicU64, AtomicUsize,
-    Ordering::{Relaxed, Release},
+    Ordering::{Acquire, Relaxed, Release},
 };
 use std::sync::{Arc, OnceLock};
 
 use super::recorder::{Recorded, SiteRecorder};
-use super::slow_ring::SlowRing;
+use super::slow_ring::{SlowRecord, SlowRing};
+use super::TaskInfo;
+use crate::sites::SiteId;
 
 /// How many task polls may nest on one thread (a `LocalSet` inside `block_on` is 2). Deeper
 /// polls are not timed, and are counted.
-pub(crate) const MAX_DEPTH: usize = 32;
+pub(super) const MAX_DEPTH: usize = 32;
 
 /// How many other spans (`#[instrument]` spans inside a task) a thread tracks, so a stall can
 /// name the innermost one. Deeper ones are not tracked.
-pub(crate) const MAX_INNER_SPANS: usize = 16;
+pub(super) const MAX_INNER_SPANS: usize = 16;
 
 /// One entered task span on a thread's stack.
 #[derive(Debug, Default)]
-pub(crate) struct Frame {
-    pub(crate) span: AtomicU64,
-    pub(crate) task_id: AtomicU64,
-    pub(crate) site: AtomicU32,
-    pub(crate) start: AtomicU64,
+pub(super) struct Frame {
+    pub(super) span: AtomicU64,
+    pub(super) task_id: AtomicU64,
+    pub(super) site: AtomicU32,
+    pub(super) start: AtomicU64,
     /// Time spent in polls nested inside this one, so this poll's own time excludes it.
-    pub(crate) nested_ns: AtomicU64,
+    pub(super) nested_ns: AtomicU64,
     /// The thread's inner-span depth when this poll started.
-    pub(crate) inner_base: AtomicUsize,
+    pub(super) inner_base: AtomicUsize,
 }
 
 /// The last poll this thread finished, kept until the next enter so that `on_close` can
 /// relabel it as a drop: `tracing::Instrumented` enters the span once more to drop the
 /// future, and that enter is followed directly by the span's close on the same thread.
 #[derive(Debug, Default)]
-pub(crate) struct LastExit {
-    pub(crate) span: AtomicU64,
-    pub(crate) task_id: AtomicU64,
-    pub(crate) site: AtomicU32,
-    pub(crate) bucket: AtomicUsize,
-    pub(crate) ns: AtomicU64,
-    pub(crate) prev_max_ns: AtomicU64,
+pub(super) struct LastExit {
+    pub(super) span: AtomicU64,
+    pub(super) task_id: AtomicU64,
+    pub(super) site: AtomicU32,
+    pub(super) bucket: AtomicUsize,
+    pub(super) ns: AtomicU64,
+    pub(super) prev_max_ns: AtomicU64,
     /// Position in the slow ring + 1, or 0 when the poll was not slow or not queued.
-    pub(crate) slow_position: AtomicU64,
-    pub(crate) slow: AtomicBool,
+    pub(super) slow_position: AtomicU64,
+    pub(super) slow: AtomicBool,
 }
 
 impl LastExit {
-    pub(crate) fn recorded(&self) -> Recorded {
+    pub(super) fn recorded(&self) -> Recorded {
         Recorded {
             bucket: self.bucket.load(Relaxed),
             ns: self.ns.load(Relaxed),
@@ -68,36 +70,36 @@ impl LastExit {
 #[repr(align(128))]
 pub(crate) struct ThreadSlot {
     /// The thread's name, or its `ThreadId`.
-    pub(crate) name: String,
+    pub(super) name: String,
     /// The OS thread id, for /proc and signals (0 where unknown).
-    pub(crate) tid: i32,
+    pub(super) tid: i32,
     /// Nesting depth: the number of task spans entered on this thread.
-    pub(crate) depth: AtomicUsize,
-    pub(crate) frames: [Frame; MAX_DEPTH],
+    pub(super) depth: AtomicUsize,
+    pub(super) frames: [Frame; MAX_DEPTH],
     /// Raw clock reading when the outermost poll started, 0 when the thread is not polling.
-    pub(crate) poll_start: AtomicU64,
+    pub(super) poll_start: AtomicU64,
     /// Bumped at the start of every outermost poll, so each poll is reported once.
-    pub(crate) poll_seq: AtomicU64,
+    pub(super) poll_seq: AtomicU64,
     /// The `poll_seq` of the last outermost poll that ended, and how long it held the thread.
-    pub(crate) last_outer_seq: AtomicU64,
-    pub(crate) last_outer_ns: AtomicU64,
+    pub(super) last_outer_seq: AtomicU64,
+    pub(super) last_outer_ns: AtomicU64,
     /// `poll_seq` and duration of the last outermost poll longer than the threshold (written
     /// only by slow polls, so the watchdog can still find a stall's end after faster polls).
-    pub(crate) last_slow_seq: AtomicU64,
-    pub(crate) last_slow_ns: AtomicU64,
+    pub(super) last_slow_seq: AtomicU64,
+    pub(super) last_slow_ns: AtomicU64,
     /// Ids of non-task spans entered inside the current poll, innermost last.
-    pub(crate) inner: [AtomicU64; MAX_INNER_SPANS],
-    pub(crate) inner_depth: AtomicUsize,
-    pub(crate) last_exit: LastExit,
-    pub(crate) recorders: Box<[OnceLock<Box<SiteRecorder>>]>,
-    pub(crate) slow: SlowRing,
-    pub(crate) nested_too_deep: AtomicU64,
-    pub(crate) clamped: AtomicU64,
-    pub(crate) alive: AtomicBool,
+    pub(super) inner: [AtomicU64; MAX_INNER_SPANS],
+    pub(super) inner_depth: AtomicUsize,
+    pub(super) last_exit: LastExit,
+    pub(super) recorders: Box<[OnceLock<Box<SiteRecorder>>]>,
+    pub(super) slow: SlowRing,
+    pub(super) nested_too_deep: AtomicU64,
+    pub(super) clamped: AtomicU64,
+    pub(super) alive: AtomicBool,
 }
 
 impl ThreadSlot {
-    pub(crate) fn new(sites: usize) -> Self {
+    pub(super) fn new(sites: usize) -> Self {
         let current = std::thread::current();
         let name = match current.name() {
             Some(name) => name.to_owned(),
@@ -127,7 +129,7 @@ impl ThreadSlot {
 
     /// This thread's recorder for `site`, allocated on the thread's first poll of that site.
     #[inline]
-    pub(crate) fn recorder(&self, site: u32) -> Option<&SiteRecorder> {
+    pub(super) fn recorder(&self, site: u32) -> Option<&SiteRecorder> {
         let cell = self.recorders.get(site as usize)?;
         Some(cell.get_or_init(|| Box::new(SiteRecorder::new())))
     }
@@ -146,10 +148,110 @@ impl ThreadSlot {
         Some(self.inner[inner - 1].load(Relaxed))
     }
 
-    /// This thread's recorder for `site`, if it has polled that site.
-    pub(crate) fn existing_recorder(&self, site: u32) -> Option<&SiteRecorder> {
+    /// This thread's recorder for raw site index `site`, if it has polled that site.
+    pub(super) fn recorder_if_polled(&self, site: u32) -> Option<&SiteRecorder> {
         self.recorders.get(site as usize)?.get().map(|b| &**b)
     }
+
+    /// This thread's recorder for `site`, if it has polled that site.
+    pub(crate) fn existing_recorder(&self, site: SiteId) -> Option<&SiteRecorder> {
+        self.recorders
+            .get(site.index() as usize)?
+            .get()
+            .map(|b| &**b)
+    }
+
+    // The slot protocol, as pollwatch's own threads read it. The poll path (the only writer)
+    // stores `poll_start` last with `Release` when a poll starts and zeroes it when the
+    // outermost poll ends; `poll_seq` names each outermost poll.
+
+    /// The thread's name, or its `ThreadId`.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The OS thread id, for `/proc` and signals (0 where unknown).
+    pub(crate) fn tid(&self) -> i32 {
+        self.tid
+    }
+
+    /// Whether the thread still runs.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub(crate) fn is_alive(&self) -> bool {
+        self.alive.load(Acquire)
+    }
+
+    /// The outermost poll running on this thread now, if any.
+    pub(crate) fn running(&self) -> Option<Running> {
+        let start = self.poll_start.load(Acquire);
+        let seq = self.poll_seq.load(Acquire);
+        (start != 0).then_some(Running { seq, start })
+    }
+
+    /// Whether `poll` is still running.
+    pub(crate) fn still_running(&self, poll: Running) -> bool {
+        self.poll_seq.load(Acquire) == poll.seq && self.poll_start.load(Acquire) == poll.start
+    }
+
+    /// How long outermost poll `seq` held the thread, if it ended and is still on record: as
+    /// the thread's last poll, or as its last slow poll (faster polls do not overwrite that).
+    pub(crate) fn finished_ns(&self, seq: u64) -> Option<u64> {
+        if self.last_outer_seq.load(Relaxed) == seq {
+            return Some(self.last_outer_ns.load(Relaxed));
+        }
+        self.last_slow_ns(seq)
+    }
+
+    /// How long outermost poll `seq` held the thread, if it is the thread's last slow poll.
+    /// The sequence number is read on both sides of the length, so a length written by a
+    /// later slow poll is never taken for this one's.
+    pub(crate) fn last_slow_ns(&self, seq: u64) -> Option<u64> {
+        if self.last_slow_seq.load(Acquire) != seq {
+            return None;
+        }
+        let ns = self.last_slow_ns.load(Relaxed);
+        (self.last_slow_seq.load(Acquire) == seq).then_some(ns)
+    }
+
+    /// The innermost task being polled on this thread now (the one to blame), if any.
+    pub(crate) fn innermost_task(&self) -> Option<TaskInfo> {
+        let depth = self.depth.load(Acquire);
+        if depth == 0 || depth > MAX_DEPTH {
+            return None;
+        }
+        let frame = &self.frames[depth - 1];
+        Some(TaskInfo {
+            task_id: frame.task_id.load(Relaxed),
+            site: SiteId::from_index(frame.site.load(Relaxed)),
+        })
+    }
+
+    /// Takes the finished slow polls queued by this thread (see [`SlowRing::drain`]).
+    pub(crate) fn drain_slow(&self, settled: impl Fn(u64) -> bool, each: impl FnMut(SlowRecord)) {
+        self.slow.drain(settled, each);
+    }
+
+    /// Slow polls not queued for the reporter because the thread's queue was full.
+    pub(crate) fn slow_polls_lost(&self) -> u64 {
+        self.slow.dropped()
+    }
+
+    /// Polls nested deeper than [`MAX_DEPTH`], not timed.
+    pub(crate) fn polls_nested_too_deep(&self) -> u64 {
+        self.nested_too_deep.load(Relaxed)
+    }
+
+    /// Poll times clamped to the histogram's upper bound.
+    pub(crate) fn values_clamped(&self) -> u64 {
+        self.clamped.load(Relaxed)
+    }
+}
+
+/// An outermost poll running on a thread: its sequence number and raw start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Running {
+    pub(crate) seq: u64,
+    pub(crate) start: u64,
 }
 
 /// Marks the slot dead when its thread exits.
@@ -173,7 +275,7 @@ thread_local! {
 /// Runs `f` with this thread's slot for the layer `layer`, if the thread has one. Never
 /// allocates; does nothing during thread teardown.
 #[inline]
-pub(crate) fn with_slot<R>(layer: u64, f: impl FnOnce(&ThreadSlot) -> R) -> Option<R> {
+pub(super) fn with_slot<R>(layer: u64, f: impl FnOnce(&ThreadSlot) -> R) -> Option<R> {
     SLOTS
         .try_with(|slots| {
             let slots = slots.try_borrow().ok()?;
@@ -187,7 +289,7 @@ pub(crate) fn with_slot<R>(layer: u64, f: impl FnOnce(&ThreadSlot) -> R) -> Opti
 /// Like [`with_slot`], creating the slot with `create` (and handing it to `register`) on the
 /// thread's first poll.
 #[inline]
-pub(crate) fn with_slot_or_create<R>(
+pub(super) fn with_slot_or_create<R>(
     layer: u64,
     create: impl FnOnce() -> Arc<ThreadSlot>,
     f: impl FnOnce(&ThreadSlot) -> R,

@@ -1,17 +1,17 @@
-//! The slow-poll event: one WARN event, target `pollwatch`, per slow poll, with structured
-//! fields and a one-line message a person can act on.
+//! The events pollwatch emits, all WARN with target [`TARGET`]: one per slow poll, and one
+//! per stall when it is caught and when it ends, each with structured fields and a one-line
+//! message a person can act on. Typed state is rendered here, at the edge.
 
 use pollwatch_report::units::format_duration_ns;
 use pollwatch_report::{SlowPoll, Stall};
 use tracing_core::Dispatch;
 
-use crate::shared::Shared;
-
-/// The target of every event pollwatch emits.
-pub const TARGET: &str = "pollwatch";
+use crate::config::TARGET;
+use crate::snapshot;
+use crate::state::{RecentSlowPoll, State};
 
 /// The one-line message of a slow-poll event.
-pub(crate) fn message(slow: &SlowPoll, threshold_ns: u64) -> String {
+pub(crate) fn message(slow: &SlowPoll, is_drop: bool, threshold_ns: u64) -> String {
     let task = if slow.task_name.is_empty() {
         format!("task {}", slow.task_id)
     } else {
@@ -19,7 +19,7 @@ pub(crate) fn message(slow: &SlowPoll, threshold_ns: u64) -> String {
     };
     let held = format_duration_ns(slow.duration_ns);
     let threshold = format_duration_ns(threshold_ns);
-    if slow.kind == "drop" {
+    if is_drop {
         format!(
             "dropping {task} spawned at {} held thread {:?} for {held} (threshold {threshold}): \
              its Drop blocks; move the blocking cleanup to tokio::task::spawn_blocking",
@@ -35,20 +35,22 @@ pub(crate) fn message(slow: &SlowPoll, threshold_ns: u64) -> String {
     }
 }
 
-/// Emits the events through the subscriber the layer is installed in.
-pub(crate) fn emit(shared: &Shared, slow_polls: &[SlowPoll]) {
+/// Emits one event per slow poll through the subscriber the layer is installed in.
+pub(crate) fn slow_polls(state: &State, slow_polls: &[&RecentSlowPoll]) {
     if slow_polls.is_empty() {
         return;
     }
-    let Some(dispatch) = shared.dispatch() else {
+    let Some(dispatch) = state.subscriber.get() else {
         return;
     };
-    let threshold_ns = shared.poll.threshold_ns;
+    let threshold_ns = state.threshold_ns();
     tracing::dispatcher::with_default(&dispatch, || {
-        for slow in slow_polls {
-            let text = message(slow, threshold_ns);
+        for recent in slow_polls {
+            let is_drop = recent.record.kind == crate::poll::PollKind::Drop;
+            let slow = snapshot::slow_poll(state, recent);
+            let text = message(&slow, is_drop, threshold_ns);
             tracing::event!(
-                target: "pollwatch",
+                target: TARGET,
                 tracing::Level::WARN,
                 task.id = slow.task_id,
                 task.name = %slow.task_name,
@@ -66,7 +68,7 @@ pub(crate) fn emit(shared: &Shared, slow_polls: &[SlowPoll]) {
 pub(crate) fn stall(dispatch: &Dispatch, stall: &Stall) {
     tracing::dispatcher::with_default(dispatch, || {
         tracing::event!(
-            target: "pollwatch",
+            target: TARGET,
             tracing::Level::WARN,
             task.id = stall.task_id,
             task.name = %stall.task_name,

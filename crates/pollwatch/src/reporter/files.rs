@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use pollwatch_report::error::WriteError;
@@ -19,10 +18,12 @@ use pollwatch_report::histogram::{self, Histogram};
 use pollwatch_report::write::{self, WrittenFiles};
 use pollwatch_report::{hlog, Report};
 
-use crate::handle::TEXT_REPORT_TOP_SITES;
-use crate::shared::Shared;
+use crate::config::{Config, TEXT_REPORT_TOP_SITES};
+use crate::poll::recorder::histogram_of;
+use crate::poll::{Activity, PollPath};
 use crate::sites::SiteId;
 use crate::snapshot;
+use crate::state::{Lost, State};
 
 /// Where a full interval log goes when a new one begins.
 pub(crate) const ROLLED_FILE: &str = "report.1.hlog";
@@ -46,10 +47,9 @@ pub(crate) struct Files {
     last_flush: Instant,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Seen {
-    busy_ns: u64,
-    drops: u64,
+    activity: Activity,
     /// The nonzero buckets, `(index, count)` in index order: a site uses a few dozen of the
     /// recorder's 1,216 buckets, so this is kept sparse (16 bytes a bucket used, not 9.7 KB).
     buckets: Vec<(u16, u64)>,
@@ -84,17 +84,16 @@ fn delta(now: &[u64], before: &[(u16, u64)]) -> Vec<u64> {
 }
 
 impl Files {
-    pub(crate) fn new(
-        live_dir: Option<PathBuf>,
-        log_interval: Duration,
-        flush_every: Duration,
-        log_max_bytes: u64,
-    ) -> Self {
+    /// The files `config` asks for: kept in its report directory while running when
+    /// `write_while_running` is on, else written only on request.
+    pub(crate) fn new(config: &Config) -> Self {
         Files {
-            live_dir,
-            log_interval,
-            flush_every,
-            log_max_bytes,
+            live_dir: config
+                .write_while_running
+                .then(|| config.report_dir.clone()),
+            log_interval: config.log_interval,
+            flush_every: config.flush_every,
+            log_max_bytes: config.log_max_bytes,
             log: None,
             failed: false,
             seen: HashMap::new(),
@@ -104,20 +103,20 @@ impl Files {
     }
 
     /// Called by the reporter every tick: writes the intervals and reports that are due.
-    pub(crate) fn tick(&mut self, shared: &Shared) {
+    pub(crate) fn tick(&mut self, state: &State) {
         if self.live_dir.is_none() || self.failed {
             return;
         }
-        let now = shared.started.elapsed();
+        let now = state.poll.clock.uptime();
         if now.saturating_sub(self.last_interval_end) >= self.log_interval {
-            self.append_interval(shared, now);
+            self.append_interval(state, now);
         }
         if self.last_flush.elapsed() >= self.flush_every {
             self.last_flush = Instant::now();
             if let Some(dir) = self.live_dir.clone() {
-                let report = snapshot::take(shared);
+                let report = snapshot::take(state);
                 if let Err(e) = write::write_dir(&dir, &report, TEXT_REPORT_TOP_SITES) {
-                    self.fail(shared, &e.to_string());
+                    self.fail(state, &e.to_string());
                 }
             }
         }
@@ -125,13 +124,13 @@ impl Files {
 
     /// Appends the interval from the last one's end to now to the live interval log, when there
     /// is one and the interval is at least a millisecond long.
-    pub(crate) fn cut(&mut self, shared: &Shared) {
+    pub(crate) fn cut(&mut self, state: &State) {
         if self.live_dir.is_none() || self.failed {
             return;
         }
-        let now = shared.started.elapsed();
+        let now = state.poll.clock.uptime();
         if now.saturating_sub(self.last_interval_end) >= Duration::from_millis(1) {
-            self.append_interval(shared, now);
+            self.append_interval(state, now);
         }
     }
 
@@ -141,11 +140,11 @@ impl Files {
     /// never counts a poll the report does not.
     pub(crate) fn write_to(
         &mut self,
-        shared: &Shared,
+        state: &State,
         dir: &Path,
     ) -> Result<WrittenFiles, WriteError> {
-        self.cut(shared);
-        let report = &snapshot::take(shared);
+        self.cut(state);
+        let report = &snapshot::take(state);
         let mut files = write::write_dir(dir, report, TEXT_REPORT_TOP_SITES)?;
         let target = dir.join(hlog::FILE);
         match (&self.log, &self.live_dir) {
@@ -155,49 +154,35 @@ impl Files {
                 let bytes = std::fs::read(&source).map_err(|e| WriteError::new(&source, e))?;
                 write::write_atomic(&target, &bytes)?;
             }
-            _ => write::write_atomic(&target, &whole_run_log(shared, report))?,
+            _ => write::write_atomic(&target, &whole_run_log(state, report))?,
         }
         files.hlog = Some(target);
         Ok(files)
     }
 
-    fn append_interval(&mut self, shared: &Shared, now: Duration) {
-        if self.log.is_none() && !self.open(shared) {
+    fn append_interval(&mut self, state: &State, now: Duration) {
+        if self.log.is_none() && !self.open(state) {
             return;
         }
-        let slots = shared.poll.slot_list();
+        let slots = state.poll.slot_list();
         let mut all = histogram::new_histogram();
         let mut sites: Vec<(String, Histogram<u64>)> = Vec::new();
-        for (id, site) in shared.sites.all() {
-            let busy_ns: u64 = slots
-                .iter()
-                .filter_map(|s| s.existing_recorder(id))
-                .map(|r| r.busy_ns())
-                .sum();
-            let drops: u64 = slots
-                .iter()
-                .filter_map(|s| s.existing_recorder(id))
-                .map(|r| r.drops())
-                .sum();
-            let seen = self.seen.entry(id).or_insert_with(|| Seen {
-                busy_ns: 0,
-                drops: 0,
-                buckets: Vec::new(),
-            });
+        for (id, site) in state.sites.all() {
+            let activity = PollPath::site_activity(&slots, id);
+            let seen = self.seen.entry(id).or_default();
             // Nothing recorded since the last interval: skip the merge.
-            if seen.busy_ns == busy_ns && seen.drops == drops {
+            if seen.activity == activity {
                 continue;
             }
-            let merged = snapshot::merge_site(&slots, id);
+            let merged = PollPath::merge_site(&slots, id);
             // A poll relabelled as a drop after it was logged takes its count back; the
             // interval log keeps the count it already wrote.
             let new = delta(&merged.buckets, &seen.buckets);
             *seen = Seen {
-                busy_ns,
-                drops,
+                activity,
                 buckets: sparse(&merged.buckets),
             };
-            let h = snapshot::to_histogram(&new);
+            let h = histogram_of(&new);
             if h.is_empty() {
                 continue;
             }
@@ -219,17 +204,17 @@ impl Files {
         if let Err(e) = result {
             let path = self.live_dir.as_ref().map(|d| d.join(hlog::FILE));
             let what = format!("{}: {e}", path.unwrap_or_default().display());
-            self.fail(shared, &what);
+            self.fail(state, &what);
             return;
         }
         if log.written() >= self.log_max_bytes {
-            self.roll_over(shared);
+            self.roll_over(state);
         }
     }
 
     /// Renames the full log to [`ROLLED_FILE`] (replacing the previous one) and starts a new
     /// one, so `report.hlog` always exists.
-    fn roll_over(&mut self, shared: &Shared) {
+    fn roll_over(&mut self, state: &State) {
         self.log = None;
         let Some(dir) = &self.live_dir else {
             return;
@@ -237,44 +222,40 @@ impl Files {
         let (from, to) = (dir.join(hlog::FILE), dir.join(ROLLED_FILE));
         if let Err(e) = std::fs::rename(&from, &to) {
             let what = format!("{} -> {}: {e}", from.display(), to.display());
-            self.fail(shared, &what);
+            self.fail(state, &what);
             return;
         }
-        self.open(shared);
+        self.open(state);
     }
 
     /// Creates the live interval log (replacing one from an earlier run).
-    fn open(&mut self, shared: &Shared) -> bool {
+    fn open(&mut self, state: &State) -> bool {
         let Some(dir) = self.live_dir.clone() else {
             return false;
         };
         let path = dir.join(hlog::FILE);
         let opened = std::fs::create_dir_all(&dir)
             .and_then(|()| File::create(&path))
-            .and_then(|file| hlog::Writer::start(BufWriter::new(file), shared.started_at));
+            .and_then(|file| hlog::Writer::start(BufWriter::new(file), state.started_at));
         match opened {
             Ok(writer) => {
                 self.log = Some(writer);
                 true
             }
             Err(e) => {
-                self.fail(shared, &format!("{}: {e}", path.display()));
+                self.fail(state, &format!("{}: {e}", path.display()));
                 false
             }
         }
     }
 
-    fn fail(&mut self, shared: &Shared, what: &str) {
+    fn fail(&mut self, state: &State, what: &str) {
         self.failed = true;
-        shared.report_files_failed.fetch_add(1, Relaxed);
-        let message = format!(
+        Lost::count(&state.lost.report_writes);
+        state.diagnostics.push(format!(
             "pollwatch could not keep the report files up to date ({what}); they are written \
              again only when the report is written on request or at exit"
-        );
-        if let Ok(mut diagnostics) = shared.diagnostics.lock() {
-            diagnostics.push(message.clone());
-        }
-        eprintln!("{message}");
+        ));
     }
 }
 
@@ -289,7 +270,7 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 
 /// An interval log with one interval covering the whole run: each site's histogram from the
 /// report, and all of them together.
-fn whole_run_log(shared: &Shared, report: &Report) -> Vec<u8> {
+fn whole_run_log(state: &State, report: &Report) -> Vec<u8> {
     let mut all = histogram::new_histogram();
     let sites: Vec<(&str, Histogram<u64>)> = report
         .sites
@@ -299,7 +280,7 @@ fn whole_run_log(shared: &Shared, report: &Report) -> Vec<u8> {
     for (_, h) in &sites {
         let _ = all.add(h);
     }
-    let Ok(mut log) = hlog::Writer::start(Vec::new(), shared.started_at) else {
+    let Ok(mut log) = hlog::Writer::start(Vec::new(), state.started_at) else {
         return Vec::new();
     };
     let _ = log.interval(

@@ -1,27 +1,37 @@
 //! The reporter thread: a plain OS thread, never on the runtime it watches, that turns what
-//! the poll path and the watchdog noted into events, report entries and setup diagnostics.
+//! the poll path and the watchdog noted into events, report entries, console resources, report
+//! files and setup diagnostics.
 //!
 //! It handles the watchdog's stall samples as they arrive (symbolizing them: the symbolizer is
 //! warmed up when the thread starts), and every tick drains each thread's queue of finished
 //! slow polls, emits one WARN event per slow poll not already reported as a stall, keeps the
-//! most recent ones for reports, and runs the setup check. It runs under `NoSubscriber`;
-//! events go explicitly to the subscriber the layer is installed in.
+//! most recent ones for reports, runs the setup check, refreshes the console resources and
+//! writes the report files that are due. It runs under `NoSubscriber`; events go explicitly to
+//! the subscriber the layer is installed in.
+//!
+//! It owns its state: the console resources (only this thread touches them) and the live
+//! report files (shared with [`Reporter::write_report`] under one lock).
 
 pub(crate) mod events;
 pub(crate) mod files;
-pub(crate) mod setup_check;
 mod stalls;
 
+use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, Weak};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use pollwatch_report::{Report, SlowPoll};
+use parking_lot::Mutex;
+use pollwatch_report::error::WriteError;
+use pollwatch_report::write::WrittenFiles;
+use pollwatch_report::Report;
 
-use crate::background;
-use crate::shared::Shared;
+use self::files::Files;
+use crate::background::{self, Joiner};
+use crate::console::Resources;
+use crate::poll::PollKey;
 use crate::stall::Msg;
+use crate::state::{RecentSlowPoll, State};
 
 /// A finished slow poll is reported once it has been over for this long, so that a drop
 /// (whose span closes right after it) is labelled a drop.
@@ -34,21 +44,28 @@ pub(crate) const THREAD_NAME: &str = "pollwatch-report";
 #[derive(Debug)]
 pub(crate) struct Reporter {
     to: SyncSender<Msg>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Joiner,
+    files: Arc<Mutex<Files>>,
 }
 
 impl Reporter {
     pub(crate) fn start(
-        shared: &Arc<Shared>,
+        state: &Arc<State>,
+        files: Files,
         to: SyncSender<Msg>,
         from: Receiver<Msg>,
     ) -> Arc<Reporter> {
-        let weak = Arc::downgrade(shared);
-        let tick = shared.tick;
-        let thread = background::spawn(THREAD_NAME, move || run(&weak, &from, tick));
+        let weak = Arc::downgrade(state);
+        let files = Arc::new(Mutex::new(files));
+        let thread_files = files.clone();
+        let tick = state.tick;
+        let thread = background::spawn(THREAD_NAME, move || {
+            run(&weak, &from, &thread_files, tick);
+        });
         Arc::new(Reporter {
             to,
-            thread: Mutex::new(thread),
+            thread: Joiner::new(thread),
+            files,
         })
     }
 
@@ -66,22 +83,32 @@ impl Reporter {
                 }
             }
         }
-        background::join(&self.thread);
+        self.thread.join();
+    }
+
+    /// Writes the report files into `dir` (see [`Files::write_to`]).
+    pub(crate) fn write_report(
+        &self,
+        state: &State,
+        dir: &Path,
+    ) -> Result<WrittenFiles, WriteError> {
+        self.files.lock().write_to(state, dir)
     }
 }
 
-fn run(shared: &Weak<Shared>, from: &Receiver<Msg>, tick: Duration) {
+fn run(state: &Weak<State>, from: &Receiver<Msg>, files: &Mutex<Files>, tick: Duration) {
     pollwatch_capture::warm_up();
+    let mut console = Resources::default();
     let mut last_drain = Instant::now();
     loop {
         let first = from.recv_timeout(tick);
-        let Some(shared) = shared.upgrade() else {
+        let Some(state) = state.upgrade() else {
             return;
         };
         let mut stopping = matches!(first, Err(RecvTimeoutError::Disconnected));
         let mut handle = |msg: Msg| match msg {
             Msg::Stop => stopping = true,
-            msg => stalls::handle(&shared, msg),
+            msg => stalls::handle(&state, &mut console, msg),
         };
         if let Ok(msg) = first {
             handle(msg);
@@ -90,17 +117,17 @@ fn run(shared: &Weak<Shared>, from: &Receiver<Msg>, tick: Duration) {
             }
         }
         if stopping || last_drain.elapsed() >= tick {
-            drain(&shared, stopping);
-            shared.setup.check(&shared);
+            drain(&state, stopping);
+            state.setup.check(&state.diagnostics);
             // Feature `console`: the sites' p99 poll times, at most once a second.
-            crate::console::refresh(&shared);
-            if let Ok(mut files) = shared.files.lock() {
-                if stopping {
-                    files.cut(&shared);
-                } else {
-                    files.tick(&shared);
-                }
+            console.refresh(&state);
+            let mut files = files.lock();
+            if stopping {
+                files.cut(&state);
+            } else {
+                files.tick(&state);
             }
+            drop(files);
             last_drain = Instant::now();
         }
         if stopping {
@@ -110,48 +137,35 @@ fn run(shared: &Weak<Shared>, from: &Receiver<Msg>, tick: Duration) {
 }
 
 /// Takes every settled slow poll from every thread, warns about it (unless the watchdog
-/// already reported it as a stall, or its site is over the warning rate limit) and keeps it. With `all`, takes unsettled ones too.
-pub(crate) fn drain(shared: &Shared, all: bool) {
-    let slots = shared.poll.slot_list();
-    let clock = &shared.poll.clock;
+/// already reported it as a stall, or its site is over the warning rate limit) and keeps it.
+/// With `all`, takes unsettled ones too.
+pub(crate) fn drain(state: &State, all: bool) {
+    let slots = state.poll.slot_list();
+    let clock = &state.poll.clock;
     let now = clock.now();
     let settle_ns = SETTLE.as_nanos() as u64;
-    let mut found: Vec<(SlowPoll, bool)> = Vec::new();
-    let mut book = shared.book.lock().ok();
+    let mut found: Vec<(RecentSlowPoll, bool)> = Vec::new();
+    let mut book = state.book.lock();
     let at = Instant::now();
     for (index, slot) in slots.iter().enumerate() {
-        slot.slow.drain(
+        slot.drain_slow(
             |ended_at| all || clock.delta_ns(ended_at, now) >= settle_ns,
             |record| {
-                let (label, name) = match shared.sites.get(record.site) {
-                    Some(site) => (site.label.clone(), site.name.clone()),
-                    None => (String::from("<unknown>"), String::new()),
+                let key = PollKey {
+                    slot: index,
+                    seq: record.seq,
                 };
-                // Not warned about again when the watchdog already reported it as a stall,
-                // nor beyond the site's warning rate limit.
-                let key = (index, record.seq);
-                let silent = book.as_mut().is_some_and(|b| {
-                    if b.was_reported(key) {
-                        // The stall's exact duration: the poll's own measurement.
-                        if let Some(stall) = b.settle(key, record.site, &label, record.ns) {
-                            stalls::refresh_message(stall);
-                        }
-                        return true;
-                    }
-                    !b.allow_warning(record.site, at)
-                });
-                found.push((
-                    SlowPoll {
-                        task_id: record.task_id,
-                        task_name: name,
-                        site: label,
-                        thread: slot.name.clone(),
-                        duration_ns: record.ns,
-                        kind: if record.is_drop { "drop" } else { "poll" }.to_owned(),
-                        ended_at_ns: clock.since_origin_ns(record.ended_at),
-                    },
-                    silent,
-                ));
+                // Not warned about again when the watchdog already reported it as a stall
+                // (whose duration becomes the poll's own measurement), nor beyond the site's
+                // warning rate limit.
+                let silent = if book.was_reported(key) {
+                    book.settle(key, record.site, record.ns);
+                    true
+                } else {
+                    !book.allow_warning(record.site, at)
+                };
+                let thread = slot.name().to_owned();
+                found.push((RecentSlowPoll { record, thread }, silent));
             },
         );
     }
@@ -159,19 +173,18 @@ pub(crate) fn drain(shared: &Shared, all: bool) {
     if found.is_empty() {
         return;
     }
-    found.sort_by_key(|(s, _)| s.ended_at_ns);
-    let to_emit: Vec<SlowPoll> = found
+    found.sort_by_key(|(s, _)| s.record.ended_at);
+    let to_emit: Vec<&RecentSlowPoll> = found
         .iter()
         .filter(|(_, silent)| !silent)
-        .map(|(s, _)| s.clone())
+        .map(|(s, _)| s)
         .collect();
-    events::emit(shared, &to_emit);
-    if let Ok(mut recent) = shared.recent.lock() {
-        for (slow, _) in found {
-            if recent.len() == Report::SLOW_POLLS_KEPT {
-                recent.pop_front();
-            }
-            recent.push_back(slow);
+    events::slow_polls(state, &to_emit);
+    let mut recent = state.recent.lock();
+    for (slow, _) in found {
+        if recent.len() == Report::SLOW_POLLS_KEPT {
+            recent.pop_front();
         }
+        recent.push_back(slow);
     }
 }

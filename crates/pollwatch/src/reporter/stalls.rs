@@ -2,61 +2,27 @@
 
 use std::time::Instant;
 
-use pollwatch_report::Stall;
-
-use crate::shared::Shared;
+use crate::console::Resources;
 use crate::stall::book::Warn;
-use crate::stall::{describe, Msg, SampleKind};
+use crate::stall::record::StallRecord;
+use crate::stall::{describe, Msg, RawSample, SampleKind};
+use crate::state::State;
 
 use super::events;
 
-pub(super) fn handle(shared: &Shared, msg: Msg) {
-    let dispatch = shared.dispatch();
+pub(super) fn handle(state: &State, console: &mut Resources, msg: Msg) {
     match msg {
-        Msg::Sample(raw) => {
-            let look = describe::look(&raw);
-            let key = (raw.slot, raw.seq);
-            let Ok(mut book) = shared.book.lock() else {
-                return;
-            };
-            match raw.kind {
-                SampleKind::Detected => {
-                    let stall = describe::stall(shared, &raw, &look);
-                    // Feature `console`: the site's BlockingSite resource.
-                    crate::console::stall_detected(shared, key, raw.site, &stall);
-                    let warn = book.detected(key, raw.site, stall, raw.cpu_now_ns, Instant::now());
-                    drop(book);
-                    if let (Warn::Yes(stall), Some(dispatch)) = (warn, &dispatch) {
-                        events::stall(dispatch, &stall);
-                    }
-                }
-                SampleKind::Resampled => {
-                    let cpu = book.cpu_since_detection(key, raw.cpu_now_ns);
-                    if let Some(stall) = book.live_mut(key) {
-                        stall.samples.push(describe::sample(&raw, &look, cpu));
-                        stall.duration_ns = stall.duration_ns.max(raw.running_ns);
-                        stall.cpu_ns = cpu.or(stall.cpu_ns);
-                        if stall.backtrace.is_empty() && !look.backtrace.is_empty() {
-                            // The first look had no stack (its capture failed): take this one's.
-                            describe::adopt_stack(stall, &look);
-                        }
-                        // Feature `console`: the site's longest stall so far, its call site.
-                        crate::console::running(shared, key, stall);
-                    }
-                }
-            }
-        }
+        Msg::Sample(raw) => match raw.kind {
+            SampleKind::Detected => detected(state, console, &raw),
+            SampleKind::Resampled => resampled(state, console, &raw),
+        },
         Msg::Ended {
-            slot,
-            seq,
+            key,
             total_ns,
             exact,
             cpu_now_ns,
         } => {
-            let key = (slot, seq);
-            let Ok(mut book) = shared.book.lock() else {
-                return;
-            };
+            let mut book = state.book.lock();
             let cpu = book.cpu_since_detection(key, cpu_now_ns);
             let settled = book.is_exact(key);
             let ended = book.ended(key, total_ns, |stall| {
@@ -68,26 +34,49 @@ pub(super) fn handle(shared: &Shared, msg: Msg) {
                     stall.duration_ns = stall.duration_ns.max(total_ns);
                 }
                 stall.cpu_ns = cpu.or(stall.cpu_ns);
-                refresh_message(stall);
             });
             drop(book);
             // Feature `console`: the site is no longer stalled.
-            crate::console::ended(shared, key, total_ns);
-            if let (Some(stall), Some(dispatch)) = (ended, &dispatch) {
-                events::stall(dispatch, &stall);
+            console.ended(state, key, total_ns);
+            if let Some(stall) = ended {
+                emit(state, &stall);
             }
         }
         Msg::Stop => {}
     }
 }
 
-/// Rewrites a stall's message after its figures changed.
-pub(crate) fn refresh_message(stall: &mut Stall) {
-    let site = stall
-        .site
-        .split(" \"")
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    stall.message = describe::message(stall, &site);
+fn detected(state: &State, console: &mut Resources, raw: &RawSample) {
+    let stall = StallRecord::detected(raw, describe::look(raw));
+    // Feature `console`: the site's BlockingSite resource.
+    console.stall_detected(state, &stall);
+    let warn = state
+        .book
+        .lock()
+        .detected(stall, raw.cpu_now_ns, Instant::now());
+    if let Warn::Yes(stall) = warn {
+        emit(state, &stall);
+    }
+}
+
+fn resampled(state: &State, console: &mut Resources, raw: &RawSample) {
+    let look = describe::look(raw);
+    let mut book = state.book.lock();
+    let cpu = book.cpu_since_detection(raw.key, raw.cpu_now_ns);
+    let updated = book.live_mut(raw.key).map(|stall| {
+        stall.resampled(raw, look, cpu);
+        stall.clone()
+    });
+    drop(book);
+    if let Some(stall) = updated {
+        // Feature `console`: the site's longest stall so far, its call site.
+        console.running(state, &stall);
+    }
+}
+
+/// Emits the stall's event through the subscriber the layer is installed in.
+fn emit(state: &State, stall: &StallRecord) {
+    if let Some(dispatch) = state.subscriber.get() {
+        events::stall(&dispatch, &stall.to_report(&state.sites));
+    }
 }

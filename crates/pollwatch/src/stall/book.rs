@@ -1,61 +1,122 @@
-//! The record of stalls: the recent ones for reports, per-site counts and blocking call
-//! sites, the stalls still being followed, and the per-site warning rate limit.
+//! The record of stalls: the recent ones for reports, per-site counts, causes and blocking
+//! call sites, the stalls still being followed, and the per-site warning rate limit.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use pollwatch_report::{CallSiteCount, Report, Stall};
 
+use super::classify::Cause;
 use super::rate_limit::RateLimit;
+use super::record::StallRecord;
+use crate::poll::PollKey;
+use crate::sites::{SiteId, Sites};
 
 /// The most stalls followed at once (one per polling thread is the norm); bounds memory
 /// if end messages are lost.
-const MAX_LIVE: usize = 1024;
+pub(crate) const MAX_LIVE: usize = 1024;
+
+/// The most distinct call sites listed per site.
+pub(crate) const MAX_CALL_SITES: usize = 32;
+
+/// Stalls at one blocking call site of one site.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CallSiteStalls {
+    /// The innermost application frame, `None` when no stack named one.
+    pub(crate) call_site: Option<String>,
+    pub(crate) blocking_call: Option<String>,
+    pub(crate) cause: Cause,
+    pub(crate) count: u64,
+}
 
 /// Per-site stall figures.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SiteStalls {
     pub(crate) stalls: u64,
     pub(crate) warnings_suppressed: u64,
-    pub(crate) call_sites: Vec<CallSiteCount>,
+    /// Most stalls first.
+    pub(crate) call_sites: Vec<CallSiteStalls>,
     /// Stalls at call sites beyond [`MAX_CALL_SITES`], counted but not listed.
     pub(crate) other_call_sites: u64,
-    /// Stalls by cause (`file_io`, `sleep`, ...: the bounded set of `classify::Cause`).
-    pub(crate) causes: BTreeMap<String, u64>,
+    pub(crate) causes: BTreeMap<Cause, u64>,
     /// How long the stalls that ended held their thread, in total.
     pub(crate) held_ns: u64,
 }
 
-/// The most distinct call sites listed per site.
-pub(crate) const MAX_CALL_SITES: usize = 32;
+impl SiteStalls {
+    fn count(&mut self, stall: &StallRecord) {
+        self.stalls += 1;
+        *self.causes.entry(stall.cause).or_default() += 1;
+        let (call_site, api) = (&stall.look.call_site, &stall.look.api);
+        let listed = self.call_sites.len();
+        match self.call_sites.iter_mut().find(|c| {
+            &c.call_site == call_site && &c.blocking_call == api && c.cause == stall.cause
+        }) {
+            Some(known) => known.count += 1,
+            None if listed < MAX_CALL_SITES => self.call_sites.push(CallSiteStalls {
+                call_site: call_site.clone(),
+                blocking_call: api.clone(),
+                cause: stall.cause,
+                count: 1,
+            }),
+            None => self.other_call_sites += 1,
+        }
+        self.call_sites.sort_by_key(|c| std::cmp::Reverse(c.count));
+    }
+
+    /// The call sites as reports and metrics write them: an unknown call site is `unknown`,
+    /// and the ones beyond the list's bound are one `other` entry of cause `various`.
+    pub(crate) fn call_sites_report(&self) -> Vec<CallSiteCount> {
+        let mut list: Vec<CallSiteCount> = self
+            .call_sites
+            .iter()
+            .map(|c| CallSiteCount {
+                call_site: c.call_site.clone().unwrap_or_else(|| "unknown".to_owned()),
+                blocking_call: c.blocking_call.clone(),
+                cause: c.cause.as_str().to_owned(),
+                count: c.count,
+            })
+            .collect();
+        if self.other_call_sites > 0 {
+            list.push(CallSiteCount {
+                call_site: "other".to_owned(),
+                blocking_call: None,
+                cause: "various".to_owned(),
+                count: self.other_call_sites,
+            });
+        }
+        list
+    }
+}
 
 /// A stall still being followed.
 #[derive(Clone, Copy, Debug)]
 struct Live {
     number: u64,
-    site: u32,
+    site: SiteId,
     cpu_at_detection_ns: Option<u64>,
     warned: bool,
 }
 
 #[derive(Debug)]
 pub(crate) struct Book {
-    recent: VecDeque<(u64, (usize, u64), Stall)>,
+    /// The most recent stalls, numbered in detection order.
+    recent: VecDeque<(u64, StallRecord)>,
     /// The recent stalls whose duration is the poll's own measurement, not the watchdog's
     /// estimate.
-    exact: HashSet<(usize, u64)>,
+    exact: HashSet<PollKey>,
     next_number: u64,
-    live: HashMap<(usize, u64), Live>,
-    per_site: HashMap<u32, SiteStalls>,
+    live: HashMap<PollKey, Live>,
+    per_site: HashMap<SiteId, SiteStalls>,
     limit: RateLimit,
     suppressed: u64,
 }
 
 /// What the reporter should do after the book took a stall in.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Warn {
     /// Emit this stall as a warning.
-    Yes(Box<Stall>),
+    Yes(Box<StallRecord>),
     /// The site is over its rate limit (counted).
     Suppressed,
 }
@@ -73,42 +134,18 @@ impl Book {
         }
     }
 
-    /// A newly detected stall of poll `(slot, seq)` at `site`.
+    /// A newly detected stall.
     pub(crate) fn detected(
         &mut self,
-        key: (usize, u64),
-        site: u32,
-        stall: Stall,
+        stall: StallRecord,
         cpu_now_ns: Option<u64>,
         now: Instant,
     ) -> Warn {
         let number = self.next_number;
         self.next_number += 1;
+        let (key, site) = (stall.key, stall.site);
         let figures = self.per_site.entry(site).or_default();
-        figures.stalls += 1;
-        *figures.causes.entry(stall.cause.clone()).or_default() += 1;
-        let call_site = stall
-            .call_site
-            .clone()
-            .unwrap_or_else(|| "unknown".to_owned());
-        let listed = figures.call_sites.len();
-        match figures.call_sites.iter_mut().find(|c| {
-            c.call_site == call_site
-                && c.blocking_call == stall.blocking_call
-                && c.cause == stall.cause
-        }) {
-            Some(known) => known.count += 1,
-            None if listed < MAX_CALL_SITES => figures.call_sites.push(CallSiteCount {
-                call_site,
-                blocking_call: stall.blocking_call.clone(),
-                cause: stall.cause.clone(),
-                count: 1,
-            }),
-            None => figures.other_call_sites += 1,
-        }
-        figures
-            .call_sites
-            .sort_by_key(|c| std::cmp::Reverse(c.count));
+        figures.count(&stall);
         let warned = self.limit.allow(site, now);
         if !warned {
             figures.warnings_suppressed += 1;
@@ -135,8 +172,8 @@ impl Book {
             },
         );
         if self.recent.len() == Report::STALLS_KEPT {
-            if let Some((_, key, _)) = self.recent.pop_front() {
-                self.exact.remove(&key);
+            if let Some((_, old)) = self.recent.pop_front() {
+                self.exact.remove(&old.key);
             }
         }
         let warn = if warned {
@@ -144,13 +181,13 @@ impl Book {
         } else {
             Warn::Suppressed
         };
-        self.recent.push_back((number, key, stall));
+        self.recent.push_back((number, stall));
         warn
     }
 
     /// Whether `site` may emit a slow-poll warning now (same per-site limit as stalls);
     /// counts the suppression if not.
-    pub(crate) fn allow_warning(&mut self, site: u32, now: Instant) -> bool {
+    pub(crate) fn allow_warning(&mut self, site: SiteId, now: Instant) -> bool {
         if self.limit.allow(site, now) {
             return true;
         }
@@ -160,22 +197,22 @@ impl Book {
     }
 
     /// CPU time the stalled thread used since detection, given its CPU time now.
-    pub(crate) fn cpu_since_detection(
-        &self,
-        key: (usize, u64),
-        cpu_now_ns: Option<u64>,
-    ) -> Option<u64> {
+    pub(crate) fn cpu_since_detection(&self, key: PollKey, cpu_now_ns: Option<u64>) -> Option<u64> {
         let live = self.live.get(&key)?;
         Some(cpu_now_ns?.saturating_sub(live.cpu_at_detection_ns?))
     }
 
-    /// The followed stall of poll `key`, to add a later look to.
-    pub(crate) fn live_mut(&mut self, key: (usize, u64)) -> Option<&mut Stall> {
-        let number = self.live.get(&key)?.number;
+    fn numbered_mut(&mut self, number: u64) -> Option<&mut StallRecord> {
         self.recent
             .iter_mut()
-            .find(|(n, _, _)| *n == number)
-            .map(|(_, _, stall)| stall)
+            .find(|(n, _)| *n == number)
+            .map(|(_, stall)| stall)
+    }
+
+    /// The followed stall of poll `key`, to add a later look to.
+    pub(crate) fn live_mut(&mut self, key: PollKey) -> Option<&mut StallRecord> {
+        let number = self.live.get(&key)?.number;
+        self.numbered_mut(number)
     }
 
     /// The stall of poll `key` ended after `total_ns`; adds that to its site's held time and
@@ -183,69 +220,66 @@ impl Book {
     /// applied.
     pub(crate) fn ended(
         &mut self,
-        key: (usize, u64),
+        key: PollKey,
         total_ns: u64,
-        update: impl FnOnce(&mut Stall),
-    ) -> Option<Stall> {
+        update: impl FnOnce(&mut StallRecord),
+    ) -> Option<StallRecord> {
         let live = self.live.remove(&key)?;
-        let figures = self.per_site.entry(live.site).or_default();
-        let Some(stall) = self
-            .recent
-            .iter_mut()
-            .find(|(n, _, _)| *n == live.number)
-            .map(|(_, _, stall)| stall)
-        else {
+        let Some(stall) = self.numbered_mut(live.number) else {
+            let figures = self.per_site.entry(live.site).or_default();
             figures.held_ns = figures.held_ns.saturating_add(total_ns);
             return None;
         };
         update(stall);
         // The stall's final duration: exact when the poll's own measurement is known.
-        figures.held_ns = figures.held_ns.saturating_add(stall.duration_ns);
-        live.warned.then(|| stall.clone())
+        let (held_ns, stall) = (stall.duration_ns, live.warned.then(|| stall.clone()));
+        let figures = self.per_site.entry(live.site).or_default();
+        figures.held_ns = figures.held_ns.saturating_add(held_ns);
+        stall
     }
 
-    /// Sets the duration of the stall of poll `key` at site `site` (id `site_id`) to the
-    /// poll's own measurement, and returns it (to update its message). A stall that already
-    /// ended with the watchdog's estimate has its site's held time corrected.
-    pub(crate) fn settle(
-        &mut self,
-        key: (usize, u64),
-        site_id: u32,
-        site: &str,
-        ns: u64,
-    ) -> Option<&mut Stall> {
+    /// Sets the duration of the stall of poll `key` at `site` to the poll's own measurement
+    /// (its slow-poll record). A stall that already ended with the watchdog's estimate has its
+    /// site's held time corrected. Returns whether there was such a stall.
+    pub(crate) fn settle(&mut self, key: PollKey, site: SiteId, ns: u64) -> bool {
         let still_live = self.live.contains_key(&key);
-        let stall = self
+        let Some((_, stall)) = self
             .recent
             .iter_mut()
-            .find(|(_, k, s)| *k == key && s.site == site)
-            .map(|(_, _, stall)| stall)?;
+            .find(|(_, s)| s.key == key && s.site == site)
+        else {
+            return false;
+        };
         let estimate = stall.duration_ns;
         stall.duration_ns = ns;
         self.exact.insert(key);
         if !still_live {
-            if let Some(figures) = self.per_site.get_mut(&site_id) {
+            if let Some(figures) = self.per_site.get_mut(&site) {
                 figures.held_ns = figures.held_ns.saturating_sub(estimate).saturating_add(ns);
             }
         }
-        Some(stall)
+        true
     }
 
     /// Whether the stall of poll `key` has its exact duration (see [`Book::settle`]).
-    pub(crate) fn is_exact(&self, key: (usize, u64)) -> bool {
+    pub(crate) fn is_exact(&self, key: PollKey) -> bool {
         self.exact.contains(&key)
     }
 
     /// Whether poll `key` was reported as a stall (so its slow-poll event is redundant).
-    pub(crate) fn was_reported(&self, key: (usize, u64)) -> bool {
-        self.live.contains_key(&key) || self.recent.iter().any(|(_, k, _)| *k == key)
+    pub(crate) fn was_reported(&self, key: PollKey) -> bool {
+        self.live.contains_key(&key) || self.recent.iter().any(|(_, s)| s.key == key)
     }
 
-    pub(crate) fn recent(&self) -> Vec<Stall> {
-        self.recent.iter().map(|(_, _, s)| s.clone()).collect()
+    /// The recent stalls as report entries, oldest first.
+    pub(crate) fn recent(&self, sites: &Sites) -> Vec<Stall> {
+        self.recent
+            .iter()
+            .map(|(_, s)| s.to_report(sites))
+            .collect()
     }
 
-    pub(crate) fn site(&self, site: u32) -> Option<&SiteStalls> {
+    pub(crate) fn site(&self, site: SiteId) -> Option<&SiteStalls> {
         self.per_site.get(&site)
     }
 
@@ -255,5 +289,57 @@ impl Book {
 
     pub(crate) fn suppressed(&self) -> u64 {
         self.suppressed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::record::tests::record;
+    use super::*;
+
+    #[test]
+    fn call_sites_are_counted_by_line_api_and_cause() {
+        let mut book = Book::new(100);
+        let now = Instant::now();
+        for seq in 0..3 {
+            let mut stall = record();
+            stall.key.seq = seq;
+            if seq == 2 {
+                stall.look.call_site = None;
+                stall.cause = Cause::Sleep;
+            }
+            book.detected(stall, None, now);
+        }
+        let site = book.site(SiteId::from_index(0)).unwrap();
+        assert_eq!(site.stalls, 3);
+        assert_eq!(site.causes.get(&Cause::FileIo), Some(&2));
+        let listed = site.call_sites_report();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(
+            (listed[0].call_site.as_str(), listed[0].count),
+            ("src/store.rs:17", 2)
+        );
+        assert_eq!(
+            (listed[1].call_site.as_str(), listed[1].cause.as_str()),
+            ("unknown", "sleep")
+        );
+    }
+
+    #[test]
+    fn a_settled_stall_takes_the_polls_own_length_and_corrects_held_time() {
+        let mut book = Book::new(100);
+        let stall = record();
+        let (key, site) = (stall.key, stall.site);
+        book.detected(stall, None, Instant::now());
+        // Ended with the watchdog's estimate, then settled by the slow-poll record.
+        book.ended(key, 40_000_000, |s| s.duration_ns = 40_000_000);
+        assert_eq!(book.site(site).unwrap().held_ns, 40_000_000);
+        assert!(book.settle(key, site, 31_000_000));
+        assert!(book.is_exact(key));
+        assert_eq!(book.site(site).unwrap().held_ns, 31_000_000);
+        assert!(
+            !book.settle(key, SiteId::from_index(3), 1),
+            "another site's poll"
+        );
     }
 }

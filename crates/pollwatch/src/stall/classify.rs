@@ -37,7 +37,7 @@ pub(crate) enum TargetKind {
 }
 
 /// Why a poll held its thread.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Cause {
     FileIo,
     Sleep,

@@ -1,16 +1,22 @@
 //! Stalls: polls caught by the watchdog while still holding their thread. The watchdog sends
-//! raw samples ([`Msg`]); the reporter thread turns them into [`Stall`]s with a symbolized,
-//! trimmed stack, a blocking call site, a cause and a fix ([`describe`]), emits the warnings
-//! (rate-limited per site) and keeps them for reports ([`book`]).
+//! raw samples ([`Msg`]); the reporter thread describes them ([`describe`]: a symbolized,
+//! trimmed stack, the blocking call site, what the thread was doing, the cause and the fix
+//! from [`classify`]), keeps them as typed [`record::StallRecord`]s in the [`book`] (with the
+//! per-site warning rate limit), and renders them as report entries and events only at the
+//! edge ([`record::StallRecord::to_report`]).
 
 pub(crate) mod book;
 pub(crate) mod classify;
 pub(crate) mod describe;
 pub(crate) mod frames;
 pub(crate) mod rate_limit;
+pub(crate) mod record;
 pub(crate) mod span;
 
 use pollwatch_capture::{CaptureError, RawBacktrace, ThreadState};
+
+use crate::poll::PollKey;
+use crate::sites::SiteId;
 
 /// What the watchdog sends the reporter.
 #[derive(Debug)]
@@ -19,8 +25,7 @@ pub(crate) enum Msg {
     Sample(Box<RawSample>),
     /// A stall the watchdog reported has ended.
     Ended {
-        slot: usize,
-        seq: u64,
+        key: PollKey,
         total_ns: u64,
         /// Whether `total_ns` is the poll's own measurement; otherwise the watchdog's
         /// estimate (the thread ran further polls before the watchdog looked again).
@@ -42,14 +47,12 @@ pub(crate) enum SampleKind {
 #[derive(Debug)]
 pub(crate) struct RawSample {
     pub(crate) kind: SampleKind,
-    /// The slot's index in the layer's slot list.
-    pub(crate) slot: usize,
-    /// The slot's `poll_seq`: identifies the stuck poll.
-    pub(crate) seq: u64,
+    /// The stuck poll.
+    pub(crate) key: PollKey,
     pub(crate) tid: i32,
     pub(crate) thread: String,
     pub(crate) task_id: u64,
-    pub(crate) site: u32,
+    pub(crate) site: SiteId,
     pub(crate) started_at_ns: u64,
     pub(crate) running_ns: u64,
     pub(crate) lag_ns: u64,

@@ -4,8 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-/// The default number of warnings a site may emit per minute.
-pub const DEFAULT_STALL_WARNINGS_PER_MINUTE: u32 = 5;
+use crate::sites::SiteId;
 
 /// The rate limit's window.
 pub(crate) const WINDOW: Duration = Duration::from_secs(60);
@@ -13,7 +12,7 @@ pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub(crate) struct RateLimit {
     per_window: u32,
-    sent: HashMap<u32, VecDeque<Instant>>,
+    sent: HashMap<SiteId, VecDeque<Instant>>,
 }
 
 impl RateLimit {
@@ -25,7 +24,7 @@ impl RateLimit {
     }
 
     /// Whether `site` may warn at `now`; if so, the warning is counted against it.
-    pub(crate) fn allow(&mut self, site: u32, now: Instant) -> bool {
+    pub(crate) fn allow(&mut self, site: SiteId, now: Instant) -> bool {
         let sent = self.sent.entry(site).or_default();
         while sent
             .front()
@@ -47,12 +46,13 @@ mod tests {
 
     #[test]
     fn a_site_gets_n_warnings_a_minute_and_others_are_unaffected() {
+        let (one, two) = (SiteId::from_index(1), SiteId::from_index(2));
         let mut limit = RateLimit::new(5);
         let t0 = Instant::now();
-        let allowed = (0..8).filter(|_| limit.allow(1, t0)).count();
+        let allowed = (0..8).filter(|_| limit.allow(one, t0)).count();
         assert_eq!(allowed, 5);
-        assert!(limit.allow(2, t0), "another site has its own budget");
-        assert!(!limit.allow(1, t0 + Duration::from_secs(59)));
-        assert!(limit.allow(1, t0 + WINDOW), "the window slides");
+        assert!(limit.allow(two, t0), "another site has its own budget");
+        assert!(!limit.allow(one, t0 + Duration::from_secs(59)));
+        assert!(limit.allow(one, t0 + WINDOW), "the window slides");
     }
 }

@@ -13,14 +13,13 @@ mod scan;
 
 use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
 use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, Mutex, Weak};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Weak};
 
 use pollwatch_capture::Inspector;
 
-use crate::background::{self, Stopper};
-use crate::shared::Shared;
+use crate::background::{self, Joiner, Stopper};
 use crate::stall::Msg;
+use crate::state::State;
 
 /// The name of the watchdog thread.
 pub(crate) const THREAD_NAME: &str = "pollwatch-watch";
@@ -29,32 +28,30 @@ pub(crate) const THREAD_NAME: &str = "pollwatch-watch";
 #[derive(Debug, Default)]
 pub(crate) struct Watchdog {
     stopper: Stopper,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Joiner,
     tid: AtomicI32,
 }
 
 impl Watchdog {
     pub(crate) fn start(
-        shared: &Arc<Shared>,
+        state: &Arc<State>,
         inspector: Arc<dyn Inspector>,
         to_reporter: SyncSender<Msg>,
     ) -> Arc<Watchdog> {
         let watchdog = Arc::new(Watchdog::default());
-        let weak = Arc::downgrade(shared);
+        let weak = Arc::downgrade(state);
         let control = watchdog.clone();
         let thread = background::spawn(THREAD_NAME, move || {
             run(&weak, &control, &*inspector, &to_reporter)
         });
-        if let Ok(mut slot) = watchdog.thread.lock() {
-            *slot = thread;
-        }
+        watchdog.thread.set(thread);
         watchdog
     }
 
     /// Stops the thread and waits for it.
     pub(crate) fn stop(&self) {
         self.stopper.stop();
-        background::join(&self.thread);
+        self.thread.join();
     }
 
     /// The watchdog thread's OS thread id, once it runs (0 before).
@@ -63,19 +60,19 @@ impl Watchdog {
     }
 }
 
-fn run(shared: &Weak<Shared>, control: &Watchdog, inspector: &dyn Inspector, to: &SyncSender<Msg>) {
+fn run(state: &Weak<State>, control: &Watchdog, inspector: &dyn Inspector, to: &SyncSender<Msg>) {
     control.tid.store(pollwatch_capture::current_tid(), Relaxed);
     let mut scanner = scan::Scanner::default();
     loop {
-        let tick = match shared.upgrade() {
-            Some(shared) => shared.tick,
+        let tick = match state.upgrade() {
+            Some(state) => state.tick,
             None => return,
         };
         let stopping = control.stopper.wait(tick);
-        let Some(shared) = shared.upgrade() else {
+        let Some(state) = state.upgrade() else {
             return;
         };
-        scanner.scan(&shared, inspector, to);
+        scanner.scan(&state, inspector, to);
         if stopping {
             return;
         }

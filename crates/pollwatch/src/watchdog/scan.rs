@@ -1,15 +1,15 @@
 //! One scan of the slots: detect, resample and end stalls.
 
-use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::mpsc::{SyncSender, TrySendError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pollwatch_capture::{CaptureError, Inspector, RawBacktrace};
 
 use crate::poll::clock::Clock;
-use crate::poll::thread::{ThreadSlot, MAX_DEPTH};
-use crate::shared::Shared;
+use crate::poll::thread::{Running, ThreadSlot};
+use crate::poll::PollKey;
 use crate::stall::{Msg, RawSample, SampleKind};
+use crate::state::{Lost, State};
 
 /// A running stall is looked at again at 2x, 4x, 8x ... the threshold, at most this often.
 pub(crate) const MAX_RESAMPLES: u32 = 12;
@@ -20,8 +20,7 @@ const CAPTURE_TIMEOUT: Duration = Duration::from_millis(50);
 /// A stall the watchdog has reported and is following.
 #[derive(Clone, Copy, Debug)]
 struct Active {
-    seq: u64,
-    start: u64,
+    poll: Running,
     next_look_ns: u64,
     looks: u32,
 }
@@ -33,152 +32,142 @@ pub(crate) struct Scanner {
 }
 
 impl Scanner {
-    pub(crate) fn scan(
-        &mut self,
-        shared: &Shared,
-        inspector: &dyn Inspector,
-        to: &SyncSender<Msg>,
-    ) {
-        let slots = shared.poll.slot_list();
+    pub(crate) fn scan(&mut self, state: &State, inspector: &dyn Inspector, to: &SyncSender<Msg>) {
+        let slots = state.poll.slot_list();
         self.active.resize(slots.len(), None);
-        let threshold_ns = shared.poll.threshold_ns;
         for (index, slot) in slots.iter().enumerate() {
-            let start = slot.poll_start.load(Acquire);
-            let seq = slot.poll_seq.load(Acquire);
+            let running = slot.running();
             if let Some(active) = self.active[index] {
-                if start == 0 || seq != active.seq {
+                if running.is_none_or(|r| r.seq != active.poll.seq) {
                     self.active[index] = None;
-                    // Its own length, from the last poll or the last slow poll of the thread;
-                    // else (the thread ran another slow poll since) an estimate, which the
-                    // reporter corrects from the poll's slow-poll record.
-                    let (exact, total_ns) = if slot.last_outer_seq.load(Relaxed) == active.seq {
-                        (true, slot.last_outer_ns.load(Relaxed))
-                    } else if slot.last_slow_seq.load(Relaxed) == active.seq {
-                        (true, slot.last_slow_ns.load(Relaxed))
-                    } else {
-                        let clock = &shared.poll.clock;
-                        (false, clock.delta_ns(active.start, clock.now()))
-                    };
-                    send(
-                        shared,
-                        to,
-                        Msg::Ended {
-                            slot: index,
-                            seq: active.seq,
-                            total_ns,
-                            exact,
-                            cpu_now_ns: inspector.cpu_time_ns(slot.tid),
-                        },
-                    );
+                    send(state, to, ended(state, inspector, index, slot, active));
                 }
             }
-            if start == 0 {
+            let Some(poll) = running else { continue };
+            let running_ns = state.poll.clock.since_ns(poll.start);
+            let Some(kind) = self.due(index, poll, running_ns, state.threshold_ns()) else {
                 continue;
-            }
-            let running_ns = shared.poll.clock.delta_ns(start, shared.poll.clock.now());
-            if running_ns <= threshold_ns {
-                continue;
-            }
-            let kind = match &mut self.active[index] {
-                None => {
-                    self.active[index] = Some(Active {
-                        seq,
-                        start,
-                        next_look_ns: threshold_ns.saturating_mul(2),
-                        looks: 0,
-                    });
-                    SampleKind::Detected
-                }
-                Some(active)
-                    if running_ns >= active.next_look_ns && active.looks < MAX_RESAMPLES =>
-                {
-                    active.next_look_ns = active.next_look_ns.saturating_mul(2);
-                    active.looks += 1;
-                    SampleKind::Resampled
-                }
-                Some(_) => continue,
             };
-            if let Some(sample) = look(shared, inspector, index, slot, seq, start, running_ns, kind)
-            {
-                send(shared, to, Msg::Sample(Box::new(sample)));
+            let key = PollKey {
+                slot: index,
+                seq: poll.seq,
+            };
+            if let Some(sample) = look(state, inspector, slot, key, poll, running_ns, kind) {
+                send(state, to, Msg::Sample(Box::new(sample)));
             }
+        }
+    }
+
+    /// Whether the poll running `running_ns` on slot `index` is due a look, and which.
+    fn due(
+        &mut self,
+        index: usize,
+        poll: Running,
+        running_ns: u64,
+        threshold_ns: u64,
+    ) -> Option<SampleKind> {
+        if running_ns <= threshold_ns {
+            return None;
+        }
+        match &mut self.active[index] {
+            None => {
+                self.active[index] = Some(Active {
+                    poll,
+                    next_look_ns: threshold_ns.saturating_mul(2),
+                    looks: 0,
+                });
+                Some(SampleKind::Detected)
+            }
+            Some(active) if running_ns >= active.next_look_ns && active.looks < MAX_RESAMPLES => {
+                active.next_look_ns = active.next_look_ns.saturating_mul(2);
+                active.looks += 1;
+                Some(SampleKind::Resampled)
+            }
+            Some(_) => None,
         }
     }
 }
 
-/// Reads what the stuck thread does and has it record its stack.
-#[allow(clippy::too_many_arguments)]
-fn look(
-    shared: &Shared,
+/// The end of a followed stall: its own length, from the last poll or the last slow poll of
+/// the thread; else (the thread ran another slow poll since) an estimate, which the reporter
+/// corrects from the poll's slow-poll record.
+fn ended(
+    state: &State,
     inspector: &dyn Inspector,
     index: usize,
     slot: &ThreadSlot,
-    seq: u64,
-    start: u64,
+    active: Active,
+) -> Msg {
+    let (exact, total_ns) = match slot.finished_ns(active.poll.seq) {
+        Some(ns) => (true, ns),
+        None => (false, state.poll.clock.since_ns(active.poll.start)),
+    };
+    Msg::Ended {
+        key: PollKey {
+            slot: index,
+            seq: active.poll.seq,
+        },
+        total_ns,
+        exact,
+        cpu_now_ns: inspector.cpu_time_ns(slot.tid()),
+    }
+}
+
+/// Reads what the stuck thread does and has it record its stack.
+fn look(
+    state: &State,
+    inspector: &dyn Inspector,
+    slot: &ThreadSlot,
+    key: PollKey,
+    poll: Running,
     running_ns: u64,
     kind: SampleKind,
 ) -> Option<RawSample> {
-    let depth = slot.depth.load(Acquire);
-    if depth == 0 || depth > MAX_DEPTH {
-        return None;
-    }
-    let frame = &slot.frames[depth - 1];
-    let task_id = frame.task_id.load(Relaxed);
-    let site = frame.site.load(Relaxed);
+    let task = slot.innermost_task()?;
     let inner_span = slot
         .inner_span()
-        .zip(shared.dispatch())
+        .zip(state.subscriber.get())
         .and_then(|(id, dispatch)| crate::stall::span::describe(&dispatch, id));
-    let state = inspector.thread_state(slot.tid);
-    let cpu_now_ns = inspector.cpu_time_ns(slot.tid);
+    let tid = slot.tid();
+    let thread_state = inspector.thread_state(tid);
+    let cpu_now_ns = inspector.cpu_time_ns(tid);
     let capture = inspector
         .can_capture()
-        .then(|| capture_retrying(inspector, slot.tid));
-    let capture = capture.filter(|c| match c {
-        Ok(stack) => taken_in_poll(&shared.poll.clock, slot, seq, start, stack.captured_at),
-        Err(_) => true,
-    });
+        .then(|| capture_retrying(inspector, tid))
+        .filter(|c| match c {
+            Ok(stack) => taken_in_poll(&state.poll.clock, slot, poll, stack.captured_at),
+            Err(_) => true,
+        });
     Some(RawSample {
         kind,
-        slot: index,
-        seq,
-        tid: slot.tid,
-        thread: slot.name.clone(),
-        task_id,
-        site,
-        started_at_ns: shared.poll.clock.since_origin_ns(start),
+        key,
+        tid,
+        thread: slot.name().to_owned(),
+        task_id: task.task_id,
+        site: task.site,
+        started_at_ns: state.poll.clock.since_origin_ns(poll.start),
         running_ns,
-        lag_ns: running_ns.saturating_sub(shared.poll.threshold_ns),
-        state,
+        lag_ns: running_ns.saturating_sub(state.threshold_ns()),
+        state: thread_state,
         cpu_now_ns,
         capture,
         inner_span,
     })
 }
 
-/// Whether a stack the thread stored at `captured_at` is from poll (`seq`, `start`): the poll
-/// is still running, or it ended (as the last slow poll of the thread) after the capture. A
-/// thread blocked in the kernel runs the capture handler only when the call returns, often
-/// just before the poll ends; the stack then still shows the blocking call.
-fn taken_in_poll(
-    clock: &Clock,
-    slot: &ThreadSlot,
-    seq: u64,
-    start: u64,
-    captured_at: std::time::Instant,
-) -> bool {
-    if slot.poll_seq.load(Acquire) == seq && slot.poll_start.load(Acquire) == start {
+/// Whether a stack the thread stored at `captured_at` is from `poll`: the poll is still
+/// running, or it ended (as the last slow poll of the thread) after the capture. A thread
+/// blocked in the kernel runs the capture handler only when the call returns, often just
+/// before the poll ends; the stack then still shows the blocking call.
+fn taken_in_poll(clock: &Clock, slot: &ThreadSlot, poll: Running, captured_at: Instant) -> bool {
+    if slot.still_running(poll) {
         return true;
     }
     // The poll ended: slow polls record their length where faster ones do not overwrite it.
-    if slot.last_slow_seq.load(Acquire) != seq {
+    let Some(length_ns) = slot.last_slow_ns(poll.seq) else {
         return false;
-    }
-    let length_ns = slot.last_slow_ns.load(Relaxed);
-    if slot.last_slow_seq.load(Acquire) != seq {
-        return false;
-    }
-    let since_start_ns = clock.delta_ns(start, clock.now());
+    };
+    let since_start_ns = clock.since_ns(poll.start);
     let captured_ago_ns = u64::try_from(captured_at.elapsed().as_nanos()).unwrap_or(u64::MAX);
     // Both in nanoseconds before now: the capture happened before the poll's end.
     let ended_ago_ns = since_start_ns.saturating_sub(length_ns);
@@ -188,10 +177,10 @@ fn taken_in_poll(
 /// Captures, retrying briefly while another watchdog (another pollwatch layer in this
 /// process) holds the capture buffer.
 fn capture_retrying(inspector: &dyn Inspector, tid: i32) -> Result<RawBacktrace, CaptureError> {
-    let deadline = std::time::Instant::now() + CAPTURE_TIMEOUT;
+    let deadline = Instant::now() + CAPTURE_TIMEOUT;
     loop {
         match inspector.capture(tid, CAPTURE_TIMEOUT) {
-            Err(CaptureError::Busy) if std::time::Instant::now() < deadline => {
+            Err(CaptureError::Busy) if Instant::now() < deadline => {
                 std::thread::yield_now();
             }
             result => return result,
@@ -199,12 +188,10 @@ fn capture_retrying(inspector: &dyn Inspector, tid: i32) -> Result<RawBacktrace,
     }
 }
 
-fn send(shared: &Shared, to: &SyncSender<Msg>, msg: Msg) {
+fn send(state: &State, to: &SyncSender<Msg>, msg: Msg) {
     match to.try_send(msg) {
         Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-        Err(TrySendError::Full(_)) => {
-            shared.stall_samples_dropped.fetch_add(1, Relaxed);
-        }
+        Err(TrySendError::Full(_)) => Lost::count(&state.lost.stall_samples),
     }
 }
 
@@ -222,18 +209,9 @@ mod tests {
         let (path, mock) = path();
         path.enter(1, task(1, 0));
         let slot = path.slot_list()[0].clone();
-        let (seq, start) = (
-            slot.poll_seq.load(std::sync::atomic::Ordering::Relaxed),
-            slot.poll_start.load(std::sync::atomic::Ordering::Relaxed),
-        );
+        let poll = slot.running().expect("a poll runs");
         // Still running: any capture is this poll's.
-        assert!(taken_in_poll(
-            &path.clock,
-            &slot,
-            seq,
-            start,
-            Instant::now()
-        ));
+        assert!(taken_in_poll(&path.clock, &slot, poll, Instant::now()));
         mock.increment(30 * MS);
         path.exit(1);
         // A fast poll follows, 2 ms after the stalled one ended.
@@ -243,17 +221,17 @@ mod tests {
         path.exit(2);
         let ago = |ms: u64| Instant::now() - Duration::from_millis(ms);
         assert!(
-            taken_in_poll(&path.clock, &slot, seq, start, ago(5)),
+            taken_in_poll(&path.clock, &slot, poll, ago(5)),
             "captured 5 ms ago, the poll ended 2 ms ago"
         );
         assert!(
-            !taken_in_poll(&path.clock, &slot, seq, start, ago(1)),
+            !taken_in_poll(&path.clock, &slot, poll, ago(1)),
             "captured after the poll ended: another poll's stack"
         );
         // Another slow poll overwrites the record: nothing is known, nothing kept.
         path.enter(3, task(3, 0));
         mock.increment(20 * MS);
         path.exit(3);
-        assert!(!taken_in_poll(&path.clock, &slot, seq, start, ago(30)));
+        assert!(!taken_in_poll(&path.clock, &slot, poll, ago(30)));
     }
 }

@@ -1,4 +1,7 @@
-//! The `tracing_subscriber::Layer`: classifies spans and forwards task polls to the poll path.
+//! The tracing poll source: a `tracing_subscriber::Layer` that classifies spans and forwards
+//! task polls to the poll path.
+
+use std::sync::Arc;
 
 use tracing_core::span::{Attributes, Id};
 use tracing_core::subscriber::Interest;
@@ -7,10 +10,9 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use std::sync::Arc;
-
-use crate::shared::Shared;
-use crate::task::{is_task_span, TaskFields, TaskInfo, TASK_TARGET};
+use crate::poll::TaskInfo;
+use crate::state::State;
+use crate::task::{is_task_span, TaskFields, TASK_TARGET};
 
 /// The layer that measures every poll of every tokio task. Build it with
 /// [`crate::PollWatch::builder`] and add it to a `tracing_subscriber::registry()`.
@@ -21,7 +23,13 @@ use crate::task::{is_task_span, TaskFields, TaskInfo, TASK_TARGET};
 #[derive(Debug)]
 #[must_use = "the layer measures nothing until it is added to a subscriber"]
 pub struct PollWatchLayer {
-    pub(crate) shared: Arc<Shared>,
+    state: Arc<State>,
+}
+
+impl PollWatchLayer {
+    pub(crate) fn new(state: Arc<State>) -> Self {
+        Self { state }
+    }
 }
 
 impl<S> Layer<S> for PollWatchLayer
@@ -29,14 +37,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_register_dispatch(&self, subscriber: &Dispatch) {
-        if let Ok(mut dispatch) = self.shared.dispatch.lock() {
-            *dispatch = Some(subscriber.downgrade());
-        }
-        self.shared.setup.installed();
+        self.state.subscriber.set(subscriber);
+        self.state.setup.installed();
     }
 
     fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
-        self.shared.setup.saw_callsite(metadata);
+        self.state.setup.saw_callsite(metadata);
         Interest::always()
     }
 
@@ -46,8 +52,8 @@ where
         }
         let mut fields = TaskFields::default();
         attrs.record(&mut fields);
-        let site = self.shared.sites.intern(&fields);
-        self.shared.setup.saw_task();
+        let site = self.state.sites.intern(&fields);
+        self.state.setup.saw_task();
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(TaskInfo {
                 task_id: fields.task_id,
@@ -59,17 +65,17 @@ where
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         if span.metadata().target() != TASK_TARGET {
-            self.shared.poll.enter_inner(id.into_u64());
+            self.state.poll.enter_inner(id.into_u64());
             return;
         }
         let Some(task) = span.extensions().get::<TaskInfo>().copied() else {
             return;
         };
-        self.shared.poll.enter(id.into_u64(), task);
+        self.state.poll.enter(id.into_u64(), task);
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
-        self.shared.poll.exit(id.into_u64());
+        self.state.poll.exit(id.into_u64());
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
@@ -77,6 +83,6 @@ where
         let Some(task) = span.extensions().get::<TaskInfo>().copied() else {
             return;
         };
-        self.shared.poll.close(id.into_u64(), task);
+        self.state.poll.close(id.into_u64(), task);
     }
 }

@@ -1,13 +1,15 @@
 //! The setup check: when no task span has reached pollwatch a few seconds after it was
 //! installed while a tokio runtime is running, say exactly what hides tokio's task spans.
+//!
+//! The layer feeds it (callsites registered, tasks seen); the reporter thread runs it.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use tracing_core::Metadata;
 
-use crate::shared::Shared;
+use crate::diagnostics::Diagnostics;
 use crate::task::{is_task_span, TASK_TARGET};
 
 /// The names tokio gives its worker threads, as `/proc` shows them (15 bytes): current
@@ -51,9 +53,7 @@ impl SetupCheck {
     }
 
     pub(crate) fn installed(&self) {
-        if let Ok(mut at) = self.installed_at.lock() {
-            at.get_or_insert_with(Instant::now);
-        }
+        self.installed_at.lock().get_or_insert_with(Instant::now);
     }
 
     pub(crate) fn saw_callsite(&self, metadata: &Metadata<'_>) {
@@ -77,15 +77,13 @@ impl SetupCheck {
     }
 
     /// Runs the check once its time has come; records and prints the diagnosis.
-    pub(crate) fn check(&self, shared: &Shared) {
+    pub(crate) fn check(&self, diagnostics: &Diagnostics) {
         if self.done.load(Relaxed) {
             return;
         }
         let due = self
             .installed_at
             .lock()
-            .ok()
-            .and_then(|at| *at)
             .is_some_and(|at| at.elapsed() >= self.after);
         if !due {
             return;
@@ -94,11 +92,7 @@ impl SetupCheck {
         if self.saw_task.load(Relaxed) || !self.runtime_running() {
             return;
         }
-        let text = diagnosis(self.cause(), self.after);
-        eprintln!("{text}");
-        if let Ok(mut diagnostics) = shared.diagnostics.lock() {
-            diagnostics.push(text);
-        }
+        diagnostics.push(diagnosis(self.cause(), self.after));
     }
 
     fn runtime_running(&self) -> bool {

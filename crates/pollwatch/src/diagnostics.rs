@@ -1,0 +1,23 @@
+//! Problems with the setup or the environment that pollwatch noticed, as sentences saying
+//! what to change: printed once on stderr and listed in every report.
+
+use parking_lot::Mutex;
+
+/// The diagnostics of one layer.
+#[derive(Debug, Default)]
+pub(crate) struct Diagnostics {
+    list: Mutex<Vec<String>>,
+}
+
+impl Diagnostics {
+    /// Records `text` and prints it on stderr.
+    pub(crate) fn push(&self, text: String) {
+        eprintln!("{text}");
+        self.list.lock().push(text);
+    }
+
+    /// Every diagnostic so far, oldest first.
+    pub(crate) fn all(&self) -> Vec<String> {
+        self.list.lock().clone()
+    }
+}

@@ -1,0 +1,14 @@
+//! Poll sources: what observes tokio's task polls and feeds the poll path.
+//!
+//! A source does three things, and only these: it interns a task's spawn site once, when the
+//! task is first seen ([`Sites::intern`](crate::sites::Sites::intern)); it calls
+//! [`PollPath::enter`](crate::poll::PollPath::enter) / `exit` / `close` around every poll (see
+//! the seam's contract in [`crate::poll`]); and it may tell the setup check what it saw.
+//! Everything else (slots, watchdog, stall capture, reports, console, metrics) sits behind
+//! the poll path and is the same for every source.
+//!
+//! | source | module | needs |
+//! |---|---|---|
+//! | tracing layer | [`layer`] | `--cfg tokio_unstable`, tokio's `tracing` feature, a `Registry` |
+
+pub(crate) mod layer;

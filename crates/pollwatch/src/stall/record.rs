@@ -1,0 +1,267 @@
+//! A stall as pollwatch keeps it: typed (its site an id, its cause an enum, its looks as
+//! observed), and rendered as a report entry, with its one-line message, only when a report or
+//! an event is written.
+
+use pollwatch_capture::RunState;
+use pollwatch_report::units::format_duration_ns;
+use pollwatch_report::{Stall, StallSample};
+
+use super::classify::{self, Cause};
+use super::describe::Look;
+use super::RawSample;
+use crate::poll::PollKey;
+use crate::sites::{SiteId, Sites};
+
+/// One stall.
+#[derive(Clone, Debug)]
+pub(crate) struct StallRecord {
+    pub(crate) key: PollKey,
+    pub(crate) task_id: u64,
+    pub(crate) site: SiteId,
+    pub(crate) thread: String,
+    pub(crate) tid: i32,
+    /// When the poll started, from pollwatch's start.
+    pub(crate) started_at_ns: u64,
+    pub(crate) detected_after_ns: u64,
+    pub(crate) detection_lag_ns: u64,
+    /// So far while it runs; its total once ended.
+    pub(crate) duration_ns: u64,
+    pub(crate) ended: bool,
+    /// CPU time the thread used from detection on.
+    pub(crate) cpu_ns: Option<u64>,
+    /// The first look (state, syscall, target), with the first stack any look captured.
+    pub(crate) look: Look,
+    pub(crate) cause: Cause,
+    /// The innermost span entered inside the task, as `name{fields}`.
+    pub(crate) span: Option<String>,
+    /// Later looks while it ran.
+    pub(crate) samples: Vec<SampleRecord>,
+}
+
+/// A later look at a running stall.
+#[derive(Clone, Debug)]
+pub(crate) struct SampleRecord {
+    pub(crate) at_ns: u64,
+    pub(crate) state: Option<RunState>,
+    pub(crate) syscall: Option<String>,
+    pub(crate) call_site: Option<String>,
+    pub(crate) cpu_ns: Option<u64>,
+}
+
+impl StallRecord {
+    /// The stall as its first look found it.
+    pub(crate) fn detected(raw: &RawSample, look: Look) -> Self {
+        Self {
+            key: raw.key,
+            task_id: raw.task_id,
+            site: raw.site,
+            thread: raw.thread.clone(),
+            tid: raw.tid,
+            started_at_ns: raw.started_at_ns,
+            detected_after_ns: raw.running_ns,
+            detection_lag_ns: raw.lag_ns,
+            duration_ns: raw.running_ns,
+            ended: false,
+            cpu_ns: None,
+            cause: look.cause(),
+            look,
+            span: raw.inner_span.clone(),
+            samples: Vec::new(),
+        }
+    }
+
+    /// Adds a later look; a stall whose first look had no stack (its capture failed) takes
+    /// the call site, API, cause and fix of this one's.
+    pub(crate) fn resampled(&mut self, raw: &RawSample, look: Look, cpu_ns: Option<u64>) {
+        self.samples.push(SampleRecord {
+            at_ns: raw.running_ns,
+            state: look.state,
+            syscall: look.syscall.clone(),
+            call_site: look.call_site.clone(),
+            cpu_ns,
+        });
+        self.duration_ns = self.duration_ns.max(raw.running_ns);
+        self.cpu_ns = cpu_ns.or(self.cpu_ns);
+        if !self.look.has_stack() && look.has_stack() {
+            self.cause = look.cause();
+            self.look.backtrace = look.backtrace;
+            self.look.call_site = look.call_site;
+            self.look.api = look.api;
+            self.look.capture_ns = look.capture_ns;
+        }
+    }
+
+    /// The fix to apply.
+    pub(crate) fn suggestion(&self) -> String {
+        classify::suggestion(self.cause, self.look.api.as_deref())
+    }
+
+    /// The report entry, with the site's label and the one-line message.
+    pub(crate) fn to_report(&self, sites: &Sites) -> Stall {
+        let site = sites.get(self.site);
+        let look = &self.look;
+        Stall {
+            task_id: self.task_id,
+            task_name: site.name.clone(),
+            site: site.label.clone(),
+            thread: self.thread.clone(),
+            tid: self.tid,
+            started_at_ns: self.started_at_ns,
+            detected_after_ns: self.detected_after_ns,
+            detection_lag_ns: self.detection_lag_ns,
+            duration_ns: self.duration_ns,
+            ended: self.ended,
+            cpu_ns: self.cpu_ns,
+            state: look.state_text(),
+            syscall: look.syscall.clone(),
+            blocked_on: look.blocked_on.clone(),
+            cause: self.cause.as_str().to_owned(),
+            call_site: look.call_site.clone(),
+            blocking_call: look.api.clone(),
+            suggestion: self.suggestion(),
+            span: self.span.clone(),
+            backtrace: look.backtrace.clone(),
+            capture_ns: look.capture_ns,
+            samples: self.samples.iter().map(SampleRecord::to_report).collect(),
+            message: self.message(&site.name, &site.location),
+        }
+    }
+
+    /// The one-line message:
+    /// `task "handler" (src/main.rs:42:5) held worker "tokio-rt-worker" for 312ms: blocked in
+    /// read() on /data/users.json at src/store.rs:17 (std::fs::read_to_string). Use ...`
+    pub(crate) fn message(&self, task_name: &str, site: &str) -> String {
+        let task = if task_name.is_empty() {
+            format!("task {}", self.task_id)
+        } else {
+            format!("task {task_name:?}")
+        };
+        let duration = format_duration_ns(self.duration_ns);
+        let held = if self.ended {
+            format!("held worker {:?} for {duration}", self.thread)
+        } else {
+            format!("has held worker {:?} for {duration} so far", self.thread)
+        };
+        let look = &self.look;
+        let what = match (&look.syscall, &look.blocked_on) {
+            (Some(syscall), _) if self.cause == Cause::Sleep => format!("sleeping in {syscall}()"),
+            (Some(syscall), _) if matches!(self.cause, Cause::Lock | Cause::BlockOn) => {
+                format!("waiting on a lock or condition variable in {syscall}()")
+            }
+            (Some(syscall), Some(target)) => format!("blocked in {syscall}() on {target}"),
+            (Some(syscall), None) => format!("blocked in {syscall}()"),
+            (None, _) => match look.state {
+                None => "blocked".to_owned(),
+                Some(state) => state.to_string(),
+            },
+        };
+        let at = look
+            .call_site
+            .as_deref()
+            .map(|c| format!(" at {c}"))
+            .unwrap_or_default();
+        let api = look
+            .api
+            .as_deref()
+            .map(|a| format!(" ({a})"))
+            .unwrap_or_default();
+        format!(
+            "{task} ({site}) {held}: {what}{at}{api}. {}",
+            self.suggestion()
+        )
+    }
+}
+
+impl SampleRecord {
+    fn to_report(&self) -> StallSample {
+        StallSample {
+            at_ns: self.at_ns,
+            state: self
+                .state
+                .map_or_else(|| "unknown".to_owned(), |s| s.to_string()),
+            syscall: self.syscall.clone(),
+            call_site: self.call_site.clone(),
+            cpu_ns: self.cpu_ns,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::super::classify::{Observed, Run, TargetKind};
+    use super::*;
+
+    /// A finished 312 ms stall of a named task reading a file.
+    pub(crate) fn record() -> StallRecord {
+        StallRecord {
+            key: PollKey { slot: 0, seq: 1 },
+            task_id: 9,
+            site: SiteId::from_index(0),
+            thread: "tokio-rt-worker".into(),
+            tid: 1,
+            started_at_ns: 0,
+            detected_after_ns: 12_000_000,
+            detection_lag_ns: 2_000_000,
+            duration_ns: 312_000_000,
+            ended: true,
+            cpu_ns: None,
+            look: Look {
+                observed: Observed {
+                    run: Run::Waiting,
+                    syscall: Some("read".into()),
+                    target: Some(TargetKind::File),
+                },
+                state: Some(RunState::Sleeping),
+                syscall: Some("read".into()),
+                blocked_on: Some("/data/users.json".into()),
+                backtrace: Vec::new(),
+                call_site: Some("src/store.rs:17".into()),
+                api: Some("std::fs::read_to_string".into()),
+                capture_ns: None,
+            },
+            cause: Cause::FileIo,
+            span: None,
+            samples: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_message_reads_at_a_glance() {
+        assert_eq!(
+            record().message("handler", "src/main.rs:42:5"),
+            "task \"handler\" (src/main.rs:42:5) held worker \"tokio-rt-worker\" for 312ms: \
+             blocked in read() on /data/users.json at src/store.rs:17 (std::fs::read_to_string). \
+             Use tokio::fs::read_to_string or tokio::task::spawn_blocking."
+        );
+    }
+
+    #[test]
+    fn a_running_stall_says_so_far_and_cpu_work_says_running() {
+        let mut s = record();
+        s.ended = false;
+        s.look.syscall = None;
+        s.look.blocked_on = None;
+        s.look.state = Some(RunState::Running);
+        s.cause = Cause::Cpu;
+        s.look.api = None;
+        let text = s.message("handler", "src/main.rs:42:5");
+        assert!(
+            text.contains("so far: running on CPU at src/store.rs:17."),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_report_entry_names_the_site_and_writes_the_cause() {
+        let sites = Sites::new(4);
+        let stall = record().to_report(&sites);
+        assert_eq!(stall.site, crate::sites::UNKNOWN_LABEL);
+        assert_eq!(stall.cause, "file_io");
+        assert_eq!(stall.state, "sleeping");
+        assert!(
+            stall.message.contains("task 9 (<unknown>) held worker"),
+            "{}",
+            stall.message
+        );
+    }
+}

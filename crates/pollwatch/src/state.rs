@@ -1,0 +1,95 @@
+//! The state one layer shares between the poll path, its background threads and its handle.
+//! State only: it is assembled by [`crate::Builder::build`], and each subsystem that keeps
+//! state of its own (the reporter's live files and console resources, the watchdog's followed
+//! stalls) owns it there.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, SystemTime};
+
+use parking_lot::Mutex;
+use tracing_core::dispatcher::WeakDispatch;
+use tracing_core::Dispatch;
+
+use crate::diagnostics::Diagnostics;
+use crate::poll::slow_ring::SlowRecord;
+use crate::poll::PollPath;
+use crate::setup_check::SetupCheck;
+use crate::sites::Sites;
+use crate::stall::book::Book;
+
+#[derive(Debug)]
+pub(crate) struct State {
+    /// The wall-clock time the layer was built, which the poll clock's origin stands for:
+    /// the only wall-clock reading; every "since start" figure comes from the poll clock.
+    pub(crate) started_at: SystemTime,
+    pub(crate) report_dir: PathBuf,
+    pub(crate) tick: Duration,
+    pub(crate) poll: PollPath,
+    pub(crate) sites: Sites,
+    pub(crate) setup: SetupCheck,
+    /// The most recent finished slow polls, for reports.
+    pub(crate) recent: Mutex<RecentSlowPolls>,
+    pub(crate) diagnostics: Diagnostics,
+    /// The subscriber the layer is installed in; the reporter emits events through it.
+    pub(crate) subscriber: Subscriber,
+    /// The stalls the watchdog caught.
+    pub(crate) book: Mutex<Book>,
+    /// What was lost beyond what the poll path and the book count.
+    pub(crate) lost: Lost,
+}
+
+/// Counters of work pollwatch's threads had to give up.
+#[derive(Debug, Default)]
+pub(crate) struct Lost {
+    /// Watchdog samples lost because the queue to the reporter was full.
+    pub(crate) stall_samples: AtomicU64,
+    /// Times writing the report files while running failed.
+    pub(crate) report_writes: AtomicU64,
+}
+
+impl Lost {
+    pub(crate) fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+}
+
+/// A finished slow poll kept for reports: the poll path's record and the thread it ran on.
+#[derive(Clone, Debug)]
+pub(crate) struct RecentSlowPoll {
+    pub(crate) record: SlowRecord,
+    pub(crate) thread: String,
+}
+
+/// The most recent slow polls, oldest first.
+pub(crate) type RecentSlowPolls = VecDeque<RecentSlowPoll>;
+
+/// The subscriber pollwatch's layer is installed in, held weakly (the subscriber holds the
+/// layer, which holds this state).
+#[derive(Debug, Default)]
+pub(crate) struct Subscriber {
+    dispatch: Mutex<Option<WeakDispatch>>,
+}
+
+impl Subscriber {
+    /// Remembers the subscriber the layer was registered with.
+    pub(crate) fn set(&self, dispatch: &Dispatch) {
+        *self.dispatch.lock() = Some(dispatch.downgrade());
+    }
+
+    /// The subscriber, if it still exists.
+    pub(crate) fn get(&self) -> Option<Dispatch> {
+        self.dispatch
+            .lock()
+            .as_ref()
+            .and_then(WeakDispatch::upgrade)
+    }
+}
+
+impl State {
+    /// The slow-poll threshold in nanoseconds (the poll path's; the one threshold there is).
+    pub(crate) fn threshold_ns(&self) -> u64 {
+        self.poll.threshold_ns
+    }
+}

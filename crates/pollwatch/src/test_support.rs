@@ -1,0 +1,18 @@
+//! Internals that pollwatch's own integration tests and benchmarks measure. Not part of the
+//! public API: hidden from the docs and free to change in any release.
+
+use crate::handle::Handle;
+
+/// The watchdog thread's OS thread id (0 before it has started or where unknown), for
+/// measuring the watchdog's own CPU use.
+pub fn watchdog_tid(handle: &Handle) -> i32 {
+    handle.watchdog_tid()
+}
+
+/// The largest request head `/metrics` accepts, in bytes.
+#[cfg(feature = "prometheus")]
+pub const METRICS_MAX_HEAD_BYTES: usize = crate::metrics::MAX_HEAD_BYTES;
+
+/// How long `/metrics` waits for a request head.
+#[cfg(feature = "prometheus")]
+pub const METRICS_HEAD_TIMEOUT: std::time::Duration = crate::metrics::HEAD_TIMEOUT;
