@@ -10,8 +10,6 @@
 //! cargo run --release -p pollwatch-demo -- --help
 //! ```
 
-#![forbid(unsafe_code)]
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
