@@ -66,7 +66,6 @@
 //! `dl_iterate_phdr` (a recursive loader lock: a thread interrupted while holding it re-enters
 //! it). A thread interrupted while a JIT registers unwind info with `__register_frame` could
 //! contend on libgcc's own lock with older GCC runtimes. pprof-rs relies on the same walk.
-#![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 

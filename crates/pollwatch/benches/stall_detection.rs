@@ -7,6 +7,8 @@
 
 use std::time::{Duration, Instant};
 
+use pollwatch_report::Stall;
+use tokio::runtime::Runtime;
 use tracing::Dispatch;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -38,17 +40,7 @@ fn main() {
     let idle_secs = env("IDLE_SECS", 10);
     let (layer, handle) = pollwatch::PollWatch::builder().threshold(THRESHOLD).build();
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
-    let thread_dispatch = dispatch.clone();
-    let rt = tracing::dispatcher::with_default(&dispatch, || {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .on_thread_start(move || {
-                std::mem::forget(tracing::dispatcher::set_default(&thread_dispatch));
-            })
-            .build()
-            .unwrap()
-    });
+    let rt = runtime(&dispatch);
 
     // Idle phase first: a runtime doing ordinary async work, nothing stalls.
     // The watchdog publishes its thread id as soon as it starts.
@@ -63,9 +55,45 @@ fn main() {
         .unwrap_or(0);
     let cpu_before = thread_cpu_ns(tid);
     let idle_start = Instant::now();
-    tracing::dispatcher::with_default(&dispatch, || {
+    idle_load(&dispatch, &rt, Duration::from_secs(idle_secs));
+    let idle_wall = idle_start.elapsed();
+    let cpu_after = thread_cpu_ns(tid);
+
+    stall_load(&dispatch, &rt, stalls);
+    drop(rt);
+    handle.shutdown();
+    let report = handle.report();
+
+    println!(
+        "stall_detection: {stalls} stalls of {}ms (threshold {}ms, tick {}ms), 2 workers",
+        (THRESHOLD * 3).as_millis(),
+        THRESHOLD.as_millis(),
+        pollwatch::DEFAULT_TICK.as_millis()
+    );
+    print_detection(&report.stalls, stalls);
+    print_watchdog_cpu(cpu_before, cpu_after, idle_wall);
+}
+
+/// A runtime of 2 workers whose threads all report to `dispatch`.
+fn runtime(dispatch: &Dispatch) -> Runtime {
+    let thread_dispatch = dispatch.clone();
+    tracing::dispatcher::with_default(dispatch, || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .on_thread_start(move || {
+                std::mem::forget(tracing::dispatcher::set_default(&thread_dispatch));
+            })
+            .build()
+            .unwrap()
+    })
+}
+
+/// Ordinary async work for `length`: batches of 50 tasks that each sleep 1ms; nothing stalls.
+fn idle_load(dispatch: &Dispatch, rt: &Runtime, length: Duration) {
+    tracing::dispatcher::with_default(dispatch, || {
         rt.block_on(async {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(idle_secs);
+            let deadline = tokio::time::Instant::now() + length;
             while tokio::time::Instant::now() < deadline {
                 let tasks: Vec<_> = (0..50)
                     .map(|_| {
@@ -78,11 +106,11 @@ fn main() {
             }
         })
     });
-    let idle_wall = idle_start.elapsed();
-    let cpu_after = thread_cpu_ns(tid);
+}
 
-    // Stall phase: sequential stalls of 3x the threshold, alternating sleep and CPU spin.
-    tracing::dispatcher::with_default(&dispatch, || {
+/// `stalls` sequential stalls of 3x the threshold, alternating sleep and CPU spin.
+fn stall_load(dispatch: &Dispatch, rt: &Runtime, stalls: u64) {
+    tracing::dispatcher::with_default(dispatch, || {
         rt.block_on(async {
             for i in 0..stalls {
                 tokio::spawn(async move {
@@ -100,35 +128,23 @@ fn main() {
             }
         })
     });
-    drop(rt);
-    handle.shutdown();
-    let report = handle.report();
+}
 
-    println!(
-        "stall_detection: {stalls} stalls of {}ms (threshold {}ms, tick {}ms), 2 workers",
-        (THRESHOLD * 3).as_millis(),
-        THRESHOLD.as_millis(),
-        pollwatch::DEFAULT_TICK.as_millis()
-    );
-    let mut lags: Vec<f64> = report
-        .stalls
+/// How many of the `stalls` caused were caught, and how late and how fast their capture was.
+fn print_detection(caught: &[Stall], stalls: u64) {
+    let mut lags: Vec<f64> = caught
         .iter()
         .map(|s| s.detection_lag_ns as f64 / 1e6)
         .collect();
-    let mut captures: Vec<f64> = report
-        .stalls
+    let mut captures: Vec<f64> = caught
         .iter()
         .filter_map(|s| s.capture_ns)
         .map(|c| c as f64 / 1e3)
         .collect();
     println!(
         "caught {} of {stalls} stalls while running ({} with a call site)",
-        report.stalls.len(),
-        report
-            .stalls
-            .iter()
-            .filter(|s| s.call_site.is_some())
-            .count()
+        caught.len(),
+        caught.iter().filter(|s| s.call_site.is_some()).count()
     );
     if !lags.is_empty() {
         println!(
@@ -147,6 +163,11 @@ fn main() {
             captures.len()
         );
     }
+}
+
+/// The watchdog thread's CPU use over the idle phase of `idle_wall`, from its CPU time before
+/// and after.
+fn print_watchdog_cpu(cpu_before: Option<u64>, cpu_after: Option<u64>, idle_wall: Duration) {
     match (cpu_before, cpu_after) {
         (Some(before), Some(after)) => println!(
             "watchdog CPU while nothing stalls: {:.3}% of one core ({:.1} ms over {:.1} s)",

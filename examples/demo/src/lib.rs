@@ -10,8 +10,6 @@
 //! - [`client`]: the tiny HTTP/1.1 client, blocking and async;
 //! - [`unwatched`]: the side runtimes pollwatch does not watch.
 
-#![forbid(unsafe_code)]
-
 pub mod client;
 pub mod load;
 pub mod routes;

@@ -10,8 +10,6 @@
 //! cargo run --release -p pollwatch-demo -- --help
 //! ```
 
-#![forbid(unsafe_code)]
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +18,7 @@ use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
 use clap::{Parser, ValueEnum};
+use pollwatch::report::write::WrittenFiles;
 use pollwatch::PollWatch;
 use pollwatch_demo::load::{self, LoadConfig, LoadSummary};
 use pollwatch_demo::routes::cpu::Hashing;
@@ -27,6 +26,7 @@ use pollwatch_demo::routes::fs::DataFile;
 use pollwatch_demo::routes::{AppState, Kind, Route, ROUTES};
 use pollwatch_demo::service::Service;
 use pollwatch_demo::upstream::{self, Upstream};
+use tokio::runtime::Runtime;
 
 /// Where the report goes unless `--report-dir` or `POLLWATCH_REPORT_DIR` says otherwise.
 const DEFAULT_REPORT_DIR: &str = "target/pollwatch-demo";
@@ -123,8 +123,50 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    // pollwatch first, so it sees every task: the builder's defaults, then the POLLWATCH_*
-    // variables, then the flags.
+    // pollwatch first, so it sees every task.
+    let guard = start_pollwatch(&args)?;
+    // Kept past `finish`, to render the final report.
+    let handle = guard.handle().clone();
+    let (state, upstream) = app_state(&args)?;
+    let runtime = runtime(args.workers)?;
+    let service = runtime
+        .block_on(Service::start(args.addr, state.clone()))
+        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let addr = service.addr();
+    print_setup(&args, addr, &state, &upstream, &guard);
+
+    let summary = if args.serve {
+        println!("serving until Ctrl-C; try: curl http://{addr}/bad/sleep");
+        wait_for_ctrl_c(&runtime)?;
+        None
+    } else {
+        Some(run_load(&args, addr, &runtime)?)
+    };
+
+    stop(runtime, service, upstream);
+    // Stop pollwatch's threads once they have reported the last stalls and slow polls,
+    // and write the report, so the summary below is final.
+    let written = guard
+        .finish()
+        .map_err(|e| format!("cannot write the report: {e}"))?;
+
+    println!();
+    if let Some(summary) = &summary {
+        print_summary(summary, args.mix);
+    }
+    print!(
+        "{}",
+        pollwatch::report::text::render(&handle.report(), args.top)
+    );
+    println!();
+    print_written(&written);
+    print_next_steps(written.json.parent().unwrap_or(std::path::Path::new(".")));
+    check_load(summary.as_ref())
+}
+
+/// Starts pollwatch with the builder's defaults, then the POLLWATCH_* variables, then the
+/// flags.
+fn start_pollwatch(args: &Args) -> Result<pollwatch::Guard, String> {
     let mut builder = PollWatch::builder()
         .report_dir(DEFAULT_REPORT_DIR)
         .with_default_env()
@@ -140,12 +182,14 @@ fn run(args: Args) -> Result<(), String> {
     if let Some(dir) = &args.report_dir {
         builder = builder.report_dir(dir.clone());
     }
-    let guard = builder
+    builder
         .try_init()
-        .map_err(|e| format!("cannot start pollwatch: {e}"))?;
-    let handle = guard.handle().clone();
-    let report_dir = handle.report_dir().to_owned();
+        .map_err(|e| format!("cannot start pollwatch: {e}"))
+}
 
+/// What the routes share: the data file, the calibrated hash and the upstream, which this
+/// starts (stop it with [`stop`]).
+fn app_state(args: &Args) -> Result<(AppState, Upstream), String> {
     let data_file = DataFile::create(args.file_mib << 20)
         .map_err(|e| format!("cannot write the data file: {e}"))?;
     let hashing = Hashing::calibrate(args.cpu_work.into());
@@ -157,17 +201,28 @@ fn run(args: Args) -> Result<(), String> {
         upstream: upstream.addr(),
         upstream_timeout: args.timeout.into(),
     };
+    Ok((state, upstream))
+}
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.workers)
+/// The service's runtime, with `workers` threads named `demo-worker`.
+fn runtime(workers: usize) -> Result<Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .thread_name("demo-worker")
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot build the runtime: {e}"))?;
-    let service = runtime
-        .block_on(Service::start(args.addr, state.clone()))
-        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
-    let addr = service.addr();
+        .map_err(|e| format!("cannot build the runtime: {e}"))
+}
+
+/// What is running and where: the service, pollwatch's threshold and report directory, and
+/// the metrics endpoint and console feed when they are on.
+fn print_setup(
+    args: &Args,
+    addr: SocketAddr,
+    state: &AppState,
+    upstream: &Upstream,
+    guard: &pollwatch::Guard,
+) {
     println!(
         "pollwatch-demo: serving http://{addr} on {} workers (upstream http://{}{}), \
          {} MiB data file, {} hash rounds per cpu request",
@@ -179,8 +234,8 @@ fn run(args: Args) -> Result<(), String> {
     );
     println!(
         "pollwatch: warns about polls longer than {:?}; report to {}",
-        handle.threshold(),
-        report_dir.display()
+        guard.handle().threshold(),
+        guard.handle().report_dir().display()
     );
 
     if let Some(addr) = guard.metrics_addr() {
@@ -194,41 +249,47 @@ fn run(args: Args) -> Result<(), String> {
                 .unwrap_or_else(|_| pollwatch::DEFAULT_CONSOLE_BIND.to_owned())
         );
     }
-    let summary = if args.serve {
-        println!("serving until Ctrl-C; try: curl http://{addr}/bad/sleep");
-        runtime
-            .block_on(tokio::signal::ctrl_c())
-            .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
-        None
-    } else {
-        let routes = args.mix.routes();
-        println!(
-            "load: {} connections for {}, round robin over {} routes",
-            args.concurrency,
-            args.duration,
-            routes.len()
-        );
-        let config = LoadConfig {
-            addr,
-            duration: args.duration.into(),
-            concurrency: args.concurrency,
-            timeout: args.timeout.into(),
-            routes,
-        };
-        let summary = load::run(config).map_err(|e| format!("cannot run the load: {e}"))?;
-        if args.console {
-            print!("{summary}");
-            println!(
-                "load done; still serving http://{addr} for tokio-console until Ctrl-C \
-                 (try: curl http://{addr}/bad/sleep)"
-            );
-            runtime
-                .block_on(tokio::signal::ctrl_c())
-                .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
-        }
-        Some(summary)
-    };
+}
 
+/// Runs the load against the service at `addr`; with `--console`, then keeps serving until
+/// Ctrl-C so that tokio-console can look.
+fn run_load(args: &Args, addr: SocketAddr, runtime: &Runtime) -> Result<LoadSummary, String> {
+    let routes = args.mix.routes();
+    println!(
+        "load: {} connections for {}, round robin over {} routes",
+        args.concurrency,
+        args.duration,
+        routes.len()
+    );
+    let config = LoadConfig {
+        addr,
+        duration: args.duration.into(),
+        concurrency: args.concurrency,
+        timeout: args.timeout.into(),
+        routes,
+    };
+    let summary = load::run(config).map_err(|e| format!("cannot run the load: {e}"))?;
+    if args.console {
+        print!("{summary}");
+        println!(
+            "load done; still serving http://{addr} for tokio-console until Ctrl-C \
+             (try: curl http://{addr}/bad/sleep)"
+        );
+        wait_for_ctrl_c(runtime)?;
+    }
+    Ok(summary)
+}
+
+/// Blocks until Ctrl-C.
+fn wait_for_ctrl_c(runtime: &Runtime) -> Result<(), String> {
+    runtime
+        .block_on(tokio::signal::ctrl_c())
+        .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))
+}
+
+/// Stops the service (open requests get [`SHUTDOWN_GRACE`]), its runtime and the upstream;
+/// a failure to stop is reported and otherwise ignored.
+fn stop(runtime: Runtime, service: Service, upstream: Upstream) {
     let stopped = runtime.block_on(service.stop(SHUTDOWN_GRACE));
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
     if let Err(e) = stopped {
@@ -237,35 +298,27 @@ fn run(args: Args) -> Result<(), String> {
     if let Err(e) = upstream.stop() {
         eprintln!("pollwatch-demo: stopping the upstream: {e}");
     }
-    // Stop pollwatch's threads once they have reported the last stalls and slow polls,
-    // and write the report, so the summary below is final.
-    let written = guard
-        .finish()
-        .map_err(|e| format!("cannot write the report: {e}"))?;
+}
 
-    println!();
-    if let Some(summary) = &summary {
-        print!("{summary}");
-        if args.mix == Mix::All {
-            println!(
-                "  (the good routes queue behind the bad ones for a worker: run with `--mix good` \
-                 to see them alone)"
-            );
-        }
-        println!();
+/// The load's summary, with a hint to run the good routes alone when they ran with the bad.
+fn print_summary(summary: &LoadSummary, mix: Mix) {
+    print!("{summary}");
+    if mix == Mix::All {
+        println!(
+            "  (the good routes queue behind the bad ones for a worker: run with `--mix good` \
+             to see them alone)"
+        );
     }
-    print!(
-        "{}",
-        pollwatch::report::text::render(&handle.report(), args.top)
-    );
     println!();
+}
+
+/// The report files written.
+fn print_written(written: &WrittenFiles) {
     println!("report written: {}", written.text.display());
     println!("                {}", written.json.display());
     if let Some(hlog) = &written.hlog {
         println!("                {}", hlog.display());
     }
-    print_next_steps(written.json.parent().unwrap_or(std::path::Path::new(".")));
-    check_load(summary.as_ref())
 }
 
 /// The commands that read the report, ready to paste.

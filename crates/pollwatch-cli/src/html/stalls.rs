@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 
 use pollwatch_report::units::format_duration_ns;
-use pollwatch_report::{CallSiteCount, Frame, SiteReport, Stall};
+use pollwatch_report::{CallSiteCount, Frame, SiteReport, Stall, StallSample};
 
 use super::escape::text;
 use super::plural;
@@ -36,9 +36,7 @@ pub(crate) fn call_sites(call_sites: &[CallSiteCount]) -> String {
             out,
             "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
             text(&c.call_site),
-            c.blocking_call
-                .as_deref()
-                .map_or_else(|| "–".to_owned(), |b| format!("<code>{}</code>", text(b))),
+            code_or_dash(c.blocking_call.as_deref()),
             text(&c.cause),
             c.count
         );
@@ -94,28 +92,16 @@ pub(crate) fn table(stalls: &[&Stall], counted: u64) -> String {
 /// The row of stall `number`, and the row of its backtrace when it has one (or, with
 /// `same_as`, the number of the stall above whose backtrace it shares).
 fn row(out: &mut String, s: &Stall, number: usize, same_as: Option<usize>) {
+    summary_row(out, s, number);
+    detail_row(out, s, same_as);
+}
+
+/// The row that says how long stall `number` held its thread, why, where, and in which task.
+fn summary_row(out: &mut String, s: &Stall, number: usize) {
     let running = if s.ended { "" } else { " (still running)" };
-    let state = match &s.syscall {
-        Some(syscall) => format!("{} in <code>{}</code>", text(&s.state), text(syscall)),
-        None => text(&s.state),
-    };
-    let call_site = match (&s.call_site, &s.blocking_call) {
-        (Some(site), Some(call)) => {
-            format!(
-                "<code>{}</code><br/><code>{}</code>",
-                text(site),
-                text(call)
-            )
-        }
-        (Some(site), None) => format!("<code>{}</code>", text(site)),
-        (None, Some(call)) => format!("<code>{}</code>", text(call)),
-        (None, None) => "unknown".to_owned(),
-    };
-    let task = if s.task_name.is_empty() {
-        format!("#{}", s.task_id)
-    } else {
-        format!("{} #{}", text(&s.task_name), s.task_id)
-    };
+    let state = state_cell(&s.state, s.syscall.as_deref());
+    let call_site = call_site_cell(s);
+    let task = task_cell(s);
     let cpu = s.cpu_ns.map_or(String::new(), |cpu| {
         format!("<br/>cpu {} after detection", format_duration_ns(cpu))
     });
@@ -129,16 +115,54 @@ fn row(out: &mut String, s: &Stall, number: usize, same_as: Option<usize>) {
         format_duration_ns(s.started_at_ns),
         format_duration_ns(s.detected_after_ns),
         text(&s.cause),
-        s.blocked_on
-            .as_deref()
-            .map_or_else(|| "–".to_owned(), |b| format!("<code>{}</code>", text(b))),
+        code_or_dash(s.blocked_on.as_deref()),
         text(&s.suggestion),
-        s.span.as_deref().map_or_else(
-            || "–".to_owned(),
-            |span| format!("<code>{}</code>", text(span))
-        ),
+        code_or_dash(s.span.as_deref()),
         text(&s.thread),
     );
+}
+
+/// The thread's scheduler state, with the system call it was in when known.
+fn state_cell(state: &str, syscall: Option<&str>) -> String {
+    match syscall {
+        Some(syscall) => format!("{} in <code>{}</code>", text(state), text(syscall)),
+        None => text(state),
+    }
+}
+
+/// Where the stall blocked: the call site and the blocking call, whichever are known.
+fn call_site_cell(s: &Stall) -> String {
+    match (&s.call_site, &s.blocking_call) {
+        (Some(site), Some(call)) => {
+            format!(
+                "<code>{}</code><br/><code>{}</code>",
+                text(site),
+                text(call)
+            )
+        }
+        (Some(site), None) => format!("<code>{}</code>", text(site)),
+        (None, Some(call)) => format!("<code>{}</code>", text(call)),
+        (None, None) => "unknown".to_owned(),
+    }
+}
+
+/// The stalled task: its name when it has one, and its id.
+fn task_cell(s: &Stall) -> String {
+    if s.task_name.is_empty() {
+        format!("#{}", s.task_id)
+    } else {
+        format!("{} #{}", text(&s.task_name), s.task_id)
+    }
+}
+
+/// `value` as code, or a dash when there is none.
+fn code_or_dash(value: Option<&str>) -> String {
+    value.map_or_else(|| "–".to_owned(), |v| format!("<code>{}</code>", text(v)))
+}
+
+/// The folded row below a stall with its backtrace (or, with `same_as`, a pointer to the stall
+/// above that has the same one) and its later looks; nothing when it has neither.
+fn detail_row(out: &mut String, s: &Stall, same_as: Option<usize>) {
     if s.backtrace.is_empty() && s.samples.is_empty() {
         return;
     }
@@ -155,28 +179,33 @@ fn row(out: &mut String, s: &Stall, number: usize, same_as: Option<usize>) {
         None => {}
     }
     if !s.samples.is_empty() {
-        let _ = write!(
-            out,
-            "<details><summary>later looks ({})</summary><ul class=\"samples\">",
-            s.samples.len()
-        );
-        for look in &s.samples {
-            let _ = write!(
-                out,
-                "<li>at {}: {}{}{}</li>",
-                format_duration_ns(look.at_ns),
-                text(&look.state),
-                look.syscall
-                    .as_deref()
-                    .map_or(String::new(), |c| format!(" in <code>{}</code>", text(c))),
-                look.call_site
-                    .as_deref()
-                    .map_or(String::new(), |c| format!(" at <code>{}</code>", text(c))),
-            );
-        }
-        out.push_str("</ul></details>");
+        later_looks(out, &s.samples);
     }
     out.push_str("</td></tr>\n");
+}
+
+/// What the thread was seen doing after the stall was caught, folded in `<details>`.
+fn later_looks(out: &mut String, samples: &[StallSample]) {
+    let _ = write!(
+        out,
+        "<details><summary>later looks ({})</summary><ul class=\"samples\">",
+        samples.len()
+    );
+    for look in samples {
+        let _ = write!(
+            out,
+            "<li>at {}: {}{}{}</li>",
+            format_duration_ns(look.at_ns),
+            text(&look.state),
+            look.syscall
+                .as_deref()
+                .map_or(String::new(), |c| format!(" in <code>{}</code>", text(c))),
+            look.call_site
+                .as_deref()
+                .map_or(String::new(), |c| format!(" at <code>{}</code>", text(c))),
+        );
+    }
+    out.push_str("</ul></details>");
 }
 
 /// A backtrace folded in `<details>`, innermost frame first.

@@ -45,6 +45,13 @@ const DOTS_BELOW: usize = 30;
 /// A figure of one span's poll times, drawn as one line.
 type Statistic = fn(&Histogram<u64>) -> u64;
 
+/// The lines drawn over the spans: colour, class and the figure each one plots.
+const LINES: [(&str, &str, Statistic); 3] = [
+    (P50, "p50", |h| h.value_at_quantile(0.5)),
+    (P99, "p99", |h| h.value_at_quantile(0.99)),
+    (MAX, "max", Histogram::max),
+];
+
 /// One span of time on the chart: one interval, or several merged.
 struct Span {
     /// Seconds since the start, where it begins.
@@ -68,13 +75,35 @@ pub(crate) fn chart<'a>(
     if spans.is_empty() {
         return None;
     }
+    let x = time_scale(&spans);
+    let y = poll_time_scale(&spans, threshold_ns);
+
+    let mut out = FRAME.open(class, title);
+    out.push_str(&axes(&x, &y));
+    out.push_str(&bars(&spans, &x));
+    out.push_str(&FRAME.threshold_line(y.map(threshold_ns as f64), THRESHOLD));
+    for (color, class, value) in LINES {
+        out.push_str(&line(&spans, &x, &y, color, class, value));
+    }
+    out.push_str(&legend(threshold_ns));
+    out.push_str("</svg>\n");
+    Some(out)
+}
+
+/// The horizontal scale: seconds from 0 to the end of the last span.
+fn time_scale(spans: &[Span]) -> LinearScale {
     let end_s = spans.iter().map(|s| s.end_s).fold(0.0, f64::max);
-    let x = LinearScale {
+    LinearScale {
         lo: 0.0,
         hi: if end_s > 0.0 { end_s } else { 1.0 },
         px_lo: FRAME.left,
         px_hi: FRAME.right,
-    };
+    }
+}
+
+/// The vertical scale of the lines: from the lowest median to the longest poll, always
+/// including `threshold_ns`.
+fn poll_time_scale(spans: &[Span], threshold_ns: u64) -> LogScale {
     let recorded = spans.iter().filter(|s| !s.histogram.is_empty());
     let lowest = recorded
         .clone()
@@ -82,55 +111,65 @@ pub(crate) fn chart<'a>(
         .min()
         .unwrap_or(threshold_ns);
     let highest = recorded.map(|s| s.histogram.max()).max().unwrap_or(0);
-    let y = LogScale::covering(
+    LogScale::covering(
         lowest.min(threshold_ns),
         highest.max(threshold_ns),
         FRAME.bottom,
         FRAME.top,
-    );
+    )
+}
 
-    let mut out = FRAME.open(class, title);
-    out.push_str(&FRAME.border());
+/// Both plot areas' borders, the shared time axis under the bars, the poll-time axis and the
+/// axis titles.
+fn axes(x: &LinearScale, y: &LogScale) -> String {
+    let mut out = FRAME.border();
     out.push_str(&BARS.border());
     let x_ticks = x.ticks(8, svg::seconds_label);
-    out.push_str(&FRAME.x_grid(&x_ticks, &x));
-    out.push_str(&BARS.x_ticks(&x_ticks, &x));
-    out.push_str(&FRAME.y_ticks(&y.ticks(), &y));
+    out.push_str(&FRAME.x_grid(&x_ticks, x));
+    out.push_str(&BARS.x_ticks(&x_ticks, x));
+    out.push_str(&FRAME.y_ticks(&y.ticks(), y));
     out.push_str(&BARS.x_title("seconds since start"));
     out.push_str(&FRAME.y_title("poll time"));
+    out
+}
 
-    out.push_str(&bars(&spans, &x));
-
-    let ty = y.map(threshold_ns as f64);
-    out.push_str(&FRAME.threshold_line(ty, THRESHOLD));
-    let lines: [(&str, &str, Statistic); 3] = [
-        (P50, "p50", |h| h.value_at_quantile(0.5)),
-        (P99, "p99", |h| h.value_at_quantile(0.99)),
-        (MAX, "max", Histogram::max),
-    ];
-    for (color, class, value) in lines {
-        let points: Vec<(f64, f64)> = spans
-            .iter()
-            .filter(|s| !s.histogram.is_empty())
-            .map(|s| {
-                (
-                    x.map((s.start_s + s.end_s) / 2.0),
-                    y.map(value(&s.histogram) as f64),
-                )
-            })
-            .collect();
-        if points.len() < DOTS_BELOW {
-            for (px, py) in &points {
-                out.push_str(&format!(
-                    "<circle cx=\"{}\" cy=\"{}\" r=\"2.5\" fill=\"{color}\"/>\n",
-                    svg::coord(*px),
-                    svg::coord(*py)
-                ));
-            }
+/// One line of `value` through the middle of each span that recorded polls, with a dot on each
+/// point when there are few of them.
+fn line(
+    spans: &[Span],
+    x: &LinearScale,
+    y: &LogScale,
+    color: &str,
+    class: &str,
+    value: Statistic,
+) -> String {
+    let points: Vec<(f64, f64)> = spans
+        .iter()
+        .filter(|s| !s.histogram.is_empty())
+        .map(|s| {
+            (
+                x.map((s.start_s + s.end_s) / 2.0),
+                y.map(value(&s.histogram) as f64),
+            )
+        })
+        .collect();
+    let mut out = String::new();
+    if points.len() < DOTS_BELOW {
+        for (px, py) in &points {
+            out.push_str(&format!(
+                "<circle cx=\"{}\" cy=\"{}\" r=\"2.5\" fill=\"{color}\"/>\n",
+                svg::coord(*px),
+                svg::coord(*py)
+            ));
         }
-        out.push_str(&svg::polyline(&svg::thin(points), color, 1.5, class));
     }
-    out.push_str(&svg::legend(
+    out.push_str(&svg::polyline(&svg::thin(points), color, 1.5, class));
+    out
+}
+
+/// The key above the plot: one entry per line, and the threshold with its value.
+fn legend(threshold_ns: u64) -> String {
+    svg::legend(
         FRAME.left,
         FRAME.top - 10.0,
         &[
@@ -142,9 +181,7 @@ pub(crate) fn chart<'a>(
                 &format!("threshold {}", format_duration_ns(threshold_ns)),
             ),
         ],
-    ));
-    out.push_str("</svg>\n");
-    Some(out)
+    )
 }
 
 /// The polls-per-second bars, with a label for the tallest.
