@@ -35,8 +35,8 @@
 //!
 //! | file | for | stability |
 //! | --- | --- | --- |
-//! | `report.json` ([`write::JSON_FILE`]) | programs | a versioned schema, below |
-//! | `report.txt` ([`write::TEXT_FILE`]) | people | may change in any release |
+//! | `report.json` ([`json::FILE`]) | programs | a versioned schema, below |
+//! | `report.txt` ([`text::FILE`]) | people | may change in any release |
 //!
 //! Each file is replaced atomically (written to a temporary file in the same directory, flushed
 //! to disk, then renamed over the old one), so a reader sees the previous report or the new one,
