@@ -5,8 +5,9 @@
 //! ([`Report`] and the types in [`model`]), the JSON file that programs read ([`json`]), the
 //! text file that people read ([`text`]), the histogram encoding inside it ([`histogram`]), the
 //! HdrHistogram interval log of poll times over the run ([`hlog`]), stalls grouped by blocking
-//! call site ([`call_sites`]) and atomic writing ([`write`](mod@write)). It has no tokio or
-//! tracing dependency, so a tool that only reads reports (the `pollwatch` command) stays small.
+//! call site ([`call_sites`]), consistency checks ([`check`]) and atomic writing
+//! ([`write`](mod@write)). It has no tokio or tracing dependency, so a tool that only reads
+//! reports (the `pollwatch` command) stays small.
 //!
 //! # Reading a report
 //!
@@ -28,6 +29,10 @@
 //!
 //! Every error is a [`ReadError`] that prints as one line naming the file and the problem, such
 //! as `report.json: schema version 7, this pollwatch reads version 1; upgrade pollwatch`.
+//!
+//! A report that reads may still hold figures that cannot all be true, such as a percentile
+//! above the longest poll (written by a pollwatch with a bug, or edited): it is not rejected,
+//! and [`Report::inconsistencies`] names each problem ([`check`] lists the checks).
 //!
 //! # The report directory
 //!
@@ -269,6 +274,7 @@
 #![warn(missing_docs)]
 
 pub mod call_sites;
+pub mod check;
 pub mod error;
 pub mod histogram;
 pub mod hlog;
@@ -288,7 +294,7 @@ mod tests {
     use crate::*;
 
     /// The example in the crate documentation is a report this crate reads, as pollwatch
-    /// writes it: percentiles from its histogram, capped at `max_ns`.
+    /// writes it: percentiles from its histogram, capped at `max_ns`, and nothing inconsistent.
     #[test]
     fn documented_example_is_a_valid_report() {
         let report = crate::json::from_str(include_str!("example-report.json")).unwrap();
@@ -304,6 +310,7 @@ mod tests {
         };
         assert_eq!(capped, site.percentiles);
         assert_eq!(report.totals.busy_ns, site.busy_ns);
+        assert_eq!(report.inconsistencies(), Vec::<String>::new());
     }
 
     /// A report with every field set and every list holding one entry, so its JSON has every
