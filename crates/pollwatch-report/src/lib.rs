@@ -132,7 +132,7 @@
 //! | `histogram` | string | every poll time of the site, as an encoded histogram (below); `""` when there are no polls |
 //! | `stalls` | integer | polls of this site's tasks caught by the watchdog while still running past `threshold_ns`; may be absent (read as `0`) |
 //! | `warnings_suppressed` | integer | warnings (stalls and slow polls) of this site not emitted because the site exceeded its rate limit; may be absent (read as `0`) |
-//! | `call_sites` | array | where this site's stalls blocked, one entry per blocking call site, most stalls first (below); may be absent (read as empty) |
+//! | `call_sites` | array | where this site's stalls blocked, one entry per blocking call site, most stalls first and `other` last (below); may be absent (read as empty) |
 //!
 //! Every stall of the site is counted in exactly one `call_sites` entry, so their `count`s add
 //! up to `stalls`.
@@ -148,9 +148,9 @@
 //!
 //! All four are `0` when the site has no polls. Percentiles come from the histogram, so each is
 //! the *highest value equivalent* to the percentile within the histogram's precision (0.1%),
-//! capped at `max_ns`, which is exact: in the example below, `p50_ns` is `250367` for polls of
-//! about 250 µs, and the 312 ms poll, the longest, gives `312000000` (its `max_ns`) rather than
-//! the histogram's `312213503`.
+//! capped at `max_ns`, which is exact: in the example below, `p90_ns` and above fall on the
+//! 312 ms poll, the longest, so they are `312000000` (its `max_ns`) rather than the
+//! histogram's `312213503`.
 //!
 //! ## `sites[].call_sites[]` ([`CallSiteCount`])
 //!
