@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pollwatch_report::{hlog, json, write, ReadError, Report};
+use pollwatch_report::{hlog, json, ReadError, Report};
 
 /// A report read from disk, with the interval log beside it when one was asked for.
 #[derive(Debug)]
@@ -26,7 +26,7 @@ impl Run {
     /// that exists but cannot be read is.
     pub(crate) fn read(path: &Path, with_log: bool) -> Result<Run, String> {
         let json_file = if path.is_dir() {
-            path.join(write::JSON_FILE)
+            path.join(json::FILE)
         } else {
             path.to_path_buf()
         };

@@ -1,5 +1,9 @@
 //! `pollwatch show`: the sites that held their threads longest, then the stalls grouped by
 //! blocking call site, with what to change.
+//!
+//! A report whose figures cannot all be true ([`Report::inconsistencies`]) is still shown, with
+//! one `warning: inconsistent report: ...` line per problem under the header (and, with
+//! `--json`, an `inconsistencies` list).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -36,11 +40,21 @@ pub(crate) fn run(args: &Args) -> Result<Outcome, String> {
     // The header describes the whole run; the rest, the sites selected.
     let mut out = String::new();
     text::header(&mut out, &report);
+    // Checked before `--site` narrows the sites: the warnings are about the whole file.
+    let inconsistencies = report.inconsistencies();
     report.sites.retain(|s| input::matches(pattern, &s.label));
     let mut groups = call_sites::group(&report, |_| true);
     groups.truncate(args.top);
     if args.json {
-        return Ok(Outcome::Done(json(&report, &groups, args.top)));
+        return Ok(Outcome::Done(json(
+            &report,
+            &groups,
+            args.top,
+            &inconsistencies,
+        )));
+    }
+    for problem in &inconsistencies {
+        let _ = writeln!(out, "warning: inconsistent report: {problem}");
     }
     if pattern.is_some() {
         let _ = writeln!(
@@ -105,6 +119,7 @@ fn stalls(out: &mut String, report: &Report, groups: &[CallSiteGroup]) {
 }
 
 /// `show --json`: a stable shape for programs (the sites listed, and the groups).
+/// `inconsistencies` ([`Report::inconsistencies`]) is there only when the report has some.
 #[derive(Serialize)]
 struct ShowJson<'a> {
     pollwatch_version: &'a str,
@@ -115,6 +130,12 @@ struct ShowJson<'a> {
     sites: Vec<SiteJson<'a>>,
     call_sites: &'a [CallSiteGroup],
     diagnostics: &'a [String],
+    #[serde(skip_serializing_if = "no_strings")]
+    inconsistencies: &'a [String],
+}
+
+fn no_strings(list: &&[String]) -> bool {
+    list.is_empty()
 }
 
 #[derive(Serialize)]
@@ -129,7 +150,12 @@ struct SiteJson<'a> {
     stalls: u64,
 }
 
-fn json(report: &Report, groups: &[CallSiteGroup], top: usize) -> String {
+fn json(
+    report: &Report,
+    groups: &[CallSiteGroup],
+    top: usize,
+    inconsistencies: &[String],
+) -> String {
     let mut sites: Vec<_> = report.sites.iter().collect();
     sites.sort_by_key(|s| std::cmp::Reverse(s.busy_ns));
     sites.truncate(top);
@@ -154,6 +180,7 @@ fn json(report: &Report, groups: &[CallSiteGroup], top: usize) -> String {
             .collect(),
         call_sites: groups,
         diagnostics: &report.diagnostics,
+        inconsistencies,
     };
     let mut text = serde_json::to_string_pretty(&shown).unwrap_or_default();
     text.push('\n');

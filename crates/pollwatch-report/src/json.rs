@@ -5,8 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::ReadError;
+use crate::histogram;
 use crate::model::{Report, FORMAT, VERSION};
-use crate::{histogram, write};
+
+/// The JSON report's file name in a report directory.
+pub const FILE: &str = "report.json";
 
 /// The report as pretty-printed JSON, with a trailing newline.
 pub fn to_string(report: &Report) -> String {
@@ -49,8 +52,8 @@ pub fn from_str(s: &str) -> Result<Report, ReadError> {
     serde_json::from_str(s).map_err(|source| ReadError::NotJson { path: None, source })
 }
 
-/// Reads a JSON report from `path`, or from `path/report.json` when `path` is a directory (as
-/// written by [`write::write_dir`]), and checks that every site's histogram decodes.
+/// Reads a JSON report from `path`, or from `path/report.json` ([`FILE`]) when `path` is a
+/// directory (as written by [`write_dir`](crate::write::write_dir)), and checks that every site's histogram decodes.
 ///
 /// # Errors
 ///
@@ -58,7 +61,7 @@ pub fn from_str(s: &str) -> Result<Report, ReadError> {
 /// file; [`ReadError::BadHistogram`] naming the site whose histogram does not decode.
 pub fn read(path: &Path) -> Result<Report, ReadError> {
     let file: PathBuf = if path.is_dir() {
-        path.join(write::JSON_FILE)
+        path.join(FILE)
     } else {
         path.to_path_buf()
     };

@@ -5,8 +5,9 @@
 //! ([`Report`] and the types in [`model`]), the JSON file that programs read ([`json`]), the
 //! text file that people read ([`text`]), the histogram encoding inside it ([`histogram`]), the
 //! HdrHistogram interval log of poll times over the run ([`hlog`]), stalls grouped by blocking
-//! call site ([`call_sites`]) and atomic writing ([`write`](mod@write)). It has no tokio or
-//! tracing dependency, so a tool that only reads reports (the `pollwatch` command) stays small.
+//! call site ([`call_sites`]), consistency checks ([`check`]) and atomic writing
+//! ([`write`](mod@write)). It has no tokio or tracing dependency, so a tool that only reads
+//! reports (the `pollwatch` command) stays small.
 //!
 //! # Reading a report
 //!
@@ -29,14 +30,18 @@
 //! Every error is a [`ReadError`] that prints as one line naming the file and the problem, such
 //! as `report.json: schema version 7, this pollwatch reads version 1; upgrade pollwatch`.
 //!
+//! A report that reads may still hold figures that cannot all be true, such as a percentile
+//! above the longest poll (written by a pollwatch with a bug, or edited): it is not rejected,
+//! and [`Report::inconsistencies`] names each problem ([`check`] lists the checks).
+//!
 //! # The report directory
 //!
 //! pollwatch writes a report as a directory holding two files ([`write::write_dir`]):
 //!
 //! | file | for | stability |
 //! | --- | --- | --- |
-//! | `report.json` ([`write::JSON_FILE`]) | programs | a versioned schema, below |
-//! | `report.txt` ([`write::TEXT_FILE`]) | people | may change in any release |
+//! | `report.json` ([`json::FILE`]) | programs | a versioned schema, below |
+//! | `report.txt` ([`text::FILE`]) | people | may change in any release |
 //!
 //! Each file is replaced atomically (written to a temporary file in the same directory, flushed
 //! to disk, then renamed over the old one), so a reader sees the previous report or the new one,
@@ -74,6 +79,7 @@
 //! | `sites` | array | one object per spawn site, ordered by `busy_ns`, largest first |
 //! | `slow_polls` | array | the most recent slow polls, oldest first; at most 256 ([`Report::SLOW_POLLS_KEPT`]) |
 //! | `diagnostics` | array of strings | problems with the setup pollwatch noticed, each a sentence saying what to change; may be absent (read as empty) |
+//! | `stalls` | array | the most recent stalls (polls caught by the watchdog while still running past `threshold_ns`), oldest first; at most 256 ([`Report::STALLS_KEPT`]); may be absent (read as empty) |
 //!
 //! ## `totals` ([`Totals`])
 //!
@@ -84,6 +90,7 @@
 //! | `busy_ns` | integer, ns | time spent inside polls, summed over every thread |
 //! | `tasks_spawned` | integer | tasks spawned, including `block_on` futures and `LocalSet` tasks |
 //! | `threads` | integer | threads that polled at least one task |
+//! | `stalls` | integer | stalls: polls the watchdog caught while they were still running past `threshold_ns`; may be absent (read as `0`) |
 //!
 //! ## `dropped` ([`Dropped`])
 //!
@@ -121,12 +128,38 @@
 //! | `max_ns` | integer, ns | the longest single poll |
 //! | `drops` | integer | times a task's future was dropped with its span entered (completion, abort or runtime shutdown); not polls, not in the histogram |
 //! | `drop_ns` | integer, ns | time spent dropping this site's futures |
-//! | `percentiles` | object | `p50_ns`, `p90_ns`, `p99_ns`, `p999_ns`: the 50th, 90th, 99th and 99.9th percentile poll time, from the histogram; all `0` when there are no polls |
+//! | `percentiles` | object | poll-time percentiles, below |
 //! | `histogram` | string | every poll time of the site, as an encoded histogram (below); `""` when there are no polls |
+//! | `stalls` | integer | polls of this site's tasks caught by the watchdog while still running past `threshold_ns`; may be absent (read as `0`) |
+//! | `warnings_suppressed` | integer | warnings (stalls and slow polls) of this site not emitted because the site exceeded its rate limit; may be absent (read as `0`) |
+//! | `call_sites` | array | where this site's stalls blocked, one entry per blocking call site, most stalls first and `other` last (below); may be absent (read as empty) |
 //!
-//! Percentiles come from the histogram, so they are the *highest value equivalent* to the
-//! percentile within the histogram's precision (0.1%): `312213503` for a 312 ms poll.
-//! `max_ns` is exact.
+//! Every stall of the site is counted in exactly one `call_sites` entry, so their `count`s add
+//! up to `stalls`.
+//!
+//! ## `sites[].percentiles` ([`Percentiles`])
+//!
+//! | field | type | meaning |
+//! | --- | --- | --- |
+//! | `p50_ns` | integer, ns | the median poll time |
+//! | `p90_ns` | integer, ns | the 90th percentile poll time |
+//! | `p99_ns` | integer, ns | the 99th percentile poll time |
+//! | `p999_ns` | integer, ns | the 99.9th percentile poll time |
+//!
+//! All four are `0` when the site has no polls. Percentiles come from the histogram, so each is
+//! the *highest value equivalent* to the percentile within the histogram's precision (0.1%),
+//! capped at `max_ns`, which is exact: in the example below, `p90_ns` and above fall on the
+//! 312 ms poll, the longest, so they are `312000000` (its `max_ns`) rather than the
+//! histogram's `312213503`.
+//!
+//! ## `sites[].call_sites[]` ([`CallSiteCount`])
+//!
+//! | field | type | meaning |
+//! | --- | --- | --- |
+//! | `call_site` | string | where the stalls blocked: `file:line` of the innermost frame in the application's code; `unknown` for stalls whose stack named no such frame (or was not captured); `other` for the stalls at call sites beyond the first 32 of the site |
+//! | `blocking_call` | string or null | the blocking API called there (`std::fs::read`), when recognised; `null` for `other` |
+//! | `cause` | string | the stalls' cause, one of the [values below](#stall-causes); `various` for `other` |
+//! | `count` | integer | stalls at this call site (with this blocking call and cause) |
 //!
 //! ## `histogram`
 //!
@@ -152,9 +185,80 @@
 //!
 //! Every slow poll is counted in its site's `slow_polls` whether or not it is listed here.
 //!
+//! ## `stalls[]` ([`Stall`])
+//!
+//! A *stall* is a poll the watchdog thread caught while it was still running past
+//! `threshold_ns`. The watchdog looks at the held thread when it catches the poll (state,
+//! syscall, stack), looks again at 2x, 4x, 8x ... the threshold while it keeps running (up to
+//! 12 more looks, `samples`), and records its total length when it ends.
+//!
+//! | field | type | meaning |
+//! | --- | --- | --- |
+//! | `task_id` | integer | tokio's task id of the innermost task being polled |
+//! | `task_name` | string | that task's name, empty when unnamed |
+//! | `site` | string | that task's site, its `label` in `sites` |
+//! | `thread` | string | the name of the held thread |
+//! | `tid` | integer | the held thread's OS thread id; `0` where unknown |
+//! | `started_at_ns` | integer, ns | when the poll started, since pollwatch started (comparable with `uptime_ns`) |
+//! | `detected_after_ns` | integer, ns | how long the poll had been running when the watchdog caught it |
+//! | `detection_lag_ns` | integer, ns | how late the watchdog caught it: `detected_after_ns` minus `threshold_ns` |
+//! | `duration_ns` | integer, ns | how long the poll held the thread, measured around the outermost poll on the thread (polls of other tasks nested inside it included): final when `ended`, the time so far otherwise |
+//! | `ended` | boolean | whether the poll had ended when the report was taken |
+//! | `cpu_ns` | integer or null, ns | CPU time the thread used from the stall's detection to its end (or to the last look while it still runs): close to that wall time for CPU work, near zero for a thread blocked in a syscall; `null` when unknown |
+//! | `state` | string | what the thread was doing when caught: `running on CPU`, `sleeping`, `in uninterruptible IO`, or `unknown` where the system does not say (no `/proc`) |
+//! | `syscall` | string or null | the syscall the thread was in (`read`, `futex`, `clock_nanosleep`), when known |
+//! | `blocked_on` | string or null | what that syscall waits on: a file path, a socket's two addresses, a lock, a sleep; when known |
+//! | `cause` | string | why the poll held the thread, one of the [values below](#stall-causes) |
+//! | `call_site` | string or null | `file:line` of the innermost frame in the application's code, when the stack names one |
+//! | `blocking_call` | string or null | the blocking API the application called there (`std::fs::read_to_string`), when recognised |
+//! | `suggestion` | string | the fix to apply, a sentence |
+//! | `span` | string or null | the innermost tracing span entered inside the task when the stall was caught: its name and, when a fmt layer recorded them, its fields (`load_users{user=3}`) |
+//! | `backtrace` | array | the held thread's stack when caught, innermost frame first, with the frames of the capture and of the runtime trimmed (below); empty when no stack was captured |
+//! | `capture_ns` | integer or null, ns | how long capturing the stack took (signal sent to frames stored), when one was captured |
+//! | `samples` | array | the later looks at the running poll, oldest first (below); empty when it ended before twice `threshold_ns` |
+//! | `message` | string | the one-line warning, as emitted |
+//!
+//! Every stall is counted in its site's `stalls` and `call_sites` and in `totals.stalls`,
+//! whether or not it is listed here.
+//!
+//! ### Stall causes
+//!
+//! | `cause` | the thread was |
+//! | --- | --- |
+//! | `file_io` | reading or writing a file: in a `std::fs` call, in a syscall on a file, or in uninterruptible IO |
+//! | `sleep` | sleeping: in `std::thread::sleep` or a sleep syscall |
+//! | `lock` | waiting on a lock or condition variable: in a `std::sync` call other than `mpsc`, joining a thread, or in a futex wait |
+//! | `channel` | waiting on a `std::sync::mpsc` channel |
+//! | `cpu` | running on a CPU outside any syscall |
+//! | `network` | in a `std::net` call or a syscall on a socket |
+//! | `block_on` | inside `futures::executor::block_on` |
+//! | `process` | in a `std::process` call (waiting on a child process) |
+//! | `unknown` | doing something none of the above describes (a pipe, or a state the system does not show) |
+//!
+//! In `sites[].call_sites`, the `other` entry has the cause `various`.
+//!
+//! ## `stalls[].backtrace[]` ([`Frame`])
+//!
+//! | field | type | meaning |
+//! | --- | --- | --- |
+//! | `function` | string | the demangled function name, or the frame's address in hex when it has no symbol |
+//! | `file` | string or null | the source file, when the binary's debug info has it |
+//! | `line` | integer or null | the line in `file`, when the binary's debug info has it |
+//!
+//! ## `stalls[].samples[]` ([`StallSample`])
+//!
+//! | field | type | meaning |
+//! | --- | --- | --- |
+//! | `at_ns` | integer, ns | how long the poll had been running at this look |
+//! | `state` | string | the thread's state, as in `state` above |
+//! | `syscall` | string or null | the syscall it was in, when known |
+//! | `call_site` | string or null | the call site, as in `call_site` above, when a stack was captured |
+//! | `cpu_ns` | integer or null, ns | CPU time the thread used from the stall's detection to this look, when known |
+//!
 //! ## Example
 //!
-//! A report of one named task, polled five times in its first minute, once for 312 ms:
+//! A report of one named task, polled five times in its first minute, once for 312 ms, which
+//! the watchdog caught while it ran (a stall, blocked reading a file):
 //!
 //! ```json
 #![doc = include_str!("example-report.json")]
@@ -169,6 +273,7 @@
 #![warn(missing_docs)]
 
 pub mod call_sites;
+pub mod check;
 pub mod error;
 pub mod histogram;
 pub mod hlog;
@@ -183,14 +288,212 @@ pub use model::*;
 
 #[cfg(test)]
 mod tests {
-    /// The example in the crate documentation is a report this crate reads.
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use crate::*;
+
+    /// The example in the crate documentation is a report this crate reads, as pollwatch
+    /// writes it: percentiles from its histogram, capped at `max_ns`, and nothing inconsistent.
     #[test]
     fn documented_example_is_a_valid_report() {
         let report = crate::json::from_str(include_str!("example-report.json")).unwrap();
         let site = &report.sites[0];
         let h = crate::histogram::decode(&site.histogram).unwrap();
         assert_eq!(h.len(), site.polls);
-        assert_eq!(crate::histogram::percentiles(&h), site.percentiles);
+        let p = crate::histogram::percentiles(&h);
+        let capped = Percentiles {
+            p50_ns: p.p50_ns.min(site.max_ns),
+            p90_ns: p.p90_ns.min(site.max_ns),
+            p99_ns: p.p99_ns.min(site.max_ns),
+            p999_ns: p.p999_ns.min(site.max_ns),
+        };
+        assert_eq!(capped, site.percentiles);
         assert_eq!(report.totals.busy_ns, site.busy_ns);
+        assert_eq!(report.inconsistencies(), Vec::<String>::new());
+    }
+
+    /// A report with every field set and every list holding one entry, so its JSON has every
+    /// key the schema has.
+    fn full_report() -> Report {
+        let frame = Frame {
+            function: "app::store::load".to_owned(),
+            file: Some("src/store.rs".to_owned()),
+            line: Some(17),
+        };
+        let sample = StallSample {
+            at_ns: 20_000_000,
+            state: "sleeping".to_owned(),
+            syscall: Some("read".to_owned()),
+            call_site: Some("src/store.rs:17".to_owned()),
+            cpu_ns: Some(1_000),
+        };
+        let stall = Stall {
+            task_id: 7,
+            task_name: "ingest".to_owned(),
+            site: "src/ingest.rs:42:5".to_owned(),
+            thread: "worker".to_owned(),
+            tid: 42,
+            started_at_ns: 1,
+            detected_after_ns: 12_000_000,
+            detection_lag_ns: 2_000_000,
+            duration_ns: 30_000_000,
+            ended: true,
+            cpu_ns: Some(1_000),
+            state: "sleeping".to_owned(),
+            syscall: Some("read".to_owned()),
+            blocked_on: Some("/data/users.json".to_owned()),
+            cause: "file_io".to_owned(),
+            call_site: Some("src/store.rs:17".to_owned()),
+            blocking_call: Some("std::fs::read".to_owned()),
+            suggestion: "Use tokio::fs::read.".to_owned(),
+            span: Some("load".to_owned()),
+            backtrace: vec![frame],
+            capture_ns: Some(40_000),
+            samples: vec![sample],
+            message: "held".to_owned(),
+        };
+        let site = SiteReport {
+            id: 0,
+            label: "src/ingest.rs:42:5".to_owned(),
+            file: "src/ingest.rs".to_owned(),
+            line: 42,
+            col: 5,
+            name: String::new(),
+            kind: "task".to_owned(),
+            tasks_spawned: 1,
+            polls: 1,
+            slow_polls: 1,
+            busy_ns: 30_000_000,
+            max_ns: 30_000_000,
+            drops: 1,
+            drop_ns: 1_000,
+            percentiles: Percentiles {
+                p50_ns: 30_000_000,
+                p90_ns: 30_000_000,
+                p99_ns: 30_000_000,
+                p999_ns: 30_000_000,
+            },
+            histogram: String::new(),
+            stalls: 1,
+            warnings_suppressed: 1,
+            call_sites: vec![CallSiteCount {
+                call_site: "src/store.rs:17".to_owned(),
+                blocking_call: Some("std::fs::read".to_owned()),
+                cause: "file_io".to_owned(),
+                count: 1,
+            }],
+        };
+        Report {
+            format: FORMAT.to_owned(),
+            version: VERSION,
+            pollwatch_version: "0.1.0".to_owned(),
+            taken_at_unix_ms: 1,
+            uptime_ns: 1,
+            threshold_ns: 10_000_000,
+            max_sites: 1024,
+            totals: Totals {
+                polls: 1,
+                slow_polls: 1,
+                busy_ns: 30_000_000,
+                tasks_spawned: 1,
+                threads: 1,
+                stalls: 1,
+            },
+            dropped: Dropped {
+                tasks_in_overflow_site: 1,
+                slow_poll_events: 1,
+                polls_nested_too_deep: 1,
+                values_clamped: 1,
+                stall_warnings_suppressed: 1,
+                stall_samples: 1,
+                report_writes_failed: 1,
+            },
+            slow_polls: vec![SlowPoll {
+                task_id: 7,
+                task_name: "ingest".to_owned(),
+                site: site.label.clone(),
+                thread: "worker".to_owned(),
+                duration_ns: 30_000_000,
+                kind: "poll".to_owned(),
+                ended_at_ns: 30_000_001,
+            }],
+            sites: vec![site],
+            diagnostics: vec!["a sentence".to_owned()],
+            stalls: vec![stall],
+        }
+    }
+
+    /// The keys of every JSON object in `value`, by path: `""` for the top level, `totals`,
+    /// `sites[]` for the objects in the `sites` array, `sites[].percentiles`, ...
+    fn keys_by_path(
+        value: &serde_json::Value,
+        path: &str,
+        out: &mut BTreeMap<String, BTreeSet<String>>,
+    ) {
+        match value {
+            serde_json::Value::Object(fields) => {
+                for (key, child) in fields {
+                    out.entry(path.to_owned()).or_default().insert(key.clone());
+                    let child_path = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    keys_by_path(child, &child_path, out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    keys_by_path(item, &format!("{path}[]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The fields documented for the objects at `path`: the first column of the table under
+    /// its heading (`## Top level` for `""`, else ``## `path` ``), up to the next heading.
+    fn documented_fields(docs: &str, path: &str) -> Option<BTreeSet<String>> {
+        let heading = if path.is_empty() {
+            "//! ## Top level".to_owned()
+        } else {
+            format!("//! ## `{path}`")
+        };
+        let start = docs.lines().position(|l| l.starts_with(&heading))?;
+        let fields = docs
+            .lines()
+            .skip(start + 1)
+            .take_while(|l| !l.starts_with("//! #"))
+            .filter_map(|l| l.strip_prefix("//! | `"))
+            .filter_map(|l| l.split_once("` |"))
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        Some(fields)
+    }
+
+    /// Every key of the JSON report is in the table of its object in the crate documentation,
+    /// and every field documented there is a key: adding, renaming or removing a field fails
+    /// here until the documentation says so. The documented example has every key too.
+    #[test]
+    fn every_json_field_is_documented() {
+        let docs = include_str!("lib.rs");
+        let json = serde_json::to_value(full_report()).unwrap();
+        let mut keys = BTreeMap::new();
+        keys_by_path(&json, "", &mut keys);
+        assert!(keys.len() >= 10, "{keys:?}");
+        for (path, keys) in &keys {
+            let documented = documented_fields(docs, path)
+                .unwrap_or_else(|| panic!("no section for `{path}` in the crate documentation"));
+            assert_eq!(
+                keys, &documented,
+                "the fields of `{path}` in the JSON and in the crate documentation"
+            );
+        }
+
+        let example: serde_json::Value =
+            serde_json::from_str(include_str!("example-report.json")).unwrap();
+        let mut example_keys = BTreeMap::new();
+        keys_by_path(&example, "", &mut example_keys);
+        assert_eq!(example_keys, keys, "the documented example has every field");
     }
 }

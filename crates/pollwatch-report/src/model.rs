@@ -153,11 +153,12 @@ pub struct SiteReport {
 /// How often one blocking call site stalled a site's tasks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallSiteCount {
-    /// `file:line` of the innermost frame in the application's code, or `unknown`.
+    /// `file:line` of the innermost frame in the application's code; `unknown` when no stack
+    /// named one; `other` for the stalls at call sites beyond the first 32 of the site.
     pub call_site: String,
     /// The blocking API it called (`std::fs::read`), when recognised.
     pub blocking_call: Option<String>,
-    /// The stall's cause, as in [`Stall::cause`].
+    /// The stall's cause, as in [`Stall::cause`]; `various` for the `other` entry.
     pub cause: String,
     /// Stalls seen there.
     pub count: u64,
@@ -197,7 +198,8 @@ pub struct Stall {
     pub syscall: Option<String>,
     /// What the syscall waits on: a file path, a socket's addresses, a lock, a sleep.
     pub blocked_on: Option<String>,
-    /// `file_io`, `sleep`, `lock`, `cpu`, `network`, `block_on` or `unknown`.
+    /// `file_io`, `sleep`, `lock`, `channel`, `cpu`, `network`, `block_on`, `process` or
+    /// `unknown` (see the [crate documentation](crate#stall-causes)).
     pub cause: String,
     /// `file:line` of the innermost frame in the application's code, when known.
     pub call_site: Option<String>,
@@ -229,7 +231,7 @@ pub struct StallSample {
     pub syscall: Option<String>,
     /// The call site, as in [`Stall::call_site`].
     pub call_site: Option<String>,
-    /// CPU time used since the poll started, when known.
+    /// CPU time the thread used from the stall's detection to this look, when known.
     pub cpu_ns: Option<u64>,
 }
 

@@ -34,6 +34,9 @@ use std::fmt::Write as _;
 use crate::model::{Report, SiteReport, SlowPoll};
 use crate::units::format_duration_ns;
 
+/// The text report's file name in a report directory.
+pub const FILE: &str = "report.txt";
+
 /// The widest a table line may be, in characters.
 pub const MAX_WIDTH: usize = 120;
 

@@ -9,11 +9,8 @@ use crate::error::WriteError;
 use crate::model::Report;
 use crate::{json, text};
 
-/// The JSON report's file name in a report directory.
-pub const JSON_FILE: &str = "report.json";
-
-/// The text report's file name in a report directory.
-pub const TEXT_FILE: &str = "report.txt";
+/// The JSON report's file name in a report directory: [`json::FILE`] under another name.
+pub use crate::json::FILE as JSON_FILE;
 
 /// Makes temporary file names unique between threads of one process; the process id makes them
 /// unique between processes.
@@ -87,7 +84,7 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-/// Writes `report` into `dir` as [`JSON_FILE`] and [`TEXT_FILE`] (the text with the `top`
+/// Writes `report` into `dir` as [`json::FILE`] and [`text::FILE`] (the text with the `top`
 /// sites), each with [`write_atomic`], creating `dir` and its parents if needed. Existing
 /// reports are replaced.
 ///
@@ -98,8 +95,8 @@ fn sync_dir(dir: &Path) {
 pub fn write_dir(dir: &Path, report: &Report, top: usize) -> Result<WrittenFiles, WriteError> {
     fs::create_dir_all(dir).map_err(|e| WriteError::new(dir, e))?;
     let files = WrittenFiles {
-        json: dir.join(JSON_FILE),
-        text: dir.join(TEXT_FILE),
+        json: dir.join(json::FILE),
+        text: dir.join(text::FILE),
         hlog: None,
     };
     write_atomic(&files.json, json::to_string(report).as_bytes())?;

@@ -101,5 +101,5 @@ fn read_of_a_missing_file_names_it() {
 fn read_of_an_empty_directory_names_report_json() {
     let dir = support::fresh_dir("empty");
     let err = json::read(&dir).unwrap_err();
-    assert_eq!(err.path(), Some(dir.join(write::JSON_FILE).as_path()));
+    assert_eq!(err.path(), Some(dir.join(json::FILE).as_path()));
 }

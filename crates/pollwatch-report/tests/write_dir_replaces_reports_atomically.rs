@@ -5,7 +5,7 @@ mod support;
 
 use std::path::Path;
 
-use pollwatch_report::{json, write};
+use pollwatch_report::{json, text, write};
 
 fn names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -21,8 +21,8 @@ fn writes_both_files_and_no_temporary_ones() {
     let dir = support::fresh_dir("write").join("nested").join("reports");
     let report = support::two_site_report();
     let written = write::write_dir(&dir, &report, 5).unwrap();
-    assert_eq!(written.json, dir.join(write::JSON_FILE));
-    assert_eq!(written.text, dir.join(write::TEXT_FILE));
+    assert_eq!(written.json, dir.join(json::FILE));
+    assert_eq!(written.text, dir.join(text::FILE));
     assert_eq!(names_in(&dir), ["report.json", "report.txt"]);
     assert_eq!(json::read(&written.json).unwrap(), report);
     let text = std::fs::read_to_string(&written.text).unwrap();

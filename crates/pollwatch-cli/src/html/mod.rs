@@ -190,6 +190,7 @@ mod tests {
         report.sites[0].label = label.into();
         report.sites[0].name = "<b>".into();
         report.diagnostics.push("use <tokio> & \"friends\"".into());
+        report.stalls.clear();
         report.stalls.push(Stall {
             task_id: 1,
             task_name: "'".into(),
