@@ -158,12 +158,8 @@ pub(crate) fn drain(state: &State, all: bool) {
                 // Not warned about again when the watchdog already reported it as a stall
                 // (whose duration becomes the poll's own measurement), nor beyond the site's
                 // warning rate limit.
-                let silent = if book.was_reported(key) {
-                    book.settle(key, record.site, record.ns);
-                    true
-                } else {
-                    !book.allow_warning(record.site, at)
-                };
+                let silent = book.slow_poll_ended(key, record.site, record.ns)
+                    || !book.allow_warning(record.site, at);
                 let thread = slot.name().to_owned();
                 found.push((RecentSlowPoll { record, thread }, silent));
             },

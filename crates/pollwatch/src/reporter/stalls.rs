@@ -22,20 +22,7 @@ pub(super) fn handle(state: &State, console: &mut Resources, msg: Msg) {
             exact,
             cpu_now_ns,
         } => {
-            let mut book = state.book.lock();
-            let cpu = book.cpu_since_detection(key, cpu_now_ns);
-            let settled = book.is_exact(key);
-            let ended = book.ended(key, total_ns, |stall| {
-                stall.ended = true;
-                if exact {
-                    stall.duration_ns = total_ns;
-                } else if !settled {
-                    // The watchdog's estimate, until the poll's own measurement arrives.
-                    stall.duration_ns = stall.duration_ns.max(total_ns);
-                }
-                stall.cpu_ns = cpu.or(stall.cpu_ns);
-            });
-            drop(book);
+            let ended = state.book.lock().ended(key, total_ns, exact, cpu_now_ns);
             // Feature `console`: the site is no longer stalled.
             console.ended(state, key, total_ns);
             if let Some(stall) = ended {

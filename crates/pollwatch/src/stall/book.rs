@@ -19,6 +19,9 @@ pub(crate) const MAX_LIVE: usize = 1024;
 /// The most distinct call sites listed per site.
 pub(crate) const MAX_CALL_SITES: usize = 32;
 
+/// The most slow polls remembered for a stall whose detection has not arrived yet.
+const MAX_EARLY: usize = 256;
+
 /// Stalls at one blocking call site of one site.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct CallSiteStalls {
@@ -107,6 +110,10 @@ pub(crate) struct Book {
     exact: HashSet<PollKey>,
     next_number: u64,
     live: HashMap<PollKey, Live>,
+    /// Slow polls that ended before any stall was reported for them, newest last: the
+    /// watchdog's detection of a poll can reach the reporter after the poll's own slow-poll
+    /// record (its look took long, or it waited for a CPU), and then takes its length here.
+    early: VecDeque<(PollKey, SiteId, u64)>,
     per_site: HashMap<SiteId, SiteStalls>,
     limit: RateLimit,
     suppressed: u64,
@@ -128,19 +135,31 @@ impl Book {
             exact: HashSet::new(),
             next_number: 0,
             live: HashMap::new(),
+            early: VecDeque::new(),
             per_site: HashMap::new(),
             limit: RateLimit::new(warnings_per_minute),
             suppressed: 0,
         }
     }
 
-    /// A newly detected stall.
+    /// A newly detected stall. When its poll's slow-poll record came first, the stall takes
+    /// the poll's own length from it.
     pub(crate) fn detected(
         &mut self,
-        stall: StallRecord,
+        mut stall: StallRecord,
         cpu_now_ns: Option<u64>,
         now: Instant,
     ) -> Warn {
+        if let Some(at) = self
+            .early
+            .iter()
+            .position(|&(key, site, _)| key == stall.key && site == stall.site)
+        {
+            if let Some((_, _, ns)) = self.early.remove(at) {
+                stall.duration_ns = ns;
+                self.exact.insert(stall.key);
+            }
+        }
         let number = self.next_number;
         self.next_number += 1;
         let (key, site) = (stall.key, stall.site);
@@ -215,33 +234,58 @@ impl Book {
         self.numbered_mut(number)
     }
 
-    /// The stall of poll `key` ended after `total_ns`; adds that to its site's held time and
-    /// returns the stall to report its end (when its first warning was emitted), with `update`
-    /// applied.
+    /// The stall of poll `key` ended after `total_ns` (the poll's own measurement when
+    /// `exact`, else the watchdog's estimate, which never replaces a settled length); with
+    /// the thread's CPU time now. Adds the stall's length to its site's held time and returns
+    /// the stall to report its end when its first warning was emitted.
     pub(crate) fn ended(
         &mut self,
         key: PollKey,
         total_ns: u64,
-        update: impl FnOnce(&mut StallRecord),
+        exact: bool,
+        cpu_now_ns: Option<u64>,
     ) -> Option<StallRecord> {
+        let cpu = self.cpu_since_detection(key, cpu_now_ns);
+        let settled = self.is_exact(key);
         let live = self.live.remove(&key)?;
         let Some(stall) = self.numbered_mut(live.number) else {
             let figures = self.per_site.entry(live.site).or_default();
             figures.held_ns = figures.held_ns.saturating_add(total_ns);
             return None;
         };
-        update(stall);
-        // The stall's final duration: exact when the poll's own measurement is known.
+        stall.ended = true;
+        if exact {
+            stall.duration_ns = total_ns;
+        } else if !settled {
+            // The watchdog's estimate, until the poll's own measurement arrives.
+            stall.duration_ns = stall.duration_ns.max(total_ns);
+        }
+        stall.cpu_ns = cpu.or(stall.cpu_ns);
         let (held_ns, stall) = (stall.duration_ns, live.warned.then(|| stall.clone()));
         let figures = self.per_site.entry(live.site).or_default();
         figures.held_ns = figures.held_ns.saturating_add(held_ns);
         stall
     }
 
+    /// A slow poll of `key` at `site` that held its thread `ns` ended. Returns whether it was
+    /// reported as a stall (its slow-poll warning is then redundant); the stall takes `ns` as
+    /// its length, now or when its detection arrives.
+    pub(crate) fn slow_poll_ended(&mut self, key: PollKey, site: SiteId, ns: u64) -> bool {
+        if self.was_reported(key) {
+            self.settle(key, site, ns);
+            return true;
+        }
+        if self.early.len() == MAX_EARLY {
+            self.early.pop_front();
+        }
+        self.early.push_back((key, site, ns));
+        false
+    }
+
     /// Sets the duration of the stall of poll `key` at `site` to the poll's own measurement
     /// (its slow-poll record). A stall that already ended with the watchdog's estimate has its
     /// site's held time corrected. Returns whether there was such a stall.
-    pub(crate) fn settle(&mut self, key: PollKey, site: SiteId, ns: u64) -> bool {
+    fn settle(&mut self, key: PollKey, site: SiteId, ns: u64) -> bool {
         let still_live = self.live.contains_key(&key);
         let Some((_, stall)) = self
             .recent
@@ -266,8 +310,8 @@ impl Book {
         self.exact.contains(&key)
     }
 
-    /// Whether poll `key` was reported as a stall (so its slow-poll event is redundant).
-    pub(crate) fn was_reported(&self, key: PollKey) -> bool {
+    /// Whether poll `key` was reported as a stall.
+    fn was_reported(&self, key: PollKey) -> bool {
         self.live.contains_key(&key) || self.recent.iter().any(|(_, s)| s.key == key)
     }
 
@@ -332,8 +376,11 @@ mod tests {
         let (key, site) = (stall.key, stall.site);
         book.detected(stall, None, Instant::now());
         // Ended with the watchdog's estimate, then settled by the slow-poll record.
-        book.ended(key, 40_000_000, |s| s.duration_ns = 40_000_000);
-        assert_eq!(book.site(site).unwrap().held_ns, 40_000_000);
+        let ended = book
+            .ended(key, 40_000_000, false, None)
+            .expect("warned, so reported");
+        assert_eq!((ended.ended, ended.duration_ns), (true, 312_000_000));
+        assert_eq!(book.site(site).unwrap().held_ns, 312_000_000);
         assert!(book.settle(key, site, 31_000_000));
         assert!(book.is_exact(key));
         assert_eq!(book.site(site).unwrap().held_ns, 31_000_000);
@@ -341,5 +388,32 @@ mod tests {
             !book.settle(key, SiteId::from_index(3), 1),
             "another site's poll"
         );
+    }
+
+    #[test]
+    fn a_stall_detected_after_its_slow_poll_record_takes_the_polls_own_length() {
+        let mut book = Book::new(100);
+        let mut stall = record();
+        stall.ended = false;
+        // The watchdog's look took long: it saw 84 ms, the poll itself held 20 ms, and its
+        // slow-poll record reached the reporter first.
+        stall.duration_ns = 84_000_000;
+        let (key, site) = (stall.key, stall.site);
+        assert!(
+            !book.slow_poll_ended(key, site, 20_000_000),
+            "not reported yet"
+        );
+        book.detected(stall, None, Instant::now());
+        assert!(book.is_exact(key));
+        // The end arrives with the watchdog's estimate, which no longer wins.
+        let ended = book
+            .ended(key, 90_000_000, false, None)
+            .expect("warned, so reported");
+        assert_eq!((ended.ended, ended.duration_ns), (true, 20_000_000));
+        assert_eq!(book.recent(&Sites::new(4))[0].duration_ns, 20_000_000);
+        assert_eq!(book.site(site).unwrap().held_ns, 20_000_000);
+        // A slow poll of a stall already reported settles it and is not warned about.
+        assert!(book.slow_poll_ended(key, site, 19_000_000));
+        assert_eq!(book.recent(&Sites::new(4))[0].duration_ns, 19_000_000);
     }
 }
