@@ -69,10 +69,11 @@ impl Watched {
             .unwrap()
     }
 
-    /// A report after every pending slow poll has been reported.
+    /// A report after every pending slow poll has been reported; checked for figures that
+    /// cannot all be true.
     pub fn report(&self) -> Report {
         self.handle.flush();
-        self.handle.report()
+        consistent(self.handle.report())
     }
 }
 
@@ -170,8 +171,16 @@ impl Watched {
     /// takes the report: deterministic, no waiting on timers.
     pub fn final_report(&self) -> Report {
         self.handle.shutdown();
-        self.handle.report()
+        consistent(self.handle.report())
     }
+}
+
+/// `report`, after asserting that nothing in it contradicts the rest (no stall longer than
+/// its site's longest poll, no percentile above the maximum, ...).
+pub fn consistent(report: Report) -> Report {
+    let problems = report.inconsistencies();
+    assert!(problems.is_empty(), "inconsistent report: {problems:#?}");
+    report
 }
 
 /// The stalls whose site was spawned from `file` at `line`.
