@@ -2,24 +2,25 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-// The modules, bottom to top: each uses only the ones above it in this list (see
-// ARCHITECTURE.md at the repository root).
+// The modules, bottom layer first: each uses only the modules declared before it (the test
+// `modules_depend_only_downward` checks it; ARCHITECTURE.md at the repository root explains
+// the layers).
 
-// Foundations: settings, threads, diagnostics, what a task span says.
+// Foundations: settings, threads, diagnostics, errors, what a task span says.
 mod background;
 mod config;
 mod diagnostics;
 mod error;
 mod task;
 // Observe: the site table, the poll path behind the poll-source seam, the setup check.
+mod sites;
 mod poll;
 mod setup_check;
-mod sites;
 // Detect and describe: stalls, typed, with their causes and fixes.
 mod stall;
 // The state one layer shares.
 mod state;
-// The poll sources, the watchdog, and reading the state into a report.
+// Reading the state into a report; the poll sources; the watchdog.
 mod snapshot;
 mod source;
 mod watchdog;
@@ -37,10 +38,10 @@ mod metrics;
 #[cfg(not(feature = "prometheus"))]
 #[path = "metrics/off.rs"]
 mod metrics;
-// Read and assemble: the handle, the guard, the builder, and `init()`.
-mod builder;
-mod guard;
+// Read and assemble: the handle, the guard `init()` returns, the builder, `init()`.
 mod handle;
+mod guard;
+mod builder;
 mod init;
 
 #[doc(hidden)]
