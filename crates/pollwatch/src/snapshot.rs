@@ -15,7 +15,8 @@ use crate::sites::{Site, SiteId};
 use crate::stall::book::{Book, SiteStalls};
 use crate::state::{RecentSlowPoll, State};
 
-/// What was lost or left out, from the counters every part keeps.
+/// What was lost or left out, from the counters every part keeps (`book`'s warnings
+/// suppressed by the rate limit among them).
 pub(crate) fn dropped(state: &State, slots: &[Arc<ThreadSlot>], book: &Book) -> Dropped {
     Dropped {
         tasks_in_overflow_site: state.sites.overflowed_tasks(),
@@ -35,10 +36,18 @@ pub(crate) fn take(state: &State) -> Report {
         threads: u32::try_from(slots.len()).unwrap_or(u32::MAX),
         ..Totals::default()
     };
+    let all = state.sites.all();
+    // The book's figures, copied out under its lock; the merging happens without it.
     let book = state.book.lock();
+    let figures: Vec<Option<SiteStalls>> =
+        all.iter().map(|(id, _)| book.site(*id).cloned()).collect();
+    let dropped = dropped(state, &slots, &book);
+    totals.stalls = book.total();
+    let stalls = book.recent(&state.sites);
+    drop(book);
     let mut sites = Vec::new();
-    for (id, site) in state.sites.all() {
-        let Some(report) = site_report(&slots, id, &site, book.site(id)) else {
+    for ((id, site), figures) in all.iter().zip(&figures) {
+        let Some(report) = site_report(&slots, *id, site, figures.as_ref()) else {
             continue;
         };
         totals.polls += report.polls;
@@ -48,10 +57,6 @@ pub(crate) fn take(state: &State) -> Report {
         sites.push(report);
     }
     sites.sort_by(|a, b| b.busy_ns.cmp(&a.busy_ns).then(a.id.cmp(&b.id)));
-    let dropped = dropped(state, &slots, &book);
-    totals.stalls = book.total();
-    let stalls = book.recent(&state.sites);
-    drop(book);
     let uptime_ns = state.poll.clock.uptime_ns();
     let taken_at = state.started_at + Duration::from_nanos(uptime_ns);
     Report {

@@ -85,11 +85,17 @@ impl Scrape {
     fn read(state: &State) -> Self {
         let slots = state.poll.slot_list();
         let all_sites = state.sites.all();
+        // The book's figures, copied out under its lock; the merging happens without it.
         let book = state.book.lock();
+        let figures: Vec<Option<SiteStalls>> = all_sites
+            .iter()
+            .map(|(id, _)| book.site(*id).cloned())
+            .collect();
+        let dropped = snapshot::dropped(state, &slots, &book);
+        drop(book);
         let mut rows = Vec::new();
-        for (id, site) in &all_sites {
+        for ((id, site), stalls) in all_sites.iter().zip(figures) {
             let merged = PollPath::merge_site(&slots, *id);
-            let stalls = book.site(*id).cloned();
             if merged.polls() == 0 && stalls.is_none() {
                 continue;
             }
@@ -99,8 +105,6 @@ impl Scrape {
                 stalls,
             });
         }
-        let dropped = snapshot::dropped(state, &slots, &book);
-        drop(book);
         let (stalled_now, longest_running_ns) = running_now(state, &slots);
         Self {
             rows,
