@@ -154,26 +154,39 @@ pub(crate) struct CallSite {
     pub(crate) location: Option<String>,
     /// The blocking API that frame called, canonical (`std::fs::read`).
     pub(crate) api: Option<String>,
+    /// The dependency's function the application frame called into, when the blocking API
+    /// was reached through a dependency (`ureq::request::Request::call`).
+    pub(crate) dependency: Option<String>,
 }
 
-/// Finds the innermost application frame and the blocking API it called: the outermost
-/// recognised API among the frames inside it.
+/// Finds the innermost application frame and the blocking API it called (see
+/// [`blocking_api`]).
 pub(crate) fn call_site(trimmed: &[Frame]) -> CallSite {
     let Some(user) = trimmed.iter().position(is_application) else {
-        let api = trimmed.iter().rev().find_map(|f| known_api(&qualified(f)));
         return CallSite {
             location: None,
-            api,
+            api: blocking_api(trimmed),
+            dependency: None,
         };
     };
-    let api = trimmed[..user]
-        .iter()
-        .rev()
-        .find_map(|f| known_api(&qualified(f)));
+    let inside = &trimmed[..user];
     CallSite {
         location: location(&trimmed[user]),
-        api,
+        api: blocking_api(inside),
+        dependency: dependency_call(inside),
     }
+}
+
+/// The blocking API among `inside`, the frames a call site called (innermost first): the
+/// outermost recognised one.
+pub(crate) fn blocking_api(inside: &[Frame]) -> Option<String> {
+    inside.iter().rev().find_map(|f| known_api(&qualified(f)))
+}
+
+/// The dependency function the application called into, among `inside` (innermost first),
+/// if the blocking call went through one.
+pub(crate) fn dependency_call(_inside: &[Frame]) -> Option<String> {
+    None
 }
 
 /// A function name without generic arguments, with `<T as Trait>::f` turned into `T::f`.
