@@ -77,7 +77,7 @@ mod types;
 
 use std::sync::Arc;
 
-pub use symbolize::{symbolize, warm_up, SymbolFrame};
+pub use symbolize::{has_line_tables, symbolize, warm_up, SymbolFrame};
 pub use types::{CaptureError, RawBacktrace, RunState, Syscall, Target, ThreadState, Tid};
 
 /// What this platform can observe about another thread of this process.

@@ -61,6 +61,25 @@ pub fn warm_up() {
     let _ = symbolize(&ips[..count]);
 }
 
+/// A function of this build whose address [`has_line_tables`] looks up.
+#[inline(never)]
+fn line_table_probe() -> usize {
+    // Something the optimizer cannot fold away, so the function keeps a body and an address.
+    std::hint::black_box(line_table_probe as fn() -> usize as usize)
+}
+
+/// Whether this build's code has line tables (`debug = "line-tables-only"` or more in its
+/// cargo profile): a function of it symbolizes to a file and a line. Without them, stacks name
+/// functions but not lines, and functions inlined into others are not named at all. The
+/// answer holds for the whole binary when every crate is built with the same profile (cargo's
+/// default); it costs one symbolization, so call it off any hot path.
+pub fn has_line_tables() -> bool {
+    let address = line_table_probe();
+    symbolize(&[address + 1])
+        .iter()
+        .any(|f| f.file.is_some() && f.line.is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

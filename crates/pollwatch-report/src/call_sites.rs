@@ -93,7 +93,7 @@ pub fn group(report: &Report, keep: impl Fn(&SiteReport) -> bool) -> Vec<CallSit
             .sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.site.cmp(&b.site)));
         let unlocated = is_unlocated(&group.call_site);
         let recent = report.stalls.iter().filter(|s| {
-            s.call_site.as_deref().unwrap_or("unknown") == group.call_site
+            s.call_site_label() == group.call_site
                 && s.blocking_call == group.blocking_call
                 && (!unlocated || group.causes.first() == Some(&s.cause))
         });

@@ -156,7 +156,7 @@
 //!
 //! | field | type | meaning |
 //! | --- | --- | --- |
-//! | `call_site` | string | where the stalls blocked: `file:line` of the innermost frame in the application's code; `unknown` for stalls whose stack named no such frame (or was not captured); `other` for the stalls at call sites beyond the first 32 of the site |
+//! | `call_site` | string | where the stalls blocked: `file:line` of the innermost frame in the application's code; without line tables its function followed by ` (line unknown)`; `unknown` for stalls whose stack named neither (or was not captured); `other` for the stalls at call sites beyond the first 32 of the site |
 //! | `blocking_call` | string or null | the blocking API called there (`std::fs::read`), when recognised; `null` for `other` |
 //! | `cause` | string | the stalls' cause, one of the [values below](#stall-causes); `various` for `other` |
 //! | `count` | integer | stalls at this call site (with this blocking call and cause) |
@@ -209,9 +209,15 @@
 //! | `syscall` | string or null | the syscall the thread was in (`read`, `futex`, `clock_nanosleep`), when known |
 //! | `blocked_on` | string or null | what that syscall waits on: a file path, a socket's two addresses, a lock, a sleep; when known |
 //! | `cause` | string | why the poll held the thread, one of the [values below](#stall-causes) |
-//! | `call_site` | string or null | `file:line` of the innermost frame in the application's code, when the stack names one |
+//! | `call_site` | string or null | `file:line` of the innermost frame in the application's code, when the stack names one; the file relative to the workspace like spawn sites (`src/cmd/get.rs:73`), a dependency's from its crate (`ureq-2.12.1/src/unit.rs:120`) |
+//! | `call_site_path` | string or null | the same frame with the file's absolute path on the build machine, as the debug info has it |
+//! | `call_function` | string or null | the innermost function of the application's code, crate-qualified (`mini_redis::cmd::get::Get::apply`); known without line tables too |
+//! | `call_site_missing` | string or null | why `call_site` is null: `no_stack` (no stack was captured), `no_line_tables` (the build has no line tables; `call_function` names the function), `inlined` (without line tables the code was inlined into tokio's poll), `not_in_application` (no frame of the application's code on the stack); null when `call_site` is known |
 //! | `blocking_call` | string or null | the blocking API the application called there (`std::fs::read_to_string`), when recognised |
-//! | `suggestion` | string | the fix to apply, a sentence |
+//! | `dependency_call` | string or null | the dependency's function the application called into on the way to the blocking call, when it went through one |
+//! | `kind` | string | `poll`, or `drop` when the thread was running a `Drop` (the task's future being dropped, or a value dropped inside a poll); `poll` when absent |
+//! | `dropping` | string or null | the type whose `Drop` was running, when the stack names it |
+//! | `suggestion` | string | the fix to apply, a sentence; for a drop, one that can be written in a `Drop` |
 //! | `span` | string or null | the innermost tracing span entered inside the task when the stall was caught: its name and, when a fmt layer recorded them, its fields (`load_users{user=3}`) |
 //! | `backtrace` | array | the held thread's stack when caught, innermost frame first, with the frames of the capture and of the runtime trimmed (below); empty when no stack was captured |
 //! | `capture_ns` | integer or null, ns | how long capturing the stack took (signal sent to frames stored), when one was captured |
@@ -344,7 +350,13 @@ mod tests {
             blocked_on: Some("/data/users.json".to_owned()),
             cause: "file_io".to_owned(),
             call_site: Some("src/store.rs:17".to_owned()),
+            call_site_path: Some("/home/ci/app/src/store.rs:17".to_owned()),
+            call_function: Some("app::store::load".to_owned()),
+            call_site_missing: Some("no_line_tables".to_owned()),
             blocking_call: Some("std::fs::read".to_owned()),
+            dependency_call: Some("ureq::request::Request::call".to_owned()),
+            kind: "drop".to_owned(),
+            dropping: Some("app::FlushOnDrop".to_owned()),
             suggestion: "Use tokio::fs::read.".to_owned(),
             span: Some("load".to_owned()),
             backtrace: vec![frame],

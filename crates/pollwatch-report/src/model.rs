@@ -201,10 +201,37 @@ pub struct Stall {
     /// `file_io`, `sleep`, `lock`, `channel`, `cpu`, `network`, `block_on`, `process` or
     /// `unknown` (see the [crate documentation](crate#stall-causes)).
     pub cause: String,
-    /// `file:line` of the innermost frame in the application's code, when known.
+    /// `file:line` of the innermost frame in the application's code, when known, relative to
+    /// the workspace like spawn sites (`src/cmd/get.rs:73`); a dependency's file starts at the
+    /// crate (`ureq-2.12.1/src/unit.rs:120`).
     pub call_site: Option<String>,
+    /// The same frame with its file's absolute path on the build machine, as the debug info
+    /// records it.
+    #[serde(default)]
+    pub call_site_path: Option<String>,
+    /// The innermost function of the application's code, crate-qualified
+    /// (`mini_redis::cmd::get::Get::apply`): also known when the build has no line tables.
+    #[serde(default)]
+    pub call_function: Option<String>,
+    /// Why `call_site` is unknown: `no_stack` (no stack was captured), `no_line_tables` (the
+    /// build has no line tables: `call_function` names the function), `inlined` (without line
+    /// tables, the code was inlined into tokio's poll), `not_in_application` (no frame of the
+    /// application's code on the stack). Absent when `call_site` is known.
+    #[serde(default)]
+    pub call_site_missing: Option<String>,
     /// The blocking API the application called there (`std::fs::read_to_string`).
     pub blocking_call: Option<String>,
+    /// The dependency's function the application called into on the way to the blocking
+    /// call, when it went through one (`ureq::request::Request::call`).
+    #[serde(default)]
+    pub dependency_call: Option<String>,
+    /// `poll`, or `drop` when the thread was running a `Drop` (the task's future being
+    /// dropped, or a value dropped inside the poll).
+    #[serde(default = "poll_kind")]
+    pub kind: String,
+    /// The type whose `Drop` was running, when the stack names it.
+    #[serde(default)]
+    pub dropping: Option<String>,
     /// The fix to apply.
     pub suggestion: String,
     /// The innermost tracing span entered inside the task when the stall was caught:
@@ -218,6 +245,27 @@ pub struct Stall {
     pub samples: Vec<StallSample>,
     /// The one-line warning, as emitted.
     pub message: String,
+}
+
+fn poll_kind() -> String {
+    "poll".to_owned()
+}
+
+/// How a stall's blocking call site is grouped and shown: its `file:line`; without one, its
+/// function with ` (line unknown)`; without either, `unknown`.
+pub fn call_site_label(call_site: Option<&str>, call_function: Option<&str>) -> String {
+    match (call_site, call_function) {
+        (Some(at), _) => at.to_owned(),
+        (None, Some(function)) => format!("{function} (line unknown)"),
+        (None, None) => "unknown".to_owned(),
+    }
+}
+
+impl Stall {
+    /// This stall's call site as [`call_site_label`] shows it.
+    pub fn call_site_label(&self) -> String {
+        call_site_label(self.call_site.as_deref(), self.call_function.as_deref())
+    }
 }
 
 /// One more look at a running stall.

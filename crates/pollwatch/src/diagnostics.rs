@@ -16,6 +16,11 @@ impl Diagnostics {
         self.list.lock().push(text);
     }
 
+    /// Records `text` without printing it (it was said another way, as an event).
+    pub(crate) fn record(&self, text: String) {
+        self.list.lock().push(text);
+    }
+
     /// Every diagnostic so far, oldest first.
     pub(crate) fn all(&self) -> Vec<String> {
         self.list.lock().clone()

@@ -1,7 +1,8 @@
-//! The setup check: when no task span has reached pollwatch a few seconds after it was
-//! installed while a tokio runtime is running, say exactly what hides tokio's task spans.
+//! The setup checks: when no task span has reached pollwatch a few seconds after it was
+//! installed while a tokio runtime is running, say exactly what hides tokio's task spans; and
+//! once installed, say when the build has no line tables, so stalls cannot name their line.
 //!
-//! The layer feeds it (callsites registered, tasks seen); the reporter thread runs it.
+//! The layer feeds them (callsites registered, tasks seen); the reporter thread runs them.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -9,8 +10,17 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tracing_core::Metadata;
 
+use tracing_core::Dispatch;
+
+use crate::config::TARGET;
 use crate::diagnostics::Diagnostics;
 use crate::task::{is_task_span, TASK_TARGET};
+
+/// What pollwatch says when the build has no line tables.
+pub(crate) const NO_LINE_TABLES: &str = "pollwatch: this build has no line tables, so stalls \
+    name the application's function that blocked but not its file and line, and code inlined \
+    into tokio's poll not even its function. Add to Cargo.toml (a few percent more binary \
+    size, no runtime cost):\n  [profile.release]\n  debug = \"line-tables-only\"";
 
 /// The names tokio gives its worker threads, as `/proc` shows them (15 bytes): current
 /// releases, then older ones.
@@ -25,6 +35,7 @@ pub(crate) struct SetupCheck {
     saw_tokio_callsite: AtomicBool,
     runtime_at_build: bool,
     done: AtomicBool,
+    line_tables_checked: AtomicBool,
 }
 
 /// Why no task span arrives.
@@ -49,6 +60,7 @@ impl SetupCheck {
             saw_tokio_callsite: AtomicBool::new(false),
             runtime_at_build: tokio::runtime::Handle::try_current().is_ok(),
             done: AtomicBool::new(false),
+            line_tables_checked: AtomicBool::new(false),
         }
     }
 
@@ -93,6 +105,30 @@ impl SetupCheck {
             return;
         }
         diagnostics.push(diagnosis(self.cause(), self.after));
+    }
+
+    /// Once the layer is installed: whether the build has line tables. Without them, one WARN
+    /// event (target [`TARGET`], field `diagnostic = "no_line_tables"`) through `subscriber`
+    /// (stderr without one) and a diagnostic, saying what is lost and what to add.
+    pub(crate) fn check_line_tables(
+        &self,
+        diagnostics: &Diagnostics,
+        subscriber: Option<Dispatch>,
+    ) {
+        if self.line_tables_checked.load(Relaxed) || self.installed_at.lock().is_none() {
+            return;
+        }
+        self.line_tables_checked.store(true, Relaxed);
+        if pollwatch_capture::has_line_tables() {
+            return;
+        }
+        diagnostics.record(NO_LINE_TABLES.to_owned());
+        match subscriber {
+            Some(dispatch) => tracing::dispatcher::with_default(&dispatch, || {
+                tracing::warn!(target: TARGET, diagnostic = "no_line_tables", "{NO_LINE_TABLES}");
+            }),
+            None => eprintln!("{NO_LINE_TABLES}"),
+        }
     }
 
     fn runtime_running(&self) -> bool {

@@ -250,7 +250,13 @@ mod tests {
             blocked_on: None,
             cause: "lock".into(),
             call_site: Some("src/a.rs:3".into()),
+            call_site_path: None,
+            call_function: None,
+            call_site_missing: None,
             blocking_call: None,
+            dependency_call: None,
+            kind: "poll".into(),
+            dropping: None,
             suggestion: "Use tokio::sync::Mutex & friends.".into(),
             span: None,
             backtrace: vec![Frame {

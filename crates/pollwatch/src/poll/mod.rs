@@ -204,8 +204,7 @@ impl PollPath {
                 slot.last_outer_ns.store(total_ns, Relaxed);
                 slot.last_outer_seq.store(seq, Relaxed);
                 if total_ns > self.threshold_ns {
-                    slot.last_slow_ns.store(total_ns, Relaxed);
-                    slot.last_slow_seq.store(seq, Relaxed);
+                    slot.slow_poll_ended(seq, total_ns);
                 }
                 slot.poll_start.store(0, Release);
             } else {

@@ -26,6 +26,17 @@ pub(super) const MAX_DEPTH: usize = 32;
 /// name the innermost one. Deeper ones are not tracked.
 pub(super) const MAX_INNER_SPANS: usize = 16;
 
+/// How many of a thread's last slow outermost polls keep their length, so that a stall's
+/// end (and whether a stack was taken inside it) is known even after more slow polls.
+pub(crate) const RECENT_SLOW: usize = 8;
+
+/// The end of one slow outermost poll: its sequence number (0: none) and length.
+#[derive(Debug, Default)]
+pub(super) struct SlowEnd {
+    seq: AtomicU64,
+    ns: AtomicU64,
+}
+
 /// One entered task span on a thread's stack.
 #[derive(Debug, Default)]
 pub(super) struct Frame {
@@ -83,10 +94,12 @@ pub(crate) struct ThreadSlot {
     /// The `poll_seq` of the last outermost poll that ended, and how long it held the thread.
     pub(super) last_outer_seq: AtomicU64,
     pub(super) last_outer_ns: AtomicU64,
-    /// `poll_seq` and duration of the last outermost poll longer than the threshold (written
-    /// only by slow polls, so the watchdog can still find a stall's end after faster polls).
-    pub(super) last_slow_seq: AtomicU64,
-    pub(super) last_slow_ns: AtomicU64,
+    /// `poll_seq` and duration of the last [`RECENT_SLOW`] outermost polls longer than the
+    /// threshold (written only by slow polls, so the watchdog can still find a stall's end
+    /// after faster polls and a few more slow ones).
+    pub(super) recent_slow: [SlowEnd; RECENT_SLOW],
+    /// Where the next slow poll's end goes in `recent_slow` (the writer's own counter).
+    pub(super) recent_slow_next: AtomicUsize,
     /// Ids of non-task spans entered inside the current poll, innermost last.
     pub(super) inner: [AtomicU64; MAX_INNER_SPANS],
     pub(super) inner_depth: AtomicUsize,
@@ -114,8 +127,8 @@ impl ThreadSlot {
             poll_seq: AtomicU64::new(0),
             last_outer_seq: AtomicU64::new(0),
             last_outer_ns: AtomicU64::new(0),
-            last_slow_seq: AtomicU64::new(0),
-            last_slow_ns: AtomicU64::new(0),
+            recent_slow: std::array::from_fn(|_| SlowEnd::default()),
+            recent_slow_next: AtomicUsize::new(0),
             inner: std::array::from_fn(|_| AtomicU64::new(0)),
             inner_depth: AtomicUsize::new(0),
             last_exit: LastExit::default(),
@@ -199,18 +212,31 @@ impl ThreadSlot {
         if self.last_outer_seq.load(Relaxed) == seq {
             return Some(self.last_outer_ns.load(Relaxed));
         }
-        self.last_slow_ns(seq)
+        self.slow_poll_ns(seq)
     }
 
-    /// How long outermost poll `seq` held the thread, if it is the thread's last slow poll.
-    /// The sequence number is read on both sides of the length, so a length written by a
-    /// later slow poll is never taken for this one's.
-    pub(crate) fn last_slow_ns(&self, seq: u64) -> Option<u64> {
-        if self.last_slow_seq.load(Acquire) != seq {
-            return None;
-        }
-        let ns = self.last_slow_ns.load(Relaxed);
-        (self.last_slow_seq.load(Acquire) == seq).then_some(ns)
+    /// How long outermost poll `seq` held the thread, if it is one of the thread's last
+    /// [`RECENT_SLOW`] slow polls. Each entry's sequence number is read on both sides of its
+    /// length, so a length being rewritten for a later poll is never taken for this one's.
+    pub(crate) fn slow_poll_ns(&self, seq: u64) -> Option<u64> {
+        self.recent_slow.iter().find_map(|end| {
+            if end.seq.load(Acquire) != seq {
+                return None;
+            }
+            let ns = end.ns.load(Acquire);
+            (end.seq.load(Acquire) == seq).then_some(ns)
+        })
+    }
+
+    /// Records that outermost poll `seq` was slow and held the thread `ns`. Owner thread only.
+    #[inline]
+    pub(super) fn slow_poll_ended(&self, seq: u64, ns: u64) {
+        let next = self.recent_slow_next.load(Relaxed);
+        self.recent_slow_next.store(next.wrapping_add(1), Relaxed);
+        let end = &self.recent_slow[next % RECENT_SLOW];
+        end.seq.store(0, Release);
+        end.ns.store(ns, Release);
+        end.seq.store(seq, Release);
     }
 
     /// The innermost task being polled on this thread now (the one to blame), if any.

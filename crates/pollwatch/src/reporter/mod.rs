@@ -28,7 +28,6 @@ use pollwatch_report::Report;
 
 use self::files::Files;
 use crate::background::{self, Joiner};
-use crate::console::Resources;
 use crate::poll::PollKey;
 use crate::stall::Msg;
 use crate::state::{RecentSlowPoll, State};
@@ -98,7 +97,7 @@ impl Reporter {
 
 fn run(state: &Weak<State>, from: &Receiver<Msg>, files: &Mutex<Files>, tick: Duration) {
     pollwatch_capture::warm_up();
-    let mut console = Resources::default();
+    let mut followers = stalls::Followers::default();
     let mut last_drain = Instant::now();
     loop {
         let first = from.recv_timeout(tick);
@@ -108,7 +107,7 @@ fn run(state: &Weak<State>, from: &Receiver<Msg>, files: &Mutex<Files>, tick: Du
         let mut stopping = matches!(first, Err(RecvTimeoutError::Disconnected));
         let mut handle = |msg: Msg| match msg {
             Msg::Stop => stopping = true,
-            msg => stalls::handle(&state, &mut console, msg),
+            msg => stalls::handle(&state, &mut followers, msg),
         };
         if let Ok(msg) = first {
             handle(msg);
@@ -119,8 +118,11 @@ fn run(state: &Weak<State>, from: &Receiver<Msg>, files: &Mutex<Files>, tick: Du
         if stopping || last_drain.elapsed() >= tick {
             drain(&state, stopping);
             state.setup.check(&state.diagnostics);
+            state
+                .setup
+                .check_line_tables(&state.diagnostics, state.subscriber.get());
             // Feature `console`: the sites' p99 poll times, at most once a second.
-            console.refresh(&state);
+            followers.console.refresh(&state);
             let mut files = files.lock();
             if stopping {
                 files.cut(&state);
@@ -158,7 +160,7 @@ pub(crate) fn drain(state: &State, all: bool) {
                 // Not warned about again when the watchdog already reported it as a stall
                 // (whose duration becomes the poll's own measurement), nor beyond the site's
                 // warning rate limit.
-                let silent = book.slow_poll_ended(key, record.site, record.ns)
+                let silent = book.slow_poll_ended(key, record.site, record.ns, record.kind)
                     || !book.allow_warning(record.site, at);
                 let thread = slot.name().to_owned();
                 found.push((RecentSlowPoll { record, thread }, silent));

@@ -4,18 +4,32 @@ use std::time::Instant;
 
 use crate::console::Resources;
 use crate::stall::book::Warn;
+use crate::stall::location::Roots;
 use crate::stall::record::StallRecord;
 use crate::stall::{describe, Msg, RawSample, SampleKind};
 use crate::state::State;
 
 use super::events;
 
-pub(super) fn handle(state: &State, console: &mut Resources, msg: Msg) {
+/// What the reporter thread keeps to follow stalls: the console resources, and the build
+/// roots that make call-site paths relative.
+#[derive(Debug, Default)]
+pub(super) struct Followers {
+    pub(super) console: Resources,
+    roots: Roots,
+}
+
+pub(super) fn handle(state: &State, followers: &mut Followers, msg: Msg) {
+    let Followers { console, roots } = followers;
     match msg {
-        Msg::Sample(raw) => match raw.kind {
-            SampleKind::Detected => detected(state, console, &raw),
-            SampleKind::Resampled => resampled(state, console, &raw),
-        },
+        Msg::Sample(raw) => {
+            let site = state.sites.get(raw.site);
+            let look = describe::look(&raw, roots, &site.file);
+            match raw.kind {
+                SampleKind::Detected => detected(state, console, &raw, look),
+                SampleKind::Resampled => resampled(state, console, &raw, look),
+            }
+        }
         Msg::Ended {
             key,
             total_ns,
@@ -33,8 +47,8 @@ pub(super) fn handle(state: &State, console: &mut Resources, msg: Msg) {
     }
 }
 
-fn detected(state: &State, console: &mut Resources, raw: &RawSample) {
-    let stall = StallRecord::detected(raw, describe::look(raw));
+fn detected(state: &State, console: &mut Resources, raw: &RawSample, look: describe::Look) {
+    let stall = StallRecord::detected(raw, look);
     // Feature `console`: the site's BlockingSite resource.
     console.stall_detected(state, &stall);
     let warn = state
@@ -46,8 +60,7 @@ fn detected(state: &State, console: &mut Resources, raw: &RawSample) {
     }
 }
 
-fn resampled(state: &State, console: &mut Resources, raw: &RawSample) {
-    let look = describe::look(raw);
+fn resampled(state: &State, console: &mut Resources, raw: &RawSample, look: describe::Look) {
     let mut book = state.book.lock();
     let cpu = book.cpu_since_detection(raw.key, raw.cpu_now_ns);
     let updated = book.live_mut(raw.key).map(|stall| {

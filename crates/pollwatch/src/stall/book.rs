@@ -9,7 +9,7 @@ use pollwatch_report::{CallSiteCount, Report, Stall};
 use super::classify::Cause;
 use super::rate_limit::RateLimit;
 use super::record::StallRecord;
-use crate::poll::PollKey;
+use crate::poll::{PollKey, PollKind};
 use crate::sites::{SiteId, Sites};
 
 /// The most stalls followed at once (one per polling thread is the norm); bounds memory
@@ -25,8 +25,9 @@ const MAX_EARLY: usize = 256;
 /// Stalls at one blocking call site of one site.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct CallSiteStalls {
-    /// The innermost application frame, `None` when no stack named one.
-    pub(crate) call_site: Option<String>,
+    /// The innermost application frame's `file:line`, its function without line tables, or
+    /// `unknown` (see [`pollwatch_report::call_site_label`]).
+    pub(crate) call_site: String,
     pub(crate) blocking_call: Option<String>,
     pub(crate) cause: Cause,
     pub(crate) count: u64,
@@ -50,14 +51,17 @@ impl SiteStalls {
     fn count(&mut self, stall: &StallRecord) {
         self.stalls += 1;
         *self.causes.entry(stall.cause).or_default() += 1;
-        let (call_site, api) = (&stall.look.call_site, &stall.look.api);
+        let look = &stall.look;
+        let call_site =
+            &pollwatch_report::call_site_label(look.call_site.as_deref(), look.function.as_deref());
+        let api = &look.api;
         let listed = self.call_sites.len();
         match self.call_sites.iter_mut().find(|c| {
             &c.call_site == call_site && &c.blocking_call == api && c.cause == stall.cause
         }) {
             Some(known) => known.count += 1,
             None if listed < MAX_CALL_SITES => self.call_sites.push(CallSiteStalls {
-                call_site: call_site.clone(),
+                call_site: call_site.to_owned(),
                 blocking_call: api.clone(),
                 cause: stall.cause,
                 count: 1,
@@ -67,14 +71,14 @@ impl SiteStalls {
         self.call_sites.sort_by_key(|c| std::cmp::Reverse(c.count));
     }
 
-    /// The call sites as reports and metrics write them: an unknown call site is `unknown`,
-    /// and the ones beyond the list's bound are one `other` entry of cause `various`.
+    /// The call sites as reports and metrics write them, with the ones beyond the list's
+    /// bound as one `other` entry of cause `various`.
     pub(crate) fn call_sites_report(&self) -> Vec<CallSiteCount> {
         let mut list: Vec<CallSiteCount> = self
             .call_sites
             .iter()
             .map(|c| CallSiteCount {
-                call_site: c.call_site.clone().unwrap_or_else(|| "unknown".to_owned()),
+                call_site: c.call_site.clone(),
                 blocking_call: c.blocking_call.clone(),
                 cause: c.cause.as_str().to_owned(),
                 count: c.count,
@@ -113,7 +117,7 @@ pub(crate) struct Book {
     /// Slow polls that ended before any stall was reported for them, newest last: the
     /// watchdog's detection of a poll can reach the reporter after the poll's own slow-poll
     /// record (its look took long, or it waited for a CPU), and then takes its length here.
-    early: VecDeque<(PollKey, SiteId, u64)>,
+    early: VecDeque<(PollKey, SiteId, u64, PollKind)>,
     per_site: HashMap<SiteId, SiteStalls>,
     limit: RateLimit,
     suppressed: u64,
@@ -153,10 +157,13 @@ impl Book {
         if let Some(at) = self
             .early
             .iter()
-            .position(|&(key, site, _)| key == stall.key && site == stall.site)
+            .position(|&(key, site, _, _)| key == stall.key && site == stall.site)
         {
-            if let Some((_, _, ns)) = self.early.remove(at) {
+            if let Some((_, _, ns, kind)) = self.early.remove(at) {
                 stall.duration_ns = ns;
+                if kind == PollKind::Drop {
+                    stall.kind = PollKind::Drop;
+                }
                 self.exact.insert(stall.key);
             }
         }
@@ -267,33 +274,40 @@ impl Book {
         stall
     }
 
-    /// A slow poll of `key` at `site` that held its thread `ns` ended. Returns whether it was
-    /// reported as a stall (its slow-poll warning is then redundant); the stall takes `ns` as
-    /// its length, now or when its detection arrives.
-    pub(crate) fn slow_poll_ended(&mut self, key: PollKey, site: SiteId, ns: u64) -> bool {
+    /// A slow poll (or drop, `kind`) of `key` at `site` that held its thread `ns` ended.
+    /// Returns whether it was reported as a stall (its slow-poll warning is then redundant);
+    /// the stall takes `ns` as its length, and the kind, now or when its detection arrives.
+    pub(crate) fn slow_poll_ended(
+        &mut self,
+        key: PollKey,
+        site: SiteId,
+        ns: u64,
+        kind: PollKind,
+    ) -> bool {
         if self.was_reported(key) {
-            self.settle(key, site, ns);
+            if let Some(stall) = self.settle(key, site, ns) {
+                if kind == PollKind::Drop {
+                    stall.kind = PollKind::Drop;
+                }
+            }
             return true;
         }
         if self.early.len() == MAX_EARLY {
             self.early.pop_front();
         }
-        self.early.push_back((key, site, ns));
+        self.early.push_back((key, site, ns, kind));
         false
     }
 
     /// Sets the duration of the stall of poll `key` at `site` to the poll's own measurement
     /// (its slow-poll record). A stall that already ended with the watchdog's estimate has its
-    /// site's held time corrected. Returns whether there was such a stall.
-    fn settle(&mut self, key: PollKey, site: SiteId, ns: u64) -> bool {
+    /// site's held time corrected. Returns the stall, if there is one.
+    fn settle(&mut self, key: PollKey, site: SiteId, ns: u64) -> Option<&mut StallRecord> {
         let still_live = self.live.contains_key(&key);
-        let Some((_, stall)) = self
+        let (_, stall) = self
             .recent
             .iter_mut()
-            .find(|(_, s)| s.key == key && s.site == site)
-        else {
-            return false;
-        };
+            .find(|(_, s)| s.key == key && s.site == site)?;
         let estimate = stall.duration_ns;
         stall.duration_ns = ns;
         self.exact.insert(key);
@@ -302,7 +316,7 @@ impl Book {
                 figures.held_ns = figures.held_ns.saturating_sub(estimate).saturating_add(ns);
             }
         }
-        true
+        Some(stall)
     }
 
     /// Whether the stall of poll `key` has its exact duration (see [`Book::settle`]).
@@ -350,6 +364,7 @@ mod tests {
             stall.key.seq = seq;
             if seq == 2 {
                 stall.look.call_site = None;
+                stall.look.function = None;
                 stall.cause = Cause::Sleep;
             }
             book.detected(stall, None, now);
@@ -381,11 +396,11 @@ mod tests {
             .expect("warned, so reported");
         assert_eq!((ended.ended, ended.duration_ns), (true, 312_000_000));
         assert_eq!(book.site(site).unwrap().held_ns, 312_000_000);
-        assert!(book.settle(key, site, 31_000_000));
+        assert!(book.settle(key, site, 31_000_000).is_some());
         assert!(book.is_exact(key));
         assert_eq!(book.site(site).unwrap().held_ns, 31_000_000);
         assert!(
-            !book.settle(key, SiteId::from_index(3), 1),
+            book.settle(key, SiteId::from_index(3), 1).is_none(),
             "another site's poll"
         );
     }
@@ -400,7 +415,7 @@ mod tests {
         stall.duration_ns = 84_000_000;
         let (key, site) = (stall.key, stall.site);
         assert!(
-            !book.slow_poll_ended(key, site, 20_000_000),
+            !book.slow_poll_ended(key, site, 20_000_000, PollKind::Drop),
             "not reported yet"
         );
         book.detected(stall, None, Instant::now());
@@ -410,10 +425,15 @@ mod tests {
             .ended(key, 90_000_000, false, None)
             .expect("warned, so reported");
         assert_eq!((ended.ended, ended.duration_ns), (true, 20_000_000));
+        assert_eq!(
+            ended.kind,
+            PollKind::Drop,
+            "the poll path saw the future dropped"
+        );
         assert_eq!(book.recent(&Sites::new(4))[0].duration_ns, 20_000_000);
         assert_eq!(book.site(site).unwrap().held_ns, 20_000_000);
         // A slow poll of a stall already reported settles it and is not warned about.
-        assert!(book.slow_poll_ended(key, site, 19_000_000));
+        assert!(book.slow_poll_ended(key, site, 19_000_000, PollKind::Drop));
         assert_eq!(book.recent(&Sites::new(4))[0].duration_ns, 19_000_000);
     }
 }

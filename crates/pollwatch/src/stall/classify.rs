@@ -167,6 +167,17 @@ pub(crate) fn suggestion(cause: Cause, api: Option<&str>) -> String {
     }
 }
 
+/// The fix for a blocking call inside a `Drop` (of `dropping`, when known): a `Drop` cannot
+/// `.await`, so the async versions of the blocking call do not fit there.
+pub(crate) fn drop_suggestion(dropping: Option<&str>) -> String {
+    let what = dropping.map_or_else(|| "the value".to_owned(), |t| format!("`{t}`"));
+    format!(
+        "Drop cannot .await: move the blocking cleanup of {what} into \
+         tokio::task::spawn_blocking, or into an explicit `async fn close()` called before the \
+         value goes out of scope."
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,8 @@ use pollwatch_capture::{RunState, Target};
 use pollwatch_report::Frame;
 
 use super::classify::{self, Cause, Observed, Run, TargetKind};
-use super::frames;
+use super::frames::{self, Missing};
+use super::location::{with_line, Roots};
 use super::RawSample;
 
 /// What one look at the stuck thread found, beyond the raw sample.
@@ -18,9 +19,20 @@ pub(crate) struct Look {
     pub(crate) syscall: Option<String>,
     pub(crate) blocked_on: Option<String>,
     pub(crate) backtrace: Vec<Frame>,
+    /// The innermost application frame, `file:line` relative to the workspace.
     pub(crate) call_site: Option<String>,
+    /// The same, with the file's absolute path as the debug info has it.
+    pub(crate) call_site_path: Option<String>,
+    /// The innermost application function (also without line tables).
+    pub(crate) function: Option<String>,
+    /// Why there is no call site.
+    pub(crate) missing: Option<Missing>,
     /// The blocking API the call site called (`std::fs::read`).
     pub(crate) api: Option<String>,
+    /// The dependency's function the call site called into, when it went through one.
+    pub(crate) dependency: Option<String>,
+    /// The `Drop` running, when the thread was inside one.
+    pub(crate) dropping: Option<frames::Dropping>,
     pub(crate) capture_ns: Option<u64>,
 }
 
@@ -42,9 +54,13 @@ impl Look {
     }
 }
 
-/// Symbolizes and classifies one raw sample.
-pub(crate) fn look(raw: &RawSample) -> Look {
-    let mut look = Look::default();
+/// Symbolizes and classifies one raw sample. `site_file` is the stalled task's spawn file
+/// (relative, as tokio gives it): `roots` learns the build root from it.
+pub(crate) fn look(raw: &RawSample, roots: &mut Roots, site_file: &str) -> Look {
+    let mut look = Look {
+        missing: Some(Missing::NoStack),
+        ..Look::default()
+    };
     if let Some(state) = &raw.state {
         look.state = Some(state.run);
         look.observed.run = match state.run {
@@ -76,9 +92,21 @@ pub(crate) fn look(raw: &RawSample) -> Look {
             })
             .collect();
         look.backtrace = frames::trim(&symbolized);
+        for frame in &look.backtrace {
+            if let Some(file) = &frame.file {
+                roots.learn(file, site_file);
+            }
+        }
         let site = frames::call_site(&look.backtrace);
-        look.call_site = site.location;
+        if let Some(file) = &site.file {
+            look.call_site = Some(with_line(&roots.display(file), site.line));
+            look.call_site_path = Some(with_line(file, site.line));
+        }
+        look.function = site.function;
+        look.missing = site.missing;
         look.api = site.api;
+        look.dependency = site.dependency;
+        look.dropping = frames::dropping(&look.backtrace);
     }
     look
 }

@@ -133,25 +133,44 @@ pub(crate) fn is_application(frame: &Frame) -> bool {
         .any(|p| frame.function.starts_with(p))
 }
 
-/// `file:line` of a frame, the file relative to the working directory when inside it.
-pub(crate) fn location(frame: &Frame) -> Option<String> {
-    let file = frame.file.as_deref()?;
-    let cwd = std::env::current_dir().ok();
-    let file = cwd
-        .as_deref()
-        .and_then(|cwd| std::path::Path::new(file).strip_prefix(cwd).ok())
-        .map_or_else(|| file.to_owned(), |p| p.display().to_string());
-    Some(match frame.line {
-        Some(line) => format!("{file}:{line}"),
-        None => file,
-    })
+/// Why a stall has no call site (file and line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Missing {
+    /// No stack was captured.
+    NoStack,
+    /// The stack names the application's function, but the build has no line tables.
+    NoLineTables,
+    /// Without line tables, the application's code was inlined into tokio's poll: no frame
+    /// of it is left.
+    Inlined,
+    /// The stack has files and lines, but no frame of the application's code.
+    NotInApplication,
+}
+
+impl Missing {
+    /// The name used in reports.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Missing::NoStack => "no_stack",
+            Missing::NoLineTables => "no_line_tables",
+            Missing::Inlined => "inlined",
+            Missing::NotInApplication => "not_in_application",
+        }
+    }
 }
 
 /// The blocking call found in a trimmed stack.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct CallSite {
-    /// `file:line` of the innermost application frame.
-    pub(crate) location: Option<String>,
+    /// The innermost application frame's source file, as the debug info has it (absolute),
+    /// and its line.
+    pub(crate) file: Option<String>,
+    pub(crate) line: Option<u32>,
+    /// The innermost application function, crate-qualified, without generic arguments or
+    /// closure suffixes (`mini_redis::cmd::get::Get::apply`).
+    pub(crate) function: Option<String>,
+    /// Why there is no file and line.
+    pub(crate) missing: Option<Missing>,
     /// The blocking API that frame called, canonical (`std::fs::read`).
     pub(crate) api: Option<String>,
     /// The dependency's function the application frame called into, when the blocking API
@@ -160,21 +179,133 @@ pub(crate) struct CallSite {
 }
 
 /// Finds the innermost application frame and the blocking API it called (see
-/// [`blocking_api`]).
+/// [`blocking_api`]). With line tables the frame is the innermost with a source file of the
+/// application's; without them, the innermost with a Rust name outside the standard library
+/// and the runtime (so a dependency's function can stand in for the application's there).
 pub(crate) fn call_site(trimmed: &[Frame]) -> CallSite {
-    let Some(user) = trimmed.iter().position(is_application) else {
+    if trimmed.is_empty() {
         return CallSite {
-            location: None,
+            missing: Some(Missing::NoStack),
+            ..CallSite::default()
+        };
+    }
+    let located = trimmed.iter().position(is_application);
+    let named = || {
+        trimmed
+            .iter()
+            .position(|f| f.file.is_none() && is_application_by_name(f))
+    };
+    let (user, missing) = match located {
+        Some(user) => (Some(user), None),
+        None => match named() {
+            Some(user) => (Some(user), Some(Missing::NoLineTables)),
+            None if trimmed.iter().any(|f| f.line.is_some() && is_rust(f)) => {
+                (None, Some(Missing::NotInApplication))
+            }
+            None => (None, Some(Missing::Inlined)),
+        },
+    };
+    let Some(user) = user else {
+        return CallSite {
+            missing,
             api: blocking_api(trimmed),
-            dependency: None,
+            ..CallSite::default()
         };
     };
+    let frame = &trimmed[user];
     let inside = &trimmed[..user];
     CallSite {
-        location: location(&trimmed[user]),
+        file: frame.file.clone(),
+        line: frame.line,
+        function: Some(function_name(frame)),
+        missing,
         api: blocking_api(inside),
         dependency: dependency_call(inside),
     }
+}
+
+/// Whether a frame is Rust code, not the C library's (whose debug info may be installed
+/// while the application has none).
+fn is_rust(frame: &Frame) -> bool {
+    frame.function.contains("::")
+        && !frame
+            .file
+            .as_deref()
+            .is_some_and(|f| f.starts_with("./") || f.ends_with(".c"))
+}
+
+/// Whether a frame without a source file is, by its name, Rust code outside the standard
+/// library, the runtime and pollwatch: a demangled path (`app::module::f`), not a C symbol.
+fn is_application_by_name(frame: &Frame) -> bool {
+    let name = frame.function.trim_start_matches('<');
+    name.contains("::")
+        && !name.starts_with("0x")
+        && !FOREIGN_FUNCTIONS
+            .iter()
+            .any(|p| frame.function.starts_with(p))
+        && !CAPTURE_MARKERS.iter().any(|m| frame.function.contains(m))
+}
+
+/// A frame's function as a person names it: crate-qualified (from the file for a
+/// dependency's short name), without generic arguments, trait qualification or closure
+/// suffixes.
+pub(crate) fn function_name(frame: &Frame) -> String {
+    let mut name = canonical(&qualified(frame));
+    loop {
+        let trimmed = name
+            .strip_suffix("::{{closure}}")
+            .or_else(|| name.strip_suffix("::{closure#0}"));
+        match trimmed {
+            Some(rest) => name = rest.to_owned(),
+            None => break name,
+        }
+    }
+}
+
+/// A `Drop` running in a stack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Dropping {
+    /// The type being dropped, when the stack names one other than the task's future.
+    pub(crate) type_name: Option<String>,
+}
+
+/// The drop running in the stack, if any, from `<T as Drop>::drop` or
+/// `core::ptr::drop_in_place<T>` frames (short `drop_in_place<T>` with line tables only): the
+/// innermost type that is not the task's future itself (an async block or fn, or the
+/// `tracing::Instrumented` around it).
+pub(crate) fn dropping(trimmed: &[Frame]) -> Option<Dropping> {
+    let mut types = trimmed
+        .iter()
+        .filter_map(|frame| dropped_type(&frame.function))
+        .peekable();
+    types.peek()?;
+    Some(Dropping {
+        type_name: types.find(|t| !is_future_type(t)),
+    })
+}
+
+/// The type a `Drop::drop` or `drop_in_place` frame drops.
+fn dropped_type(function: &str) -> Option<String> {
+    let name = function.trim_start_matches('&');
+    if let Some(inner) = name
+        .strip_prefix('<')
+        .and_then(|n| n.strip_suffix(" as core::ops::drop::Drop>::drop"))
+    {
+        return Some(inner.to_owned());
+    }
+    let at = name.find("drop_in_place<")?;
+    let (before, inner) = name.split_at(at + "drop_in_place<".len());
+    let qualified = at == 0 || before.ends_with("::drop_in_place<");
+    let inner = inner.strip_suffix('>')?;
+    qualified.then(|| inner.to_owned())
+}
+
+/// Whether a dropped type is a task's future rather than a value of the application's.
+fn is_future_type(type_name: &str) -> bool {
+    type_name.starts_with("tracing::instrument::Instrumented<")
+        || type_name.ends_with("{{closure}}")
+        || type_name.contains("{async_block")
+        || type_name.contains("{async_fn")
 }
 
 /// The blocking API among `inside`, the frames a call site called (innermost first): the
@@ -354,10 +485,10 @@ mod tests {
     #[test]
     fn the_call_site_is_the_innermost_application_frame_and_names_the_api() {
         let site = call_site(&trim(&sleep_stack()));
-        assert_eq!(
-            site.location.as_deref(),
-            Some("examples/demo/src/routes.rs:67")
-        );
+        assert_eq!(site.file.as_deref(), Some("examples/demo/src/routes.rs"));
+        assert_eq!(site.line, Some(67));
+        assert_eq!(site.function.as_deref(), Some("demo::routes::bad_sleep"));
+        assert_eq!(site.missing, None);
         assert_eq!(site.api.as_deref(), Some("std::thread::sleep"));
     }
 
@@ -388,7 +519,10 @@ mod tests {
         ];
         let site = call_site(&stack);
         assert_eq!(site.api.as_deref(), Some("std::fs::read"));
-        assert_eq!(site.location.as_deref(), Some("src/store.rs:17"));
+        assert_eq!(
+            (site.file.as_deref(), site.line),
+            (Some("src/store.rs"), Some(17))
+        );
     }
 
     #[test]
@@ -434,8 +568,8 @@ mod tests {
         assert_eq!(trimmed.len(), 3, "{trimmed:#?}");
         let site = call_site(&trimmed);
         assert_eq!(
-            site.location.as_deref(),
-            Some("/w/examples/demo/src/routes/sleep.rs:14")
+            (site.file.as_deref(), site.line),
+            (Some("/w/examples/demo/src/routes/sleep.rs"), Some(14))
         );
         assert_eq!(site.api.as_deref(), Some("std::thread::sleep"));
     }
@@ -452,6 +586,84 @@ mod tests {
             known_api(&qualified(&f)).as_deref(),
             Some("futures::executor::block_on")
         );
+    }
+
+    #[test]
+    fn without_line_tables_the_innermost_application_function_is_named() {
+        let stack = vec![
+            frame("__GI___clock_nanosleep", None, None),
+            frame("std::thread::functions::sleep", None, None),
+            frame("mini_redis::cmd::get::Get::apply::{{closure}}", None, None),
+            frame("mini_redis::server::Handler::run::{{closure}}", None, None),
+            frame(
+                "tokio::runtime::task::harness::Harness<T,S>::poll",
+                None,
+                None,
+            ),
+        ];
+        let site = call_site(&trim(&stack));
+        assert_eq!(site.missing, Some(Missing::NoLineTables));
+        assert_eq!(site.file, None);
+        assert_eq!(
+            site.function.as_deref(),
+            Some("mini_redis::cmd::get::Get::apply")
+        );
+        assert_eq!(site.api.as_deref(), Some("std::thread::sleep"));
+    }
+
+    #[test]
+    fn code_inlined_into_the_runtime_is_said_to_be() {
+        let stack = vec![
+            frame(
+                "__GI___clock_nanosleep",
+                Some("./time/../sysdeps/unix/sysv/linux/clock_nanosleep.c"),
+                Some(48),
+            ),
+            frame("read", None, None),
+            frame("std::thread::functions::sleep", None, None),
+            frame("tokio::runtime::task::core::Core<T,S>::poll", None, None),
+        ];
+        let site = call_site(&trim(&stack));
+        assert_eq!(site.missing, Some(Missing::Inlined));
+        assert_eq!(site.function, None);
+        assert_eq!(site.api.as_deref(), Some("std::thread::sleep"));
+        assert_eq!(call_site(&[]).missing, Some(Missing::NoStack));
+    }
+
+    #[test]
+    fn a_running_drop_names_its_type() {
+        let stack = vec![
+            frame("std::thread::functions::sleep", None, None),
+            frame("<app::SlowDrop as core::ops::drop::Drop>::drop", None, None),
+            frame("core::ptr::drop_in_place<app::SlowDrop>", None, None),
+            frame(
+                "core::ptr::drop_in_place<app::main::{{closure}}>",
+                None,
+                None,
+            ),
+        ];
+        let named = |t: &str| {
+            Some(Dropping {
+                type_name: Some(t.to_owned()),
+            })
+        };
+        assert_eq!(dropping(&stack), named("app::SlowDrop"));
+        let short = vec![frame(
+            "drop_in_place<app::SlowDrop>",
+            Some("/rustc/x/library/core/src/ptr/mod.rs"),
+            Some(1),
+        )];
+        assert_eq!(dropping(&short), named("app::SlowDrop"));
+        let future = vec![
+            frame("std::thread::functions::sleep", None, None),
+            frame(
+                "core::ptr::drop_in_place<tracing::instrument::Instrumented<app::main::{{closure}}>>",
+                None,
+                None,
+            ),
+        ];
+        assert_eq!(dropping(&future), Some(Dropping { type_name: None }));
+        assert_eq!(dropping(&sleep_stack()), None);
     }
 
     #[test]

@@ -8,8 +8,9 @@ use pollwatch_report::{Stall, StallSample};
 
 use super::classify::{self, Cause};
 use super::describe::Look;
+use super::frames::Missing;
 use super::RawSample;
-use crate::poll::PollKey;
+use crate::poll::{PollKey, PollKind};
 use crate::sites::{SiteId, Sites};
 
 /// One stall.
@@ -32,6 +33,9 @@ pub(crate) struct StallRecord {
     /// The first look (state, syscall, target), with the first stack any look captured.
     pub(crate) look: Look,
     pub(crate) cause: Cause,
+    /// A poll, or a `Drop` running (seen in the stack, or the poll path's record of the
+    /// task's future being dropped).
+    pub(crate) kind: PollKind,
     /// The innermost span entered inside the task, as `name{fields}`.
     pub(crate) span: Option<String>,
     /// Later looks while it ran.
@@ -64,6 +68,11 @@ impl StallRecord {
             ended: false,
             cpu_ns: None,
             cause: look.cause(),
+            kind: if look.dropping.is_some() {
+                PollKind::Drop
+            } else {
+                PollKind::Poll
+            },
             look,
             span: raw.inner_span.clone(),
             samples: Vec::new(),
@@ -84,16 +93,53 @@ impl StallRecord {
         self.cpu_ns = cpu_ns.or(self.cpu_ns);
         if !self.look.has_stack() && look.has_stack() {
             self.cause = look.cause();
+            if look.dropping.is_some() {
+                self.kind = PollKind::Drop;
+            }
             self.look.backtrace = look.backtrace;
             self.look.call_site = look.call_site;
+            self.look.call_site_path = look.call_site_path;
+            self.look.function = look.function;
+            self.look.missing = look.missing;
             self.look.api = look.api;
+            self.look.dependency = look.dependency;
+            self.look.dropping = look.dropping;
             self.look.capture_ns = look.capture_ns;
         }
     }
 
-    /// The fix to apply.
+    /// The fix to apply: for a `Drop`, one that can be written in a `Drop`.
     pub(crate) fn suggestion(&self) -> String {
-        classify::suggestion(self.cause, self.look.api.as_deref())
+        match self.kind {
+            PollKind::Drop => classify::drop_suggestion(self.dropped_type()),
+            PollKind::Poll => classify::suggestion(self.cause, self.look.api.as_deref()),
+        }
+    }
+
+    /// The type whose `Drop` was running, when the stack names one.
+    fn dropped_type(&self) -> Option<&str> {
+        self.look.dropping.as_ref()?.type_name.as_deref()
+    }
+
+    /// Where the blocking call is, for messages: ` at file:line`, ` in function (line
+    /// unknown: ...)`, or why neither is known.
+    fn place(&self) -> String {
+        let look = &self.look;
+        if let Some(at) = &look.call_site {
+            return format!(" at {at}");
+        }
+        match (look.missing, &look.function) {
+            (Some(Missing::NoLineTables), Some(function)) => {
+                format!(" in {function} (line unknown: the build has no line tables)")
+            }
+            (Some(Missing::Inlined), _) => {
+                " (call site inlined into tokio's poll; build with line tables)".to_owned()
+            }
+            (Some(Missing::NotInApplication), _) => {
+                " (no frame of the application's code on the stack)".to_owned()
+            }
+            _ => String::new(),
+        }
     }
 
     /// The report entry, with the site's label and the one-line message.
@@ -117,7 +163,17 @@ impl StallRecord {
             blocked_on: look.blocked_on.clone(),
             cause: self.cause.as_str().to_owned(),
             call_site: look.call_site.clone(),
+            call_site_path: look.call_site_path.clone(),
+            call_function: look.function.clone(),
+            call_site_missing: look
+                .call_site
+                .is_none()
+                .then(|| look.missing.map(|m| m.as_str().to_owned()))
+                .flatten(),
             blocking_call: look.api.clone(),
+            dependency_call: look.dependency.clone(),
+            kind: self.kind.as_str().to_owned(),
+            dropping: self.dropped_type().map(str::to_owned),
             suggestion: self.suggestion(),
             span: self.span.clone(),
             backtrace: look.backtrace.clone(),
@@ -142,6 +198,11 @@ impl StallRecord {
         } else {
             format!("has held worker {:?} for {duration} so far", self.thread)
         };
+        let held = match (self.kind, self.dropped_type()) {
+            (PollKind::Poll, _) => held,
+            (PollKind::Drop, Some(dropping)) => format!("{held} while dropping {dropping}"),
+            (PollKind::Drop, None) => format!("{held} while dropping its future"),
+        };
         let look = &self.look;
         let what = match (&look.syscall, &look.blocked_on) {
             (Some(syscall), _) if self.cause == Cause::Sleep => format!("sleeping in {syscall}()"),
@@ -155,16 +216,13 @@ impl StallRecord {
                 Some(state) => state.to_string(),
             },
         };
-        let at = look
-            .call_site
-            .as_deref()
-            .map(|c| format!(" at {c}"))
-            .unwrap_or_default();
-        let api = look
-            .api
-            .as_deref()
-            .map(|a| format!(" ({a})"))
-            .unwrap_or_default();
+        let at = self.place();
+        let api = match (&look.api, &look.dependency) {
+            (Some(api), Some(via)) => format!(" ({via} -> {api})"),
+            (Some(api), None) => format!(" ({api})"),
+            (None, Some(via)) => format!(" ({via})"),
+            (None, None) => String::new(),
+        };
         format!(
             "{task} ({site}) {held}: {what}{at}{api}. {}",
             self.suggestion()
@@ -189,6 +247,7 @@ impl SampleRecord {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::super::classify::{Observed, Run, TargetKind};
+    use super::super::frames::Dropping;
     use super::*;
 
     /// A finished 312 ms stall of a named task reading a file.
@@ -216,10 +275,16 @@ pub(crate) mod tests {
                 blocked_on: Some("/data/users.json".into()),
                 backtrace: Vec::new(),
                 call_site: Some("src/store.rs:17".into()),
+                call_site_path: Some("/home/ci/app/src/store.rs:17".into()),
+                function: Some("app::store::load".into()),
+                missing: None,
                 api: Some("std::fs::read_to_string".into()),
+                dependency: None,
+                dropping: None,
                 capture_ns: None,
             },
             cause: Cause::FileIo,
+            kind: PollKind::Poll,
             span: None,
             samples: Vec::new(),
         }
@@ -248,6 +313,52 @@ pub(crate) mod tests {
         assert!(
             text.contains("so far: running on CPU at src/store.rs:17."),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn without_line_tables_the_message_names_the_function_and_why_not_the_line() {
+        let mut s = record();
+        s.look.call_site = None;
+        s.look.missing = Some(Missing::NoLineTables);
+        let text = s.message("handler", "src/main.rs:42:5");
+        assert!(
+            text.contains(
+                "in app::store::load (line unknown: the build has no line tables) \
+                 (std::fs::read_to_string)"
+            ),
+            "{text}"
+        );
+        s.look.function = None;
+        s.look.missing = Some(Missing::Inlined);
+        let text = s.message("handler", "src/main.rs:42:5");
+        assert!(
+            text.contains("inlined into tokio's poll; build with line tables"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_stall_in_a_drop_says_so_and_gets_a_fix_a_drop_can_use() {
+        let mut s = record();
+        s.kind = PollKind::Drop;
+        s.look.dropping = Some(Dropping {
+            type_name: Some("app::FlushOnDrop".into()),
+        });
+        let text = s.message("handler", "src/main.rs:42:5");
+        assert!(
+            text.contains("for 312ms while dropping app::FlushOnDrop: blocked in read()"),
+            "{text}"
+        );
+        assert!(!text.contains("tokio::fs::read_to_string"), "{text}");
+        assert!(
+            text.contains("spawn_blocking") && text.contains("async fn close()"),
+            "{text}"
+        );
+        let report = s.to_report(&Sites::new(4));
+        assert_eq!(
+            (report.kind.as_str(), report.dropping.as_deref()),
+            ("drop", Some("app::FlushOnDrop"))
         );
     }
 

@@ -164,7 +164,7 @@ fn taken_in_poll(clock: &Clock, slot: &ThreadSlot, poll: Running, captured_at: I
         return true;
     }
     // The poll ended: slow polls record their length where faster ones do not overwrite it.
-    let Some(length_ns) = slot.last_slow_ns(poll.seq) else {
+    let Some(length_ns) = slot.slow_poll_ns(poll.seq) else {
         return false;
     };
     let since_start_ns = clock.since_ns(poll.start);
@@ -228,10 +228,20 @@ mod tests {
             !taken_in_poll(&path.clock, &slot, poll, ago(1)),
             "captured after the poll ended: another poll's stack"
         );
-        // Another slow poll overwrites the record: nothing is known, nothing kept.
-        path.enter(3, task(3, 0));
+        // More slow polls follow: the stalled one's length is still known, so its stack is
+        // still judged by it.
+        for span in 3..3 + crate::poll::thread::RECENT_SLOW as u64 - 1 {
+            path.enter(span, task(span, 0));
+            mock.increment(20 * MS);
+            path.exit(span);
+        }
+        let ended_ms = 2 + 1 + 20 * (crate::poll::thread::RECENT_SLOW as u64 - 1);
+        assert!(taken_in_poll(&path.clock, &slot, poll, ago(ended_ms + 5)));
+        assert!(!taken_in_poll(&path.clock, &slot, poll, ago(ended_ms - 5)));
+        // One more, and the record is gone: nothing is known, nothing kept.
+        path.enter(99, task(99, 0));
         mock.increment(20 * MS);
-        path.exit(3);
-        assert!(!taken_in_poll(&path.clock, &slot, poll, ago(30)));
+        path.exit(99);
+        assert!(!taken_in_poll(&path.clock, &slot, poll, ago(1_000)));
     }
 }
