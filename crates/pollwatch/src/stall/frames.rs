@@ -70,39 +70,121 @@ fn is_runtime(frame: &Frame) -> bool {
 }
 
 /// A frame whose function has only a short name (line tables only) gets a path built from
-/// its file when that file is in a dependency: `futures-executor-0.3.31/src/local_pool.rs`
-/// and `block_on<..>` make `futures_executor::local_pool::block_on`.
+/// its file. In a dependency the crate and module make it: `futures-executor-0.3.31/src/local_pool.rs`
+/// and `block_on<..>` make `futures_executor::local_pool::block_on`. In the standard library
+/// the module alone often does not say the type or trait, so [`STD_SHORT_NAMES`] does:
+/// `read_exact<..>` in `library/std/src/io/mod.rs` is `std::io::Read::read_exact`.
 pub(crate) fn qualified(frame: &Frame) -> String {
     let short = frame.function.split('<').next().unwrap_or_default();
-    if short.contains("::") || short.starts_with("0x") {
+    if short.is_empty() || short.contains("::") || short.starts_with("0x") {
         return frame.function.clone();
     }
-    let Some(file) = frame.file.as_deref() else {
+    let Some(module) = frame.file.as_deref().and_then(module_of_file) else {
         return frame.function.clone();
     };
-    let Some(at) = file.find("/.cargo/registry/src/") else {
-        return frame.function.clone();
+    if module.starts_with("std::") {
+        for (std_module, function, public) in STD_SHORT_NAMES {
+            if module == std_module && function == short {
+                return public.to_owned();
+            }
+            if module == std_module && function == "*" {
+                return format!("{public}::{short}");
+            }
+        }
+    }
+    format!("{module}::{short}")
+}
+
+/// Public names of standard library functions that release builds show by their short name
+/// only: (the module their file makes, the short name or `*` for every function of the file,
+/// the public name or, for `*`, the type the functions belong to).
+const STD_SHORT_NAMES: [(&str, &str, &str); 18] = [
+    ("std::io", "read_exact", "std::io::Read::read_exact"),
+    ("std::io", "read_to_end", "std::io::Read::read_to_end"),
+    ("std::io", "read_to_string", "std::io::Read::read_to_string"),
+    ("std::io", "read_line", "std::io::BufRead::read_line"),
+    ("std::io", "read_until", "std::io::BufRead::read_until"),
+    ("std::io", "write_all", "std::io::Write::write_all"),
+    ("std::io", "write_fmt", "std::io::Write::write_fmt"),
+    ("std::io::copy", "copy", "std::io::copy"),
+    ("std::io::buffered::bufreader", "*", "std::io::BufReader"),
+    ("std::io::buffered::bufwriter", "*", "std::io::BufWriter"),
+    ("std::io::buffered::linewriter", "*", "std::io::LineWriter"),
+    ("std::sync::mpsc", "recv", "std::sync::mpsc::Receiver::recv"),
+    (
+        "std::sync::mpsc",
+        "recv_timeout",
+        "std::sync::mpsc::Receiver::recv_timeout",
+    ),
+    ("std::sync::poison::condvar", "*", "std::sync::Condvar"),
+    ("std::sync::poison::mutex", "*", "std::sync::Mutex"),
+    ("std::sync::poison::rwlock", "*", "std::sync::RwLock"),
+    ("std::thread::join_handle", "*", "std::thread::JoinHandle"),
+    (
+        "std::net::socket_addr",
+        "to_socket_addrs",
+        "std::net::ToSocketAddrs::to_socket_addrs",
+    ),
+];
+
+/// The module path a source file of a dependency (crates.io or git) or of the standard
+/// library makes: `.../futures-executor-0.3.31/src/local_pool.rs` is
+/// `futures_executor::local_pool`, `.../library/std/src/io/mod.rs` is `std::io`.
+fn module_of_file(file: &str) -> Option<String> {
+    let (krate, in_src) = if let Some(at) = file.find("/.cargo/registry/src/") {
+        // `/.cargo/registry/src/<index>/<crate>-<version>/src/...`
+        let mut parts = file[at..].split('/').skip(5);
+        let dir = parts.next()?;
+        let rest: Vec<&str> = parts.collect();
+        (crate_of_dir(dir).to_owned(), rest)
+    } else if let Some(at) = file.find("/.cargo/git/checkouts/") {
+        // `/.cargo/git/checkouts/<repo>-<hash>/<rev>/[<dirs>/<crate>/]src/...`
+        let parts: Vec<&str> = file[at..].split('/').skip(4).collect();
+        let src = parts.iter().position(|p| *p == "src")?;
+        let krate = if src >= 3 {
+            parts[src - 1]
+        } else {
+            parts[0].rsplit_once('-').map_or(parts[0], |(repo, _)| repo)
+        };
+        (krate.to_owned(), parts)
+    } else if let Some(at) = file.find("/library/") {
+        // `/rustc/<hash>/library/std/src/...`, or the `rust-src` component's copy
+        let mut parts = file[at..].split('/').skip(2);
+        let krate = parts.next()?;
+        if !matches!(krate, "std" | "core" | "alloc") {
+            return None;
+        }
+        (krate.to_owned(), parts.collect())
+    } else {
+        return None;
     };
-    let mut parts = file[at..].split('/').skip(5);
-    let Some(krate) = parts.next() else {
-        return frame.function.clone();
-    };
-    let name = krate
-        .rsplit_once('-')
-        .map_or(krate, |(name, _)| name)
-        .replace('-', "_");
-    let modules: Vec<&str> = parts
+    let mut path = krate.replace('-', "_");
+    let modules = in_src
+        .into_iter()
         .skip_while(|p| *p != "src")
         .skip(1)
         .map(|p| p.trim_end_matches(".rs"))
-        .filter(|p| *p != "lib" && *p != "mod")
-        .collect();
-    let mut path = name;
+        .filter(|p| !matches!(*p, "lib" | "mod" | "main"));
     for module in modules {
         path.push_str("::");
         path.push_str(module);
     }
-    format!("{path}::{short}")
+    Some(path)
+}
+
+/// The crate name of a registry directory `<crate>-<version>`: the version starts at the
+/// first `-` followed by `<digits>.` (crate names may hold dashes and digits).
+fn crate_of_dir(dir: &str) -> &str {
+    dir.match_indices('-')
+        .map(|(i, _)| i)
+        .find(|&i| {
+            let version = &dir[i + 1..];
+            let major = version.split('.').next().unwrap_or_default();
+            !major.is_empty()
+                && major.bytes().all(|b| b.is_ascii_digit())
+                && version.len() > major.len()
+        })
+        .map_or(dir, |i| &dir[..i])
 }
 
 /// The application's frames between the capture and the runtime, innermost first.
@@ -177,19 +259,104 @@ pub(crate) fn call_site(trimmed: &[Frame]) -> CallSite {
     }
 }
 
-/// The blocking API among `inside`, the frames a call site called (innermost first): the
-/// outermost recognised one.
+/// The blocking API among `inside`, the frames a call site called (innermost first), named
+/// after the outermost recognised one, the call the application made.
+///
+/// When that call is a trait method or a wrapper that does not say what it blocks on
+/// ([`THROUGH`]: `std::io::Read::read_exact`, `std::io::BufRead::read_line`,
+/// `std::io::BufWriter::flush`, ...), the name is the concrete call inside it (the nearest
+/// recognised frame that is not one of those), its read or write variant named plainly,
+/// followed by the call made: `std::net::TcpStream::read (via std::io::BufRead::read_line)`,
+/// `std::fs::File::write (via std::io::Write::write_all)`. Otherwise (`std::fs::read`,
+/// `std::sync::Mutex::lock`, ...) the call made is the name.
 pub(crate) fn blocking_api(inside: &[Frame]) -> Option<String> {
-    inside.iter().rev().find_map(|f| known_api(&qualified(f)))
+    let apis: Vec<String> = inside
+        .iter()
+        .filter_map(|f| known_api(&qualified(f)))
+        .collect();
+    let outer = apis.last()?;
+    if !is_through(outer) {
+        if outer == MERGED_SOCKET_READ {
+            return Some(AMBIGUOUS_SOCKET_READ.to_owned());
+        }
+        return Some(outer.clone());
+    }
+    let Some(concrete) = apis.iter().rev().find(|api| !is_through(api)) else {
+        return Some(outer.clone());
+    };
+    let concrete = if concrete == MERGED_SOCKET_READ {
+        // `UdpSocket` implements none of the reading traits: through one, it is a `TcpStream`.
+        "std::net::TcpStream::read".to_owned()
+    } else {
+        plain_operation(concrete)
+    };
+    Some(format!("{concrete} (via {outer})"))
+}
+
+/// Traits and wrappers whose frames do not say what they read or write.
+const THROUGH: [&str; 8] = [
+    "std::io::Read::",
+    "std::io::Write::",
+    "std::io::BufRead::",
+    "std::io::BufReader::",
+    "std::io::BufWriter::",
+    "std::io::LineWriter::",
+    "std::io::Bytes::",
+    "std::io::copy",
+];
+
+fn is_through(api: &str) -> bool {
+    THROUGH.iter().any(|t| api.starts_with(t))
+}
+
+/// The standard library compiles `<TcpStream as Read>::read` and `UdpSocket::recv` to one
+/// function, which the debug info calls `UdpSocket::recv`: called directly, a stack cannot
+/// tell the two apart (the stall's `blocked_on` can: TCP or UDP).
+const MERGED_SOCKET_READ: &str = "std::net::UdpSocket::recv";
+
+/// The name of [`MERGED_SOCKET_READ`] called directly.
+const AMBIGUOUS_SOCKET_READ: &str = "std::net::TcpStream::read or std::net::UdpSocket::recv";
+
+/// `std::net::TcpStream::read_buf` -> `std::net::TcpStream::read`: the variants a trait's
+/// default methods call are one read or write to a person.
+fn plain_operation(api: &str) -> String {
+    for (variant, plain) in [
+        ("::read_buf_exact", "::read"),
+        ("::read_buf", "::read"),
+        ("::read_vectored", "::read"),
+        ("::write_vectored", "::write"),
+    ] {
+        if let Some(owner) = api.strip_suffix(variant) {
+            return format!("{owner}{plain}");
+        }
+    }
+    api.to_owned()
 }
 
 /// The dependency function the application called into, among `inside` (innermost first),
-/// if the blocking call went through one.
-pub(crate) fn dependency_call(_inside: &[Frame]) -> Option<String> {
-    None
+/// if the blocking call went through one: the outermost frame in a dependency's source (a
+/// crates.io or git checkout), canonical and crate-qualified
+/// (`futures_executor::local_pool::block_on`, `serde_json::de::from_reader`).
+pub(crate) fn dependency_call(inside: &[Frame]) -> Option<String> {
+    let frame = inside.iter().rev().find(|f| {
+        f.file
+            .as_deref()
+            .is_some_and(|file| file.contains("/.cargo/registry/") || file.contains("/.cargo/git/"))
+    })?;
+    let mut name = canonical(&qualified(frame));
+    while let Some((outer, last)) = name.rsplit_once("::") {
+        if last.starts_with('{') {
+            name = outer.to_owned();
+        } else {
+            break;
+        }
+    }
+    Some(name)
 }
 
-/// A function name without generic arguments, with `<T as Trait>::f` turned into `T::f`.
+/// A function name without generic arguments: `<T as Trait>::f` turned into `T::f` (into
+/// `Trait::f` when `T` is no path, as in `<(&str, u16) as ToSocketAddrs>::to_socket_addrs`),
+/// `<T>::f` into `T::f`.
 pub(crate) fn canonical(function: &str) -> String {
     let mut name = function.trim_start_matches('&').to_owned();
     // `<std::fs::File as std::io::Read>::read` -> `std::fs::File::read`
@@ -197,8 +364,21 @@ pub(crate) fn canonical(function: &str) -> String {
         if let Some(as_at) = rest.find(" as ") {
             if let Some(close) = rest.rfind(">::") {
                 if close > as_at {
-                    name = format!("{}::{}", &rest[..as_at], &rest[close + 3..]);
+                    let ty = rest[..as_at].trim_start_matches(['&', '*']);
+                    let ty = ty.strip_prefix("mut ").unwrap_or(ty);
+                    let owner = if ty.starts_with(|c: char| c.is_alphabetic()) && ty.contains("::")
+                    {
+                        ty
+                    } else {
+                        &rest[as_at + 4..close]
+                    };
+                    name = format!("{owner}::{}", &rest[close + 3..]);
                 }
+            }
+        } else if let Some(close) = rest.find(">::") {
+            // `<std::process::Command>::output` -> `std::process::Command::output`
+            if !rest[..close].contains('<') {
+                name = format!("{}::{}", &rest[..close], &rest[close + 3..]);
             }
         }
     }
@@ -218,8 +398,9 @@ pub(crate) fn canonical(function: &str) -> String {
 }
 
 /// Public paths for the private modules std's functions live in.
-const RENAMES: [(&str, &str); 11] = [
+const RENAMES: [(&str, &str); 18] = [
     ("std::thread::functions::", "std::thread::"),
+    ("std::thread::join_handle::", "std::thread::"),
     ("std::sync::poison::mutex::", "std::sync::"),
     ("std::sync::poison::rwlock::", "std::sync::"),
     ("std::sync::poison::condvar::", "std::sync::"),
@@ -228,14 +409,26 @@ const RENAMES: [(&str, &str); 11] = [
     ("std::sync::condvar::", "std::sync::"),
     ("std::net::tcp::", "std::net::"),
     ("std::net::udp::", "std::net::"),
+    ("std::net::socket_addr::", "std::net::"),
+    ("std::os::unix::net::stream::", "std::os::unix::net::"),
+    ("std::io::buffered::bufreader::", "std::io::"),
+    ("std::io::buffered::bufwriter::", "std::io::"),
+    ("std::io::buffered::linewriter::", "std::io::"),
+    ("std::io::copy::", "std::io::"),
     ("std::sync::mpsc::", "std::sync::mpsc::"),
     ("futures_executor::local_pool::", "futures::executor::"),
 ];
 
 /// The public blocking APIs pollwatch recognises, as prefixes of canonical names.
-const BLOCKING_APIS: [&str; 18] = [
+const BLOCKING_APIS: [&str; 29] = [
     "std::io::Read::",
     "std::io::Write::",
+    "std::io::BufRead::",
+    "std::io::BufReader::",
+    "std::io::BufWriter::",
+    "std::io::LineWriter::",
+    "std::io::Bytes::",
+    "std::io::copy",
     "std::fs::",
     "std::thread::sleep",
     "std::sync::Mutex::lock",
@@ -243,12 +436,17 @@ const BLOCKING_APIS: [&str; 18] = [
     "std::sync::RwLock::write",
     "std::sync::Condvar::wait",
     "std::sync::mpsc::Receiver::recv",
+    "std::sync::mpsc::SyncSender::send",
     "std::net::TcpStream::",
     "std::net::TcpListener::accept",
     "std::net::UdpSocket::",
     "std::net::ToSocketAddrs",
+    "std::os::unix::net::UnixStream::",
     "std::process::Command::",
     "std::process::Child::wait",
+    "std::process::ChildStdout::",
+    "std::process::ChildStderr::",
+    "std::process::ChildStdin::",
     "std::io::stdio::",
     "futures::executor::block_on",
     "std::thread::JoinHandle::join",
@@ -269,7 +467,7 @@ pub(crate) fn known_api(function: &str) -> Option<String> {
             name = stripped.to_owned();
         }
     }
-    if name.contains("{{closure}}") {
+    if name.contains("{{closure}}") || name.contains("{closure#") {
         return None;
     }
     BLOCKING_APIS
