@@ -327,6 +327,98 @@ mod tests {
     }
 
     #[test]
+    fn apis_named_through_traits_take_the_cause_of_their_concrete_call() {
+        let unknown = observed(Run::Unknown, None, None);
+        let cases = [
+            (
+                "std::net::TcpStream::read (via std::io::BufRead::read_line)",
+                Cause::Network,
+            ),
+            (
+                "std::net::TcpStream::read or std::net::UdpSocket::recv",
+                Cause::Network,
+            ),
+            ("std::net::ToSocketAddrs::to_socket_addrs", Cause::Network),
+            (
+                "std::fs::File::write (via std::io::BufWriter::flush)",
+                Cause::FileIo,
+            ),
+            ("std::process::Command::output", Cause::Process),
+            ("std::sync::mpsc::Receiver::recv_timeout", Cause::Channel),
+            ("std::sync::Condvar::wait_timeout", Cause::Lock),
+            ("std::thread::JoinHandle::join", Cause::Lock),
+        ];
+        for (api, expected) in cases {
+            assert_eq!(cause(&unknown, Some(api)), expected, "{api}");
+        }
+        // A trait call with nothing concrete inside it: the target decides.
+        let pipe = observed(Run::Waiting, Some("read"), Some(TargetKind::Pipe));
+        assert_eq!(
+            cause(&pipe, Some("std::io::Read::read_exact")),
+            Cause::FileIo
+        );
+        assert_eq!(cause(&pipe, None), Cause::FileIo);
+    }
+
+    #[test]
+    fn fixes_name_the_tokio_counterpart() {
+        let cases = [
+            (
+                Cause::Network,
+                "std::net::TcpStream::read (via std::io::BufRead::read_line)",
+                "tokio::io::BufReader and tokio::io::AsyncBufReadExt::read_line(..).await",
+            ),
+            (
+                Cause::Network,
+                "std::net::TcpStream::read (via std::io::Read::read_exact)",
+                "tokio::net::TcpStream with tokio::io::AsyncReadExt::read_exact(..).await",
+            ),
+            (
+                Cause::Network,
+                "std::net::ToSocketAddrs::to_socket_addrs",
+                "tokio::net::lookup_host(..).await",
+            ),
+            (
+                Cause::FileIo,
+                "std::fs::File::write (via std::io::Write::write_all)",
+                "tokio::fs::File with tokio::io::AsyncWriteExt::write_all(..).await",
+            ),
+            (
+                Cause::FileIo,
+                "std::fs::File::write (via std::io::BufWriter::flush)",
+                "tokio::io::BufWriter and tokio::io::AsyncWriteExt::flush(..).await",
+            ),
+            (
+                Cause::Process,
+                "std::process::Command::output",
+                "tokio::process::Command and .await its output()",
+            ),
+            (
+                Cause::Channel,
+                "std::sync::mpsc::Receiver::recv",
+                "tokio::sync::mpsc",
+            ),
+            (
+                Cause::Lock,
+                "std::sync::Condvar::wait",
+                "tokio::sync::Notify",
+            ),
+            (
+                Cause::Lock,
+                "std::thread::JoinHandle::join",
+                "tokio::task::spawn_blocking and .await its JoinHandle",
+            ),
+        ];
+        for (cause, api, fix) in cases {
+            let text = suggestion(cause, Some(api));
+            assert!(text.contains(fix), "{api}: {text}");
+        }
+        assert!(
+            suggestion(Cause::Lock, Some("std::sync::Mutex::lock")).contains("tokio::sync::Mutex")
+        );
+    }
+
+    #[test]
     fn suggestions_fit_the_cause() {
         assert_eq!(
             suggestion(Cause::FileIo, Some("std::fs::read_to_string")),

@@ -98,7 +98,7 @@ pub(crate) fn qualified(frame: &Frame) -> String {
 /// Public names of standard library functions that release builds show by their short name
 /// only: (the module their file makes, the short name or `*` for every function of the file,
 /// the public name or, for `*`, the type the functions belong to).
-const STD_SHORT_NAMES: [(&str, &str, &str); 18] = [
+const STD_SHORT_NAMES: [(&str, &str, &str); 19] = [
     ("std::io", "read_exact", "std::io::Read::read_exact"),
     ("std::io", "read_to_end", "std::io::Read::read_to_end"),
     ("std::io", "read_to_string", "std::io::Read::read_to_string"),
@@ -106,6 +106,9 @@ const STD_SHORT_NAMES: [(&str, &str, &str); 18] = [
     ("std::io", "read_until", "std::io::BufRead::read_until"),
     ("std::io", "write_all", "std::io::Write::write_all"),
     ("std::io", "write_fmt", "std::io::Write::write_fmt"),
+    // Only `Bytes::next` reads through `spec_read_byte`; its own short name, `next`, is
+    // every iterator's in that file.
+    ("std::io", "spec_read_byte", "std::io::Bytes::next"),
     ("std::io::copy", "copy", "std::io::copy"),
     ("std::io::buffered::bufreader", "*", "std::io::BufReader"),
     ("std::io::buffered::bufwriter", "*", "std::io::BufWriter"),
@@ -649,6 +652,315 @@ mod tests {
         assert_eq!(
             known_api(&qualified(&f)).as_deref(),
             Some("futures::executor::block_on")
+        );
+    }
+
+    fn std_frame(function: &str, file: &str) -> Frame {
+        frame(
+            function,
+            Some(&format!("/rustc/59807616e1fa/library/std/src/{file}")),
+            Some(1),
+        )
+    }
+
+    #[test]
+    fn short_std_names_get_their_public_type_or_trait() {
+        let cases = [
+            (
+                "read_exact<std::net::tcp::TcpStream>",
+                "io/mod.rs",
+                "std::io::Read::read_exact",
+            ),
+            (
+                "read_line<std::io::buffered::bufreader::BufReader<X>>",
+                "io/mod.rs",
+                "std::io::BufRead::read_line",
+            ),
+            (
+                "fill_buf<std::net::tcp::TcpStream>",
+                "io/buffered/bufreader.rs",
+                "std::io::BufReader::fill_buf",
+            ),
+            (
+                "recv<()>",
+                "sync/mpsc.rs",
+                "std::sync::mpsc::Receiver::recv",
+            ),
+            ("recv<()>", "sync/mpmc/mod.rs", "std::sync::mpmc::recv"),
+            (
+                "wait_timeout<bool>",
+                "sync/poison/condvar.rs",
+                "std::sync::Condvar::wait_timeout",
+            ),
+            (
+                "join<()>",
+                "thread/join_handle.rs",
+                "std::thread::JoinHandle::join",
+            ),
+            (
+                "join<()>",
+                "thread/lifecycle.rs",
+                "std::thread::lifecycle::join",
+            ),
+            ("read<&std::path::PathBuf>", "fs.rs", "std::fs::read"),
+        ];
+        for (function, file, public) in cases {
+            assert_eq!(
+                qualified(&std_frame(function, file)),
+                public,
+                "{function} in {file}"
+            );
+        }
+        // Full names are left as they are.
+        let full = std_frame("<std::process::Command>::output", "process.rs");
+        assert_eq!(qualified(&full), "<std::process::Command>::output");
+    }
+
+    #[test]
+    fn git_dependencies_and_dashed_versions_make_crate_paths() {
+        let git = frame(
+            "send<X>",
+            Some("/home/u/.cargo/git/checkouts/client-rs-3f2a9c/1a2b3c4/crates/http-client/src/blocking/mod.rs"),
+            Some(9),
+        );
+        assert_eq!(qualified(&git), "http_client::blocking::send");
+        let git_root = frame(
+            "call",
+            Some("/home/u/.cargo/git/checkouts/ureq-0b1c2d/5e6f7a8/src/request.rs"),
+            Some(9),
+        );
+        assert_eq!(qualified(&git_root), "ureq::request::call");
+        assert_eq!(crate_of_dir("futures-executor-0.3.31"), "futures-executor");
+        assert_eq!(crate_of_dir("sha2-0.10.8"), "sha2");
+        assert_eq!(crate_of_dir("x25519-dalek-2.0.0-rc.3"), "x25519-dalek");
+    }
+
+    #[test]
+    fn inherent_and_trait_impls_on_non_paths_are_canonical() {
+        assert_eq!(
+            canonical("<std::process::Command>::output"),
+            "std::process::Command::output"
+        );
+        assert_eq!(
+            known_api("<(&str, u16) as std::net::socket_addr::ToSocketAddrs>::to_socket_addrs")
+                .as_deref(),
+            Some("std::net::ToSocketAddrs::to_socket_addrs")
+        );
+        assert_eq!(
+            canonical("<&mut serde_json::de::Deserializer<R> as serde_core::de::Deserializer>::deserialize_any"),
+            "serde_json::de::Deserializer::deserialize_any"
+        );
+        assert_eq!(
+            known_api("std::thread::join_handle::JoinHandle<T>::join").as_deref(),
+            Some("std::thread::JoinHandle::join")
+        );
+    }
+
+    /// The frames (innermost first) of a read from a socket as std compiles it, from the
+    /// syscall up to `outer`, called by an application frame.
+    fn socket_read_under(outer: &[Frame]) -> Vec<Frame> {
+        let mut stack = vec![
+            frame(
+                "__libc_recv",
+                Some("./socket/../sysdeps/unix/sysv/linux/recv.c"),
+                Some(28),
+            ),
+            std_frame(
+                "<std::sys::net::connection::socket::unix::Socket>::read",
+                "sys/net/connection/socket/unix.rs",
+            ),
+            std_frame(
+                "<std::sys::net::connection::socket::UdpSocket>::recv",
+                "sys/net/connection/socket/mod.rs",
+            ),
+            std_frame("<std::net::udp::UdpSocket>::recv", "net/udp.rs"),
+        ];
+        stack.extend_from_slice(outer);
+        stack.push(frame(
+            "app::client::fetch",
+            Some("/w/app/src/client.rs"),
+            Some(40),
+        ));
+        stack
+    }
+
+    #[test]
+    fn a_trait_call_is_named_after_the_concrete_call_inside_it() {
+        let read_exact = socket_read_under(&[std_frame("std::io::Read::read_exact", "io/mod.rs")]);
+        assert_eq!(
+            call_site(&read_exact).api.as_deref(),
+            Some("std::net::TcpStream::read (via std::io::Read::read_exact)")
+        );
+        let release = socket_read_under(&[std_frame(
+            "read_exact<std::net::tcp::TcpStream>",
+            "io/mod.rs",
+        )]);
+        assert_eq!(call_site(&release).api, call_site(&read_exact).api);
+        // Called directly, the merged read cannot be told from a UDP receive.
+        assert_eq!(
+            call_site(&socket_read_under(&[])).api.as_deref(),
+            Some("std::net::TcpStream::read or std::net::UdpSocket::recv")
+        );
+        let write_all = vec![
+            std_frame("<std::fs::File as std::io::Write>::write", "fs.rs"),
+            std_frame("std::io::Write::write_all", "io/mod.rs"),
+            frame("app::save", Some("/w/app/src/save.rs"), Some(3)),
+        ];
+        assert_eq!(
+            call_site(&write_all).api.as_deref(),
+            Some("std::fs::File::write (via std::io::Write::write_all)")
+        );
+        // A trait call with nothing concrete inside it keeps its own name.
+        let stdin_like = vec![
+            frame("read", Some("./io/read.c"), Some(1)),
+            std_frame("std::io::Read::read_exact", "io/mod.rs"),
+            frame("app::input", Some("/w/app/src/input.rs"), Some(3)),
+        ];
+        assert_eq!(
+            call_site(&stdin_like).api.as_deref(),
+            Some("std::io::Read::read_exact")
+        );
+    }
+
+    #[test]
+    fn no_dependency_between_the_application_and_std() {
+        let site = call_site(&socket_read_under(&[std_frame(
+            "std::io::Read::read_exact",
+            "io/mod.rs",
+        )]));
+        assert_eq!(site.dependency, None);
+    }
+
+    /// The trimmed stack of thread `tid` of this process, captured and symbolized as pollwatch
+    /// does for a stuck poll; `None` where the capture machinery is not available.
+    fn captured_stack(tid: pollwatch_capture::Tid) -> Option<Vec<Frame>> {
+        let inspector = pollwatch_capture::inspector(true);
+        if !inspector.can_capture() {
+            return None;
+        }
+        for _ in 0..200 {
+            match inspector.capture(tid, std::time::Duration::from_secs(1)) {
+                Ok(raw) => {
+                    let frames = pollwatch_capture::symbolize(&raw.ips)
+                        .into_iter()
+                        .map(|f| Frame {
+                            function: f.function.unwrap_or_else(|| format!("{:#x}", f.ip)),
+                            file: f.file,
+                            line: f.line,
+                        })
+                        .collect::<Vec<_>>();
+                    return Some(trim(&frames));
+                }
+                Err(pollwatch_capture::CaptureError::Busy) => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => panic!("capture failed: {e}"),
+            }
+        }
+        panic!("the capture machinery stayed busy")
+    }
+
+    /// Starts a thread that runs `blocking` and returns its id, once it is inside.
+    fn thread_running(
+        blocking: impl FnOnce() + Send + 'static,
+    ) -> (pollwatch_capture::Tid, std::thread::JoinHandle<()>) {
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            tid_tx.send(pollwatch_capture::current_tid()).unwrap();
+            blocking();
+        });
+        let tid = tid_rx.recv().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        (tid, thread)
+    }
+
+    #[test]
+    fn a_blocking_dependency_call_is_named_from_a_real_stack() {
+        let (tx, rx) = futures::channel::oneshot::channel::<()>();
+        let (tid, thread) = thread_running(move || {
+            let _ = futures::executor::block_on(rx);
+        });
+        let stack = captured_stack(tid);
+        tx.send(()).unwrap();
+        thread.join().unwrap();
+        let Some(stack) = stack else { return };
+        let site = call_site(&stack);
+        assert_eq!(
+            site.api.as_deref(),
+            Some("futures::executor::block_on"),
+            "{stack:#?}"
+        );
+        assert_eq!(
+            site.dependency.as_deref(),
+            Some("futures_executor::local_pool::block_on"),
+            "{stack:#?}"
+        );
+        assert!(
+            site.location.as_deref().unwrap_or("").contains("frames.rs"),
+            "{site:?}"
+        );
+    }
+
+    #[test]
+    fn a_std_call_made_by_a_dependency_names_both_from_a_real_stack() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tid, thread) = thread_running(move || {
+            let stream = std::net::TcpStream::connect(addr).unwrap();
+            let _ = serde_json::from_reader::<_, serde_json::Value>(stream);
+        });
+        let (conn, _) = listener.accept().unwrap();
+        let stack = captured_stack(tid);
+        drop(conn);
+        thread.join().unwrap();
+        let Some(stack) = stack else { return };
+        let site = call_site(&stack);
+        assert_eq!(
+            site.api.as_deref(),
+            Some("std::net::TcpStream::read (via std::io::Bytes::next)"),
+            "{stack:#?}"
+        );
+        assert_eq!(
+            site.dependency.as_deref(),
+            Some("serde_json::de::from_reader"),
+            "{stack:#?}"
+        );
+    }
+
+    /// A name lookup of `localhost` takes well under a millisecond here, too short for a
+    /// stall test: a thread repeats it, and its stack is captured until one capture lands
+    /// inside a lookup.
+    #[test]
+    fn a_name_lookup_is_named_from_a_real_stack() {
+        use std::net::ToSocketAddrs;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let looking_up = stop.clone();
+        let (tid, thread) = thread_running(move || {
+            while !looking_up.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = ("localhost", 80).to_socket_addrs();
+            }
+        });
+        let mut seen = Vec::new();
+        for _ in 0..300 {
+            let Some(stack) = captured_stack(tid) else {
+                break;
+            };
+            let site = call_site(&stack);
+            if let Some(api) = site.api {
+                seen.push(api);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        thread.join().unwrap();
+        if !pollwatch_capture::inspector(true).can_capture() {
+            return;
+        }
+        assert_eq!(
+            seen.first().map(String::as_str),
+            Some("std::net::ToSocketAddrs::to_socket_addrs"),
+            "{seen:?}"
         );
     }
 
