@@ -75,6 +75,12 @@ impl fmt::Display for Cause {
 
 /// The cause: the blocking API in the stack when there is one, else the syscall and its
 /// target, else the scheduling state.
+///
+/// An API named through a trait or wrapper (`std::fs::File::write (via std::io::Write::write_all)`)
+/// takes the cause of the concrete call it starts with. A pipe or FIFO is file IO: a FIFO is a
+/// path opened with `std::fs::File` (its target is the file), and an anonymous pipe read or
+/// written with no API recognised is a file descriptor like a file's; a child process's pipes
+/// read through `std::process` are that process's.
 pub(crate) fn cause(observed: &Observed, api: Option<&str>) -> Cause {
     if let Some(api) = api {
         let by_api = if api.starts_with("futures::executor::block_on") {
@@ -87,7 +93,7 @@ pub(crate) fn cause(observed: &Observed, api: Option<&str>) -> Cause {
             Cause::Channel
         } else if api.starts_with("std::sync::") || api.starts_with("std::thread::JoinHandle") {
             Cause::Lock
-        } else if api.starts_with("std::net::") {
+        } else if api.starts_with("std::net::") || api.starts_with("std::os::unix::net::") {
             Cause::Network
         } else if api.starts_with("std::process::") {
             Cause::Process
@@ -99,7 +105,7 @@ pub(crate) fn cause(observed: &Observed, api: Option<&str>) -> Cause {
         }
     }
     match observed.target {
-        Some(TargetKind::File) => return Cause::FileIo,
+        Some(TargetKind::File | TargetKind::Pipe) => return Cause::FileIo,
         Some(TargetKind::Socket) => return Cause::Network,
         Some(TargetKind::Futex) => return Cause::Lock,
         Some(TargetKind::Sleep) => return Cause::Sleep,
@@ -109,6 +115,41 @@ pub(crate) fn cause(observed: &Observed, api: Option<&str>) -> Cause {
         Run::Running if observed.syscall.is_none() => Cause::Cpu,
         Run::DiskWait => Cause::FileIo,
         _ => Cause::Unknown,
+    }
+}
+
+/// The call the application made, from an API name: `std::io::BufRead::read_line` from
+/// `std::net::TcpStream::read (via std::io::BufRead::read_line)`, else the name itself.
+fn called(api: &str) -> &str {
+    api.split_once(" (via ")
+        .map_or(api, |(_, via)| via.trim_end_matches(')'))
+}
+
+/// The tokio reader or writer that replaces a std one read or written through `api`: a
+/// buffered one for `BufRead`/`BufReader`/`BufWriter`, else the `AsyncReadExt` or
+/// `AsyncWriteExt` method of the same name.
+fn async_io(api: &str) -> String {
+    let call = called(api);
+    let method = call.rsplit("::").next().unwrap_or(call);
+    if call.starts_with("std::io::BufRead::") || call.starts_with("std::io::BufReader::") {
+        format!("tokio::io::BufReader and tokio::io::AsyncBufReadExt::{method}(..).await")
+    } else if call.starts_with("std::io::BufWriter::") || call.starts_with("std::io::LineWriter::")
+    {
+        format!("tokio::io::BufWriter and tokio::io::AsyncWriteExt::{method}(..).await")
+    } else if api.contains("::write") || call.starts_with("std::io::Write::") {
+        let method = if method.starts_with("write") || method == "flush" {
+            method
+        } else {
+            "write_all"
+        };
+        format!("tokio::io::AsyncWriteExt::{method}(..).await")
+    } else {
+        let method = if method.starts_with("read") {
+            method
+        } else {
+            "read"
+        };
+        format!("tokio::io::AsyncReadExt::{method}(..).await")
     }
 }
 
@@ -134,33 +175,92 @@ const TOKIO_FS: [&str; 18] = [
     "try_exists",
 ];
 
-/// The fix to apply, as one or two sentences.
+/// The fix to apply, as one or two sentences: the async counterpart of the blocking API
+/// where there is one, else the cause's usual fix.
 pub(crate) fn suggestion(cause: Cause, api: Option<&str>) -> String {
+    let api = api.unwrap_or_default();
     match cause {
         Cause::FileIo => {
             let same_name = api
-                .and_then(|a| a.strip_prefix("std::fs::"))
+                .strip_prefix("std::fs::")
                 .filter(|f| TOKIO_FS.contains(f));
-            match same_name {
-                Some(f) => format!("Use tokio::fs::{f} or tokio::task::spawn_blocking."),
-                None => "Use tokio::fs (tokio::fs::File) or move the file IO into \
-                         tokio::task::spawn_blocking."
-                    .to_owned(),
+            if let Some(f) = same_name {
+                format!("Use tokio::fs::{f} or tokio::task::spawn_blocking.")
+            } else if api.starts_with("std::fs::File::") {
+                format!(
+                    "Use tokio::fs::File with {} (for a FIFO, tokio::net::unix::pipe), or move \
+                     the file IO into tokio::task::spawn_blocking.",
+                    async_io(api)
+                )
+            } else {
+                "Use tokio::fs (tokio::fs::File; tokio::net::unix::pipe for a pipe or FIFO) or \
+                 move the file IO into tokio::task::spawn_blocking."
+                    .to_owned()
             }
         }
         Cause::Sleep => "Use tokio::time::sleep(..).await.".to_owned(),
+        Cause::Lock if api.starts_with("std::sync::Condvar::") => {
+            "Wait on a tokio::sync::Notify (or a tokio::sync::watch channel) with .await \
+             instead of a std::sync::Condvar."
+                .to_owned()
+        }
+        Cause::Lock if api.starts_with("std::thread::JoinHandle::join") => {
+            "Start the work with tokio::task::spawn_blocking and .await its JoinHandle instead \
+             of joining a std thread."
+                .to_owned()
+        }
         Cause::Lock => "Use tokio::sync::Mutex (or RwLock), or keep the std lock's critical \
                         section short and never hold it across slow work."
             .to_owned(),
-        Cause::Channel => "Use a tokio::sync channel and .await its recv().".to_owned(),
+        Cause::Channel if api.starts_with("std::sync::mpsc::Receiver::recv_timeout") => {
+            "Use tokio::sync::mpsc and .await its recv() inside tokio::time::timeout.".to_owned()
+        }
+        Cause::Channel if api.starts_with("std::sync::mpsc::SyncSender::send") => {
+            "Use a bounded tokio::sync::mpsc channel and .await its send().".to_owned()
+        }
+        Cause::Channel => "Use tokio::sync::mpsc (or another tokio::sync channel) and .await \
+                           its recv()."
+            .to_owned(),
         Cause::Cpu => "Move the computation to tokio::task::spawn_blocking, \
                        tokio::task::block_in_place or a rayon pool."
             .to_owned(),
-        Cause::Network => "Use an async client (tokio::net, hyper, reqwest) or run the blocking \
-                           call in tokio::task::spawn_blocking."
-            .to_owned(),
+        Cause::Network => {
+            let specific = if api.starts_with("std::net::ToSocketAddrs") {
+                "Resolve names with tokio::net::lookup_host(..).await".to_owned()
+            } else if api.starts_with("std::net::TcpStream::read or ") {
+                // A direct read the stack cannot tell from a `UdpSocket::recv`.
+                "Use tokio::net::TcpStream with tokio::io::AsyncReadExt::read(..).await (a \
+                 UDP socket: tokio::net::UdpSocket::recv(..).await)"
+                    .to_owned()
+            } else if api.starts_with("std::net::TcpStream::connect") {
+                "Use tokio::net::TcpStream::connect(..).await".to_owned()
+            } else if api.starts_with("std::net::TcpStream::") {
+                format!("Use tokio::net::TcpStream with {}", async_io(api))
+            } else if api.starts_with("std::net::TcpListener::") {
+                "Use tokio::net::TcpListener and .await its accept()".to_owned()
+            } else if api.starts_with("std::net::UdpSocket::") {
+                "Use tokio::net::UdpSocket and .await its calls".to_owned()
+            } else if api.starts_with("std::os::unix::net::UnixStream::") {
+                format!("Use tokio::net::UnixStream with {}", async_io(api))
+            } else {
+                return "Use an async client (tokio::net, hyper, reqwest) or run the blocking \
+                        call in tokio::task::spawn_blocking."
+                    .to_owned();
+            };
+            format!(
+                "{specific}, or an async client (hyper, reqwest), or run the blocking call in \
+                 tokio::task::spawn_blocking."
+            )
+        }
         Cause::BlockOn => {
             "Never call block_on inside a task: .await the future instead.".to_owned()
+        }
+        Cause::Process if api.starts_with("std::process::Command::") => {
+            let method = api.rsplit("::").next().unwrap_or("output");
+            format!("Use tokio::process::Command and .await its {method}().")
+        }
+        Cause::Process if api.starts_with("std::process::Child::wait") => {
+            "Use tokio::process::Command and .await the child's wait().".to_owned()
         }
         Cause::Process => "Use tokio::process::Command.".to_owned(),
         Cause::Unknown => "Move the blocking call to tokio::task::spawn_blocking.".to_owned(),
@@ -234,6 +334,98 @@ mod tests {
         assert_eq!(
             cause(&observed(Run::Unknown, None, None), None),
             Cause::Unknown
+        );
+    }
+
+    #[test]
+    fn apis_named_through_traits_take_the_cause_of_their_concrete_call() {
+        let unknown = observed(Run::Unknown, None, None);
+        let cases = [
+            (
+                "std::net::TcpStream::read (via std::io::BufRead::read_line)",
+                Cause::Network,
+            ),
+            (
+                "std::net::TcpStream::read or std::net::UdpSocket::recv",
+                Cause::Network,
+            ),
+            ("std::net::ToSocketAddrs::to_socket_addrs", Cause::Network),
+            (
+                "std::fs::File::write (via std::io::BufWriter::flush)",
+                Cause::FileIo,
+            ),
+            ("std::process::Command::output", Cause::Process),
+            ("std::sync::mpsc::Receiver::recv_timeout", Cause::Channel),
+            ("std::sync::Condvar::wait_timeout", Cause::Lock),
+            ("std::thread::JoinHandle::join", Cause::Lock),
+        ];
+        for (api, expected) in cases {
+            assert_eq!(cause(&unknown, Some(api)), expected, "{api}");
+        }
+        // A trait call with nothing concrete inside it: the target decides.
+        let pipe = observed(Run::Waiting, Some("read"), Some(TargetKind::Pipe));
+        assert_eq!(
+            cause(&pipe, Some("std::io::Read::read_exact")),
+            Cause::FileIo
+        );
+        assert_eq!(cause(&pipe, None), Cause::FileIo);
+    }
+
+    #[test]
+    fn fixes_name_the_tokio_counterpart() {
+        let cases = [
+            (
+                Cause::Network,
+                "std::net::TcpStream::read (via std::io::BufRead::read_line)",
+                "tokio::io::BufReader and tokio::io::AsyncBufReadExt::read_line(..).await",
+            ),
+            (
+                Cause::Network,
+                "std::net::TcpStream::read (via std::io::Read::read_exact)",
+                "tokio::net::TcpStream with tokio::io::AsyncReadExt::read_exact(..).await",
+            ),
+            (
+                Cause::Network,
+                "std::net::ToSocketAddrs::to_socket_addrs",
+                "tokio::net::lookup_host(..).await",
+            ),
+            (
+                Cause::FileIo,
+                "std::fs::File::write (via std::io::Write::write_all)",
+                "tokio::fs::File with tokio::io::AsyncWriteExt::write_all(..).await",
+            ),
+            (
+                Cause::FileIo,
+                "std::fs::File::write (via std::io::BufWriter::flush)",
+                "tokio::io::BufWriter and tokio::io::AsyncWriteExt::flush(..).await",
+            ),
+            (
+                Cause::Process,
+                "std::process::Command::output",
+                "tokio::process::Command and .await its output()",
+            ),
+            (
+                Cause::Channel,
+                "std::sync::mpsc::Receiver::recv",
+                "tokio::sync::mpsc",
+            ),
+            (
+                Cause::Lock,
+                "std::sync::Condvar::wait",
+                "tokio::sync::Notify",
+            ),
+            (
+                Cause::Lock,
+                "std::thread::JoinHandle::join",
+                "tokio::task::spawn_blocking and .await its JoinHandle",
+            ),
+        ];
+        for (cause, api, fix) in cases {
+            let text = suggestion(cause, Some(api));
+            assert!(text.contains(fix), "{api}: {text}");
+        }
+        assert!(
+            suggestion(Cause::Lock, Some("std::sync::Mutex::lock")).contains("tokio::sync::Mutex")
         );
     }
 

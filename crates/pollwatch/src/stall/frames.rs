@@ -70,39 +70,124 @@ fn is_runtime(frame: &Frame) -> bool {
 }
 
 /// A frame whose function has only a short name (line tables only) gets a path built from
-/// its file when that file is in a dependency: `futures-executor-0.3.31/src/local_pool.rs`
-/// and `block_on<..>` make `futures_executor::local_pool::block_on`.
+/// its file. In a dependency the crate and module make it: `futures-executor-0.3.31/src/local_pool.rs`
+/// and `block_on<..>` make `futures_executor::local_pool::block_on`. In the standard library
+/// the module alone often does not say the type or trait, so [`STD_SHORT_NAMES`] does:
+/// `read_exact<..>` in `library/std/src/io/mod.rs` is `std::io::Read::read_exact`.
 pub(crate) fn qualified(frame: &Frame) -> String {
     let short = frame.function.split('<').next().unwrap_or_default();
-    if short.contains("::") || short.starts_with("0x") {
+    if short.is_empty() || short.contains("::") || short.starts_with("0x") {
         return frame.function.clone();
     }
-    let Some(file) = frame.file.as_deref() else {
+    let Some(module) = frame.file.as_deref().and_then(module_of_file) else {
         return frame.function.clone();
     };
-    let Some(at) = file.find("/.cargo/registry/src/") else {
-        return frame.function.clone();
+    if module.starts_with("std::") {
+        for (std_module, function, public) in STD_SHORT_NAMES {
+            if module == std_module && function == short {
+                return public.to_owned();
+            }
+            if module == std_module && function == "*" {
+                return format!("{public}::{short}");
+            }
+        }
+    }
+    format!("{module}::{short}")
+}
+
+/// Public names of standard library functions that release builds show by their short name
+/// only: (the module their file makes, the short name or `*` for every function of the file,
+/// the public name or, for `*`, the type the functions belong to).
+const STD_SHORT_NAMES: [(&str, &str, &str); 19] = [
+    ("std::io", "read_exact", "std::io::Read::read_exact"),
+    ("std::io", "read_to_end", "std::io::Read::read_to_end"),
+    ("std::io", "read_to_string", "std::io::Read::read_to_string"),
+    ("std::io", "read_line", "std::io::BufRead::read_line"),
+    ("std::io", "read_until", "std::io::BufRead::read_until"),
+    ("std::io", "write_all", "std::io::Write::write_all"),
+    ("std::io", "write_fmt", "std::io::Write::write_fmt"),
+    // Only `Bytes::next` reads through `spec_read_byte`; its own short name, `next`, is
+    // every iterator's in that file.
+    ("std::io", "spec_read_byte", "std::io::Bytes::next"),
+    ("std::io::copy", "copy", "std::io::copy"),
+    ("std::io::buffered::bufreader", "*", "std::io::BufReader"),
+    ("std::io::buffered::bufwriter", "*", "std::io::BufWriter"),
+    ("std::io::buffered::linewriter", "*", "std::io::LineWriter"),
+    ("std::sync::mpsc", "recv", "std::sync::mpsc::Receiver::recv"),
+    (
+        "std::sync::mpsc",
+        "recv_timeout",
+        "std::sync::mpsc::Receiver::recv_timeout",
+    ),
+    ("std::sync::poison::condvar", "*", "std::sync::Condvar"),
+    ("std::sync::poison::mutex", "*", "std::sync::Mutex"),
+    ("std::sync::poison::rwlock", "*", "std::sync::RwLock"),
+    ("std::thread::join_handle", "*", "std::thread::JoinHandle"),
+    (
+        "std::net::socket_addr",
+        "to_socket_addrs",
+        "std::net::ToSocketAddrs::to_socket_addrs",
+    ),
+];
+
+/// The module path a source file of a dependency (crates.io or git) or of the standard
+/// library makes: `.../futures-executor-0.3.31/src/local_pool.rs` is
+/// `futures_executor::local_pool`, `.../library/std/src/io/mod.rs` is `std::io`.
+fn module_of_file(file: &str) -> Option<String> {
+    let (krate, in_src) = if let Some(at) = file.find("/.cargo/registry/src/") {
+        // `/.cargo/registry/src/<index>/<crate>-<version>/src/...`
+        let mut parts = file[at..].split('/').skip(5);
+        let dir = parts.next()?;
+        let rest: Vec<&str> = parts.collect();
+        (crate_of_dir(dir).to_owned(), rest)
+    } else if let Some(at) = file.find("/.cargo/git/checkouts/") {
+        // `/.cargo/git/checkouts/<repo>-<hash>/<rev>/[<dirs>/<crate>/]src/...`
+        let parts: Vec<&str> = file[at..].split('/').skip(4).collect();
+        let src = parts.iter().position(|p| *p == "src")?;
+        let krate = if src >= 3 {
+            parts[src - 1]
+        } else {
+            parts[0].rsplit_once('-').map_or(parts[0], |(repo, _)| repo)
+        };
+        (krate.to_owned(), parts)
+    } else if let Some(at) = file.find("/library/") {
+        // `/rustc/<hash>/library/std/src/...`, or the `rust-src` component's copy
+        let mut parts = file[at..].split('/').skip(2);
+        let krate = parts.next()?;
+        if !matches!(krate, "std" | "core" | "alloc") {
+            return None;
+        }
+        (krate.to_owned(), parts.collect())
+    } else {
+        return None;
     };
-    let mut parts = file[at..].split('/').skip(5);
-    let Some(krate) = parts.next() else {
-        return frame.function.clone();
-    };
-    let name = krate
-        .rsplit_once('-')
-        .map_or(krate, |(name, _)| name)
-        .replace('-', "_");
-    let modules: Vec<&str> = parts
+    let mut path = krate.replace('-', "_");
+    let modules = in_src
+        .into_iter()
         .skip_while(|p| *p != "src")
         .skip(1)
         .map(|p| p.trim_end_matches(".rs"))
-        .filter(|p| *p != "lib" && *p != "mod")
-        .collect();
-    let mut path = name;
+        .filter(|p| !matches!(*p, "lib" | "mod" | "main"));
     for module in modules {
         path.push_str("::");
         path.push_str(module);
     }
-    format!("{path}::{short}")
+    Some(path)
+}
+
+/// The crate name of a registry directory `<crate>-<version>`: the version starts at the
+/// first `-` followed by `<digits>.` (crate names may hold dashes and digits).
+fn crate_of_dir(dir: &str) -> &str {
+    dir.match_indices('-')
+        .map(|(i, _)| i)
+        .find(|&i| {
+            let version = &dir[i + 1..];
+            let major = version.split('.').next().unwrap_or_default();
+            !major.is_empty()
+                && major.bytes().all(|b| b.is_ascii_digit())
+                && version.len() > major.len()
+        })
+        .map_or(dir, |i| &dir[..i])
 }
 
 /// The application's frames between the capture and the runtime, innermost first.
@@ -308,19 +393,104 @@ fn is_future_type(type_name: &str) -> bool {
         || type_name.contains("{async_fn")
 }
 
-/// The blocking API among `inside`, the frames a call site called (innermost first): the
-/// outermost recognised one.
+/// The blocking API among `inside`, the frames a call site called (innermost first), named
+/// after the outermost recognised one, the call the application made.
+///
+/// When that call is a trait method or a wrapper that does not say what it blocks on
+/// ([`THROUGH`]: `std::io::Read::read_exact`, `std::io::BufRead::read_line`,
+/// `std::io::BufWriter::flush`, ...), the name is the concrete call inside it (the nearest
+/// recognised frame that is not one of those), its read or write variant named plainly,
+/// followed by the call made: `std::net::TcpStream::read (via std::io::BufRead::read_line)`,
+/// `std::fs::File::write (via std::io::Write::write_all)`. Otherwise (`std::fs::read`,
+/// `std::sync::Mutex::lock`, ...) the call made is the name.
 pub(crate) fn blocking_api(inside: &[Frame]) -> Option<String> {
-    inside.iter().rev().find_map(|f| known_api(&qualified(f)))
+    let apis: Vec<String> = inside
+        .iter()
+        .filter_map(|f| known_api(&qualified(f)))
+        .collect();
+    let outer = apis.last()?;
+    if !is_through(outer) {
+        if outer == MERGED_SOCKET_READ {
+            return Some(AMBIGUOUS_SOCKET_READ.to_owned());
+        }
+        return Some(outer.clone());
+    }
+    let Some(concrete) = apis.iter().rev().find(|api| !is_through(api)) else {
+        return Some(outer.clone());
+    };
+    let concrete = if concrete == MERGED_SOCKET_READ {
+        // `UdpSocket` implements none of the reading traits: through one, it is a `TcpStream`.
+        "std::net::TcpStream::read".to_owned()
+    } else {
+        plain_operation(concrete)
+    };
+    Some(format!("{concrete} (via {outer})"))
+}
+
+/// Traits and wrappers whose frames do not say what they read or write.
+const THROUGH: [&str; 8] = [
+    "std::io::Read::",
+    "std::io::Write::",
+    "std::io::BufRead::",
+    "std::io::BufReader::",
+    "std::io::BufWriter::",
+    "std::io::LineWriter::",
+    "std::io::Bytes::",
+    "std::io::copy",
+];
+
+fn is_through(api: &str) -> bool {
+    THROUGH.iter().any(|t| api.starts_with(t))
+}
+
+/// The standard library compiles `<TcpStream as Read>::read` and `UdpSocket::recv` to one
+/// function, which the debug info calls `UdpSocket::recv`: called directly, a stack cannot
+/// tell the two apart (the stall's `blocked_on` can: TCP or UDP).
+const MERGED_SOCKET_READ: &str = "std::net::UdpSocket::recv";
+
+/// The name of [`MERGED_SOCKET_READ`] called directly.
+const AMBIGUOUS_SOCKET_READ: &str = "std::net::TcpStream::read or std::net::UdpSocket::recv";
+
+/// `std::net::TcpStream::read_buf` -> `std::net::TcpStream::read`: the variants a trait's
+/// default methods call are one read or write to a person.
+fn plain_operation(api: &str) -> String {
+    for (variant, plain) in [
+        ("::read_buf_exact", "::read"),
+        ("::read_buf", "::read"),
+        ("::read_vectored", "::read"),
+        ("::write_vectored", "::write"),
+    ] {
+        if let Some(owner) = api.strip_suffix(variant) {
+            return format!("{owner}{plain}");
+        }
+    }
+    api.to_owned()
 }
 
 /// The dependency function the application called into, among `inside` (innermost first),
-/// if the blocking call went through one.
-pub(crate) fn dependency_call(_inside: &[Frame]) -> Option<String> {
-    None
+/// if the blocking call went through one: the outermost frame in a dependency's source (a
+/// crates.io or git checkout), canonical and crate-qualified
+/// (`futures_executor::local_pool::block_on`, `serde_json::de::from_reader`).
+pub(crate) fn dependency_call(inside: &[Frame]) -> Option<String> {
+    let frame = inside.iter().rev().find(|f| {
+        f.file
+            .as_deref()
+            .is_some_and(|file| file.contains("/.cargo/registry/") || file.contains("/.cargo/git/"))
+    })?;
+    let mut name = canonical(&qualified(frame));
+    while let Some((outer, last)) = name.rsplit_once("::") {
+        if last.starts_with('{') {
+            name = outer.to_owned();
+        } else {
+            break;
+        }
+    }
+    Some(name)
 }
 
-/// A function name without generic arguments, with `<T as Trait>::f` turned into `T::f`.
+/// A function name without generic arguments: `<T as Trait>::f` turned into `T::f` (into
+/// `Trait::f` when `T` is no path, as in `<(&str, u16) as ToSocketAddrs>::to_socket_addrs`),
+/// `<T>::f` into `T::f`.
 pub(crate) fn canonical(function: &str) -> String {
     let mut name = function.trim_start_matches('&').to_owned();
     // `<std::fs::File as std::io::Read>::read` -> `std::fs::File::read`
@@ -328,8 +498,21 @@ pub(crate) fn canonical(function: &str) -> String {
         if let Some(as_at) = rest.find(" as ") {
             if let Some(close) = rest.rfind(">::") {
                 if close > as_at {
-                    name = format!("{}::{}", &rest[..as_at], &rest[close + 3..]);
+                    let ty = rest[..as_at].trim_start_matches(['&', '*']);
+                    let ty = ty.strip_prefix("mut ").unwrap_or(ty);
+                    let owner = if ty.starts_with(|c: char| c.is_alphabetic()) && ty.contains("::")
+                    {
+                        ty
+                    } else {
+                        &rest[as_at + 4..close]
+                    };
+                    name = format!("{owner}::{}", &rest[close + 3..]);
                 }
+            }
+        } else if let Some(close) = rest.find(">::") {
+            // `<std::process::Command>::output` -> `std::process::Command::output`
+            if !rest[..close].contains('<') {
+                name = format!("{}::{}", &rest[..close], &rest[close + 3..]);
             }
         }
     }
@@ -349,8 +532,9 @@ pub(crate) fn canonical(function: &str) -> String {
 }
 
 /// Public paths for the private modules std's functions live in.
-const RENAMES: [(&str, &str); 11] = [
+const RENAMES: [(&str, &str); 18] = [
     ("std::thread::functions::", "std::thread::"),
+    ("std::thread::join_handle::", "std::thread::"),
     ("std::sync::poison::mutex::", "std::sync::"),
     ("std::sync::poison::rwlock::", "std::sync::"),
     ("std::sync::poison::condvar::", "std::sync::"),
@@ -359,14 +543,26 @@ const RENAMES: [(&str, &str); 11] = [
     ("std::sync::condvar::", "std::sync::"),
     ("std::net::tcp::", "std::net::"),
     ("std::net::udp::", "std::net::"),
+    ("std::net::socket_addr::", "std::net::"),
+    ("std::os::unix::net::stream::", "std::os::unix::net::"),
+    ("std::io::buffered::bufreader::", "std::io::"),
+    ("std::io::buffered::bufwriter::", "std::io::"),
+    ("std::io::buffered::linewriter::", "std::io::"),
+    ("std::io::copy::", "std::io::"),
     ("std::sync::mpsc::", "std::sync::mpsc::"),
     ("futures_executor::local_pool::", "futures::executor::"),
 ];
 
 /// The public blocking APIs pollwatch recognises, as prefixes of canonical names.
-const BLOCKING_APIS: [&str; 18] = [
+const BLOCKING_APIS: [&str; 29] = [
     "std::io::Read::",
     "std::io::Write::",
+    "std::io::BufRead::",
+    "std::io::BufReader::",
+    "std::io::BufWriter::",
+    "std::io::LineWriter::",
+    "std::io::Bytes::",
+    "std::io::copy",
     "std::fs::",
     "std::thread::sleep",
     "std::sync::Mutex::lock",
@@ -374,12 +570,17 @@ const BLOCKING_APIS: [&str; 18] = [
     "std::sync::RwLock::write",
     "std::sync::Condvar::wait",
     "std::sync::mpsc::Receiver::recv",
+    "std::sync::mpsc::SyncSender::send",
     "std::net::TcpStream::",
     "std::net::TcpListener::accept",
     "std::net::UdpSocket::",
     "std::net::ToSocketAddrs",
+    "std::os::unix::net::UnixStream::",
     "std::process::Command::",
     "std::process::Child::wait",
+    "std::process::ChildStdout::",
+    "std::process::ChildStderr::",
+    "std::process::ChildStdin::",
     "std::io::stdio::",
     "futures::executor::block_on",
     "std::thread::JoinHandle::join",
@@ -400,7 +601,7 @@ pub(crate) fn known_api(function: &str) -> Option<String> {
             name = stripped.to_owned();
         }
     }
-    if name.contains("{{closure}}") {
+    if name.contains("{{closure}}") || name.contains("{closure#") {
         return None;
     }
     BLOCKING_APIS
@@ -585,6 +786,315 @@ mod tests {
         assert_eq!(
             known_api(&qualified(&f)).as_deref(),
             Some("futures::executor::block_on")
+        );
+    }
+
+    fn std_frame(function: &str, file: &str) -> Frame {
+        frame(
+            function,
+            Some(&format!("/rustc/59807616e1fa/library/std/src/{file}")),
+            Some(1),
+        )
+    }
+
+    #[test]
+    fn short_std_names_get_their_public_type_or_trait() {
+        let cases = [
+            (
+                "read_exact<std::net::tcp::TcpStream>",
+                "io/mod.rs",
+                "std::io::Read::read_exact",
+            ),
+            (
+                "read_line<std::io::buffered::bufreader::BufReader<X>>",
+                "io/mod.rs",
+                "std::io::BufRead::read_line",
+            ),
+            (
+                "fill_buf<std::net::tcp::TcpStream>",
+                "io/buffered/bufreader.rs",
+                "std::io::BufReader::fill_buf",
+            ),
+            (
+                "recv<()>",
+                "sync/mpsc.rs",
+                "std::sync::mpsc::Receiver::recv",
+            ),
+            ("recv<()>", "sync/mpmc/mod.rs", "std::sync::mpmc::recv"),
+            (
+                "wait_timeout<bool>",
+                "sync/poison/condvar.rs",
+                "std::sync::Condvar::wait_timeout",
+            ),
+            (
+                "join<()>",
+                "thread/join_handle.rs",
+                "std::thread::JoinHandle::join",
+            ),
+            (
+                "join<()>",
+                "thread/lifecycle.rs",
+                "std::thread::lifecycle::join",
+            ),
+            ("read<&std::path::PathBuf>", "fs.rs", "std::fs::read"),
+        ];
+        for (function, file, public) in cases {
+            assert_eq!(
+                qualified(&std_frame(function, file)),
+                public,
+                "{function} in {file}"
+            );
+        }
+        // Full names are left as they are.
+        let full = std_frame("<std::process::Command>::output", "process.rs");
+        assert_eq!(qualified(&full), "<std::process::Command>::output");
+    }
+
+    #[test]
+    fn git_dependencies_and_dashed_versions_make_crate_paths() {
+        let git = frame(
+            "send<X>",
+            Some("/home/u/.cargo/git/checkouts/client-rs-3f2a9c/1a2b3c4/crates/http-client/src/blocking/mod.rs"),
+            Some(9),
+        );
+        assert_eq!(qualified(&git), "http_client::blocking::send");
+        let git_root = frame(
+            "call",
+            Some("/home/u/.cargo/git/checkouts/ureq-0b1c2d/5e6f7a8/src/request.rs"),
+            Some(9),
+        );
+        assert_eq!(qualified(&git_root), "ureq::request::call");
+        assert_eq!(crate_of_dir("futures-executor-0.3.31"), "futures-executor");
+        assert_eq!(crate_of_dir("sha2-0.10.8"), "sha2");
+        assert_eq!(crate_of_dir("x25519-dalek-2.0.0-rc.3"), "x25519-dalek");
+    }
+
+    #[test]
+    fn inherent_and_trait_impls_on_non_paths_are_canonical() {
+        assert_eq!(
+            canonical("<std::process::Command>::output"),
+            "std::process::Command::output"
+        );
+        assert_eq!(
+            known_api("<(&str, u16) as std::net::socket_addr::ToSocketAddrs>::to_socket_addrs")
+                .as_deref(),
+            Some("std::net::ToSocketAddrs::to_socket_addrs")
+        );
+        assert_eq!(
+            canonical("<&mut serde_json::de::Deserializer<R> as serde_core::de::Deserializer>::deserialize_any"),
+            "serde_json::de::Deserializer::deserialize_any"
+        );
+        assert_eq!(
+            known_api("std::thread::join_handle::JoinHandle<T>::join").as_deref(),
+            Some("std::thread::JoinHandle::join")
+        );
+    }
+
+    /// The frames (innermost first) of a read from a socket as std compiles it, from the
+    /// syscall up to `outer`, called by an application frame.
+    fn socket_read_under(outer: &[Frame]) -> Vec<Frame> {
+        let mut stack = vec![
+            frame(
+                "__libc_recv",
+                Some("./socket/../sysdeps/unix/sysv/linux/recv.c"),
+                Some(28),
+            ),
+            std_frame(
+                "<std::sys::net::connection::socket::unix::Socket>::read",
+                "sys/net/connection/socket/unix.rs",
+            ),
+            std_frame(
+                "<std::sys::net::connection::socket::UdpSocket>::recv",
+                "sys/net/connection/socket/mod.rs",
+            ),
+            std_frame("<std::net::udp::UdpSocket>::recv", "net/udp.rs"),
+        ];
+        stack.extend_from_slice(outer);
+        stack.push(frame(
+            "app::client::fetch",
+            Some("/w/app/src/client.rs"),
+            Some(40),
+        ));
+        stack
+    }
+
+    #[test]
+    fn a_trait_call_is_named_after_the_concrete_call_inside_it() {
+        let read_exact = socket_read_under(&[std_frame("std::io::Read::read_exact", "io/mod.rs")]);
+        assert_eq!(
+            call_site(&read_exact).api.as_deref(),
+            Some("std::net::TcpStream::read (via std::io::Read::read_exact)")
+        );
+        let release = socket_read_under(&[std_frame(
+            "read_exact<std::net::tcp::TcpStream>",
+            "io/mod.rs",
+        )]);
+        assert_eq!(call_site(&release).api, call_site(&read_exact).api);
+        // Called directly, the merged read cannot be told from a UDP receive.
+        assert_eq!(
+            call_site(&socket_read_under(&[])).api.as_deref(),
+            Some("std::net::TcpStream::read or std::net::UdpSocket::recv")
+        );
+        let write_all = vec![
+            std_frame("<std::fs::File as std::io::Write>::write", "fs.rs"),
+            std_frame("std::io::Write::write_all", "io/mod.rs"),
+            frame("app::save", Some("/w/app/src/save.rs"), Some(3)),
+        ];
+        assert_eq!(
+            call_site(&write_all).api.as_deref(),
+            Some("std::fs::File::write (via std::io::Write::write_all)")
+        );
+        // A trait call with nothing concrete inside it keeps its own name.
+        let stdin_like = vec![
+            frame("read", Some("./io/read.c"), Some(1)),
+            std_frame("std::io::Read::read_exact", "io/mod.rs"),
+            frame("app::input", Some("/w/app/src/input.rs"), Some(3)),
+        ];
+        assert_eq!(
+            call_site(&stdin_like).api.as_deref(),
+            Some("std::io::Read::read_exact")
+        );
+    }
+
+    #[test]
+    fn no_dependency_between_the_application_and_std() {
+        let site = call_site(&socket_read_under(&[std_frame(
+            "std::io::Read::read_exact",
+            "io/mod.rs",
+        )]));
+        assert_eq!(site.dependency, None);
+    }
+
+    /// The trimmed stack of thread `tid` of this process, captured and symbolized as pollwatch
+    /// does for a stuck poll; `None` where the capture machinery is not available.
+    fn captured_stack(tid: pollwatch_capture::Tid) -> Option<Vec<Frame>> {
+        let inspector = pollwatch_capture::inspector(true);
+        if !inspector.can_capture() {
+            return None;
+        }
+        for _ in 0..200 {
+            match inspector.capture(tid, std::time::Duration::from_secs(1)) {
+                Ok(raw) => {
+                    let frames = pollwatch_capture::symbolize(&raw.ips)
+                        .into_iter()
+                        .map(|f| Frame {
+                            function: f.function.unwrap_or_else(|| format!("{:#x}", f.ip)),
+                            file: f.file,
+                            line: f.line,
+                        })
+                        .collect::<Vec<_>>();
+                    return Some(trim(&frames));
+                }
+                Err(pollwatch_capture::CaptureError::Busy) => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => panic!("capture failed: {e}"),
+            }
+        }
+        panic!("the capture machinery stayed busy")
+    }
+
+    /// Starts a thread that runs `blocking` and returns its id, once it is inside.
+    fn thread_running(
+        blocking: impl FnOnce() + Send + 'static,
+    ) -> (pollwatch_capture::Tid, std::thread::JoinHandle<()>) {
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            tid_tx.send(pollwatch_capture::current_tid()).unwrap();
+            blocking();
+        });
+        let tid = tid_rx.recv().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        (tid, thread)
+    }
+
+    #[test]
+    fn a_blocking_dependency_call_is_named_from_a_real_stack() {
+        let (tx, rx) = futures::channel::oneshot::channel::<()>();
+        let (tid, thread) = thread_running(move || {
+            let _ = futures::executor::block_on(rx);
+        });
+        let stack = captured_stack(tid);
+        tx.send(()).unwrap();
+        thread.join().unwrap();
+        let Some(stack) = stack else { return };
+        let site = call_site(&stack);
+        assert_eq!(
+            site.api.as_deref(),
+            Some("futures::executor::block_on"),
+            "{stack:#?}"
+        );
+        assert_eq!(
+            site.dependency.as_deref(),
+            Some("futures_executor::local_pool::block_on"),
+            "{stack:#?}"
+        );
+        assert!(
+            site.file.as_deref().unwrap_or("").contains("frames.rs"),
+            "{site:?}"
+        );
+    }
+
+    #[test]
+    fn a_std_call_made_by_a_dependency_names_both_from_a_real_stack() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tid, thread) = thread_running(move || {
+            let stream = std::net::TcpStream::connect(addr).unwrap();
+            let _ = serde_json::from_reader::<_, serde_json::Value>(stream);
+        });
+        let (conn, _) = listener.accept().unwrap();
+        let stack = captured_stack(tid);
+        drop(conn);
+        thread.join().unwrap();
+        let Some(stack) = stack else { return };
+        let site = call_site(&stack);
+        assert_eq!(
+            site.api.as_deref(),
+            Some("std::net::TcpStream::read (via std::io::Bytes::next)"),
+            "{stack:#?}"
+        );
+        assert_eq!(
+            site.dependency.as_deref(),
+            Some("serde_json::de::from_reader"),
+            "{stack:#?}"
+        );
+    }
+
+    /// A name lookup of `localhost` takes well under a millisecond here, too short for a
+    /// stall test: a thread repeats it, and its stack is captured until one capture lands
+    /// inside a lookup.
+    #[test]
+    fn a_name_lookup_is_named_from_a_real_stack() {
+        use std::net::ToSocketAddrs;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let looking_up = stop.clone();
+        let (tid, thread) = thread_running(move || {
+            while !looking_up.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = ("localhost", 80).to_socket_addrs();
+            }
+        });
+        let mut seen = Vec::new();
+        for _ in 0..300 {
+            let Some(stack) = captured_stack(tid) else {
+                break;
+            };
+            let site = call_site(&stack);
+            if let Some(api) = site.api {
+                seen.push(api);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        thread.join().unwrap();
+        if !pollwatch_capture::inspector(true).can_capture() {
+            return;
+        }
+        assert_eq!(
+            seen.first().map(String::as_str),
+            Some("std::net::ToSocketAddrs::to_socket_addrs"),
+            "{seen:?}"
         );
     }
 
