@@ -52,12 +52,7 @@ fn only_stall(report: &pollwatch::Report) -> &pollwatch_report::Stall {
 }
 
 fn assert_call_site(stall: &pollwatch_report::Stall, line: u32) {
-    let call_site = stall.call_site.as_deref().unwrap_or("none");
-    assert!(
-        call_site.ends_with(&format!("detects_blocking_calls.rs:{line}")),
-        "call site {call_site}, expected line {line}; backtrace: {:#?}",
-        stall.backtrace
-    );
+    support::assert_call_site_at(stall, "detects_blocking_calls.rs", line);
 }
 
 #[test]
@@ -183,10 +178,14 @@ fn a_contended_std_mutex_is_a_lock() {
     let stall = only_stall(&report);
     assert_eq!(stall.cause, "lock", "{stall:#?}");
     assert_eq!(stall.syscall.as_deref(), Some("futex"));
-    assert_eq!(
-        stall.blocking_call.as_deref(),
-        Some("std::sync::Mutex::lock")
-    );
+    if support::binary_has_line_tables() {
+        assert_eq!(
+            stall.blocking_call.as_deref(),
+            Some("std::sync::Mutex::lock")
+        );
+    }
+    // Without line tables `Mutex::lock` is inlined into its caller and leaves no frame: the
+    // futex wait still makes it a lock, with the lock's fix.
     assert_call_site(stall, line);
     assert!(stall.suggestion.contains("tokio::sync::Mutex"));
 }
@@ -207,14 +206,22 @@ fn a_cpu_loop_is_cpu_work_at_the_loop() {
     let stall = only_stall(&report);
     assert_eq!(stall.cause, "cpu", "{stall:#?}");
     assert_eq!(stall.state, "running on CPU");
-    assert!(
-        stall
-            .call_site
-            .as_deref()
-            .unwrap_or("")
-            .contains("detects_blocking_calls.rs"),
-        "{stall:#?}"
-    );
+    if support::binary_has_line_tables() {
+        assert!(
+            stall
+                .call_site
+                .as_deref()
+                .unwrap_or("")
+                .contains("detects_blocking_calls.rs"),
+            "{stall:#?}"
+        );
+    } else {
+        assert_eq!(
+            stall.call_function.as_deref(),
+            Some("detects_blocking_calls::spin_for"),
+            "{stall:#?}"
+        );
+    }
     assert!(
         stall
             .backtrace

@@ -45,12 +45,7 @@ fn stall_of(blocking: impl FnOnce() -> u32 + Send + 'static) -> pollwatch_report
         .collect();
     assert_eq!(stalls.len(), 1, "{:#?}", report.stalls);
     let stall = stalls[0].clone();
-    let call_site = stall.call_site.as_deref().unwrap_or("none");
-    assert!(
-        call_site.ends_with(&format!("names_blocking_apis_through_traits.rs:{line}")),
-        "call site {call_site}, expected line {line}; backtrace: {:#?}",
-        stall.backtrace
-    );
+    support::assert_call_site_at(&stall, "names_blocking_apis_through_traits.rs", line);
     stall
 }
 

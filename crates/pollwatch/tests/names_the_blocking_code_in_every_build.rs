@@ -12,30 +12,10 @@ mod support;
 use std::time::Duration;
 
 use pollwatch::PollWatch;
-use support::{Captured, Watched};
+use support::{binary_has_line_tables, Captured, Watched};
 
 const THRESHOLD: Duration = Duration::from_millis(20);
 const BLOCK: Duration = Duration::from_millis(150);
-
-/// Whether the running binary has a `.debug_line` section (Linux ELF64 little-endian), read
-/// from `/proc/self/exe`'s section headers.
-fn binary_has_line_tables() -> bool {
-    let elf = std::fs::read("/proc/self/exe").expect("the test binary");
-    let u16_at = |at: usize| u16::from_le_bytes([elf[at], elf[at + 1]]) as usize;
-    let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap()) as usize;
-    let u64_at = |at: usize| u64::from_le_bytes(elf[at..at + 8].try_into().unwrap()) as usize;
-    assert_eq!(&elf[..4], b"\x7fELF");
-    assert_eq!(elf[4], 2, "ELF64");
-    let (shoff, shentsize, shnum, shstrndx) =
-        (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
-    let header = |i: usize| shoff + i * shentsize;
-    let names = u64_at(header(shstrndx) + 0x18);
-    (0..shnum).any(|i| {
-        let name = names + u32_at(header(i));
-        let end = elf[name..].iter().position(|&b| b == 0).unwrap_or(0);
-        &elf[name..name + end] == b".debug_line"
-    })
-}
 
 /// Sleeps, from a function that is not inlined, so every build keeps its name.
 #[inline(never)]

@@ -192,3 +192,65 @@ pub fn stalls_at<'a>(
     let label = site_at(report, file, line).label.clone();
     report.stalls.iter().filter(|s| s.site == label).collect()
 }
+
+/// Whether the running test binary has line tables: a `.debug_line` section in its ELF
+/// headers (Linux, 64-bit little-endian), read from `/proc/self/exe`, independently of
+/// pollwatch.
+#[allow(dead_code)]
+pub fn binary_has_line_tables() -> bool {
+    let elf = std::fs::read("/proc/self/exe").expect("the test binary");
+    let u16_at = |at: usize| u16::from_le_bytes([elf[at], elf[at + 1]]) as usize;
+    let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap()) as usize;
+    let u64_at = |at: usize| u64::from_le_bytes(elf[at..at + 8].try_into().unwrap()) as usize;
+    assert_eq!(&elf[..4], b"\x7fELF");
+    assert_eq!(elf[4], 2, "ELF64");
+    let (shoff, shentsize) = (u64_at(0x28), u16_at(0x3a));
+    let (shnum, shstrndx) = (u16_at(0x3c), u16_at(0x3e));
+    let header = |i: usize| shoff + i * shentsize;
+    let names = u64_at(header(shstrndx) + 0x18);
+    (0..shnum).any(|i| {
+        let name = names + u32_at(header(i));
+        let end = elf[name..].iter().position(|&b| b == 0).unwrap_or(0);
+        &elf[name..name + end] == b".debug_line"
+    })
+}
+
+/// Asserts that the stall names where it blocked as well as the build allows: with line
+/// tables, `file:line` exactly; without them, the function (and that the line is unknown),
+/// or that the code was inlined into tokio's poll. Returns whether the line was checked.
+#[allow(dead_code)]
+pub fn assert_call_site_at(stall: &pollwatch_report::Stall, file: &str, line: u32) -> bool {
+    if binary_has_line_tables() {
+        let call_site = stall.call_site.as_deref().unwrap_or("none");
+        assert!(
+            call_site.ends_with(&format!("{file}:{line}")),
+            "call site {call_site}, expected line {line}; backtrace: {:#?}",
+            stall.backtrace
+        );
+        eprintln!("call site named: line {call_site}");
+        return true;
+    }
+    assert_eq!(stall.call_site, None);
+    match stall.call_site_missing.as_deref() {
+        Some("no_line_tables") => {
+            let function = stall.call_function.as_deref().unwrap_or_default();
+            assert!(
+                stall
+                    .message
+                    .contains(&format!("in {function} (line unknown")),
+                "{}",
+                stall.message
+            );
+        }
+        Some("inlined") => {
+            assert!(
+                stall.message.contains("inlined into tokio's poll"),
+                "{}",
+                stall.message
+            );
+            eprintln!("call site named: inlined into tokio's poll");
+        }
+        other => panic!("call site unexplained ({other:?}): {stall:#?}"),
+    }
+    false
+}
