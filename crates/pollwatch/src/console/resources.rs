@@ -14,7 +14,7 @@
 //! | `poll_p99` | u64, `override`, unit `µs` | 99th percentile of the site's finished polls |
 //! | `stalled_now` | bool | a poll of this site holds a worker past the threshold right now |
 //! | `last_cause` | str | the last stall's cause (`file_io`, `sleep`, `lock`, `channel`, `network`, `cpu`, `block_on`, `process`, `unknown`) |
-//! | `last_call_site` | str | the last stall's blocking call site and the blocking API it called |
+//! | `last_call_site` | str | the last stall's blocking call site (its function when the build has no line tables) and the blocking API it called, and the type being dropped for a stall in a `Drop` |
 //! | `suggestion` | str | what to do about the last stall |
 //!
 //! Numbers are sent only when they change; `poll_p99` is refreshed at most once a second.
@@ -31,7 +31,7 @@ use tracing_core::span::Id;
 use tracing_core::Dispatch;
 
 use crate::config::TARGET;
-use crate::poll::{PollKey, PollPath};
+use crate::poll::{PollKey, PollKind, PollPath};
 use crate::sites::SiteId;
 use crate::stall::book::MAX_LIVE;
 use crate::stall::record::StallRecord;
@@ -169,14 +169,21 @@ impl Resources {
     }
 }
 
-/// Sends the stall's blocking call site (and the blocking API it called) if it changed.
+/// Sends the stall's blocking call site (and the blocking API it called, and the type being
+/// dropped for a drop) if it changed.
 fn send_call_site(resource: &mut SiteResource, stall: &StallRecord) {
-    let call_site = match (&stall.look.call_site, &stall.look.api) {
-        (Some(at), Some(api)) => format!("{at} {api}"),
-        (Some(at), None) => at.clone(),
-        (None, Some(api)) => format!("unknown ({api})"),
-        (None, None) => "unknown".to_owned(),
+    let look = &stall.look;
+    let at = pollwatch_report::call_site_label(look.call_site.as_deref(), look.function.as_deref());
+    let mut call_site = match &look.api {
+        Some(api) => format!("{at} {api}"),
+        None => at,
     };
+    if stall.kind == PollKind::Drop {
+        match look.dropping.as_ref().and_then(|d| d.type_name.as_deref()) {
+            Some(dropping) => call_site.push_str(&format!(" (while dropping {dropping})")),
+            None => call_site.push_str(" (while dropping the task's future)"),
+        }
+    }
     if resource.sent_call_site.as_ref() != Some(&call_site) {
         update!(last_call_site = call_site.as_str());
         resource.sent_call_site = Some(call_site);
