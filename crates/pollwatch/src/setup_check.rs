@@ -19,8 +19,8 @@ use crate::task::{is_task_span, TASK_TARGET};
 /// What pollwatch says when the build has no line tables.
 pub(crate) const NO_LINE_TABLES: &str = "pollwatch: this build has no line tables, so stalls \
     name the application's function that blocked but not its file and line, and code inlined \
-    into tokio's poll not even its function. Add to Cargo.toml (a few percent more binary \
-    size, no runtime cost):\n  [profile.release]\n  debug = \"line-tables-only\"";
+    into tokio's poll not even its function. Add to Cargo.toml (a larger binary on disk, no \
+    runtime cost):\n  [profile.release]\n  debug = \"line-tables-only\"";
 
 /// The names tokio gives its worker threads, as `/proc` shows them (15 bytes): current
 /// releases, then older ones.
