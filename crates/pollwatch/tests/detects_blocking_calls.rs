@@ -145,19 +145,24 @@ fn a_tcp_read_from_a_slow_server_names_the_peer() {
         blocked_on.contains(&addr.to_string()),
         "peer named: {blocked_on}"
     );
-    assert!(
-        stall
-            .blocking_call
-            .as_deref()
-            .unwrap_or("")
-            .starts_with("std::net::TcpStream::read")
-            || stall
+    // Without line tables std's socket read is folded into another function of the same
+    // code (named after whichever one the linker kept): the API is asserted with them only,
+    // the cause and fix come from the socket either way.
+    if support::binary_has_line_tables() {
+        assert!(
+            stall
                 .blocking_call
                 .as_deref()
                 .unwrap_or("")
-                .contains("read_exact"),
-        "{stall:#?}"
-    );
+                .starts_with("std::net::TcpStream::read")
+                || stall
+                    .blocking_call
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("read_exact"),
+            "{stall:#?}"
+        );
+    }
     assert_call_site(stall, line);
     assert!(stall.suggestion.contains("async client"));
 }

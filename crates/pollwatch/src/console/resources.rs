@@ -172,22 +172,29 @@ impl Resources {
 /// Sends the stall's blocking call site (and the blocking API it called, and the type being
 /// dropped for a drop) if it changed.
 fn send_call_site(resource: &mut SiteResource, stall: &StallRecord) {
+    let call_site = last_call_site(stall);
+    if resource.sent_call_site.as_ref() != Some(&call_site) {
+        update!(last_call_site = call_site.as_str());
+        resource.sent_call_site = Some(call_site);
+    }
+}
+
+/// The `last_call_site` attribute of a stall: its call site (or function, or `unknown`), the
+/// blocking API, and what was being dropped for a drop.
+fn last_call_site(stall: &StallRecord) -> String {
     let look = &stall.look;
     let at = pollwatch_report::call_site_label(look.call_site.as_deref(), look.function.as_deref());
-    let mut call_site = match &look.api {
+    let mut text = match &look.api {
         Some(api) => format!("{at} {api}"),
         None => at,
     };
     if stall.kind == PollKind::Drop {
         match look.dropping.as_ref().and_then(|d| d.type_name.as_deref()) {
-            Some(dropping) => call_site.push_str(&format!(" (while dropping {dropping})")),
-            None => call_site.push_str(" (while dropping the task's future)"),
+            Some(dropping) => text.push_str(&format!(" (while dropping {dropping})")),
+            None => text.push_str(" (while dropping the task's future)"),
         }
     }
-    if resource.sent_call_site.as_ref() != Some(&call_site) {
-        update!(last_call_site = call_site.as_str());
-        resource.sent_call_site = Some(call_site);
-    }
+    text
 }
 
 /// Sends the numbers and the flag that changed since they were last sent.
@@ -270,4 +277,31 @@ fn p99_us(state: &State, site: SiteId) -> Option<u64> {
         return None;
     }
     Some(merged.percentiles(&merged.histogram()).p99_ns / 1_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stall::frames::{Dropping, Missing};
+    use crate::stall::record::tests::record;
+
+    #[test]
+    fn the_last_call_site_names_the_line_or_function_and_a_drop() {
+        let mut stall = record();
+        assert_eq!(
+            last_call_site(&stall),
+            "src/store.rs:17 std::fs::read_to_string"
+        );
+        stall.look.call_site = None;
+        stall.look.missing = Some(Missing::NoLineTables);
+        stall.kind = PollKind::Drop;
+        stall.look.dropping = Some(Dropping {
+            type_name: Some("app::FlushOnDrop".to_owned()),
+        });
+        assert_eq!(
+            last_call_site(&stall),
+            "app::store::load (line unknown) std::fs::read_to_string \
+             (while dropping app::FlushOnDrop)"
+        );
+    }
 }
