@@ -151,6 +151,10 @@ fn a_blocking_call_in_an_async_block_is_never_left_unexplained() {
     } else {
         // The async block is either kept as a function, or inlined into tokio's poll: either
         // is said.
+        eprintln!(
+            "call site named: {:?} {:?}",
+            stall.call_site_missing, stall.call_function
+        );
         match stall.call_site_missing.as_deref() {
             Some("no_line_tables") => assert!(stall.call_function.is_some()),
             Some("inlined") => assert!(
