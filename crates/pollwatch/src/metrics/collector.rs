@@ -141,15 +141,17 @@ pub(crate) fn fold_buckets(merged: &SiteTotals) -> Vec<(f64, u64)> {
         .collect()
 }
 
-/// Threads whose outermost poll has run past the threshold right now, and the longest
-/// running poll (ns).
+/// Threads whose innermost poll has held them past the threshold by itself right now, and
+/// the longest such own time (ns).
 fn running_now(state: &State, slots: &[Arc<ThreadSlot>]) -> (u64, u64) {
     let clock = &state.poll.clock;
     let mut stalled = 0;
     let mut longest = 0;
     for slot in slots.iter().filter(|s| s.is_alive()) {
-        let Some(poll) = slot.running() else { continue };
-        let running = clock.since_ns(poll.start);
+        let Some(poll) = slot.innermost() else {
+            continue;
+        };
+        let running = poll.own_ns(clock);
         if running > state.threshold_ns() {
             stalled += 1;
         }

@@ -68,12 +68,14 @@ impl PollKind {
     }
 }
 
-/// One outermost poll of one thread: the thread's slot (its index in the slot list) and the
-/// poll's sequence number there. Stalls, their end and their slow-poll record are matched by it.
+/// One poll of one thread: the thread's slot (its index in the slot list), the sequence
+/// number of the outermost poll it runs in, and its own raw start (polls nested in one
+/// outermost poll differ by it). Stalls, their end and their slow-poll record are matched by it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct PollKey {
     pub(crate) slot: usize,
     pub(crate) seq: u64,
+    pub(crate) start: u64,
 }
 
 /// How much a site recorded, cheaply: enough to tell whether it changed.
@@ -226,8 +228,9 @@ impl PollPath {
             let recorded = recorder.record(own_ns, slow);
             let slow_position = if slow {
                 let site = SiteId::from_index(site);
+                let span = (frame.start.load(Relaxed), now);
                 slot.slow
-                    .push(task_id, slot.poll_seq.load(Relaxed), site, own_ns, now)
+                    .push(task_id, slot.poll_seq.load(Relaxed), site, own_ns, span)
                     .map_or(0, |p| p + 1)
             } else {
                 0

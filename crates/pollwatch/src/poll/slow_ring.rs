@@ -26,6 +26,7 @@ struct Entry {
     seq: AtomicU64,
     site: AtomicU32,
     ns: AtomicU64,
+    started_at: AtomicU64,
     ended_at: AtomicU64,
     state: AtomicU8,
 }
@@ -38,6 +39,8 @@ pub(crate) struct SlowRecord {
     pub(crate) seq: u64,
     pub(crate) site: SiteId,
     pub(crate) ns: u64,
+    /// Raw clock reading at the start of the poll (with `seq`, it names the poll).
+    pub(crate) started_at: u64,
     /// Raw clock reading at the end of the poll.
     pub(crate) ended_at: u64,
     /// A poll, or the future's drop.
@@ -69,7 +72,7 @@ impl SlowRing {
         seq: u64,
         site: SiteId,
         ns: u64,
-        ended_at: u64,
+        (started_at, ended_at): (u64, u64),
     ) -> Option<u64> {
         let head = self.head.load(Relaxed);
         if head.wrapping_sub(self.tail.load(Acquire)) >= CAPACITY as u64 {
@@ -81,6 +84,7 @@ impl SlowRing {
         entry.seq.store(seq, Relaxed);
         entry.site.store(site.index(), Relaxed);
         entry.ns.store(ns, Relaxed);
+        entry.started_at.store(started_at, Relaxed);
         entry.ended_at.store(ended_at, Relaxed);
         entry.state.store(POLL, Relaxed);
         self.head.store(head + 1, Release);
@@ -111,6 +115,7 @@ impl SlowRing {
                 seq: entry.seq.load(Relaxed),
                 site: SiteId::from_index(entry.site.load(Relaxed)),
                 ns: entry.ns.load(Relaxed),
+                started_at: entry.started_at.load(Relaxed),
                 ended_at,
                 kind: PollKind::Poll,
             };
@@ -141,6 +146,7 @@ impl Default for Entry {
             seq: AtomicU64::new(0),
             site: AtomicU32::new(0),
             ns: AtomicU64::new(0),
+            started_at: AtomicU64::new(0),
             ended_at: AtomicU64::new(0),
             state: AtomicU8::new(EMPTY),
         }
@@ -157,14 +163,14 @@ mod tests {
     fn records_come_out_in_order_and_a_full_ring_counts_its_losses() {
         let ring = SlowRing::new();
         for i in 0..CAPACITY as u64 + 3 {
-            ring.push(i, 0, SITE, 100, 10 + i);
+            ring.push(i, 0, SITE, 100, (1, 10 + i));
         }
         assert_eq!(ring.dropped(), 3);
         let mut seen = Vec::new();
         ring.drain(|_| true, |r| seen.push(r.task_id));
         assert_eq!(seen, (0..CAPACITY as u64).collect::<Vec<_>>());
         assert!(
-            ring.push(99, 0, SITE, 100, 500).is_some(),
+            ring.push(99, 0, SITE, 100, (1, 500)).is_some(),
             "drained ring accepts again"
         );
     }
@@ -172,7 +178,7 @@ mod tests {
     #[test]
     fn unsettled_records_wait_and_a_drop_mark_relabels_them() {
         let ring = SlowRing::new();
-        let position = ring.push(7, 0, SITE, 100, 1_000).unwrap();
+        let position = ring.push(7, 0, SITE, 100, (1, 1_000)).unwrap();
         let mut seen = Vec::new();
         ring.drain(|at| at < 1_000, |r| seen.push(r));
         assert!(

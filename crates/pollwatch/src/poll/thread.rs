@@ -194,18 +194,6 @@ impl ThreadSlot {
         self.alive.load(Acquire)
     }
 
-    /// The outermost poll running on this thread now, if any.
-    pub(crate) fn running(&self) -> Option<Running> {
-        let start = self.poll_start.load(Acquire);
-        let seq = self.poll_seq.load(Acquire);
-        (start != 0).then_some(Running { seq, start })
-    }
-
-    /// Whether `poll` is still running.
-    pub(crate) fn still_running(&self, poll: Running) -> bool {
-        self.poll_seq.load(Acquire) == poll.seq && self.poll_start.load(Acquire) == poll.start
-    }
-
     /// How long outermost poll `seq` held the thread, if it ended and is still on record: as
     /// the thread's last poll, or as its last slow poll (faster polls do not overwrite that).
     pub(crate) fn finished_ns(&self, seq: u64) -> Option<u64> {
@@ -239,17 +227,38 @@ impl ThreadSlot {
         end.seq.store(seq, Release);
     }
 
-    /// The innermost task being polled on this thread now (the one to blame), if any.
-    pub(crate) fn innermost_task(&self) -> Option<TaskInfo> {
+    /// The innermost poll running on this thread now (the one a stall blames), if any: the
+    /// poll whose own time, without the polls nested inside it, holds the thread.
+    pub(crate) fn innermost(&self) -> Option<InnerPoll> {
+        let seq = self.poll_seq.load(Acquire);
         let depth = self.depth.load(Acquire);
         if depth == 0 || depth > MAX_DEPTH {
             return None;
         }
         let frame = &self.frames[depth - 1];
-        Some(TaskInfo {
-            task_id: frame.task_id.load(Relaxed),
-            site: SiteId::from_index(frame.site.load(Relaxed)),
-        })
+        let poll = InnerPoll {
+            seq,
+            depth,
+            start: frame.start.load(Relaxed),
+            nested_ns: frame.nested_ns.load(Relaxed),
+            task: TaskInfo {
+                task_id: frame.task_id.load(Relaxed),
+                site: SiteId::from_index(frame.site.load(Relaxed)),
+            },
+        };
+        // Read again: a poll that started or ended meanwhile is looked at next time.
+        let settled = self.depth.load(Acquire) == depth
+            && self.poll_seq.load(Acquire) == seq
+            && self.poll_start.load(Acquire) != 0;
+        settled.then_some(poll)
+    }
+
+    /// Whether `poll` (from [`innermost`](Self::innermost)) is still being polled, innermost
+    /// or with polls nested inside it.
+    pub(crate) fn still_polling(&self, poll: &InnerPoll) -> bool {
+        self.poll_seq.load(Acquire) == poll.seq
+            && self.depth.load(Acquire) >= poll.depth
+            && self.frames[poll.depth - 1].start.load(Relaxed) == poll.start
     }
 
     /// Takes the finished slow polls queued by this thread (see [`SlowRing::drain`]).
@@ -273,11 +282,26 @@ impl ThreadSlot {
     }
 }
 
-/// An outermost poll running on a thread: its sequence number and raw start.
+/// The innermost poll running on a thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Running {
+pub(crate) struct InnerPoll {
+    /// The sequence number of the outermost poll it runs in.
     pub(crate) seq: u64,
+    /// Its nesting depth, 1 for an outermost poll.
+    pub(crate) depth: usize,
+    /// Its raw start: with `seq`, it names this poll among the thread's.
     pub(crate) start: u64,
+    /// The time of the polls nested in it that have ended.
+    pub(crate) nested_ns: u64,
+    pub(crate) task: TaskInfo,
+}
+
+impl InnerPoll {
+    /// How long it has held the thread by itself so far: since its start, without the polls
+    /// nested in it.
+    pub(crate) fn own_ns(&self, clock: &super::clock::Clock) -> u64 {
+        clock.since_ns(self.start).saturating_sub(self.nested_ns)
+    }
 }
 
 /// Marks the slot dead when its thread exits.

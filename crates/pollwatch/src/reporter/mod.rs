@@ -156,6 +156,7 @@ pub(crate) fn drain(state: &State, all: bool) {
                 let key = PollKey {
                     slot: index,
                     seq: record.seq,
+                    start: record.started_at,
                 };
                 // Not warned about again when the watchdog already reported it as a stall
                 // (whose duration becomes the poll's own measurement), nor beyond the site's

@@ -253,7 +253,11 @@ pub(crate) mod tests {
     /// A finished 312 ms stall of a named task reading a file.
     pub(crate) fn record() -> StallRecord {
         StallRecord {
-            key: PollKey { slot: 0, seq: 1 },
+            key: PollKey {
+                slot: 0,
+                seq: 1,
+                start: 7,
+            },
             task_id: 9,
             site: SiteId::from_index(0),
             thread: "tokio-rt-worker".into(),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use pollwatch_capture::{CaptureError, Inspector, RawBacktrace};
 
 use crate::poll::clock::Clock;
-use crate::poll::thread::{Running, ThreadSlot};
+use crate::poll::thread::{InnerPoll, ThreadSlot};
 use crate::poll::PollKey;
 use crate::stall::{Msg, RawSample, SampleKind};
 use crate::state::{Lost, State};
@@ -20,7 +20,9 @@ const CAPTURE_TIMEOUT: Duration = Duration::from_millis(50);
 /// A stall the watchdog has reported and is following.
 #[derive(Clone, Copy, Debug)]
 struct Active {
-    poll: Running,
+    poll: InnerPoll,
+    /// Its own time at the last look.
+    own_ns: u64,
     next_look_ns: u64,
     looks: u32,
 }
@@ -32,80 +34,103 @@ pub(crate) struct Scanner {
 }
 
 impl Scanner {
+    /// Looks at every thread's innermost poll. A stall is one poll holding its thread past the
+    /// threshold by itself: its own time, without the polls nested inside it, so an outer
+    /// poll that runs many short ones (a `LocalSet`) is not one.
     pub(crate) fn scan(&mut self, state: &State, inspector: &dyn Inspector, to: &SyncSender<Msg>) {
         let slots = state.poll.slot_list();
         self.active.resize(slots.len(), None);
         for (index, slot) in slots.iter().enumerate() {
-            let running = slot.running();
             if let Some(active) = self.active[index] {
-                if running.is_none_or(|r| r.seq != active.poll.seq) {
+                if !slot.still_polling(&active.poll) {
                     self.active[index] = None;
-                    send(state, to, ended(state, inspector, index, slot, active));
+                    send(state, to, ended(inspector, index, slot, active));
+                } else if let Some(active) = &mut self.active[index] {
+                    active.own_ns = active.poll.own_ns(&state.poll.clock);
                 }
             }
-            let Some(poll) = running else { continue };
-            let running_ns = state.poll.clock.since_ns(poll.start);
-            let Some(kind) = self.due(index, poll, running_ns, state.threshold_ns()) else {
+            let Some(poll) = slot.innermost() else {
+                continue;
+            };
+            let own_ns = poll.own_ns(&state.poll.clock);
+            if let Some(active) = self.active[index] {
+                if !same_poll(&active.poll, &poll) && own_ns > state.threshold_ns() {
+                    // A poll nested in the followed one stalls now: that one's stall is over
+                    // (its own time stopped growing), this one is a stall of its own.
+                    self.active[index] = None;
+                    send(state, to, ended(inspector, index, slot, active));
+                }
+            }
+            let Some(kind) = self.due(index, poll, own_ns, state.threshold_ns()) else {
                 continue;
             };
             let key = PollKey {
                 slot: index,
                 seq: poll.seq,
+                start: poll.start,
             };
-            if let Some(sample) = look(state, inspector, slot, key, poll, running_ns, kind) {
+            if let Some(sample) = look(state, inspector, slot, key, poll, own_ns, kind) {
                 send(state, to, Msg::Sample(Box::new(sample)));
             }
         }
     }
 
-    /// Whether the poll running `running_ns` on slot `index` is due a look, and which.
+    /// Whether `poll`, its own time `own_ns`, on slot `index` is due a look, and which.
     fn due(
         &mut self,
         index: usize,
-        poll: Running,
-        running_ns: u64,
+        poll: InnerPoll,
+        own_ns: u64,
         threshold_ns: u64,
     ) -> Option<SampleKind> {
-        if running_ns <= threshold_ns {
+        if own_ns <= threshold_ns {
             return None;
         }
         match &mut self.active[index] {
+            Some(active) if same_poll(&active.poll, &poll) => {
+                if own_ns < active.next_look_ns || active.looks >= MAX_RESAMPLES {
+                    return None;
+                }
+                active.next_look_ns = active.next_look_ns.saturating_mul(2);
+                active.looks += 1;
+                Some(SampleKind::Resampled)
+            }
+            // Another poll is followed (an outer one this poll is nested in): keep following
+            // it until it ends.
+            Some(_) => None,
             None => {
                 self.active[index] = Some(Active {
                     poll,
+                    own_ns,
                     next_look_ns: threshold_ns.saturating_mul(2),
                     looks: 0,
                 });
                 Some(SampleKind::Detected)
             }
-            Some(active) if running_ns >= active.next_look_ns && active.looks < MAX_RESAMPLES => {
-                active.next_look_ns = active.next_look_ns.saturating_mul(2);
-                active.looks += 1;
-                Some(SampleKind::Resampled)
-            }
-            Some(_) => None,
         }
     }
 }
 
-/// The end of a followed stall: its own length, from the last poll or the last slow poll of
-/// the thread; else (the thread ran another slow poll since) an estimate, which the reporter
-/// corrects from the poll's slow-poll record.
-fn ended(
-    state: &State,
-    inspector: &dyn Inspector,
-    index: usize,
-    slot: &ThreadSlot,
-    active: Active,
-) -> Msg {
-    let (exact, total_ns) = match slot.finished_ns(active.poll.seq) {
+/// Whether two readings are of the same poll (its nested time may have grown between them).
+fn same_poll(a: &InnerPoll, b: &InnerPoll) -> bool {
+    a.seq == b.seq && a.depth == b.depth && a.start == b.start
+}
+
+/// The end of a followed stall: an outermost poll's own length from the slot when it is still
+/// on record; else the watchdog's estimate (its own time at the last look), which the
+/// reporter corrects from the poll's slow-poll record.
+fn ended(inspector: &dyn Inspector, index: usize, slot: &ThreadSlot, active: Active) -> Msg {
+    let poll = active.poll;
+    let outermost = poll.depth == 1 && poll.nested_ns == 0;
+    let (exact, total_ns) = match slot.finished_ns(poll.seq).filter(|_| outermost) {
         Some(ns) => (true, ns),
-        None => (false, state.poll.clock.since_ns(active.poll.start)),
+        None => (false, active.own_ns),
     };
     Msg::Ended {
         key: PollKey {
             slot: index,
-            seq: active.poll.seq,
+            seq: poll.seq,
+            start: poll.start,
         },
         total_ns,
         exact,
@@ -119,11 +144,10 @@ fn look(
     inspector: &dyn Inspector,
     slot: &ThreadSlot,
     key: PollKey,
-    poll: Running,
-    running_ns: u64,
+    poll: InnerPoll,
+    own_ns: u64,
     kind: SampleKind,
 ) -> Option<RawSample> {
-    let task = slot.innermost_task()?;
     let inner_span = slot
         .inner_span()
         .zip(state.subscriber.get())
@@ -135,7 +159,7 @@ fn look(
         .can_capture()
         .then(|| capture_retrying(inspector, tid))
         .filter(|c| match c {
-            Ok(stack) => taken_in_poll(&state.poll.clock, slot, poll, stack.captured_at),
+            Ok(stack) => taken_in_poll(&state.poll.clock, slot, &poll, stack.captured_at),
             Err(_) => true,
         });
     Some(RawSample {
@@ -143,11 +167,11 @@ fn look(
         key,
         tid,
         thread: slot.name().to_owned(),
-        task_id: task.task_id,
-        site: task.site,
+        task_id: poll.task.task_id,
+        site: poll.task.site,
         started_at_ns: state.poll.clock.since_origin_ns(poll.start),
-        running_ns,
-        lag_ns: running_ns.saturating_sub(state.threshold_ns()),
+        running_ns: own_ns,
+        lag_ns: own_ns.saturating_sub(state.threshold_ns()),
         state: thread_state,
         cpu_now_ns,
         capture,
@@ -156,12 +180,16 @@ fn look(
 }
 
 /// Whether a stack the thread stored at `captured_at` is from `poll`: the poll is still
-/// running, or it ended (as the last slow poll of the thread) after the capture. A thread
-/// blocked in the kernel runs the capture handler only when the call returns, often just
-/// before the poll ends; the stack then still shows the blocking call.
-fn taken_in_poll(clock: &Clock, slot: &ThreadSlot, poll: Running, captured_at: Instant) -> bool {
-    if slot.still_running(poll) {
+/// running, or it is an outermost poll that ended (as one of the thread's last slow polls)
+/// after the capture. A thread blocked in the kernel runs the capture handler only when the
+/// call returns, often just before the poll ends; the stack then still shows the blocking
+/// call.
+fn taken_in_poll(clock: &Clock, slot: &ThreadSlot, poll: &InnerPoll, captured_at: Instant) -> bool {
+    if slot.still_polling(poll) {
         return true;
+    }
+    if poll.depth != 1 {
+        return false;
     }
     // The poll ended: slow polls record their length where faster ones do not overwrite it.
     let Some(length_ns) = slot.slow_poll_ns(poll.seq) else {
@@ -209,9 +237,9 @@ mod tests {
         let (path, mock) = path();
         path.enter(1, task(1, 0));
         let slot = path.slot_list()[0].clone();
-        let poll = slot.running().expect("a poll runs");
+        let poll = slot.innermost().expect("a poll runs");
         // Still running: any capture is this poll's.
-        assert!(taken_in_poll(&path.clock, &slot, poll, Instant::now()));
+        assert!(taken_in_poll(&path.clock, &slot, &poll, Instant::now()));
         mock.increment(30 * MS);
         path.exit(1);
         // A fast poll follows, 2 ms after the stalled one ended.
@@ -221,11 +249,11 @@ mod tests {
         path.exit(2);
         let ago = |ms: u64| Instant::now() - Duration::from_millis(ms);
         assert!(
-            taken_in_poll(&path.clock, &slot, poll, ago(5)),
+            taken_in_poll(&path.clock, &slot, &poll, ago(5)),
             "captured 5 ms ago, the poll ended 2 ms ago"
         );
         assert!(
-            !taken_in_poll(&path.clock, &slot, poll, ago(1)),
+            !taken_in_poll(&path.clock, &slot, &poll, ago(1)),
             "captured after the poll ended: another poll's stack"
         );
         // More slow polls follow: the stalled one's length is still known, so its stack is
@@ -236,12 +264,12 @@ mod tests {
             path.exit(span);
         }
         let ended_ms = 2 + 1 + 20 * (crate::poll::thread::RECENT_SLOW as u64 - 1);
-        assert!(taken_in_poll(&path.clock, &slot, poll, ago(ended_ms + 5)));
-        assert!(!taken_in_poll(&path.clock, &slot, poll, ago(ended_ms - 5)));
+        assert!(taken_in_poll(&path.clock, &slot, &poll, ago(ended_ms + 5)));
+        assert!(!taken_in_poll(&path.clock, &slot, &poll, ago(ended_ms - 5)));
         // One more, and the record is gone: nothing is known, nothing kept.
         path.enter(99, task(99, 0));
         mock.increment(20 * MS);
         path.exit(99);
-        assert!(!taken_in_poll(&path.clock, &slot, poll, ago(1_000)));
+        assert!(!taken_in_poll(&path.clock, &slot, &poll, ago(1_000)));
     }
 }
