@@ -43,6 +43,7 @@ pub fn site_from(id: u32, label: &str, h: &Histogram<u64>) -> SiteReport {
         histogram: histogram::encode(h),
         stalls: 0,
         warnings_suppressed: 0,
+        polls_in_place: 0,
         call_sites: Vec::new(),
     }
 }

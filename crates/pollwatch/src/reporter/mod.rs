@@ -157,6 +157,10 @@ pub(crate) fn drain(state: &State, all: bool) {
                     slot: index,
                     seq: record.seq,
                 };
+                if book.in_place_ended(key) {
+                    // Blocking inside `block_in_place`: allowed, counted by the book.
+                    return;
+                }
                 // Not warned about again when the watchdog already reported it as a stall
                 // (whose duration becomes the poll's own measurement), nor beyond the site's
                 // warning rate limit.

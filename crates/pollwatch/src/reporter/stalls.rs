@@ -48,6 +48,11 @@ pub(super) fn handle(state: &State, followers: &mut Followers, msg: Msg) {
 }
 
 fn detected(state: &State, console: &mut Resources, raw: &RawSample, look: describe::Look) {
+    if look.in_place {
+        // `block_in_place` handed the worker's queue to another thread: allowed.
+        state.book.lock().in_place(raw.key, raw.site);
+        return;
+    }
     let stall = StallRecord::detected(raw, look);
     // Feature `console`: the site's BlockingSite resource.
     console.stall_detected(state, &stall);
@@ -62,6 +67,16 @@ fn detected(state: &State, console: &mut Resources, raw: &RawSample, look: descr
 
 fn resampled(state: &State, console: &mut Resources, raw: &RawSample, look: describe::Look) {
     let mut book = state.book.lock();
+    if book.is_in_place(raw.key) {
+        if look.in_place || !look.has_stack() {
+            return;
+        }
+        // It left `block_in_place` and blocks holding its thread: a stall from this look on.
+        book.left_in_place(raw.key);
+        drop(book);
+        detected(state, console, raw, look);
+        return;
+    }
     let cpu = book.cpu_since_detection(raw.key, raw.cpu_now_ns);
     let updated = book.live_mut(raw.key).map(|stall| {
         stall.resampled(raw, look, cpu);
