@@ -390,6 +390,7 @@ mod tests {
             histogram: String::new(),
             stalls: 1,
             warnings_suppressed: 1,
+            polls_in_place: 0,
             call_sites: vec![CallSiteCount {
                 call_site: "src/store.rs:17".to_owned(),
                 blocking_call: Some("std::fs::read".to_owned()),

@@ -63,6 +63,11 @@ fn a_sleep_inside_block_in_place_is_counted_in_place_not_as_a_stall() {
         warnings.is_empty(),
         "no stall or slow-poll warning: {warnings:#?}"
     );
+    let text = pollwatch_report::text::render(&report, 10);
+    assert!(
+        text.contains("polls blocking in place (allowed, not stalls): 1"),
+        "{text}"
+    );
     // It is still a poll, and a slow one, in the site's poll times.
     assert!(site.slow_polls >= 1 && site.max_ns >= BLOCK.as_nanos() as u64);
 }

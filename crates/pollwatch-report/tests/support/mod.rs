@@ -147,6 +147,7 @@ pub fn two_site_report() -> Report {
             tasks_spawned: 3,
             threads: 2,
             stalls: 1,
+            polls_in_place: 0,
         },
         dropped: Dropped::default(),
         sites,
