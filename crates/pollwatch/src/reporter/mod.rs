@@ -115,6 +115,10 @@ fn run(state: &Weak<State>, from: &Receiver<Msg>, files: &Mutex<Files>, tick: Du
                 handle(msg);
             }
         }
+        if stopping {
+            // No later look will come for a stall held back for one.
+            stalls::release_held(&state, &mut followers);
+        }
         if stopping || last_drain.elapsed() >= tick {
             drain(&state, stopping);
             state.setup.check(&state.diagnostics);

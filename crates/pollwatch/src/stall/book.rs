@@ -125,6 +125,9 @@ pub(crate) struct Book {
     /// Polls found blocking in place whose slow-poll record has not been drained yet, oldest
     /// first (at most [`MAX_LIVE`]).
     in_place: VecDeque<(PollKey, SiteId)>,
+    /// Stalls whose first look captured no stack, held back (with the thread's CPU time at
+    /// detection) until a later look or their end says whether they block in place.
+    held: HashMap<PollKey, (StallRecord, Option<u64>)>,
     limit: RateLimit,
     suppressed: u64,
 }
@@ -148,6 +151,7 @@ impl Book {
             early: VecDeque::new(),
             per_site: HashMap::new(),
             in_place: VecDeque::new(),
+            held: HashMap::new(),
             limit: RateLimit::new(warnings_per_minute),
             suppressed: 0,
         }
@@ -227,7 +231,11 @@ impl Book {
         }
         self.per_site.entry(site).or_default().polls_in_place += 1;
         // Its slow-poll record may have been drained already (the detection came late).
+        let drained = self.early.len();
         self.early.retain(|&(k, _, _, _)| k != key);
+        if self.early.len() < drained {
+            return;
+        }
         if self.in_place.len() == MAX_LIVE {
             self.in_place.pop_front();
         }
@@ -261,6 +269,31 @@ impl Book {
             }
             None => false,
         }
+    }
+
+    /// Holds back a stall whose first look captured no stack: a later look may find it
+    /// blocking in place. Its slow-poll record is silent meanwhile. Gives the stall back when
+    /// too many are held.
+    pub(crate) fn hold(
+        &mut self,
+        stall: StallRecord,
+        cpu_now_ns: Option<u64>,
+    ) -> Result<(), Box<StallRecord>> {
+        if self.held.len() >= MAX_LIVE {
+            return Err(Box::new(stall));
+        }
+        self.held.insert(stall.key, (stall, cpu_now_ns));
+        Ok(())
+    }
+
+    /// The held stall of poll `key`, with the thread's CPU time at its detection.
+    pub(crate) fn take_held(&mut self, key: PollKey) -> Option<(StallRecord, Option<u64>)> {
+        self.held.remove(&key)
+    }
+
+    /// Every held stall (when stopping: no later look will come).
+    pub(crate) fn take_all_held(&mut self) -> Vec<(StallRecord, Option<u64>)> {
+        self.held.drain().map(|(_, held)| held).collect()
     }
 
     /// Polls counted as blocking in place, over every site.
@@ -353,7 +386,8 @@ impl Book {
             self.early.pop_front();
         }
         self.early.push_back((key, site, ns, kind));
-        false
+        // A held stall will be reported, or counted in place, and takes its length then.
+        self.held.contains_key(&key)
     }
 
     /// Sets the duration of the stall of poll `key` at `site` to the poll's own measurement
@@ -514,5 +548,41 @@ mod tests {
         book.left_in_place(other.key);
         assert!(!book.is_in_place(other.key));
         assert_eq!(book.in_place_total(), 1);
+    }
+
+    #[test]
+    fn a_held_stall_silences_its_slow_poll_and_takes_its_length_when_reported() {
+        let mut book = Book::new(100);
+        let mut stall = record();
+        stall.look.backtrace.clear();
+        let (key, site) = (stall.key, stall.site);
+        book.hold(stall, Some(5)).expect("room to hold it");
+        assert!(
+            book.slow_poll_ended(key, site, 20_000_000, PollKind::Poll),
+            "its slow poll is silent while it is held"
+        );
+        assert_eq!(book.total(), 0, "not counted while held");
+        let (held, cpu) = book.take_held(key).expect("held");
+        assert_eq!(cpu, Some(5));
+        assert!(book.take_held(key).is_none());
+        book.detected(held, cpu, Instant::now());
+        assert_eq!(book.total(), 1);
+        assert_eq!(book.recent(&Sites::new(4))[0].duration_ns, 20_000_000);
+    }
+
+    #[test]
+    fn a_held_poll_found_in_place_is_counted_in_place() {
+        let mut book = Book::new(100);
+        let stall = record();
+        let (key, site) = (stall.key, stall.site);
+        book.hold(stall, None).expect("room to hold it");
+        assert!(book.slow_poll_ended(key, site, 20_000_000, PollKind::Poll));
+        assert!(book.take_held(key).is_some());
+        book.in_place(key, site);
+        assert_eq!((book.total(), book.in_place_total()), (0, 1));
+        assert!(
+            !book.is_in_place(key),
+            "its slow poll was drained already: nothing left to silence"
+        );
     }
 }
