@@ -91,6 +91,7 @@
 //! | `tasks_spawned` | integer | tasks spawned, including `block_on` futures and `LocalSet` tasks |
 //! | `threads` | integer | threads that polled at least one task |
 //! | `stalls` | integer | stalls: polls the watchdog caught while they were still running past `threshold_ns`; may be absent (read as `0`) |
+//! | `polls_in_place` | integer | polls the watchdog caught past `threshold_ns` blocking inside `tokio::task::block_in_place`, which holds no worker: allowed, neither stalls nor slow-poll warnings, still counted in `polls` and `slow_polls`; may be absent (read as `0`) |
 //!
 //! ## `dropped` ([`Dropped`])
 //!
@@ -133,6 +134,7 @@
 //! | `stalls` | integer | polls of this site's tasks caught by the watchdog while still running past `threshold_ns`; may be absent (read as `0`) |
 //! | `warnings_suppressed` | integer | warnings (stalls and slow polls) of this site not emitted because the site exceeded its rate limit; may be absent (read as `0`) |
 //! | `call_sites` | array | where this site's stalls blocked, one entry per blocking call site, most stalls first and `other` last (below); may be absent (read as empty) |
+//! | `polls_in_place` | integer | polls of this site's tasks the watchdog caught past `threshold_ns` blocking inside `tokio::task::block_in_place` (allowed, not stalls; still in `polls` and `slow_polls`); may be absent (read as `0`) |
 //!
 //! Every stall of the site is counted in exactly one `call_sites` entry, so their `count`s add
 //! up to `stalls`.
@@ -388,6 +390,7 @@ mod tests {
             histogram: String::new(),
             stalls: 1,
             warnings_suppressed: 1,
+            polls_in_place: 0,
             call_sites: vec![CallSiteCount {
                 call_site: "src/store.rs:17".to_owned(),
                 blocking_call: Some("std::fs::read".to_owned()),
@@ -410,6 +413,7 @@ mod tests {
                 tasks_spawned: 1,
                 threads: 1,
                 stalls: 1,
+                polls_in_place: 0,
             },
             dropped: Dropped {
                 tasks_in_overflow_site: 1,

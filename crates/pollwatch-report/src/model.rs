@@ -72,6 +72,11 @@ pub struct Totals {
     /// Polls caught by the watchdog while still running past the threshold.
     #[serde(default)]
     pub stalls: u64,
+    /// Polls caught running past the threshold inside `tokio::task::block_in_place`, which
+    /// hold no worker: allowed, not stalls. They are still counted in `polls` and
+    /// `slow_polls`.
+    #[serde(default)]
+    pub polls_in_place: u64,
 }
 
 /// What the layer dropped or clamped. Each counter says what it lost; none of them changes
@@ -148,6 +153,10 @@ pub struct SiteReport {
     /// The distinct blocking call sites of this site's stalls, most frequent first.
     #[serde(default)]
     pub call_sites: Vec<CallSiteCount>,
+    /// Polls of this site caught running past the threshold inside
+    /// `tokio::task::block_in_place`: allowed, not stalls (still in `polls` and `slow_polls`).
+    #[serde(default)]
+    pub polls_in_place: u64,
 }
 
 /// How often one blocking call site stalled a site's tasks.

@@ -60,6 +60,7 @@ pub fn render(report: &Report, top: usize) -> String {
     sites(&mut out, report, top);
     slow_polls(&mut out, &report.slow_polls, report.totals.slow_polls);
     stalls(&mut out, report);
+    in_place(&mut out, report);
     dropped(&mut out, report);
     diagnostics(&mut out, report);
     out
@@ -252,6 +253,22 @@ pub fn dropped(out: &mut String, report: &Report) {
         out.push_str("dropped: nothing\n");
     } else {
         let _ = writeln!(out, "dropped: {}", nonzero.join(", "));
+    }
+}
+
+/// The polls caught blocking inside `block_in_place`, per site: allowed, so not stalls.
+fn in_place(out: &mut String, report: &Report) {
+    if report.totals.polls_in_place == 0 {
+        return;
+    }
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "polls blocking in place (allowed, not stalls): {}",
+        report.totals.polls_in_place
+    );
+    for site in report.sites.iter().filter(|s| s.polls_in_place > 0) {
+        let _ = writeln!(out, "  {}  {}", site.polls_in_place, site.label);
     }
 }
 

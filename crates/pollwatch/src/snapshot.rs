@@ -43,6 +43,7 @@ pub(crate) fn take(state: &State) -> Report {
         all.iter().map(|(id, _)| book.site(*id).cloned()).collect();
     let dropped = dropped(state, &slots, &book);
     totals.stalls = book.total();
+    totals.polls_in_place = book.in_place_total();
     let stalls = book.recent(&state.sites);
     drop(book);
     let mut sites = Vec::new();
@@ -119,6 +120,7 @@ fn site_report(
         call_sites: stalls
             .map(SiteStalls::call_sites_report)
             .unwrap_or_default(),
+        polls_in_place: stalls.map_or(0, |s| s.polls_in_place),
     })
 }
 

@@ -43,6 +43,7 @@ pub fn site_from(id: u32, label: &str, h: &Histogram<u64>) -> SiteReport {
         histogram: histogram::encode(h),
         stalls: 0,
         warnings_suppressed: 0,
+        polls_in_place: 0,
         call_sites: Vec::new(),
     }
 }
@@ -146,6 +147,7 @@ pub fn two_site_report() -> Report {
             tasks_spawned: 3,
             threads: 2,
             stalls: 1,
+            polls_in_place: 0,
         },
         dropped: Dropped::default(),
         sites,

@@ -115,6 +115,10 @@ fn run(state: &Weak<State>, from: &Receiver<Msg>, files: &Mutex<Files>, tick: Du
                 handle(msg);
             }
         }
+        if stopping {
+            // No later look will come for a stall held back for one.
+            stalls::release_held(&state, &mut followers);
+        }
         if stopping || last_drain.elapsed() >= tick {
             drain(&state, stopping);
             state.setup.check(&state.diagnostics);
@@ -158,6 +162,10 @@ pub(crate) fn drain(state: &State, all: bool) {
                     seq: record.seq,
                     start: record.started_at,
                 };
+                if book.in_place_ended(key) {
+                    // Blocking inside `block_in_place`: allowed, counted by the book.
+                    return;
+                }
                 // Not warned about again when the watchdog already reported it as a stall
                 // (whose duration becomes the poll's own measurement), nor beyond the site's
                 // warning rate limit.

@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+use pollwatch_capture::CaptureError;
+
 use crate::console::Resources;
 use crate::stall::book::Warn;
 use crate::stall::location::Roots;
@@ -36,6 +38,11 @@ pub(super) fn handle(state: &State, followers: &mut Followers, msg: Msg) {
             exact,
             cpu_now_ns,
         } => {
+            // A held stall ended before a look brought its stack: it is a stall.
+            let held = state.book.lock().take_held(key);
+            if let Some((stall, cpu_at_detection)) = held {
+                report(state, console, stall, cpu_at_detection);
+            }
             let ended = state.book.lock().ended(key, total_ns, exact, cpu_now_ns);
             // Feature `console`: the site is no longer stalled.
             console.ended(state, key, total_ns);
@@ -48,20 +55,89 @@ pub(super) fn handle(state: &State, followers: &mut Followers, msg: Msg) {
 }
 
 fn detected(state: &State, console: &mut Resources, raw: &RawSample, look: describe::Look) {
+    if look.in_place {
+        // `block_in_place` handed the worker's queue to another thread: allowed.
+        state.book.lock().in_place(raw.key, raw.site);
+        return;
+    }
     let stall = StallRecord::detected(raw, look);
+    let stall = if stack_may_come(raw, &stall) {
+        // Only a stack tells whether it blocks in place: wait for the next look.
+        match state.book.lock().hold(stall, raw.cpu_now_ns) {
+            Ok(()) => return,
+            Err(stall) => *stall,
+        }
+    } else {
+        stall
+    };
+    report(state, console, stall, raw.cpu_now_ns);
+}
+
+/// Whether the first look captured no stack for a reason a later look may not have (the
+/// capture timed out or was busy), as opposed to capture being unavailable.
+fn stack_may_come(raw: &RawSample, stall: &StallRecord) -> bool {
+    !stall.look.has_stack()
+        && matches!(
+            raw.capture,
+            Some(Err(CaptureError::Busy
+                | CaptureError::Timeout
+                | CaptureError::Signal(_)))
+        )
+}
+
+/// Counts and warns about a stall, with the thread's CPU time at its detection.
+fn report(
+    state: &State,
+    console: &mut Resources,
+    stall: StallRecord,
+    cpu_at_detection_ns: Option<u64>,
+) {
     // Feature `console`: the site's BlockingSite resource.
     console.stall_detected(state, &stall);
     let warn = state
         .book
         .lock()
-        .detected(stall, raw.cpu_now_ns, Instant::now());
+        .detected(stall, cpu_at_detection_ns, Instant::now());
     if let Warn::Yes(stall) = warn {
         emit(state, &stall);
     }
 }
 
+/// Reports every held stall as a stall (when stopping: no later look will come).
+pub(super) fn release_held(state: &State, followers: &mut Followers) {
+    let held = state.book.lock().take_all_held();
+    for (stall, cpu_at_detection) in held {
+        report(state, &mut followers.console, stall, cpu_at_detection);
+    }
+}
+
 fn resampled(state: &State, console: &mut Resources, raw: &RawSample, look: describe::Look) {
     let mut book = state.book.lock();
+    if let Some((mut stall, cpu_at_detection)) = book.take_held(raw.key) {
+        drop(book);
+        if look.in_place {
+            state.book.lock().in_place(raw.key, raw.site);
+            return;
+        }
+        // This look decides, with or without a stack: a stall since its first look.
+        let cpu = raw
+            .cpu_now_ns
+            .zip(cpu_at_detection)
+            .map(|(now, at)| now.saturating_sub(at));
+        stall.resampled(raw, look, cpu);
+        report(state, console, stall, cpu_at_detection);
+        return;
+    }
+    if book.is_in_place(raw.key) {
+        if look.in_place || !look.has_stack() {
+            return;
+        }
+        // It left `block_in_place` and blocks holding its thread: a stall from this look on.
+        book.left_in_place(raw.key);
+        drop(book);
+        detected(state, console, raw, look);
+        return;
+    }
     let cpu = book.cpu_since_detection(raw.key, raw.cpu_now_ns);
     let updated = book.live_mut(raw.key).map(|stall| {
         stall.resampled(raw, look, cpu);

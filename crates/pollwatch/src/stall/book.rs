@@ -45,6 +45,9 @@ pub(crate) struct SiteStalls {
     pub(crate) causes: BTreeMap<Cause, u64>,
     /// How long the stalls that ended held their thread, in total.
     pub(crate) held_ns: u64,
+    /// Polls the watchdog caught past the threshold blocking inside
+    /// `tokio::task::block_in_place`: allowed, not stalls.
+    pub(crate) polls_in_place: u64,
 }
 
 impl SiteStalls {
@@ -119,6 +122,12 @@ pub(crate) struct Book {
     /// record (its look took long, or it waited for a CPU), and then takes its length here.
     early: VecDeque<(PollKey, SiteId, u64, PollKind)>,
     per_site: HashMap<SiteId, SiteStalls>,
+    /// Polls found blocking in place whose slow-poll record has not been drained yet, oldest
+    /// first (at most [`MAX_LIVE`]).
+    in_place: VecDeque<(PollKey, SiteId)>,
+    /// Stalls whose first look captured no stack, held back (with the thread's CPU time at
+    /// detection) until a later look or their end says whether they block in place.
+    held: HashMap<PollKey, (StallRecord, Option<u64>)>,
     limit: RateLimit,
     suppressed: u64,
 }
@@ -141,6 +150,8 @@ impl Book {
             live: HashMap::new(),
             early: VecDeque::new(),
             per_site: HashMap::new(),
+            in_place: VecDeque::new(),
+            held: HashMap::new(),
             limit: RateLimit::new(warnings_per_minute),
             suppressed: 0,
         }
@@ -209,6 +220,85 @@ impl Book {
         };
         self.recent.push_back((number, stall));
         warn
+    }
+
+    /// Poll `key` of `site`, caught past the threshold, blocks inside `block_in_place`: it
+    /// holds no worker, so it is counted as allowed instead of as a stall, and its slow-poll
+    /// record will be silent ([`Book::in_place_ended`]).
+    pub(crate) fn in_place(&mut self, key: PollKey, site: SiteId) {
+        if self.is_in_place(key) {
+            return;
+        }
+        self.per_site.entry(site).or_default().polls_in_place += 1;
+        // Its slow-poll record may have been drained already (the detection came late).
+        let drained = self.early.len();
+        self.early.retain(|&(k, _, _, _)| k != key);
+        if self.early.len() < drained {
+            return;
+        }
+        if self.in_place.len() == MAX_LIVE {
+            self.in_place.pop_front();
+        }
+        self.in_place.push_back((key, site));
+    }
+
+    /// Whether poll `key` was found blocking in place and has not ended yet.
+    pub(crate) fn is_in_place(&self, key: PollKey) -> bool {
+        self.in_place.iter().any(|&(k, _)| k == key)
+    }
+
+    /// A later look found poll `key`, counted as blocking in place, blocking outside it:
+    /// it is no longer counted as in place (it becomes a stall).
+    pub(crate) fn left_in_place(&mut self, key: PollKey) {
+        if let Some(at) = self.in_place.iter().position(|&(k, _)| k == key) {
+            if let Some((_, site)) = self.in_place.remove(at) {
+                if let Some(figures) = self.per_site.get_mut(&site) {
+                    figures.polls_in_place = figures.polls_in_place.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    /// The slow-poll record of poll `key` was drained: returns whether the poll was blocking
+    /// in place (its record is then neither warned about nor kept).
+    pub(crate) fn in_place_ended(&mut self, key: PollKey) -> bool {
+        match self.in_place.iter().position(|&(k, _)| k == key) {
+            Some(at) => {
+                self.in_place.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Holds back a stall whose first look captured no stack: a later look may find it
+    /// blocking in place. Its slow-poll record is silent meanwhile. Gives the stall back when
+    /// too many are held.
+    pub(crate) fn hold(
+        &mut self,
+        stall: StallRecord,
+        cpu_now_ns: Option<u64>,
+    ) -> Result<(), Box<StallRecord>> {
+        if self.held.len() >= MAX_LIVE {
+            return Err(Box::new(stall));
+        }
+        self.held.insert(stall.key, (stall, cpu_now_ns));
+        Ok(())
+    }
+
+    /// The held stall of poll `key`, with the thread's CPU time at its detection.
+    pub(crate) fn take_held(&mut self, key: PollKey) -> Option<(StallRecord, Option<u64>)> {
+        self.held.remove(&key)
+    }
+
+    /// Every held stall (when stopping: no later look will come).
+    pub(crate) fn take_all_held(&mut self) -> Vec<(StallRecord, Option<u64>)> {
+        self.held.drain().map(|(_, held)| held).collect()
+    }
+
+    /// Polls counted as blocking in place, over every site.
+    pub(crate) fn in_place_total(&self) -> u64 {
+        self.per_site.values().map(|s| s.polls_in_place).sum()
     }
 
     /// Whether `site` may emit a slow-poll warning now (same per-site limit as stalls);
@@ -296,7 +386,8 @@ impl Book {
             self.early.pop_front();
         }
         self.early.push_back((key, site, ns, kind));
-        false
+        // A held stall will be reported, or counted in place, and takes its length then.
+        self.held.contains_key(&key)
     }
 
     /// Sets the duration of the stall of poll `key` at `site` to the poll's own measurement
@@ -435,5 +526,63 @@ mod tests {
         // A slow poll of a stall already reported settles it and is not warned about.
         assert!(book.slow_poll_ended(key, site, 19_000_000, PollKind::Drop));
         assert_eq!(book.recent(&Sites::new(4))[0].duration_ns, 19_000_000);
+    }
+
+    #[test]
+    fn a_poll_blocking_in_place_is_counted_apart_and_its_slow_poll_is_silent() {
+        let mut book = Book::new(100);
+        let stall = record();
+        let (key, site) = (stall.key, stall.site);
+        book.in_place(key, site);
+        book.in_place(key, site);
+        assert_eq!(book.site(site).unwrap().polls_in_place, 1, "once per poll");
+        assert_eq!((book.total(), book.in_place_total()), (0, 1));
+        assert!(book.in_place_ended(key), "its slow-poll record is silent");
+        assert!(!book.in_place_ended(key), "once");
+        assert!(!book.slow_poll_ended(key, site, 1, PollKind::Poll));
+
+        // Another poll leaves `block_in_place` and blocks outside it: no longer in place.
+        let mut other = record();
+        other.key.seq += 1;
+        book.in_place(other.key, site);
+        book.left_in_place(other.key);
+        assert!(!book.is_in_place(other.key));
+        assert_eq!(book.in_place_total(), 1);
+    }
+
+    #[test]
+    fn a_held_stall_silences_its_slow_poll_and_takes_its_length_when_reported() {
+        let mut book = Book::new(100);
+        let mut stall = record();
+        stall.look.backtrace.clear();
+        let (key, site) = (stall.key, stall.site);
+        book.hold(stall, Some(5)).expect("room to hold it");
+        assert!(
+            book.slow_poll_ended(key, site, 20_000_000, PollKind::Poll),
+            "its slow poll is silent while it is held"
+        );
+        assert_eq!(book.total(), 0, "not counted while held");
+        let (held, cpu) = book.take_held(key).expect("held");
+        assert_eq!(cpu, Some(5));
+        assert!(book.take_held(key).is_none());
+        book.detected(held, cpu, Instant::now());
+        assert_eq!(book.total(), 1);
+        assert_eq!(book.recent(&Sites::new(4))[0].duration_ns, 20_000_000);
+    }
+
+    #[test]
+    fn a_held_poll_found_in_place_is_counted_in_place() {
+        let mut book = Book::new(100);
+        let stall = record();
+        let (key, site) = (stall.key, stall.site);
+        book.hold(stall, None).expect("room to hold it");
+        assert!(book.slow_poll_ended(key, site, 20_000_000, PollKind::Poll));
+        assert!(book.take_held(key).is_some());
+        book.in_place(key, site);
+        assert_eq!((book.total(), book.in_place_total()), (0, 1));
+        assert!(
+            !book.is_in_place(key),
+            "its slow poll was drained already: nothing left to silence"
+        );
     }
 }

@@ -7,6 +7,7 @@ use pollwatch_report::Frame;
 
 use super::classify::{self, Cause, Observed, Run, TargetKind};
 use super::frames::{self, Missing};
+use super::in_place;
 use super::location::{with_line, Roots};
 use super::RawSample;
 
@@ -34,6 +35,8 @@ pub(crate) struct Look {
     /// The `Drop` running, when the thread was inside one.
     pub(crate) dropping: Option<frames::Dropping>,
     pub(crate) capture_ns: Option<u64>,
+    /// Whether the stack runs inside `tokio::task::block_in_place`: the poll holds no worker.
+    pub(crate) in_place: bool,
 }
 
 impl Look {
@@ -91,6 +94,7 @@ pub(crate) fn look(raw: &RawSample, roots: &mut Roots, site_file: &str) -> Look 
                 line: f.line,
             })
             .collect();
+        look.in_place = in_place::blocking_in_place(&symbolized);
         look.backtrace = frames::trim(&symbolized);
         for frame in &look.backtrace {
             if let Some(file) = &frame.file {

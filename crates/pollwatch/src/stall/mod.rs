@@ -9,6 +9,7 @@ pub(crate) mod book;
 pub(crate) mod classify;
 pub(crate) mod describe;
 pub(crate) mod frames;
+pub(crate) mod in_place;
 pub(crate) mod location;
 pub(crate) mod rate_limit;
 pub(crate) mod record;

@@ -286,6 +286,7 @@ pub(crate) mod tests {
                 dependency: None,
                 dropping: None,
                 capture_ns: None,
+                in_place: false,
             },
             cause: Cause::FileIo,
             kind: PollKind::Poll,
