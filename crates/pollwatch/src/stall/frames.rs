@@ -359,14 +359,25 @@ pub(crate) struct Dropping {
 /// innermost type that is not the task's future itself (an async block or fn, or the
 /// `tracing::Instrumented` around it).
 pub(crate) fn dropping(trimmed: &[Frame]) -> Option<Dropping> {
+    // The standard library's own types (a `Vec`'s buffer, a `Box`) are not a `Drop` that
+    // blocks: freeing memory is the work of the call that dropped them.
     let mut types = trimmed
         .iter()
         .filter_map(|frame| dropped_type(&frame.function))
+        .filter(|t| !is_standard_type(t))
         .peekable();
     types.peek()?;
     Some(Dropping {
         type_name: types.find(|t| !is_future_type(t)),
     })
+}
+
+/// Whether a dropped type is one of the standard library's.
+fn is_standard_type(type_name: &str) -> bool {
+    let name = type_name.trim_start_matches(['&', '[', '(']);
+    ["alloc::", "core::", "std::"]
+        .iter()
+        .any(|p| name.starts_with(p))
 }
 
 /// The type a `Drop::drop` or `drop_in_place` frame drops.
@@ -1173,6 +1184,21 @@ mod tests {
             ),
         ];
         assert_eq!(dropping(&future), Some(Dropping { type_name: None }));
+        let freeing = vec![
+            frame("__GI___munmap", None, None),
+            frame(
+                "core::ptr::drop_in_place<alloc::raw_vec::RawVec<u8>>",
+                None,
+                None,
+            ),
+            frame("core::ptr::drop_in_place<alloc::vec::Vec<u8>>", None, None),
+            frame("demo::routes::fs::bad_fs::{{closure}}", None, None),
+        ];
+        assert_eq!(
+            dropping(&freeing),
+            None,
+            "freeing a Vec is not a blocking Drop"
+        );
         assert_eq!(dropping(&sleep_stack()), None);
     }
 
