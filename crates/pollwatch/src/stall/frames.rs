@@ -981,6 +981,7 @@ mod tests {
     fn captured_stack(tid: pollwatch_capture::Tid) -> Option<Vec<Frame>> {
         let inspector = pollwatch_capture::inspector(true);
         if !inspector.can_capture() {
+            assert!(!cfg!(target_os = "linux"), "Linux captures stacks");
             return None;
         }
         for _ in 0..200 {
@@ -1005,17 +1006,37 @@ mod tests {
         panic!("the capture machinery stayed busy")
     }
 
-    /// Starts a thread that runs `blocking` and returns its id, once it is inside.
-    fn thread_running(
-        blocking: impl FnOnce() + Send + 'static,
+    /// Starts a thread that runs `work` and returns its id once it runs.
+    fn thread_started(
+        work: impl FnOnce() + Send + 'static,
     ) -> (pollwatch_capture::Tid, std::thread::JoinHandle<()>) {
         let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             tid_tx.send(pollwatch_capture::current_tid()).unwrap();
-            blocking();
+            work();
         });
-        let tid = tid_rx.recv().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        (tid_rx.recv().unwrap(), thread)
+    }
+
+    /// Starts a thread that runs `blocking` and returns its id once the kernel shows it
+    /// asleep in a syscall (where `/proc` can tell).
+    fn thread_running(
+        blocking: impl FnOnce() + Send + 'static,
+    ) -> (pollwatch_capture::Tid, std::thread::JoinHandle<()>) {
+        let (tid, thread) = thread_started(blocking);
+        let inspector = pollwatch_capture::inspector(false);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while cfg!(target_os = "linux")
+            && !inspector.thread_state(tid).is_some_and(|s| {
+                s.run == pollwatch_capture::RunState::Sleeping && s.syscall.is_some()
+            })
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the thread never blocked"
+            );
+            std::thread::yield_now();
+        }
         (tid, thread)
     }
 
@@ -1080,7 +1101,7 @@ mod tests {
         use std::net::ToSocketAddrs;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let looking_up = stop.clone();
-        let (tid, thread) = thread_running(move || {
+        let (tid, thread) = thread_started(move || {
             while !looking_up.load(std::sync::atomic::Ordering::Relaxed) {
                 let _ = ("localhost", 80).to_socket_addrs();
             }
