@@ -42,13 +42,7 @@ fn run_in_task(
 
 /// The one stall of the task `run_in_task` spawned (its site is in this file).
 fn only_stall(report: &pollwatch::Report) -> &pollwatch_report::Stall {
-    let stalls: Vec<_> = report
-        .stalls
-        .iter()
-        .filter(|s| s.site.contains("detects_blocking_calls.rs"))
-        .collect();
-    assert_eq!(stalls.len(), 1, "{:#?}", report.stalls);
-    stalls[0]
+    support::only_stall(report, "detects_blocking_calls.rs")
 }
 
 fn assert_call_site(stall: &pollwatch_report::Stall, line: u32) {

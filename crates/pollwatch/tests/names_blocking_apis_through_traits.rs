@@ -38,13 +38,7 @@ fn stall_of(blocking: impl FnOnce() -> u32 + Send + 'static) -> pollwatch_report
         .scope(|| rt.block_on(async { tokio::spawn(async move { blocking() }).await.unwrap() }));
     drop(rt);
     let report = watched.final_report();
-    let stalls: Vec<_> = report
-        .stalls
-        .iter()
-        .filter(|s| s.site.contains("names_blocking_apis_through_traits.rs"))
-        .collect();
-    assert_eq!(stalls.len(), 1, "{:#?}", report.stalls);
-    let stall = stalls[0].clone();
+    let stall = support::only_stall(&report, "names_blocking_apis_through_traits.rs").clone();
     support::assert_call_site_at(&stall, "names_blocking_apis_through_traits.rs", line);
     stall
 }

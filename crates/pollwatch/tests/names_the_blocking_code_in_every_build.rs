@@ -42,13 +42,7 @@ fn watched(output: &Captured) -> Watched {
 
 /// The one stall of tasks spawned in this file.
 fn only_stall(report: &pollwatch::Report) -> &pollwatch_report::Stall {
-    let stalls: Vec<_> = report
-        .stalls
-        .iter()
-        .filter(|s| s.site.contains("names_the_blocking_code_in_every_build.rs"))
-        .collect();
-    assert_eq!(stalls.len(), 1, "{:#?}", report.stalls);
-    stalls[0]
+    support::only_stall(report, "names_the_blocking_code_in_every_build.rs")
 }
 
 #[test]

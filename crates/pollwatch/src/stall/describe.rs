@@ -52,9 +52,13 @@ impl Look {
 
     /// The state as reports and events write it.
     pub(crate) fn state_text(&self) -> String {
-        self.state
-            .map_or_else(|| "unknown".to_owned(), |s| s.to_string())
+        state_text(self.state)
     }
+}
+
+/// A scheduling state as reports and events write it: `unknown` where the platform cannot tell.
+pub(crate) fn state_text(state: Option<RunState>) -> String {
+    state.map_or_else(|| "unknown".to_owned(), |s| s.to_string())
 }
 
 /// Symbolizes and classifies one raw sample. `site_file` is the stalled task's spawn file

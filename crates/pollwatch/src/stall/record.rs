@@ -234,9 +234,7 @@ impl SampleRecord {
     fn to_report(&self) -> StallSample {
         StallSample {
             at_ns: self.at_ns,
-            state: self
-                .state
-                .map_or_else(|| "unknown".to_owned(), |s| s.to_string()),
+            state: super::describe::state_text(self.state),
             syscall: self.syscall.clone(),
             call_site: self.call_site.clone(),
             cpu_ns: self.cpu_ns,

@@ -175,6 +175,17 @@ impl Watched {
     }
 }
 
+/// The one stall of the tasks spawned from `file` (asserted to be exactly one).
+pub fn only_stall<'a>(report: &'a Report, file: &str) -> &'a pollwatch_report::Stall {
+    let stalls: Vec<_> = report
+        .stalls
+        .iter()
+        .filter(|s| s.site.contains(file))
+        .collect();
+    assert_eq!(stalls.len(), 1, "{:#?}", report.stalls);
+    stalls[0]
+}
+
 /// `report`, after asserting that nothing in it contradicts the rest (no stall longer than
 /// its site's longest poll, no percentile above the maximum, ...).
 pub fn consistent(report: Report) -> Report {
