@@ -13,6 +13,9 @@
 //!   and restores errno, and never allocates, locks or blocks (see *Stack capture* below).
 //! - [`Inspector::cpu_time_ns`]: how much CPU the thread has used (to tell spinning from
 //!   waiting between two looks).
+//! - [`Inspector::sched_times`]: how long the thread ran and how long it waited on a run
+//!   queue for a CPU (to tell a thread that holds a CPU from one the host is short of CPU
+//!   for), and [`Inspector::cgroup_throttling`]: the process's cgroup CPU quota throttling.
 //!
 //! [`symbolize`] turns the raw addresses into functions, files and lines; call it on a thread
 //! of your own, never in a signal handler, and [`warm_up`] it first: the first symbolization
@@ -78,7 +81,9 @@ mod types;
 use std::sync::Arc;
 
 pub use symbolize::{has_line_tables, symbolize, warm_up, SymbolFrame};
-pub use types::{CaptureError, RawBacktrace, RunState, Syscall, Target, ThreadState, Tid};
+pub use types::{
+    CaptureError, RawBacktrace, RunState, SchedTimes, Syscall, Target, ThreadState, Throttling, Tid,
+};
 
 /// What this platform can observe about another thread of this process.
 ///
@@ -95,6 +100,19 @@ pub trait Inspector: Send + Sync + std::fmt::Debug {
     /// unavailable. The kernel accounts a running thread's time at scheduler ticks and
     /// switches, so the value lags a thread that is on the CPU by up to a tick (1-10 ms).
     fn cpu_time_ns(&self, tid: Tid) -> Option<u64>;
+    /// The thread's time on a CPU and time waiting on a run queue for one so far
+    /// (`/proc/self/task/<tid>/schedstat`); `None` if unavailable (no schedstats, the thread
+    /// is gone, not Linux). Lags like [`cpu_time_ns`](Inspector::cpu_time_ns).
+    fn sched_times(&self, tid: Tid) -> Option<SchedTimes> {
+        let _ = tid;
+        None
+    }
+    /// The CPU throttling of this process's cgroup so far, from cgroup v2's `cpu.stat`
+    /// (the cgroup named by `/proc/self/cgroup`'s `0::` line, under `/sys/fs/cgroup`); `None`
+    /// without cgroup v2 or without a CPU controller there.
+    fn cgroup_throttling(&self) -> Option<Throttling> {
+        None
+    }
     /// Makes thread `tid` record its own stack and returns the raw addresses, innermost
     /// first (see the crate docs, *Stack capture*); waits at most `timeout`.
     fn capture(&self, tid: Tid, timeout: std::time::Duration)

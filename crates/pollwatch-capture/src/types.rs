@@ -6,6 +6,28 @@ use std::time::Duration;
 /// An OS thread id.
 pub type Tid = i32;
 
+/// A thread's scheduler accounting so far (`/proc/self/task/<tid>/schedstat`): how long it
+/// ran on a CPU, and how long it was runnable but waited on a run queue for one. Two readings
+/// of the same thread tell running from waiting for a CPU (which `cpu_time_ns` alone cannot:
+/// a thread waiting for a CPU and a thread asleep both use none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedTimes {
+    /// Time on a CPU, ns.
+    pub run_ns: u64,
+    /// Time runnable on a run queue, waiting for a CPU, ns.
+    pub wait_ns: u64,
+}
+
+/// The CPU throttling of this process's cgroup so far (cgroup v2 `cpu.stat`): how often and
+/// how long the CPU quota (`cpu.max`) stopped its threads from running.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Throttling {
+    /// Periods in which the cgroup used up its quota (`nr_throttled`).
+    pub nr_throttled: u64,
+    /// Time its threads were held back, µs (`throttled_usec`).
+    pub throttled_usec: u64,
+}
+
 /// A thread's state, syscall and what the syscall waits on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ThreadState {

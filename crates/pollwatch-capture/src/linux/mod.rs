@@ -9,7 +9,7 @@ mod syscalls;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{CaptureError, Inspector, RawBacktrace, ThreadState, Tid};
+use crate::{CaptureError, Inspector, RawBacktrace, SchedTimes, ThreadState, Throttling, Tid};
 
 pub(crate) fn current_tid() -> Tid {
     signal::gettid()
@@ -37,6 +37,14 @@ impl Inspector for Linux {
 
     fn cpu_time_ns(&self, tid: Tid) -> Option<u64> {
         proc::cpu_time_ns(tid)
+    }
+
+    fn sched_times(&self, tid: Tid) -> Option<SchedTimes> {
+        proc::sched_times(tid)
+    }
+
+    fn cgroup_throttling(&self) -> Option<Throttling> {
+        proc::cgroup_throttling()
     }
 
     fn capture(&self, tid: Tid, timeout: Duration) -> Result<RawBacktrace, CaptureError> {

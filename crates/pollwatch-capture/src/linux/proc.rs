@@ -1,6 +1,6 @@
 //! `/proc/self/task/<tid>/{stat,wchan,syscall,schedstat}` and `/proc/self/fd`.
 
-use crate::{RunState, Syscall, Target, ThreadState, Tid};
+use crate::{RunState, SchedTimes, Syscall, Target, ThreadState, Throttling, Tid};
 
 use super::{net, syscalls};
 
@@ -49,6 +49,51 @@ pub(crate) fn cpu_time_ns(tid: Tid) -> Option<u64> {
             let per_second = u64::try_from(per_second).ok().filter(|&t| t > 0)?;
             Some(ticks.saturating_mul(1_000_000_000 / per_second))
         })
+}
+
+/// Time on a CPU and time waiting on a run queue, from `schedstat`.
+pub(crate) fn sched_times(tid: Tid) -> Option<SchedTimes> {
+    parse_sched_times(&task_file(tid, "schedstat")?)
+}
+
+/// A `schedstat` line: time on the CPU (ns), time waiting on a run queue (ns), timeslices.
+pub(crate) fn parse_sched_times(text: &str) -> Option<SchedTimes> {
+    let mut fields = text.split_whitespace();
+    let run_ns = fields.next()?.parse().ok()?;
+    let wait_ns = fields.next()?.parse().ok()?;
+    Some(SchedTimes { run_ns, wait_ns })
+}
+
+/// The process's cgroup v2 `cpu.stat` throttling figures, when that file exists.
+pub(crate) fn cgroup_throttling() -> Option<Throttling> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = cgroup_v2_path(&cgroups)?;
+    let stat = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/{}/cpu.stat",
+        path.trim_start_matches('/')
+    ))
+    .ok()?;
+    parse_cpu_stat(&stat)
+}
+
+/// The cgroup v2 path in `/proc/self/cgroup`: the line `0::<path>`.
+pub(crate) fn cgroup_v2_path(cgroups: &str) -> Option<&str> {
+    cgroups.lines().find_map(|line| line.strip_prefix("0::"))
+}
+
+/// `nr_throttled` and `throttled_usec` of a cgroup v2 `cpu.stat`; `None` when either is
+/// missing (no CPU controller enabled for the cgroup).
+pub(crate) fn parse_cpu_stat(stat: &str) -> Option<Throttling> {
+    let field = |name: &str| {
+        stat.lines().find_map(|line| {
+            let (key, value) = line.split_once(' ')?;
+            (key == name).then(|| value.trim().parse().ok()).flatten()
+        })
+    };
+    Some(Throttling {
+        nr_throttled: field("nr_throttled")?,
+        throttled_usec: field("throttled_usec")?,
+    })
 }
 
 /// The first field of a `schedstat` line: time spent on the CPU, ns.
@@ -159,6 +204,37 @@ mod tests {
         let stat = "77 (a) b) R 1 77 77 0 -1 4194304 95 0 0 0 12 3 0 0 20 0 1 0 100 0";
         assert_eq!(parse_stat_cpu_ticks(stat), Some(15));
         assert_eq!(parse_stat_cpu_ticks("77 (x) R 1"), None);
+    }
+
+    #[test]
+    fn run_and_run_queue_wait_from_schedstat() {
+        assert_eq!(
+            parse_sched_times("1234567 89 10\n"),
+            Some(SchedTimes {
+                run_ns: 1_234_567,
+                wait_ns: 89
+            })
+        );
+        assert_eq!(parse_sched_times("1234567\n"), None);
+        assert_eq!(parse_sched_times(""), None);
+    }
+
+    #[test]
+    fn cgroup_v2_throttling_from_cpu_stat() {
+        let cgroups = "12:cpu,cpuacct:/old\n0::/system.slice/app.service\n";
+        assert_eq!(cgroup_v2_path(cgroups), Some("/system.slice/app.service"));
+        assert_eq!(cgroup_v2_path("4:memory:/x\n"), None);
+        let stat = "usage_usec 9000\nuser_usec 6000\nsystem_usec 3000\nnr_periods 50\n\
+                    nr_throttled 7\nthrottled_usec 123456\n";
+        assert_eq!(
+            parse_cpu_stat(stat),
+            Some(Throttling {
+                nr_throttled: 7,
+                throttled_usec: 123_456
+            })
+        );
+        // A cgroup without the CPU controller has only the usage lines.
+        assert_eq!(parse_cpu_stat("usage_usec 9000\nuser_usec 6000\n"), None);
     }
 
     #[test]
