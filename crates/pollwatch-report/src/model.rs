@@ -159,6 +159,21 @@ pub struct SiteReport {
     pub polls_in_place: u64,
 }
 
+/// Every value of [`Stall::cause`] (and of [`CallSiteCount::cause`], which also has
+/// `various`).
+pub const CAUSES: [&str; 10] = [
+    "file_io",
+    "sleep",
+    "lock",
+    "channel",
+    "cpu",
+    "network",
+    "block_on",
+    "process",
+    "descheduled",
+    "unknown",
+];
+
 /// How often one blocking call site stalled a site's tasks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallSiteCount {
@@ -200,6 +215,20 @@ pub struct Stall {
     /// while it still runs), when known: close to that wall time for CPU work, near zero for a
     /// thread blocked in a syscall. Compare it with `duration_ns - detected_after_ns`.
     pub cpu_ns: Option<u64>,
+    /// Time the thread ran on a CPU while the watchdog watched the poll (from its first look
+    /// past a quarter of the threshold, else from detection, to its end or last look), from
+    /// the scheduler's accounting, when known.
+    #[serde(default)]
+    pub run_ns: Option<u64>,
+    /// Time the thread was runnable but waited on a run queue for a CPU over the same span,
+    /// when known: waiting longer than it ran, while running less than half the threshold,
+    /// makes CPU work `descheduled`.
+    #[serde(default)]
+    pub runqueue_wait_ns: Option<u64>,
+    /// Time the process's cgroup was throttled by its CPU quota over the same span, where
+    /// cgroup v2 has a CPU controller.
+    #[serde(default)]
+    pub throttled_ns: Option<u64>,
     /// What the thread was doing: `running on CPU`, `sleeping`, `in uninterruptible IO`, or
     /// `unknown` without /proc.
     pub state: String,

@@ -34,6 +34,9 @@ impl Resources {
     pub(crate) fn running(&mut self, _: &State, _: &StallRecord) {}
 
     #[inline]
+    pub(crate) fn reclassified(&mut self, _: &State, _: &StallRecord) {}
+
+    #[inline]
     pub(crate) fn ended(&mut self, _: &State, _: PollKey, _: u64) {}
 
     #[inline]

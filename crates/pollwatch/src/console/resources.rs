@@ -13,7 +13,7 @@
 //! | `longest_stall` | u64, `override`, unit `ms` | the longest of them (so far, while one runs) |
 //! | `poll_p99` | u64, `override`, unit `µs` | 99th percentile of the site's finished polls |
 //! | `stalled_now` | bool | a poll of this site holds a worker past the threshold right now |
-//! | `last_cause` | str | the last stall's cause (`file_io`, `sleep`, `lock`, `channel`, `network`, `cpu`, `block_on`, `process`, `unknown`) |
+//! | `last_cause` | str | the last stall's cause (`file_io`, `sleep`, `lock`, `channel`, `network`, `cpu`, `block_on`, `process`, `descheduled`, `unknown`) |
 //! | `last_call_site` | str | the last stall's blocking call site (its function when the build has no line tables) and the blocking API it called, and the type being dropped for a stall in a `Drop` |
 //! | `suggestion` | str | what to do about the last stall |
 //!
@@ -112,6 +112,21 @@ impl Resources {
     /// and its call site may be known now (when the first look had no stack).
     pub(crate) fn running(&mut self, state: &State, stall: &StallRecord) {
         self.update_live(state, stall.key, stall.duration_ns, Some(stall));
+    }
+
+    /// A stall's cause changed after its detection (CPU work the thread mostly waited to do
+    /// is `descheduled`): its site's `last_cause` and `suggestion` become this stall's.
+    pub(crate) fn reclassified(&mut self, state: &State, stall: &StallRecord) {
+        let Some(dispatch) = state.subscriber.get() else {
+            return;
+        };
+        let Some(id) = self.sites.get(&stall.site).and_then(|r| r.span.clone()) else {
+            return;
+        };
+        in_span(&dispatch, &id, || {
+            update!(last_cause = stall.cause.as_str());
+            update!(suggestion = stall.suggestion().as_str());
+        });
     }
 
     /// A stall ended after `total_ns`.

@@ -37,13 +37,21 @@ pub(super) fn handle(state: &State, followers: &mut Followers, msg: Msg) {
             total_ns,
             exact,
             cpu_now_ns,
+            sched,
         } => {
             // A held stall ended before a look brought its stack: it is a stall.
             let held = state.book.lock().take_held(key);
             if let Some((stall, cpu_at_detection)) = held {
                 report(state, console, stall, cpu_at_detection);
             }
-            let ended = state.book.lock().ended(key, total_ns, exact, cpu_now_ns);
+            let mut book = state.book.lock();
+            let reclassified = book.scheduled(key, sched.as_ref(), Some(total_ns));
+            let ended = book.ended(key, total_ns, exact, cpu_now_ns);
+            drop(book);
+            if let Some(stall) = reclassified {
+                // Feature `console`: the site's last cause is the host's CPU shortage.
+                console.reclassified(state, &stall);
+            }
             // Feature `console`: the site is no longer stalled.
             console.ended(state, key, total_ns);
             if let Some(stall) = ended {
@@ -143,10 +151,15 @@ fn resampled(state: &State, console: &mut Resources, raw: &RawSample, look: desc
         stall.resampled(raw, look, cpu);
         stall.clone()
     });
+    let reclassified = book.scheduled(raw.key, raw.sched.as_ref(), None);
     drop(book);
     if let Some(stall) = updated {
         // Feature `console`: the site's longest stall so far, its call site.
         console.running(state, &stall);
+    }
+    if let Some(stall) = reclassified {
+        // Feature `console`: the cause the thread's scheduling showed.
+        console.reclassified(state, &stall);
     }
 }
 

@@ -74,6 +74,42 @@ impl SiteStalls {
         self.call_sites.sort_by_key(|c| std::cmp::Reverse(c.count));
     }
 
+    /// A counted stall's cause changed from `old` (see [`StallRecord::scheduled`]): its
+    /// count moves to its new cause, in the causes and in its call site's entry.
+    fn recount(&mut self, stall: &StallRecord, old: Cause) {
+        if let Some(count) = self.causes.get_mut(&old) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.causes.remove(&old);
+            }
+        }
+        *self.causes.entry(stall.cause).or_default() += 1;
+        let look = &stall.look;
+        let call_site =
+            &pollwatch_report::call_site_label(look.call_site.as_deref(), look.function.as_deref());
+        let matches = |c: &CallSiteStalls, cause: Cause| {
+            &c.call_site == call_site && c.blocking_call == look.api && c.cause == cause
+        };
+        let Some(at) = self.call_sites.iter().position(|c| matches(c, old)) else {
+            // Counted beyond the list's bound, or under a call site a later look replaced.
+            return;
+        };
+        self.call_sites[at].count -= 1;
+        if self.call_sites[at].count == 0 {
+            self.call_sites.remove(at);
+        }
+        match self.call_sites.iter_mut().find(|c| matches(c, stall.cause)) {
+            Some(known) => known.count += 1,
+            None => self.call_sites.push(CallSiteStalls {
+                call_site: call_site.to_owned(),
+                blocking_call: look.api.clone(),
+                cause: stall.cause,
+                count: 1,
+            }),
+        }
+        self.call_sites.sort_by_key(|c| std::cmp::Reverse(c.count));
+    }
+
     /// The call sites as reports and metrics write them, with the ones beyond the list's
     /// bound as one `other` entry of cause `various`.
     pub(crate) fn call_sites_report(&self) -> Vec<CallSiteCount> {
@@ -323,6 +359,26 @@ impl Book {
             .iter_mut()
             .find(|(n, _)| *n == number)
             .map(|(_, stall)| stall)
+    }
+
+    /// Takes a later reading of the scheduler accounting of followed stall `key`'s thread
+    /// (see [`StallRecord::scheduled`]; `ended_after_ns` once the poll ended); a changed
+    /// cause is recounted. Returns the stall when
+    /// its cause changed.
+    pub(crate) fn scheduled(
+        &mut self,
+        key: PollKey,
+        reading: Option<&super::sched::SchedReading>,
+        ended_after_ns: Option<u64>,
+    ) -> Option<StallRecord> {
+        let stall = self.live_mut(key)?;
+        let old = stall.scheduled(reading, ended_after_ns)?;
+        let stall = stall.clone();
+        self.per_site
+            .entry(stall.site)
+            .or_default()
+            .recount(&stall, old);
+        Some(stall)
     }
 
     /// The followed stall of poll `key`, to add a later look to.
@@ -584,5 +640,56 @@ mod tests {
             !book.is_in_place(key),
             "its slow poll was drained already: nothing left to silence"
         );
+    }
+
+    #[test]
+    fn a_stall_found_descheduled_is_recounted_under_its_new_cause() {
+        use super::super::sched::SchedReading;
+        use pollwatch_capture::SchedTimes;
+        let reading = |at_ms: u64, run_ms: u64, wait_ms: u64| SchedReading {
+            at_ns: at_ms * 1_000_000,
+            times: SchedTimes {
+                run_ns: run_ms * 1_000_000,
+                wait_ns: wait_ms * 1_000_000,
+            },
+            throttling: None,
+        };
+        let mut book = Book::new(100);
+        let now = Instant::now();
+        for seq in 0..2 {
+            let mut stall = record();
+            stall.key.seq = seq;
+            stall.look.api = None;
+            stall.cause = Cause::Cpu;
+            stall.sched_first = Some(reading(5, 100, 50));
+            book.detected(stall, None, now);
+        }
+        let start = record().key.start;
+        let key = |seq| PollKey {
+            slot: 0,
+            seq,
+            start,
+        };
+        // The first ran through; the second waited 15 of 20 ms for a CPU.
+        assert!(book
+            .scheduled(key(0), Some(&reading(25, 119, 51)), None)
+            .is_none());
+        let changed = book
+            .scheduled(key(1), Some(&reading(25, 104, 65)), None)
+            .expect("reclassified");
+        assert_eq!(changed.cause, Cause::Descheduled);
+        let site = book.site(SiteId::from_index(0)).unwrap();
+        assert_eq!(site.stalls, 2);
+        assert_eq!(site.causes.get(&Cause::Cpu), Some(&1));
+        assert_eq!(site.causes.get(&Cause::Descheduled), Some(&1));
+        let listed = site.call_sites_report();
+        let causes: Vec<(&str, u64)> = listed.iter().map(|c| (c.cause.as_str(), c.count)).collect();
+        assert_eq!(causes.len(), 2, "{causes:?}");
+        assert!(causes.contains(&("cpu", 1)) && causes.contains(&("descheduled", 1)));
+        // A later reading that changes nothing recounts nothing.
+        assert!(book
+            .scheduled(key(1), Some(&reading(26, 104, 66)), None)
+            .is_none());
+        assert_eq!(book.recent(&Sites::new(4))[1].cause, "descheduled");
     }
 }

@@ -47,6 +47,9 @@ pub(crate) enum Cause {
     Network,
     BlockOn,
     Process,
+    /// CPU work (or a lock wait) the thread mostly spent waiting for a CPU: the host or
+    /// container is short of CPU (`stall::sched`'s rule).
+    Descheduled,
     Unknown,
 }
 
@@ -62,6 +65,7 @@ impl Cause {
             Cause::Network => "network",
             Cause::BlockOn => "block_on",
             Cause::Process => "process",
+            Cause::Descheduled => "descheduled",
             Cause::Unknown => "unknown",
         }
     }
@@ -263,6 +267,11 @@ pub(crate) fn suggestion(cause: Cause, api: Option<&str>) -> String {
             "Use tokio::process::Command and .await the child's wait().".to_owned()
         }
         Cause::Process => "Use tokio::process::Command.".to_owned(),
+        Cause::Descheduled => "No code fix: the thread waited for a CPU most of the time it \
+                               was held. Look at the host's CPU: other processes or threads \
+                               competing for it, or the container's CPU quota (cgroup cpu.max \
+                               throttling)."
+            .to_owned(),
         Cause::Unknown => "Move the blocking call to tokio::task::spawn_blocking.".to_owned(),
     }
 }
@@ -441,5 +450,30 @@ mod tests {
         assert!(suggestion(Cause::Cpu, None).contains("spawn_blocking"));
         assert!(suggestion(Cause::BlockOn, None).contains("Never call block_on"));
         assert!(suggestion(Cause::Network, None).contains("async client"));
+        let host = suggestion(Cause::Descheduled, None);
+        assert!(!host.is_empty());
+    }
+
+    #[test]
+    fn every_cause_is_one_the_report_format_lists() {
+        let all = [
+            Cause::FileIo,
+            Cause::Sleep,
+            Cause::Lock,
+            Cause::Channel,
+            Cause::Cpu,
+            Cause::Network,
+            Cause::BlockOn,
+            Cause::Process,
+            Cause::Descheduled,
+            Cause::Unknown,
+        ];
+        let names: Vec<&str> = all.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names, pollwatch_report::CAUSES);
+        let host = suggestion(Cause::Descheduled, None);
+        assert!(
+            host.starts_with("No code fix") && !host.contains("spawn_blocking"),
+            "{host}"
+        );
     }
 }

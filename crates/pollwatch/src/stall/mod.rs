@@ -13,12 +13,14 @@ pub(crate) mod in_place;
 pub(crate) mod location;
 pub(crate) mod rate_limit;
 pub(crate) mod record;
+pub(crate) mod sched;
 pub(crate) mod span;
 
 use pollwatch_capture::{CaptureError, RawBacktrace, ThreadState};
 
 use crate::poll::PollKey;
 use crate::sites::SiteId;
+use crate::stall::sched::SchedReading;
 
 /// What the watchdog sends the reporter.
 #[derive(Debug)]
@@ -33,6 +35,8 @@ pub(crate) enum Msg {
         /// estimate (the thread ran further polls before the watchdog looked again).
         exact: bool,
         cpu_now_ns: Option<u64>,
+        /// The thread's scheduler accounting when the watchdog saw the poll had ended.
+        sched: Option<SchedReading>,
     },
     /// Stop after handling what is queued.
     Stop,
@@ -60,6 +64,11 @@ pub(crate) struct RawSample {
     pub(crate) lag_ns: u64,
     pub(crate) state: Option<ThreadState>,
     pub(crate) cpu_now_ns: Option<u64>,
+    /// The thread's scheduler accounting at this look.
+    pub(crate) sched: Option<SchedReading>,
+    /// The first reading of this poll, from before detection when the watchdog saw the poll
+    /// running earlier (see [`sched::FirstReadings`]).
+    pub(crate) sched_first: Option<SchedReading>,
     pub(crate) capture: Option<Result<RawBacktrace, CaptureError>>,
     /// The innermost span entered inside the task, as `name{fields}`.
     pub(crate) inner_span: Option<String>,

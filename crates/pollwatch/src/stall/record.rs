@@ -9,6 +9,7 @@ use pollwatch_report::{Stall, StallSample};
 use super::classify::{self, Cause};
 use super::describe::Look;
 use super::frames::Missing;
+use super::sched::{self, SchedReading, Scheduled};
 use super::RawSample;
 use crate::poll::{PollKey, PollKind};
 use crate::sites::{SiteId, Sites};
@@ -40,6 +41,11 @@ pub(crate) struct StallRecord {
     pub(crate) span: Option<String>,
     /// Later looks while it ran.
     pub(crate) samples: Vec<SampleRecord>,
+    /// The thread's scheduler accounting at the start of the span judged: the poll's first
+    /// reading, taken before detection when the watchdog saw it running earlier.
+    pub(crate) sched_first: Option<SchedReading>,
+    /// What the thread did from the first reading to the last: ran, or waited for a CPU.
+    pub(crate) scheduled: Option<Scheduled>,
 }
 
 /// A later look at a running stall.
@@ -55,7 +61,7 @@ pub(crate) struct SampleRecord {
 impl StallRecord {
     /// The stall as its first look found it.
     pub(crate) fn detected(raw: &RawSample, look: Look) -> Self {
-        Self {
+        let mut stall = Self {
             key: raw.key,
             task_id: raw.task_id,
             site: raw.site,
@@ -76,7 +82,38 @@ impl StallRecord {
             look,
             span: raw.inner_span.clone(),
             samples: Vec::new(),
+            sched_first: raw.sched_first.or(raw.sched),
+            scheduled: None,
+        };
+        // With a reading from before detection, the span so far is judged already (and is
+        // all there is if the thread is gone before the stall's end is read).
+        if raw.sched_first.is_some() {
+            stall.scheduled(raw.sched.as_ref(), None);
         }
+        stall
+    }
+
+    /// A later reading of the thread's scheduler accounting (at a later look, or at the
+    /// end): the figures since the first reading, and the cause they make of a stall that looks like
+    /// CPU work (see [`sched`]). Returns the cause before, when this changed it.
+    pub(crate) fn scheduled(
+        &mut self,
+        reading: Option<&SchedReading>,
+        ended_after_ns: Option<u64>,
+    ) -> Option<Cause> {
+        let first = self.sched_first.as_ref()?;
+        let scheduled = Scheduled::between(first, reading?);
+        // How much of the span the poll lasted, once it ended after `ended_after_ns`.
+        let poll_ns =
+            ended_after_ns.map(|held| (self.started_at_ns + held).saturating_sub(first.at_ns));
+        self.scheduled = Some(scheduled);
+        let looked = match self.cause {
+            Cause::Descheduled => Cause::Cpu,
+            looked => looked,
+        };
+        let threshold_ns = self.detected_after_ns.saturating_sub(self.detection_lag_ns);
+        let cause = sched::cause(looked, Some(&scheduled), threshold_ns, poll_ns);
+        (cause != self.cause).then(|| std::mem::replace(&mut self.cause, cause))
     }
 
     /// Adds a later look; a stall whose first look had no stack (its capture failed) takes
@@ -110,6 +147,10 @@ impl StallRecord {
 
     /// The fix to apply: for a `Drop`, one that can be written in a `Drop`.
     pub(crate) fn suggestion(&self) -> String {
+        if self.cause == Cause::Descheduled {
+            // Not the code's doing, in a poll or in a `Drop`.
+            return classify::suggestion(self.cause, None);
+        }
         match self.kind {
             PollKind::Drop => classify::drop_suggestion(self.dropped_type()),
             PollKind::Poll => classify::suggestion(self.cause, self.look.api.as_deref()),
@@ -158,6 +199,9 @@ impl StallRecord {
             duration_ns: self.duration_ns,
             ended: self.ended,
             cpu_ns: self.cpu_ns,
+            run_ns: self.scheduled.map(|s| s.run_ns),
+            runqueue_wait_ns: self.scheduled.map(|s| s.wait_ns),
+            throttled_ns: self.scheduled.and_then(|s| s.throttled_ns),
             state: look.state_text(),
             syscall: look.syscall.clone(),
             blocked_on: look.blocked_on.clone(),
@@ -205,6 +249,7 @@ impl StallRecord {
         };
         let look = &self.look;
         let what = match (&look.syscall, &look.blocked_on) {
+            _ if self.cause == Cause::Descheduled => self.descheduled(),
             (Some(syscall), _) if self.cause == Cause::Sleep => format!("sleeping in {syscall}()"),
             (Some(syscall), _) if matches!(self.cause, Cause::Lock | Cause::BlockOn) => {
                 format!("waiting on a lock or condition variable in {syscall}()")
@@ -227,6 +272,28 @@ impl StallRecord {
             "{task} ({site}) {held}: {what}{at}{api}. {}",
             self.suggestion()
         )
+    }
+}
+
+impl StallRecord {
+    /// What a descheduled stall's thread did, for its message.
+    fn descheduled(&self) -> String {
+        let mut text = "descheduled: the host/container is short of CPU; not this code".to_owned();
+        if let Some(s) = self.scheduled {
+            text.push_str(&format!(
+                " (while watched it ran {} and waited {} for a CPU",
+                format_duration_ns(s.run_ns),
+                format_duration_ns(s.wait_ns)
+            ));
+            if let Some(throttled) = s.throttled_ns.filter(|&t| t > 0) {
+                text.push_str(&format!(
+                    "; the cgroup's CPU quota throttled it {}",
+                    format_duration_ns(throttled)
+                ));
+            }
+            text.push(')');
+        }
+        text
     }
 }
 
@@ -290,6 +357,8 @@ pub(crate) mod tests {
             kind: PollKind::Poll,
             span: None,
             samples: Vec::new(),
+            sched_first: None,
+            scheduled: None,
         }
     }
 
@@ -317,6 +386,64 @@ pub(crate) mod tests {
             text.contains("so far: running on CPU at src/store.rs:17."),
             "{text}"
         );
+    }
+
+    #[test]
+    fn cpu_work_the_thread_mostly_waited_to_do_is_descheduled_and_says_so() {
+        use pollwatch_capture::SchedTimes;
+        let reading = |at_ms: u64, run_ms: u64, wait_ms: u64| SchedReading {
+            at_ns: at_ms * 1_000_000,
+            times: SchedTimes {
+                run_ns: run_ms * 1_000_000,
+                wait_ns: wait_ms * 1_000_000,
+            },
+            throttling: None,
+        };
+        let mut s = record();
+        s.look.syscall = None;
+        s.look.blocked_on = None;
+        s.look.state = Some(RunState::Running);
+        s.look.api = None;
+        s.cause = Cause::Cpu;
+        s.sched_first = Some(reading(5, 100, 50));
+        // At a later look it had run most of the time: still CPU work.
+        assert_eq!(s.scheduled(Some(&reading(10, 104, 51)), None), None);
+        assert_eq!(s.cause, Cause::Cpu);
+        // By its end it had waited 15 of 20 ms for a CPU.
+        assert_eq!(
+            s.scheduled(Some(&reading(25, 104, 65)), None),
+            Some(Cause::Cpu)
+        );
+        assert_eq!(s.cause, Cause::Descheduled);
+        let text = s.message("handler", "src/main.rs:42:5");
+        assert!(
+            text.contains(
+                "held worker \"tokio-rt-worker\" for 312ms: descheduled: the host/container \
+                 is short of CPU; not this code (while watched it ran 4.00ms and waited \
+                 15.0ms for a CPU) at src/store.rs:17. No code fix"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("spawn_blocking"), "{text}");
+        // Caught in a `Drop`: still no code fix.
+        s.kind = PollKind::Drop;
+        assert!(
+            s.suggestion().starts_with("No code fix"),
+            "{}",
+            s.suggestion()
+        );
+        s.kind = PollKind::Poll;
+        let report = s.to_report(&Sites::new(4));
+        assert_eq!(report.cause, "descheduled");
+        assert_eq!(
+            (report.run_ns, report.runqueue_wait_ns),
+            (Some(4_000_000), Some(15_000_000))
+        );
+        // A stall whose look found a file read keeps its cause, however long it waited.
+        let mut read = record();
+        read.sched_first = Some(reading(5, 100, 50));
+        assert_eq!(read.scheduled(Some(&reading(25, 101, 69)), None), None);
+        assert_eq!(read.cause, Cause::FileIo);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use pollwatch_capture::{CaptureError, Inspector, RawBacktrace};
 use crate::poll::clock::Clock;
 use crate::poll::thread::{InnerPoll, ThreadSlot};
 use crate::poll::PollKey;
+use crate::stall::sched::{FirstReadings, SchedReading};
 use crate::stall::{Msg, RawSample, SampleKind};
 use crate::state::{Lost, State};
 
@@ -31,6 +32,8 @@ struct Active {
 pub(crate) struct Scanner {
     /// Per slot (same index as the slot list): the stall being followed.
     active: Vec<Option<Active>>,
+    /// The scheduler accounting of slow polls, from before they become stalls.
+    first_sched: FirstReadings,
 }
 
 impl Scanner {
@@ -44,7 +47,7 @@ impl Scanner {
             if let Some(active) = self.active[index] {
                 if !slot.still_polling(&active.poll) {
                     self.active[index] = None;
-                    send(state, to, ended(inspector, index, slot, active));
+                    send(state, to, ended(state, inspector, index, slot, active));
                 } else if let Some(active) = &mut self.active[index] {
                     active.own_ns = active.poll.own_ns(&state.poll.clock);
                 }
@@ -58,9 +61,16 @@ impl Scanner {
                     // A poll nested in the followed one stalls now: that one's stall is over
                     // (its own time stopped growing), this one is a stall of its own.
                     self.active[index] = None;
-                    send(state, to, ended(inspector, index, slot, active));
+                    send(state, to, ended(state, inspector, index, slot, active));
                 }
             }
+            let sched_first = self.first_sched.seen(
+                index,
+                (poll.seq, poll.start),
+                own_ns,
+                state.threshold_ns(),
+                || SchedReading::take(inspector, slot.tid(), state.poll.clock.uptime_ns()),
+            );
             let Some(kind) = self.due(index, poll, own_ns, state.threshold_ns()) else {
                 continue;
             };
@@ -69,7 +79,8 @@ impl Scanner {
                 seq: poll.seq,
                 start: poll.start,
             };
-            if let Some(sample) = look(state, inspector, slot, key, poll, own_ns, kind) {
+            if let Some(mut sample) = look(state, inspector, slot, key, poll, own_ns, kind) {
+                sample.sched_first = sched_first;
                 send(state, to, Msg::Sample(Box::new(sample)));
             }
         }
@@ -119,7 +130,13 @@ fn same_poll(a: &InnerPoll, b: &InnerPoll) -> bool {
 /// The end of a followed stall: an outermost poll's own length from the slot when it is still
 /// on record; else the watchdog's estimate (its own time at the last look), which the
 /// reporter corrects from the poll's slow-poll record.
-fn ended(inspector: &dyn Inspector, index: usize, slot: &ThreadSlot, active: Active) -> Msg {
+fn ended(
+    state: &State,
+    inspector: &dyn Inspector,
+    index: usize,
+    slot: &ThreadSlot,
+    active: Active,
+) -> Msg {
     let poll = active.poll;
     let outermost = poll.depth == 1 && poll.nested_ns == 0;
     let (exact, total_ns) = match slot.finished_ns(poll.seq).filter(|_| outermost) {
@@ -135,6 +152,7 @@ fn ended(inspector: &dyn Inspector, index: usize, slot: &ThreadSlot, active: Act
         total_ns,
         exact,
         cpu_now_ns: inspector.cpu_time_ns(slot.tid()),
+        sched: SchedReading::take(inspector, slot.tid(), state.poll.clock.uptime_ns()),
     }
 }
 
@@ -155,6 +173,7 @@ fn look(
     let tid = slot.tid();
     let thread_state = inspector.thread_state(tid);
     let cpu_now_ns = inspector.cpu_time_ns(tid);
+    let sched = SchedReading::take(inspector, tid, state.poll.clock.uptime_ns());
     let capture = inspector
         .can_capture()
         .then(|| capture_retrying(inspector, tid))
@@ -174,6 +193,8 @@ fn look(
         lag_ns: own_ns.saturating_sub(state.threshold_ns()),
         state: thread_state,
         cpu_now_ns,
+        sched,
+        sched_first: None,
         capture,
         inner_span,
     })

@@ -1,0 +1,232 @@
+//! A task that does little work per poll, on a machine short of CPU, is held for many
+//! milliseconds while its thread waits for a CPU: pollwatch says so (`descheduled`) instead
+//! of blaming the task's code as CPU work. A thread that sleeps is not waiting for a CPU.
+//!
+//! The shortage is made on one CPU: the runtime's workers and six spinning threads are pinned
+//! to it, so a worker waits for several of the spinners' time slices whenever it is preempted,
+//! while pollwatch's own threads (started before, not pinned) watch from the other CPUs.
+// tokio emits task spans only when built with `--cfg tokio_unstable`; pinning is Linux's.
+#![cfg(all(tokio_unstable, target_os = "linux"))]
+
+mod support;
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use pollwatch::PollWatch;
+use support::Watched;
+
+const THRESHOLD: Duration = Duration::from_millis(10);
+const POLLS: u32 = 400;
+const WORK: Duration = Duration::from_micros(200);
+
+fn watched() -> Watched {
+    Watched::new_with(
+        PollWatch::builder()
+            .threshold(THRESHOLD)
+            .tick(Duration::from_millis(1)),
+    )
+}
+
+#[inline(never)]
+fn work(rounds: u64) -> u64 {
+    let mut n = 0u64;
+    for i in 0..rounds {
+        n = black_box(n.wrapping_mul(31).wrapping_add(i));
+    }
+    n
+}
+
+/// How many rounds of `work` take `WORK` on this machine while it is otherwise idle.
+fn rounds_for_work() -> u64 {
+    let probe = 200_000;
+    let started = Instant::now();
+    work(probe);
+    let ns = started.elapsed().as_nanos().max(1);
+    u64::try_from(u128::from(probe) * WORK.as_nanos() / ns)
+        .unwrap()
+        .max(1)
+}
+
+/// Pins the calling thread to the first CPU this process may use.
+fn pin_to_one_cpu() {
+    let first = core_affinity::get_core_ids()
+        .and_then(|cpus| cpus.into_iter().next())
+        .expect("a CPU to run on");
+    assert!(core_affinity::set_for_current(first), "pinned to {first:?}");
+}
+
+/// A runtime of two workers, both pinned to one CPU.
+fn pinned_runtime(watched: &Watched) -> tokio::runtime::Runtime {
+    watched.runtime_with(2, |builder| {
+        builder.on_thread_start(pin_to_one_cpu);
+    })
+}
+
+/// Six threads that keep the pinned CPU busy until dropped.
+struct Spinners {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Spinners {
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..6)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    pin_to_one_cpu();
+                    let mut n = 0u64;
+                    while !stop.load(Relaxed) {
+                        n = work(1_000).wrapping_add(n);
+                    }
+                    black_box(n);
+                })
+            })
+            .collect();
+        Self { stop, threads }
+    }
+}
+
+impl Drop for Spinners {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        for thread in self.threads.drain(..) {
+            thread.join().unwrap();
+        }
+    }
+}
+
+/// The stalls of this file's tasks, and the counts per cause of its sites (every stall, not
+/// only the ones the report lists).
+fn this_files(report: &pollwatch::Report) -> (Vec<&pollwatch_report::Stall>, Vec<(String, u64)>) {
+    let file = "cpu_shortage_is_not_the_codes_fault.rs";
+    let stalls = report
+        .stalls
+        .iter()
+        .filter(|s| s.site.contains(file))
+        .collect();
+    let causes = report
+        .sites
+        .iter()
+        .filter(|s| s.label.contains(file))
+        .flat_map(|s| &s.call_sites)
+        .map(|c| (c.cause.clone(), c.count))
+        .collect();
+    (stalls, causes)
+}
+
+#[test]
+fn short_polls_on_a_host_short_of_cpu_are_never_blamed_as_cpu_work() {
+    let rounds = rounds_for_work();
+    let watched = watched();
+    let rt = pinned_runtime(&watched);
+    let spinners = Spinners::start();
+    let started = Instant::now();
+    watched.scope(|| {
+        rt.block_on(async {
+            tokio::spawn(async move {
+                for _ in 0..POLLS {
+                    black_box(work(rounds));
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .unwrap();
+        });
+    });
+    let took = started.elapsed();
+    drop(spinners);
+    // The watchdog's last scan reads the end of every stall while the runtime's threads
+    // still exist; the runtime goes after.
+    let report = watched.final_report();
+    drop(rt);
+    let (stalls, causes) = this_files(&report);
+    let total: u64 = causes.iter().map(|(_, n)| n).sum();
+    let descheduled: u64 = causes
+        .iter()
+        .filter(|(c, _)| c == "descheduled")
+        .map(|(_, n)| n)
+        .sum();
+    eprintln!(
+        "{POLLS} polls of {WORK:?} of work in {took:?} on a host short of CPU: {total} stalls, \
+         {descheduled} descheduled; causes {causes:?}"
+    );
+    for stall in &stalls {
+        eprintln!(
+            "  {} held {} ns: ran {:?}, waited {:?} for a CPU",
+            stall.cause, stall.duration_ns, stall.run_ns, stall.runqueue_wait_ns
+        );
+    }
+    assert!(
+        total > 0,
+        "a worker sharing one CPU with six spinners is held past {THRESHOLD:?}"
+    );
+    assert!(
+        causes.iter().all(|(cause, _)| cause != "cpu"),
+        "a task doing {WORK:?} per poll blamed as CPU work: {causes:?}\n{stalls:#?}"
+    );
+    assert_eq!(
+        descheduled, total,
+        "every stall is the host's CPU shortage: {causes:?}"
+    );
+    let (mut ran, mut held) = (0, 0);
+    for stall in &stalls {
+        assert_eq!(stall.cause, "descheduled", "{stall:#?}");
+        let (run, wait) = (
+            stall.run_ns.expect("run time measured"),
+            stall.runqueue_wait_ns.expect("run-queue wait measured"),
+        );
+        assert!(wait > run, "ran {run} and waited {wait} ns: {stall:#?}");
+        assert!(
+            stall
+                .message
+                .contains("descheduled: the host/container is short of CPU; not this code"),
+            "{stall:#?}"
+        );
+        assert!(!stall.suggestion.contains("spawn_blocking"), "{stall:#?}");
+        // The figures run to the watchdog's last reading, which can come after the poll:
+        // judged over all stalls, the thread ran for a small part of the time held.
+        ran += run;
+        held += stall.duration_ns;
+    }
+    assert!(
+        ran < held / 2,
+        "the stalled thread ran {ran} ns of {held} held"
+    );
+}
+
+#[test]
+fn a_thread_sleeping_on_a_host_short_of_cpu_is_a_sleep_not_descheduled() {
+    let watched = watched();
+    let rt = pinned_runtime(&watched);
+    let spinners = Spinners::start();
+    watched.scope(|| {
+        rt.block_on(async {
+            tokio::spawn(async { std::thread::sleep(Duration::from_millis(100)) })
+                .await
+                .unwrap();
+        });
+    });
+    drop(spinners);
+    let report = watched.final_report();
+    drop(rt);
+    let (stalls, _) = this_files(&report);
+    let sleep = stalls
+        .iter()
+        .find(|s| s.duration_ns >= 100_000_000)
+        .unwrap_or_else(|| panic!("the sleep is a stall: {stalls:#?}"));
+    assert_eq!(sleep.cause, "sleep", "{sleep:#?}");
+    let wait = sleep.runqueue_wait_ns.expect("run-queue wait measured");
+    let run = sleep.run_ns.expect("run time measured");
+    // Asleep for most of it: neither running nor waiting for a CPU, whatever the load.
+    assert!(
+        run + wait < sleep.duration_ns / 2,
+        "ran {run} and waited {wait} ns of {} held asleep",
+        sleep.duration_ns
+    );
+}
