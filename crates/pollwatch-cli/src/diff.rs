@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use pollwatch_report::call_sites::{self, CallSiteGroup};
 use pollwatch_report::units::format_duration_ns;
-use pollwatch_report::{Report, SiteReport};
+use pollwatch_report::{Report, SiteReport, CAUSES};
 
 use crate::gate::{self, Gate, Metric};
 use crate::input::{self, Run};
@@ -32,6 +32,15 @@ pub(crate) struct Args {
     /// polls to compare tails).
     #[arg(long, default_value_t = 50, value_name = "N")]
     min_polls: u64,
+    /// Leave out the stalls of this cause everywhere (site and total counts, gates, call
+    /// sites). Repeat for several; `none` counts every stall. The default leaves out
+    /// `descheduled`: stalls of a host short of CPU, not of the code.
+    #[arg(
+        long = "ignore-cause",
+        value_name = "CAUSE",
+        default_values_t = [String::from("descheduled")]
+    )]
+    ignore_causes: Vec<String>,
     /// How many sites in both runs to list (the gates check all of them).
     #[arg(long, default_value_t = 20)]
     top: usize,
@@ -53,8 +62,18 @@ const COLUMNS: [Metric; 8] = [
 ];
 
 pub(crate) fn run(args: &Args) -> Result<Outcome, String> {
-    let before = Run::read(&args.before, false)?;
-    let after = Run::read(&args.after, false)?;
+    for cause in &args.ignore_causes {
+        if cause != "none" && !CAUSES.contains(&cause.as_str()) {
+            return Err(format!(
+                "--ignore-cause {cause}: not a stall cause (one of: none, {})",
+                CAUSES.join(", ")
+            ));
+        }
+    }
+    let mut before = Run::read(&args.before, false)?;
+    let mut after = Run::read(&args.after, false)?;
+    let ignored =
+        [&mut before, &mut after].map(|run| leave_out(&mut run.report, &args.ignore_causes));
     let pattern = args.site.as_deref();
     let keep = |s: &&SiteReport| input::matches(pattern, &s.label);
     let old: Vec<&SiteReport> = before.report.sites.iter().filter(keep).collect();
@@ -85,6 +104,15 @@ pub(crate) fn run(args: &Args) -> Result<Outcome, String> {
         );
     }
     totals(&mut out, &before.report, &after.report);
+    if ignored.iter().any(|&n| n > 0) {
+        let _ = writeln!(
+            out,
+            "left out: {} -> {} stalls of cause {} (--ignore-cause)",
+            ignored[0],
+            ignored[1],
+            args.ignore_causes.join(", ")
+        );
+    }
     sites_in_both(&mut out, &both, args.top);
     listed(&mut out, "new sites", &appeared);
     listed(&mut out, "vanished sites", &vanished);
@@ -220,6 +248,29 @@ fn listed(out: &mut String, title: &str, sites: &[&SiteReport]) {
     }
 }
 
+/// Removes the stalls of `causes` from `report`'s counts, call sites and listed stalls;
+/// returns how many there were. (Stalls past a site's first 32 call sites are counted under
+/// `other`, of `various` causes, and stay.)
+fn leave_out(report: &mut Report, causes: &[String]) -> u64 {
+    let ignored = |cause: &str| causes.iter().any(|c| c == cause);
+    let mut total = 0;
+    for site in &mut report.sites {
+        let mut left_out = 0;
+        site.call_sites.retain(|call| {
+            let keep = !ignored(&call.cause);
+            if !keep {
+                left_out += call.count;
+            }
+            keep
+        });
+        site.stalls = site.stalls.saturating_sub(left_out);
+        total += left_out;
+    }
+    report.stalls.retain(|stall| !ignored(&stall.cause));
+    report.totals.stalls = report.totals.stalls.saturating_sub(total);
+    total
+}
+
 /// The call sites only the later run stalled at, and those only the earlier did.
 fn call_site_changes(
     before: &[CallSiteGroup],
@@ -320,5 +371,42 @@ fn plural(n: u64, noun: &str) -> String {
         format!("{n} {noun}")
     } else {
         format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> Report {
+        pollwatch_report::json::from_str(include_str!(
+            "../../pollwatch-report/src/example-report.json"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn stalls_of_an_ignored_cause_leave_every_count() {
+        let mut report = example();
+        // The example's one stall, at a site with one call site, as if the host was busy.
+        report.sites[0].call_sites[0].cause = "descheduled".to_owned();
+        report.stalls[0].cause = "descheduled".to_owned();
+        let mut counted = report.clone();
+        assert_eq!(leave_out(&mut counted, &["none".to_owned()]), 0);
+        assert_eq!(counted.totals.stalls, 1);
+        assert_eq!(leave_out(&mut report, &["descheduled".to_owned()]), 1);
+        assert_eq!(report.totals.stalls, 0);
+        assert_eq!(report.sites[0].stalls, 0);
+        assert!(report.sites[0].call_sites.is_empty());
+        assert!(report.stalls.is_empty());
+        assert!(report.inconsistencies().is_empty());
+    }
+
+    #[test]
+    fn stalls_of_other_causes_stay() {
+        let mut report = example();
+        assert_eq!(leave_out(&mut report, &["descheduled".to_owned()]), 0);
+        assert_eq!((report.totals.stalls, report.sites[0].stalls), (1, 1));
+        assert_eq!(report.stalls.len(), 1);
     }
 }
