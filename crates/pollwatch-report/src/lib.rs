@@ -107,6 +107,7 @@
 //! | `stall_warnings_suppressed` | integer | warnings not emitted because their site exceeded its rate limit (still counted and listed) |
 //! | `stall_samples` | integer | stall samples lost because the watchdog's queue to the reporter was full |
 //! | `report_writes_failed` | integer | times the report files could not be written while running; the reason is in `diagnostics` |
+//! | `host_panics` | integer | panics caught on pollwatch's threads, most often from an application subscriber or layer that panicked on pollwatch's events or spans (that output was lost; `diagnostics` says where); may be absent (read as `0`) |
 //!
 //! ## `sites[]` ([`SiteReport`])
 //!
@@ -431,6 +432,7 @@ mod tests {
                 stall_warnings_suppressed: 1,
                 stall_samples: 1,
                 report_writes_failed: 1,
+                host_panics: 1,
             },
             slow_polls: vec![SlowPoll {
                 task_id: 7,

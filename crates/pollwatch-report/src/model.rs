@@ -103,6 +103,11 @@ pub struct Dropped {
     /// writable, the disk is full); the reason is in the diagnostics.
     #[serde(default)]
     pub report_writes_failed: u64,
+    /// Panics caught on pollwatch's threads, most often from a subscriber or layer of the
+    /// application that panicked on one of pollwatch's events or spans: that output was lost,
+    /// pollwatch went on; the diagnostics say where. Absent in older reports (read as `0`).
+    #[serde(default)]
+    pub host_panics: u64,
 }
 
 /// Everything measured for one spawn site.

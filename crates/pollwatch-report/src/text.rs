@@ -242,6 +242,7 @@ pub fn dropped(out: &mut String, report: &Report) {
         (d.stall_warnings_suppressed, "warnings over the rate limit"),
         (d.stall_samples, "stall samples (queue full)"),
         (d.report_writes_failed, "report writes failed"),
+        (d.host_panics, "panics caught on pollwatch's threads"),
     ];
     let nonzero: Vec<String> = counters
         .iter()

@@ -7,6 +7,8 @@ use parking_lot::Mutex;
 #[derive(Debug, Default)]
 pub(crate) struct Diagnostics {
     list: Mutex<Vec<String>>,
+    /// The keys of the diagnostics said once ([`Diagnostics::push_once`]).
+    said: Mutex<Vec<&'static str>>,
 }
 
 impl Diagnostics {
@@ -14,6 +16,19 @@ impl Diagnostics {
     pub(crate) fn push(&self, text: String) {
         eprintln!("{text}");
         self.list.lock().push(text);
+    }
+
+    /// Records and prints `text` unless a diagnostic with the same `key` was pushed before:
+    /// a problem that can recur says so once.
+    pub(crate) fn push_once(&self, key: &'static str, text: String) {
+        {
+            let mut said = self.said.lock();
+            if said.contains(&key) {
+                return;
+            }
+            said.push(key);
+        }
+        self.push(text);
     }
 
     /// Records `text` without printing it (it was said another way, as an event).

@@ -18,8 +18,9 @@ mod poll;
 mod setup_check;
 // Detect and describe: stalls, typed, with their causes and fixes.
 mod stall;
-// The state one layer shares.
+// The state one layer shares; running code that may panic on pollwatch's threads.
 mod state;
+mod guarded;
 // Reading the state into a report; the poll sources; the watchdog.
 mod snapshot;
 mod source;

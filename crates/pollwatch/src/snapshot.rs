@@ -26,6 +26,7 @@ pub(crate) fn dropped(state: &State, slots: &[Arc<ThreadSlot>], book: &Book) -> 
         stall_warnings_suppressed: book.suppressed(),
         stall_samples: state.lost.stall_samples.load(Relaxed),
         report_writes_failed: state.lost.report_writes.load(Relaxed),
+        host_panics: state.lost.host_panics.load(Relaxed),
     }
 }
 

@@ -47,6 +47,8 @@ pub(crate) struct Lost {
     pub(crate) stall_samples: AtomicU64,
     /// Times writing the report files while running failed.
     pub(crate) report_writes: AtomicU64,
+    /// Panics caught on pollwatch's threads (see `guarded`).
+    pub(crate) host_panics: AtomicU64,
 }
 
 impl Lost {

@@ -165,6 +165,11 @@ fn dropped(out: &mut String, report: &Report) {
             d.report_writes_failed,
             "times the report files could not be written",
         ),
+        (
+            "host_panics",
+            d.host_panics,
+            "panics caught on pollwatch's threads (see the diagnostics)",
+        ),
     ];
     if counters.iter().all(|(_, n, _)| *n == 0) {
         out.push_str("<p class=\"dropped\">Dropped: nothing dropped.</p>\n");

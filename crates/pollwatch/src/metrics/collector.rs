@@ -284,6 +284,7 @@ fn encode_dropped(encoder: &mut DescriptorEncoder, dropped: &Dropped) -> fmt::Re
         ),
         ("stall_samples", dropped.stall_samples),
         ("report_writes_failed", dropped.report_writes_failed),
+        ("host_panics", dropped.host_panics),
     ] {
         counter(count).encode(metric.encode_family(&[("kind", kind)])?)?;
     }

@@ -28,6 +28,7 @@ use pollwatch_report::Report;
 
 use self::files::Files;
 use crate::background::{self, Joiner};
+use crate::guarded;
 use crate::poll::PollKey;
 use crate::stall::Msg;
 use crate::state::{RecentSlowPoll, State};
@@ -107,7 +108,15 @@ fn run(state: &Weak<State>, from: &Receiver<Msg>, files: &Mutex<Files>, tick: Du
         let mut stopping = matches!(first, Err(RecvTimeoutError::Disconnected));
         let mut handle = |msg: Msg| match msg {
             Msg::Stop => stopping = true,
-            msg => stalls::handle(&state, &mut followers, msg),
+            msg => {
+                guarded::run(
+                    &state,
+                    "handling a stall (its event, console resource)",
+                    || {
+                        stalls::handle(&state, &mut followers, msg);
+                    },
+                );
+            }
         };
         if let Ok(msg) = first {
             handle(msg);
@@ -117,23 +126,30 @@ fn run(state: &Weak<State>, from: &Receiver<Msg>, files: &Mutex<Files>, tick: Du
         }
         if stopping {
             // No later look will come for a stall held back for one.
-            stalls::release_held(&state, &mut followers);
+            guarded::run(&state, "reporting the stalls held for a stack", || {
+                stalls::release_held(&state, &mut followers);
+            });
         }
         if stopping || last_drain.elapsed() >= tick {
             drain(&state, stopping);
-            state.setup.check(&state.diagnostics);
-            state
-                .setup
-                .check_line_tables(&state.diagnostics, state.subscriber.get());
+            guarded::run(&state, "checking the setup", || {
+                state.setup.check(&state.diagnostics);
+                state
+                    .setup
+                    .check_line_tables(&state.diagnostics, state.subscriber.get());
+            });
             // Feature `console`: the sites' p99 poll times, at most once a second.
-            followers.console.refresh(&state);
-            let mut files = files.lock();
-            if stopping {
-                files.cut(&state);
-            } else {
-                files.tick(&state);
-            }
-            drop(files);
+            guarded::run(&state, "updating the console resources", || {
+                followers.console.refresh(&state);
+            });
+            guarded::run(&state, "writing the report files", || {
+                let mut files = files.lock();
+                if stopping {
+                    files.cut(&state);
+                } else {
+                    files.tick(&state);
+                }
+            });
             last_drain = Instant::now();
         }
         if stopping {
@@ -186,7 +202,9 @@ pub(crate) fn drain(state: &State, all: bool) {
         .filter(|(_, silent)| !silent)
         .map(|(s, _)| s)
         .collect();
-    events::slow_polls(state, &to_emit);
+    guarded::run(state, "emitting slow-poll events", || {
+        events::slow_polls(state, &to_emit);
+    });
     let mut recent = state.recent.lock();
     for (slow, _) in found {
         if recent.len() == Report::SLOW_POLLS_KEPT {

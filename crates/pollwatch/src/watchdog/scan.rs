@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use pollwatch_capture::{CaptureError, Inspector, RawBacktrace};
 
+use crate::guarded;
 use crate::poll::clock::Clock;
 use crate::poll::thread::{InnerPoll, ThreadSlot};
 use crate::poll::PollKey;
@@ -169,7 +170,12 @@ fn look(
     let inner_span = slot
         .inner_span()
         .zip(state.subscriber.get())
-        .and_then(|(id, dispatch)| crate::stall::span::describe(&dispatch, id));
+        .and_then(|(id, dispatch)| {
+            guarded::run(state, "describing a stalled task's span", || {
+                crate::stall::span::describe(&dispatch, id)
+            })
+            .flatten()
+        });
     let tid = slot.tid();
     let thread_state = inspector.thread_state(tid);
     let cpu_now_ns = inspector.cpu_time_ns(tid);

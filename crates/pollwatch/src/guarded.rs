@@ -1,0 +1,44 @@
+//! Running code that may panic on pollwatch's own threads: the application's subscriber and
+//! layers (every event, span and console resource pollwatch emits goes through them), and
+//! pollwatch's own work around it. A panic is caught, counted (`dropped.host_panics` in
+//! reports) and said once per kind of work as a diagnostic; the thread goes on with its next
+//! message or tick. No pollwatch lock is held while such code runs, so a panic leaves no state
+//! half-locked either (and the parking_lot locks used here are never poisoned).
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::state::{Lost, State};
+
+/// Runs `f`, which does `what` ("emitting a stall event", ...); `None` when it panicked.
+pub(crate) fn run<R>(state: &State, what: &'static str, f: impl FnOnce() -> R) -> Option<R> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => Some(value),
+        Err(payload) => {
+            Lost::count(&state.lost.host_panics);
+            state.diagnostics.push_once(
+                what,
+                format!(
+                    "pollwatch: a panic while {what} on thread {:?}: {}. It usually comes from a \
+                     subscriber or layer of the application that panics on pollwatch's events \
+                     or spans; pollwatch went on without that output and counts such panics in \
+                     its reports (dropped.host_panics).",
+                    std::thread::current().name().unwrap_or("unnamed"),
+                    message(payload.as_ref())
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// The text a panic was raised with, when it has one.
+fn message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        text
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text
+    } else {
+        "a panic without a message"
+    }
+}
