@@ -29,6 +29,51 @@ use crate::watchdog::Watchdog;
 /// How many watchdog messages may wait for the reporter.
 const QUEUE: usize = 256;
 
+/// What installing does when the environment keeps an output (an address, the report
+/// directory) from starting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unavailable {
+    /// Fail, starting nothing (`try_init`).
+    Fail,
+    /// Run without that output, saying so (`init`).
+    RunWithout,
+}
+
+impl Unavailable {
+    /// `problem` as the error, or kept in `without` to say once installed.
+    fn or_fail(self, problem: InitError, without: &mut Vec<InitError>) -> Result<(), InitError> {
+        match self {
+            Unavailable::Fail => Err(problem),
+            Unavailable::RunWithout => {
+                without.push(problem);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Stops the `/metrics` endpoint, if one was started.
+fn stop(metrics: Option<&crate::metrics::Server>) {
+    if let Some(metrics) = metrics {
+        crate::metrics::stop(metrics);
+    }
+}
+
+/// Whether report files can be written in `dir`: creates it and a probe file there.
+fn check_report_dir(dir: &std::path::Path) -> Result<(), InitError> {
+    let probe = dir.join(format!(".pollwatch-write-check-{}", std::process::id()));
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&probe, b""))
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            InitError::ReportDir(format!(
+                "cannot write report files in {} ({e}); set {ENV_REPORT_DIR} to a writable \
+                 directory",
+                dir.display()
+            ))
+        })
+}
+
 /// The entry point: `PollWatch::builder()`.
 #[derive(Debug)]
 pub struct PollWatch {
@@ -199,30 +244,96 @@ impl Builder {
         (layer, Handle::new(state, reporter, watchdog))
     }
 
-    /// Installs this configuration like [`crate::init`] does (the `POLLWATCH_*` variables are
-    /// only read if [`Builder::with_default_env`] was called).
+    /// Installs this configuration like [`crate::try_init`] does (the `POLLWATCH_*` variables
+    /// are only read if [`Builder::with_default_env`] was called): any output that cannot
+    /// start (a taken address, a report directory that cannot be written, the console feed in
+    /// a build without `--cfg tokio_unstable`) is an error, and nothing is left running.
     pub fn try_init(self) -> Result<Guard, InitError> {
+        self.install(Unavailable::Fail)
+    }
+
+    /// Installs this configuration like [`crate::init`] does: an output that cannot start is
+    /// an ERROR event and a report diagnostic, and pollwatch runs on without it.
+    ///
+    /// # Panics
+    ///
+    /// When `RUST_LOG` is invalid or a global subscriber is already installed.
+    #[must_use = "dropping the guard immediately writes the report and stops reporting"]
+    pub fn init(self) -> Guard {
+        match self.install(Unavailable::RunWithout) {
+            Ok(guard) => guard,
+            Err(e) => panic!("pollwatch::init: {e}"),
+        }
+    }
+
+    /// Installs the subscriber `init` and `try_init` compose. Everything that can fail is
+    /// checked before anything starts; what fails after (a race for an address or for the
+    /// global default) stops what was started.
+    fn install(mut self, unavailable: Unavailable) -> Result<Guard, InitError> {
         let filter = match std::env::var("RUST_LOG") {
             Ok(spec) => {
                 EnvFilter::try_new(&spec).map_err(|e| InitError::LogFilter(e.to_string()))?
             }
             Err(_) => EnvFilter::new(DEFAULT_LOG_FILTER),
         };
+        let mut without = Vec::new();
+        // Feature `console`: whether the feed can be served (never fails without it).
+        if let Err(e) = crate::console::check(&self.config) {
+            unavailable.or_fail(e, &mut without)?;
+            crate::console::switch_off(&mut self.config);
+        }
+        if let Err(e) = check_report_dir(&self.config.report_dir) {
+            // The live files are retried each tick: they start once the directory works.
+            unavailable.or_fail(e, &mut without)?;
+        }
         let config = self.config.clone();
-        // Feature `console`: console-subscriber's layer and its server (None without it).
-        let console = crate::console::init_layer::<tracing_subscriber::Registry>(&config)?;
         let (layer, handle) = self.write_while_running(true).build();
         // Feature `prometheus`: `/metrics` on pollwatch's own thread (None without it).
-        let metrics = crate::metrics::serve(&config, handle.state())?;
+        let metrics = match crate::metrics::serve(&config, handle.state()) {
+            Ok(metrics) => metrics,
+            Err(e) => {
+                if let Err(e) = unavailable.or_fail(e, &mut without) {
+                    handle.shutdown();
+                    return Err(e);
+                }
+                None
+            }
+        };
+        // Feature `console`: console-subscriber's layer, its server started once installed.
+        let (console, feed) =
+            match crate::console::init_layer::<tracing_subscriber::Registry>(&config) {
+                Ok(Some((layer, feed))) => (Some(layer), Some(feed)),
+                Ok(None) => (None, None),
+                Err(e) => {
+                    if let Err(e) = unavailable.or_fail(e, &mut without) {
+                        handle.shutdown();
+                        stop(metrics.as_ref());
+                        return Err(e);
+                    }
+                    (None, None)
+                }
+            };
         let fmt = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_filter(filter);
-        tracing_subscriber::registry()
+        let installed = tracing_subscriber::registry()
             .with(console)
             .with(fmt)
             .with(layer)
-            .try_init()
-            .map_err(|e| InitError::AlreadyInstalled(e.to_string()))?;
+            .try_init();
+        if let Err(e) = installed {
+            handle.shutdown();
+            stop(metrics.as_ref());
+            return Err(InitError::AlreadyInstalled(e.to_string()));
+        }
+        if let Some(feed) = feed {
+            feed.serve();
+        }
+        for problem in without {
+            let text = format!("pollwatch: {problem}; it runs without that output");
+            tracing::error!(target: TARGET, "{text}");
+            handle.state().diagnostics.record(text);
+        }
         Ok(Guard::new(handle, metrics))
     }
 

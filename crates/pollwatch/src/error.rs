@@ -20,6 +20,8 @@ pub enum InitError {
     /// The `/metrics` endpoint (feature `prometheus`) cannot be served: the address is taken
     /// or not this machine's.
     Metrics(String),
+    /// The report directory cannot be created or written.
+    ReportDir(String),
 }
 
 impl From<ConfigError> for InitError {
@@ -40,6 +42,7 @@ impl fmt::Display for InitError {
             ),
             InitError::Console(e) => write!(f, "tokio-console: {e}"),
             InitError::Metrics(e) => write!(f, "prometheus: {e}"),
+            InitError::ReportDir(e) => write!(f, "report files: {e}"),
         }
     }
 }

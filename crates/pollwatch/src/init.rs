@@ -13,19 +13,25 @@ use crate::guard::Guard;
 /// (default `127.0.0.1:6669`). With the `prometheus` feature, also `/metrics` on
 /// `POLLWATCH_METRICS_ADDR` (default `127.0.0.1:9464`), served until the guard is dropped.
 ///
+/// The environment never stops it: an output that cannot start (its address is taken, the
+/// report directory cannot be written, the console feed in a build without
+/// `--cfg tokio_unstable`) is an ERROR event and a report diagnostic, and pollwatch runs on
+/// without that output.
+///
 /// # Panics
 ///
 /// With a clear message when a `POLLWATCH_*` variable or `RUST_LOG` is invalid, or when a
 /// global subscriber is already installed. Use [`try_init`] to handle those as errors.
 #[must_use = "dropping the guard immediately writes the report and stops reporting"]
 pub fn init() -> Guard {
-    match try_init() {
-        Ok(guard) => guard,
+    match PollWatch::builder().with_default_env() {
+        Ok(builder) => builder.init(),
         Err(e) => panic!("pollwatch::init: {e}"),
     }
 }
 
-/// Like [`init`], returning an error instead of panicking.
+/// Like [`init`], returning an error instead of panicking or running without an output: also
+/// when an output cannot start, in which case nothing is left running.
 pub fn try_init() -> Result<Guard, InitError> {
     PollWatch::builder().with_default_env()?.try_init()
 }

@@ -30,6 +30,7 @@
 pub(crate) mod resources;
 
 use tracing_core::Subscriber;
+use tracing_subscriber::filter::FilterFn;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
@@ -38,15 +39,65 @@ use crate::error::InitError;
 
 pub(crate) use resources::Resources;
 
-/// The `ConsoleLayer` `try_init` composes, if serving is on.
-pub(crate) fn init_layer<S>(config: &Config) -> Result<Option<impl Layer<S>>, InitError>
+/// The `ConsoleLayer` `try_init` composes, if serving is on, and its server, started with
+/// [`Feed::serve`] once the subscriber is installed (so a failed install leaves nothing
+/// running).
+pub(crate) fn init_layer<S>(config: &Config) -> Result<Option<(impl Layer<S>, Feed)>, InitError>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     if !config.console.serve {
         return Ok(None);
     }
-    layer(&config.console).map(Some)
+    unstarted(&config.console).map(Some)
+}
+
+/// console-subscriber's server for one `ConsoleLayer`, not serving yet.
+pub(crate) struct Feed {
+    server: console_subscriber::Server,
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feed").finish_non_exhaustive()
+    }
+}
+
+impl Feed {
+    /// Serves the feed on its own thread (`console_subscriber`, as console-subscriber's
+    /// `spawn` does), under `NoSubscriber`.
+    pub(crate) fn serve(self) {
+        let server = self.server;
+        crate::background::spawn("console_subscriber", move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build();
+            match runtime {
+                Ok(runtime) => {
+                    if let Err(e) = runtime.block_on(server.serve()) {
+                        eprintln!("pollwatch: the tokio-console feed stopped: {e}");
+                    }
+                }
+                Err(e) => eprintln!("pollwatch: cannot serve the tokio-console feed: {e}"),
+            }
+        });
+    }
+}
+
+/// Whether the feed `try_init` serves (when serving is on) can be served: the build has
+/// `--cfg tokio_unstable` and the address is free.
+pub(crate) fn check(config: &Config) -> Result<(), InitError> {
+    if config.console.serve {
+        check_serving(&config.console)
+    } else {
+        Ok(())
+    }
+}
+
+/// Serving the feed switched off, to run without it.
+pub(crate) fn switch_off(config: &mut Config) {
+    config.console.serve = false;
 }
 
 /// console-subscriber's layer, with its server thread (`console_subscriber`) serving on the
@@ -55,23 +106,18 @@ pub(crate) fn layer<S>(config: &ConsoleConfig) -> Result<impl Layer<S>, InitErro
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    if !cfg!(tokio_unstable) {
-        // console-subscriber would panic in `build()`.
-        return Err(InitError::Console(
-            "tokio-console needs a build with `--cfg tokio_unstable` (RUSTFLAGS or \
-             .cargo/config.toml `[build] rustflags`)"
-                .to_owned(),
-        ));
-    }
-    // console-subscriber binds on its own thread and panics there if it cannot: find out
-    // here, where it can be reported.
-    std::net::TcpListener::bind(config.addr).map_err(|e| {
-        InitError::Console(format!(
-            "cannot serve the console feed on {} ({e}); set {ENV_CONSOLE_BIND} to a free \
-             address",
-            config.addr
-        ))
-    })?;
+    let (layer, feed) = unstarted(config)?;
+    feed.serve();
+    Ok(layer)
+}
+
+/// console-subscriber's layer (with the filter its `spawn` applies) and its server, not
+/// started.
+fn unstarted<S>(config: &ConsoleConfig) -> Result<(impl Layer<S>, Feed), InitError>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    check_serving(config)?;
     let mut builder = console_subscriber::ConsoleLayer::builder().server_addr(config.addr);
     if let Some(retention) = config.retention {
         builder = builder.retention(retention);
@@ -85,7 +131,41 @@ where
     if let Some(capacity) = config.buffer_capacity {
         builder = builder.event_buffer_capacity(capacity);
     }
-    Ok(builder.spawn())
+    let (layer, server) = builder.build();
+    let layer = layer.with_filter(FilterFn::new(console_filter));
+    Ok((layer, Feed { server }))
+}
+
+/// What console-subscriber's `spawn` lets through to its layer: events with targets starting
+/// with `runtime` or `tokio`, spans named `runtime.*` or with a `tokio` target.
+fn console_filter(meta: &tracing::Metadata<'_>) -> bool {
+    if meta.is_event() {
+        return meta.target().starts_with("runtime") || meta.target().starts_with("tokio");
+    }
+    meta.name().starts_with("runtime.") || meta.target().starts_with("tokio")
+}
+
+/// Whether the feed can be served: the build has `--cfg tokio_unstable`, and the address is
+/// free (console-subscriber binds on its own thread and panics there if it cannot: find out
+/// here, where it can be reported).
+fn check_serving(config: &ConsoleConfig) -> Result<(), InitError> {
+    if !cfg!(tokio_unstable) {
+        // console-subscriber would panic in `build()`.
+        return Err(InitError::Console(
+            "tokio-console needs a build with `--cfg tokio_unstable` (RUSTFLAGS or \
+             .cargo/config.toml `[build] rustflags`)"
+                .to_owned(),
+        ));
+    }
+    std::net::TcpListener::bind(config.addr)
+        .map(drop)
+        .map_err(|e| {
+            InitError::Console(format!(
+                "cannot serve the console feed on {} ({e}); set {ENV_CONSOLE_BIND} to a free \
+                 address",
+                config.addr
+            ))
+        })
 }
 
 #[cfg(test)]

@@ -13,12 +13,30 @@ use crate::state::State;
 
 // The same signature as with the feature, so the builder needs no `cfg`.
 #[allow(clippy::extra_unused_type_parameters)]
-pub(crate) fn init_layer<S>(_: &Config) -> Result<Option<Identity>, InitError>
+pub(crate) fn init_layer<S>(_: &Config) -> Result<Option<(Identity, Feed)>, InitError>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     Ok(None)
 }
+
+/// No feed without the feature.
+#[derive(Debug)]
+pub(crate) enum Feed {}
+
+impl Feed {
+    pub(crate) fn serve(self) {
+        match self {}
+    }
+}
+
+/// Nothing to check without the feature.
+pub(crate) fn check(_: &Config) -> Result<(), InitError> {
+    Ok(())
+}
+
+/// Nothing to switch off without the feature.
+pub(crate) fn switch_off(_: &mut Config) {}
 
 /// No resources without the feature.
 #[derive(Debug, Default)]

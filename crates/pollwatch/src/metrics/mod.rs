@@ -75,6 +75,11 @@ pub(crate) fn start(state: &Arc<State>, addr: SocketAddr) -> std::io::Result<Met
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot serve metrics on {addr} ({e})")))
 }
 
+/// Stops the endpoint `try_init` started (when installing failed after it started).
+pub(crate) fn stop(server: &Server) {
+    server.stop();
+}
+
 /// The endpoint `try_init` starts, if serving is on.
 pub(crate) fn serve(config: &Config, state: &Arc<State>) -> Result<Option<Server>, InitError> {
     if !config.metrics.serve {

@@ -14,3 +14,8 @@ pub(crate) enum Server {}
 pub(crate) fn serve(_: &Config, _: &Arc<State>) -> Result<Option<Server>, InitError> {
     Ok(None)
 }
+
+/// No endpoint to stop without the feature.
+pub(crate) fn stop(server: &Server) {
+    match *server {}
+}
