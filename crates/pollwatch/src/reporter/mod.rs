@@ -14,6 +14,7 @@
 
 pub(crate) mod events;
 pub(crate) mod files;
+mod retry;
 mod stalls;
 
 use std::path::Path;

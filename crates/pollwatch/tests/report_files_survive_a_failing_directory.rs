@@ -1,0 +1,191 @@
+//! The live report files outlive a failing report directory: a directory replaced by a file,
+//! a full disk, a rollover that cannot rename. Failures are counted and retried with backoff,
+//! writing resumes when the directory works again, and no poll goes missing from the interval
+//! log: the first interval written after a failure covers the time it failed. A full log is
+//! never replaced by a new one when its rollover fails, and an earlier run's rolled log is not
+//! mixed into this run's history.
+// tokio emits task spans only when built with `--cfg tokio_unstable`.
+#![cfg(tokio_unstable)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use pollwatch::PollWatch;
+use pollwatch_report::hlog;
+use support::{site_named, spawn_named, Watched};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pollwatch-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&dir);
+    dir
+}
+
+/// pollwatch writing its live files into `dir`, every 20 ms.
+fn watched(dir: &Path, log_max_bytes: u64) -> Watched {
+    Watched::new_with(
+        PollWatch::builder()
+            .report_dir(dir)
+            .log_interval(Duration::from_millis(20))
+            .flush_every(Duration::from_millis(20))
+            .log_max_bytes(log_max_bytes)
+            .tick(Duration::from_millis(5)),
+    )
+}
+
+/// Runs `tasks` tasks named "worker" of one poll each.
+fn run(watched: &Watched, rt: &tokio::runtime::Runtime, tasks: usize) {
+    watched.scope(|| {
+        rt.block_on(async {
+            let handles: Vec<_> = (0..tasks)
+                .map(|_| spawn_named("worker", async {}))
+                .collect();
+            for h in handles {
+                h.await.unwrap();
+            }
+        })
+    });
+}
+
+/// The polls of the "worker" site in `dir`'s interval log (0 when it cannot be read).
+fn logged(dir: &Path, label: &str) -> u64 {
+    hlog::read(&dir.join(hlog::FILE))
+        .map(|log| log.series(Some(label)).map(|i| i.histogram.len()).sum())
+        .unwrap_or(0)
+}
+
+/// Waits (up to 20 s) for `done`: the reporter writes on its own schedule and sends no signal
+/// a test could wait on.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn failures(watched: &Watched) -> u64 {
+    watched.handle.report().dropped.report_writes_failed
+}
+
+fn label(watched: &Watched) -> String {
+    site_named(&watched.handle.report(), "worker").label.clone()
+}
+
+#[test]
+fn a_directory_replaced_by_a_file_and_restored_loses_no_poll() {
+    let dir = temp_dir("replaced");
+    let watched = watched(&dir, u64::MAX);
+    let rt = watched.runtime(2);
+    run(&watched, &rt, 100);
+    let label = label(&watched);
+    wait_until("the first polls are logged", || logged(&dir, &label) == 100);
+
+    // The directory goes away, and a file takes its name: nothing can be written there.
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::write(&dir, b"").unwrap();
+    run(&watched, &rt, 100);
+    wait_until("a write failed", || failures(&watched) > 0);
+
+    std::fs::remove_file(&dir).unwrap();
+    run(&watched, &rt, 100);
+    // The first log went with its directory; the new one holds everything since.
+    wait_until("writing resumed", || {
+        logged(&dir, &label) == 200 && dir.join("report.json").exists()
+    });
+    watched.handle.shutdown();
+    let written = watched.handle.write_report(&dir).unwrap();
+    assert_eq!(logged(&dir, &label), 200, "no poll of the outage is lost");
+    let report = pollwatch_report::json::read(&written.json).unwrap();
+    assert_eq!(site_named(&report, "worker").polls, 300);
+    assert!(report.dropped.report_writes_failed >= 1);
+    assert!(
+        report
+            .diagnostics
+            .iter()
+            .any(|d| d.contains("could not write the report files")),
+        "{:#?}",
+        report.diagnostics
+    );
+    assert!(
+        report
+            .diagnostics
+            .iter()
+            .any(|d| d.contains("written again")),
+        "{:#?}",
+        report.diagnostics
+    );
+    drop(rt);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_full_disk_loses_no_interval() {
+    let dir = temp_dir("full");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Every write to the log fails as on a full disk, until the link is removed.
+    std::os::unix::fs::symlink("/dev/full", dir.join(hlog::FILE)).unwrap();
+    let watched = watched(&dir, u64::MAX);
+    let rt = watched.runtime(2);
+    run(&watched, &rt, 50);
+    wait_until("a write failed", || failures(&watched) > 0);
+    std::fs::remove_file(dir.join(hlog::FILE)).unwrap();
+    run(&watched, &rt, 50);
+    let label = label(&watched);
+    wait_until("writing resumed", || logged(&dir, &label) == 100);
+    watched.handle.shutdown();
+    watched.handle.write_report(&dir).unwrap();
+    assert_eq!(
+        logged(&dir, &label),
+        100,
+        "every poll since the start is logged"
+    );
+    drop(rt);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_rollover_that_cannot_rename_keeps_the_whole_log() {
+    let dir = temp_dir("no-rollover");
+    // A non-empty directory where the full log would be renamed to: the rename fails.
+    std::fs::create_dir_all(dir.join("report.1.hlog")).unwrap();
+    std::fs::write(dir.join("report.1.hlog").join("keep"), b"").unwrap();
+    // Every interval fills the log.
+    let watched = watched(&dir, 1);
+    let rt = watched.runtime(2);
+    run(&watched, &rt, 50);
+    wait_until("a rollover failed", || failures(&watched) > 0);
+    run(&watched, &rt, 50);
+    watched.handle.shutdown();
+    watched.handle.write_report(&dir).unwrap();
+    let label = label(&watched);
+    assert_eq!(logged(&dir, &label), 100, "every poll is in the log");
+    let intervals = hlog::read(&dir.join(hlog::FILE))
+        .unwrap()
+        .series(Some(&label))
+        .count();
+    assert!(
+        intervals >= 2,
+        "the log written while running, not one interval for the whole run: {intervals}"
+    );
+    drop(rt);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_earlier_runs_rolled_log_is_not_this_runs_history() {
+    let dir = temp_dir("stale");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("report.1.hlog"), b"an earlier run's intervals\n").unwrap();
+    let watched = watched(&dir, u64::MAX);
+    let rt = watched.runtime(2);
+    run(&watched, &rt, 10);
+    let label = label(&watched);
+    wait_until("the polls are logged", || logged(&dir, &label) == 10);
+    assert!(!dir.join("report.1.hlog").exists());
+    watched.handle.shutdown();
+    drop(rt);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
