@@ -4,6 +4,13 @@
 //! The table is bounded ([`crate::DEFAULT_MAX_SITES`] by default). Tasks from sites beyond the
 //! bound share one overflow site, and are counted. Interning happens on the spawn path (a read
 //! lock, a write lock only the first time a site is seen), never on the poll path.
+//!
+//! Sites are keyed by spawn location first: task names are a bounded attribute of their
+//! location, so names that carry ids (`conn-{peer}`, `job-{id}`) never fill the table and a new
+//! spawn location always gets a site of its own. A name's digit runs are folded to `#`
+//! (`conn-2999` is `conn-#`); a location keeps at most [`NAMES_PER_LOCATION`] names apart, and
+//! names never take the last quarter of the table (kept for new locations); tasks with any
+//! other name share the location's own site (its label without a name).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -36,6 +43,30 @@ impl fmt::Display for SiteId {
     }
 }
 
+/// The most task names (digits folded) kept apart at one spawn location.
+pub(crate) const NAMES_PER_LOCATION: usize = 8;
+
+/// A task name as a site keeps it: each run of ASCII digits folded to one `#`.
+fn fold_digits(name: &str) -> std::borrow::Cow<'_, str> {
+    if !name.bytes().any(|b| b.is_ascii_digit()) {
+        return name.into();
+    }
+    let mut folded = String::with_capacity(name.len());
+    let mut in_digits = false;
+    for c in name.chars() {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                folded.push('#');
+            }
+            in_digits = true;
+        } else {
+            folded.push(c);
+            in_digits = false;
+        }
+    }
+    folded.into()
+}
+
 /// The label of the site that collects tasks from sites beyond the bound.
 pub(crate) const OVERFLOW_LABEL: &str = "<overflow>";
 
@@ -66,16 +97,18 @@ pub(crate) struct Site {
 }
 
 impl Site {
-    fn new(fields: &TaskFields) -> Self {
+    /// The site of `fields`'s location, with the task name `name` (folded; empty for the
+    /// location's own site).
+    fn new(fields: &TaskFields, name: &str) -> Self {
         let file = display_file(&fields.file);
         let location = format!("{file}:{}:{}", fields.line, fields.col);
         Self {
-            label: label(&location, &fields.name),
+            label: label(&location, name),
             location,
             file: file.to_owned(),
             line: fields.line,
             col: fields.col,
-            name: fields.name.clone(),
+            name: name.to_owned(),
             kind: fields.kind.clone(),
             tasks_spawned: AtomicU64::new(0),
         }
@@ -124,7 +157,24 @@ fn label(location: &str, name: &str) -> String {
 #[derive(Debug, Default)]
 struct Inner {
     ids: HashMap<SiteKey, SiteId>,
+    /// How many named sites each location (its key with an empty name) has.
+    names_at: HashMap<SiteKey, usize>,
     sites: Vec<Arc<Site>>,
+}
+
+impl Inner {
+    /// Whether a new name at `location` gets a site of its own in a table of `max_sites`.
+    fn names_room(&self, location: &SiteKey, max_sites: u32) -> bool {
+        let for_names = max_sites as usize - max_sites as usize / 4;
+        self.sites.len() < for_names
+            && self.names_at.get(location).copied().unwrap_or(0) < NAMES_PER_LOCATION
+    }
+
+    fn find(&self, key: &SiteKey) -> Option<(SiteId, Arc<Site>)> {
+        self.ids
+            .get(key)
+            .map(|&id| (id, self.sites[id.0 as usize].clone()))
+    }
 }
 
 /// The bounded table of sites. Site ids `0..max_sites` are real sites; `max_sites` is the
@@ -165,22 +215,31 @@ impl Sites {
 
     /// Interns the task's site and counts the task as spawned there.
     pub(crate) fn intern(&self, fields: &TaskFields) -> SiteId {
-        let key = SiteKey {
+        let location = SiteKey {
             file: fields.file.clone(),
             line: fields.line,
             col: fields.col,
-            name: fields.name.clone(),
+            name: String::new(),
         };
+        let key = (!fields.name.is_empty()).then(|| SiteKey {
+            name: fold_digits(&fields.name).into_owned(),
+            ..location.clone()
+        });
         let found = {
             let inner = self.inner.read();
-            inner
-                .ids
-                .get(&key)
-                .map(|&id| (id, inner.sites[id.0 as usize].clone()))
+            match &key {
+                Some(key) => inner.find(key).or_else(|| {
+                    // The location keeps no more names: its own site, if it has one yet.
+                    (!inner.names_room(&location, self.max_sites))
+                        .then(|| inner.find(&location))
+                        .flatten()
+                }),
+                None => inner.find(&location),
+            }
         };
         let (id, site) = match found {
             Some(found) => found,
-            None => self.insert(key, fields),
+            None => self.insert(location, key, fields),
         };
         site.tasks_spawned.fetch_add(1, Relaxed);
         if id == self.overflow_id() {
@@ -189,16 +248,31 @@ impl Sites {
         id
     }
 
-    fn insert(&self, key: SiteKey, fields: &TaskFields) -> (SiteId, Arc<Site>) {
+    /// Adds the site for `key` (a name at `location`), or `location`'s own site when the
+    /// location keeps no more names, or gives the overflow site when the table is full.
+    fn insert(
+        &self,
+        location: SiteKey,
+        key: Option<SiteKey>,
+        fields: &TaskFields,
+    ) -> (SiteId, Arc<Site>) {
         let mut inner = self.inner.write();
-        if let Some(&id) = inner.ids.get(&key) {
-            return (id, inner.sites[id.0 as usize].clone());
+        let key = match key {
+            Some(key) if inner.ids.contains_key(&key) => key,
+            Some(key) if inner.names_room(&location, self.max_sites) => {
+                *inner.names_at.entry(location).or_default() += 1;
+                key
+            }
+            _ => location,
+        };
+        if let Some(found) = inner.find(&key) {
+            return found;
         }
         if inner.sites.len() >= self.max_sites as usize {
             return (self.overflow_id(), self.overflow.clone());
         }
         let id = SiteId(inner.sites.len() as u32);
-        let site = Arc::new(Site::new(fields));
+        let site = Arc::new(Site::new(fields, &key.name));
         inner.sites.push(site.clone());
         inner.ids.insert(key, id);
         (id, site)
@@ -266,6 +340,67 @@ mod tests {
         let named = sites.get(SiteId(1));
         assert_eq!(named.label, "src/main.rs:3:5 \"worker\"");
         assert_eq!(named.location, "src/main.rs:3:5");
+    }
+
+    #[test]
+    fn names_with_ids_are_one_site_and_a_new_location_still_gets_its_own() {
+        let sites = Sites::new(16);
+        let conn = sites.intern(&fields(3, "conn-0"));
+        for i in 1..3000 {
+            assert_eq!(sites.intern(&fields(3, &format!("conn-{i}"))), conn);
+        }
+        let site = sites.get(conn);
+        assert_eq!(site.label, "src/main.rs:3:5 \"conn-#\"");
+        assert_eq!(site.tasks_spawned.load(Relaxed), 3000);
+        let other = sites.intern(&fields(9, ""));
+        assert_ne!(other, sites.overflow_id());
+        assert_eq!(sites.get(other).label, "src/main.rs:9:5");
+        assert_eq!(sites.overflowed_tasks(), 0);
+    }
+
+    #[test]
+    fn a_location_keeps_a_few_names_apart_and_the_rest_share_its_own_site() {
+        let sites = Sites::new(64);
+        let names: Vec<String> = (b'a'..=b'z')
+            .map(|c| format!("job {}", c as char))
+            .collect();
+        let ids: Vec<SiteId> = names.iter().map(|n| sites.intern(&fields(3, n))).collect();
+        let mut distinct = ids.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), NAMES_PER_LOCATION + 1);
+        let shared = ids[NAMES_PER_LOCATION];
+        assert_eq!(sites.get(shared).label, "src/main.rs:3:5");
+        assert_eq!(
+            sites.get(shared).tasks_spawned.load(Relaxed),
+            (26 - NAMES_PER_LOCATION) as u64
+        );
+        // A name kept apart stays its own site; an unnamed task shares the location's site.
+        assert_eq!(sites.intern(&fields(3, "job a")), ids[0]);
+        assert_eq!(sites.intern(&fields(3, "")), shared);
+    }
+
+    #[test]
+    fn names_leave_the_last_quarter_of_the_table_to_new_locations() {
+        let sites = Sites::new(8);
+        // Three locations with two names each use the three quarters names may use.
+        for line in 1..=3 {
+            sites.intern(&fields(line, "a"));
+            sites.intern(&fields(line, "b"));
+        }
+        // Further names share their location's own site, while the table has room.
+        let named = sites.intern(&fields(1, "c"));
+        assert_eq!(sites.get(named).label, "src/main.rs:1:5");
+        let new = sites.intern(&fields(20, ""));
+        assert_eq!(sites.get(new).label, "src/main.rs:20:5");
+        assert_eq!(sites.overflowed_tasks(), 0);
+    }
+
+    #[test]
+    fn digit_runs_fold_to_one_mark() {
+        assert_eq!(fold_digits("conn-127.0.0.1:8080"), "conn-#.#.#.#:#");
+        assert_eq!(fold_digits("worker"), "worker");
+        assert_eq!(fold_digits("job42x7"), "job#x#");
     }
 
     #[test]

@@ -96,7 +96,8 @@ pub fn site_named<'a>(report: &'a Report, name: &str) -> &'a SiteReport {
 }
 
 #[cfg(tokio_unstable)]
-/// Spawns a task named `name` (a site of its own in the report).
+/// Spawns a task named `name` (a site of its own in the report, at the caller's location).
+#[track_caller]
 pub fn spawn_named<F>(name: &str, future: F) -> tokio::task::JoinHandle<F::Output>
 where
     F: std::future::Future + Send + 'static,
@@ -109,7 +110,8 @@ where
 }
 
 #[cfg(tokio_unstable)]
-/// Spawns a local task named `name`.
+/// Spawns a local task named `name`, at the caller's location.
+#[track_caller]
 pub fn spawn_local_named<F>(name: &str, future: F) -> tokio::task::JoinHandle<F::Output>
 where
     F: std::future::Future + 'static,
