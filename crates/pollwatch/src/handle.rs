@@ -68,9 +68,11 @@ impl Handle {
         self.state.setup.is_done()
     }
 
-    /// Reports every finished slow poll now, without waiting for the reporter's next tick.
+    /// Reports every finished slow poll now, without waiting for the reporter's next tick
+    /// (and reclaims the slots of threads that exited).
     pub fn flush(&self) {
         reporter::drain(&self.state, true);
+        self.state.poll.reclaim_exited();
     }
 
     /// Stops pollwatch's background threads (the watchdog, then the reporter, after it has
@@ -78,6 +80,11 @@ impl Handle {
     pub fn shutdown(&self) {
         self.watchdog.stop();
         self.reporter.stop();
+    }
+
+    /// How many thread slots the layer holds, reclaimed ones included.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.state.poll.slot_list().len()
     }
 
     /// The watchdog thread's OS thread id (0 before it has started or where unknown).

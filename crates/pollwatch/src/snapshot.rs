@@ -3,26 +3,27 @@
 //! diagnostics. Every figure is rendered here, at the edge, from typed state.
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use pollwatch_report::histogram;
 use pollwatch_report::{Dropped, Report, SiteReport, SlowPoll, Totals};
 
-use crate::poll::thread::ThreadSlot;
-use crate::poll::PollPath;
+use crate::poll::{PollPath, Slots};
 use crate::sites::{Site, SiteId};
 use crate::stall::book::{Book, SiteStalls};
 use crate::state::{RecentSlowPoll, State};
 
 /// What was lost or left out, from the counters every part keeps (`book`'s warnings
 /// suppressed by the rate limit among them).
-pub(crate) fn dropped(state: &State, slots: &[Arc<ThreadSlot>], book: &Book) -> Dropped {
+pub(crate) fn dropped(state: &State, slots: &Slots, book: &Book) -> Dropped {
+    let retired = slots.retired();
     Dropped {
         tasks_in_overflow_site: state.sites.overflowed_tasks(),
-        slow_poll_events: slots.iter().map(|s| s.slow_polls_lost()).sum(),
-        polls_nested_too_deep: slots.iter().map(|s| s.polls_nested_too_deep()).sum(),
-        values_clamped: slots.iter().map(|s| s.values_clamped()).sum(),
+        slow_poll_events: slots.iter().map(|s| s.slow_polls_lost()).sum::<u64>()
+            + retired.slow_polls_lost,
+        polls_nested_too_deep: slots.iter().map(|s| s.polls_nested_too_deep()).sum::<u64>()
+            + retired.nested_too_deep,
+        values_clamped: slots.iter().map(|s| s.values_clamped()).sum::<u64>() + retired.clamped,
         stall_warnings_suppressed: book.suppressed(),
         stall_samples: state.lost.stall_samples.load(Relaxed),
         report_writes_failed: state.lost.report_writes.load(Relaxed),
@@ -34,7 +35,7 @@ pub(crate) fn dropped(state: &State, slots: &[Arc<ThreadSlot>], book: &Book) -> 
 pub(crate) fn take(state: &State) -> Report {
     let slots = state.poll.slot_list();
     let mut totals = Totals {
-        threads: u32::try_from(slots.len()).unwrap_or(u32::MAX),
+        threads: u32::try_from(slots.threads()).unwrap_or(u32::MAX),
         ..Totals::default()
     };
     let all = state.sites.all();
@@ -87,7 +88,7 @@ pub(crate) fn take(state: &State) -> Report {
 
 /// One site's entry, or `None` when it has nothing to show.
 fn site_report(
-    slots: &[Arc<ThreadSlot>],
+    slots: &Slots,
     id: SiteId,
     site: &Site,
     stalls: Option<&SiteStalls>,

@@ -9,6 +9,12 @@ pub fn watchdog_tid(handle: &Handle) -> i32 {
     handle.watchdog_tid()
 }
 
+/// How many thread slots the layer holds (every index, reclaimed ones included): what a
+/// scan, a report and a scrape go through.
+pub fn slot_count(handle: &Handle) -> usize {
+    handle.slot_count()
+}
+
 /// The largest request head `/metrics` accepts, in bytes.
 #[cfg(feature = "prometheus")]
 pub const METRICS_MAX_HEAD_BYTES: usize = crate::metrics::MAX_HEAD_BYTES;

@@ -28,6 +28,7 @@
 
 pub(crate) mod clock;
 pub(crate) mod recorder;
+pub(crate) mod retired;
 pub(crate) mod slow_ring;
 pub(crate) mod thread;
 
@@ -38,6 +39,7 @@ use parking_lot::Mutex;
 
 use self::clock::Clock;
 use self::recorder::{SiteTotals, MAX_VALUE_NS};
+use self::retired::Retired;
 use self::thread::{ThreadSlot, MAX_DEPTH};
 use crate::sites::SiteId;
 
@@ -94,7 +96,45 @@ pub(crate) struct PollPath {
     pub(crate) threshold_ns: u64,
     /// Recorder array length: the site bound plus the overflow site.
     site_slots: usize,
-    slots: Mutex<Vec<Arc<ThreadSlot>>>,
+    slots: Mutex<SlotTable>,
+}
+
+/// Every thread's slot by index ([`PollKey::slot`]), and what reclaimed slots recorded.
+#[derive(Debug, Default)]
+struct SlotTable {
+    list: Vec<Arc<ThreadSlot>>,
+    /// Indexes of reclaimed slots, for the next new threads.
+    free: Vec<usize>,
+    retired: Arc<Retired>,
+}
+
+/// A consistent view of the slots: every index's slot (a reclaimed one is an empty slot that
+/// never polls) and what the reclaimed ones recorded, read under one lock so that nothing is
+/// counted twice or missed.
+#[derive(Clone, Debug)]
+pub(crate) struct Slots {
+    list: Vec<Arc<ThreadSlot>>,
+    retired: Arc<Retired>,
+}
+
+impl std::ops::Deref for Slots {
+    type Target = [Arc<ThreadSlot>];
+
+    fn deref(&self) -> &Self::Target {
+        &self.list
+    }
+}
+
+impl Slots {
+    /// What reclaimed slots recorded.
+    pub(crate) fn retired(&self) -> &Retired {
+        &self.retired
+    }
+
+    /// Threads that have polled: those with a slot, and those whose slot was reclaimed.
+    pub(crate) fn threads(&self) -> u64 {
+        self.list.iter().filter(|s| !s.is_reclaimed()).count() as u64 + self.retired.threads
+    }
 }
 
 /// Distinguishes layers within one process (each has its own thread-local slots).
@@ -108,35 +148,67 @@ impl PollPath {
             clock,
             threshold_ns,
             site_slots,
-            slots: Mutex::new(Vec::new()),
+            slots: Mutex::default(),
         }
     }
 
-    /// The slots of every thread that has polled a task so far; a slot's index here is
-    /// [`PollKey::slot`].
-    pub(crate) fn slot_list(&self) -> Vec<Arc<ThreadSlot>> {
-        self.slots.lock().clone()
+    /// The slots of every thread that has polled a task so far (a slot's index here is
+    /// [`PollKey::slot`]), with what reclaimed slots recorded.
+    pub(crate) fn slot_list(&self) -> Slots {
+        let table = self.slots.lock();
+        Slots {
+            list: table.list.clone(),
+            retired: table.retired.clone(),
+        }
     }
 
     fn create_slot(&self) -> Arc<ThreadSlot> {
         let slot = Arc::new(ThreadSlot::new(self.site_slots));
-        self.slots.lock().push(slot.clone());
+        let mut table = self.slots.lock();
+        match table.free.pop() {
+            Some(index) => table.list[index] = slot.clone(),
+            None => table.list.push(slot.clone()),
+        }
         slot
+    }
+
+    /// Reclaims the slots of threads that exited once the reporter has taken their slow
+    /// polls: folds what they recorded into the [`Retired`] sums and frees their indexes.
+    /// Returns how many were reclaimed.
+    pub(crate) fn reclaim_exited(&self) -> usize {
+        let mut table = self.slots.lock();
+        let exited: Vec<usize> = (0..table.list.len())
+            .filter(|&i| table.list[i].can_be_reclaimed())
+            .collect();
+        if exited.is_empty() {
+            return 0;
+        }
+        let mut retired = Retired::clone(&table.retired);
+        let reclaimed = ThreadSlot::reclaimed();
+        for &index in &exited {
+            retired.absorb(&table.list[index], self.site_slots);
+            table.list[index] = reclaimed.clone();
+            table.free.push(index);
+        }
+        table.retired = Arc::new(retired);
+        exited.len()
     }
 
     /// One site's measurements summed over every thread in `slots`: the one merge of the
     /// per-thread recorders, which reports, console resources and metrics all use.
-    pub(crate) fn merge_site(slots: &[Arc<ThreadSlot>], site: SiteId) -> SiteTotals {
+    pub(crate) fn merge_site(slots: &Slots, site: SiteId) -> SiteTotals {
         let mut merged = SiteTotals::default();
         for recorder in slots.iter().filter_map(|s| s.existing_recorder(site)) {
             recorder.merge_into(&mut merged);
         }
+        slots.retired.merge_into(site, &mut merged);
         merged
     }
 
     /// How much `site` recorded over every thread in `slots`, without merging buckets.
-    pub(crate) fn site_activity(slots: &[Arc<ThreadSlot>], site: SiteId) -> Activity {
-        let mut activity = Activity::default();
+    pub(crate) fn site_activity(slots: &Slots, site: SiteId) -> Activity {
+        let (busy_ns, drops) = slots.retired.activity(site);
+        let mut activity = Activity { busy_ns, drops };
         for recorder in slots.iter().filter_map(|s| s.existing_recorder(site)) {
             activity.busy_ns += recorder.busy_ns();
             activity.drops += recorder.drops();

@@ -65,6 +65,11 @@ impl SlowRing {
         }
     }
 
+    /// Whether every queued slow poll has been taken.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.load(Acquire) == self.tail.load(Acquire)
+    }
+
     /// Writer side: queues a slow poll; returns its position, or `None` (counted) when full.
     pub(crate) fn push(
         &self,

@@ -118,9 +118,21 @@ impl ThreadSlot {
             Some(name) => name.to_owned(),
             None => format!("{:?}", current.id()),
         };
+        Self::for_thread(name, pollwatch_capture::current_tid(), sites)
+    }
+
+    /// The slot a reclaimed index holds until a new thread takes it: no recorders, never
+    /// polling (one is shared by every free index).
+    pub(super) fn reclaimed() -> Arc<Self> {
+        let slot = Self::for_thread("<exited>".to_owned(), 0, 0);
+        slot.alive.store(false, Release);
+        Arc::new(slot)
+    }
+
+    fn for_thread(name: String, tid: i32, sites: usize) -> Self {
         Self {
             name,
-            tid: pollwatch_capture::current_tid(),
+            tid,
             depth: AtomicUsize::new(0),
             frames: std::array::from_fn(|_| Frame::default()),
             poll_start: AtomicU64::new(0),
@@ -192,6 +204,20 @@ impl ThreadSlot {
     #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn is_alive(&self) -> bool {
         self.alive.load(Acquire)
+    }
+
+    /// Whether this is a reclaimed index's empty slot.
+    pub(crate) fn is_reclaimed(&self) -> bool {
+        self.recorders.is_empty()
+    }
+
+    /// Whether the thread exited and the reporter has taken every slow poll it queued: what
+    /// it recorded can be folded into the reclaimed slots' sums.
+    pub(super) fn can_be_reclaimed(&self) -> bool {
+        !self.is_alive()
+            && !self.is_reclaimed()
+            && self.slow.is_empty()
+            && self.poll_start.load(Acquire) == 0
     }
 
     /// How long outermost poll `seq` held the thread, if it ended and is still on record: as
