@@ -153,14 +153,40 @@ impl<W: Write> Writer<W> {
         sites: impl IntoIterator<Item = (&'a str, &'a Histogram<u64>)>,
         all: &Histogram<u64>,
     ) -> io::Result<()> {
-        self.line.clear();
+        self.begin_interval();
         for (label, h) in sites {
-            if h.is_empty() {
-                continue;
-            }
-            let _ = write!(self.line, "Tag={},", encode_tag(label));
-            push_interval(&mut self.line, start, length, h);
+            self.site(start, length, label, h);
         }
+        self.end_interval(start, length, all)
+    }
+
+    /// Begins an interval written one site at a time ([`Writer::site`], then
+    /// [`Writer::end_interval`]), so that only one site's histogram need exist at a time.
+    pub fn begin_interval(&mut self) {
+        self.line.clear();
+    }
+
+    /// Adds one site's line to the interval begun (nothing for an empty histogram): kept in
+    /// memory, encoded, until [`Writer::end_interval`].
+    pub fn site(&mut self, start: Duration, length: Duration, label: &str, h: &Histogram<u64>) {
+        if h.is_empty() {
+            return;
+        }
+        let _ = write!(self.line, "Tag={},", encode_tag(label));
+        push_interval(&mut self.line, start, length, h);
+    }
+
+    /// Ends the interval begun with `all` untagged, writing it with one `write_all`, flushed.
+    ///
+    /// # Errors
+    ///
+    /// The error of writing to `out`.
+    pub fn end_interval(
+        &mut self,
+        start: Duration,
+        length: Duration,
+        all: &Histogram<u64>,
+    ) -> io::Result<()> {
         push_interval(&mut self.line, start, length, all);
         self.out.write_all(self.line.as_bytes())?;
         self.written += self.line.len() as u64;

@@ -5,7 +5,8 @@
 //! the interval log.
 //!
 //! `cargo bench -p pollwatch --bench report_files` (env: `SITES`, default 100; `SECS`,
-//! default 10 per configuration; `FLUSH_SECS`, default 10).
+//! default 10 per configuration; `FLUSH_SECS`, default 10). The baseline runs first, so the
+//! peak RSS printed after the live run shows what the live files add.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -43,6 +44,31 @@ fn thread_cpu_ns(tid: i32) -> u64 {
         .unwrap_or(0)
 }
 
+/// `n` in letters (`a`, `b`, .. `ba`, ..): a name's digits would be folded into one site.
+fn letters(mut n: usize) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'a' + (n % 26) as u8);
+        n /= 26;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The process's peak resident set so far, KiB (Linux `VmHWM`).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
 struct Run {
     reporter_cpu: Duration,
     polls: u64,
@@ -53,7 +79,10 @@ fn run(live: bool, sites: usize, secs: u64, flush: Duration) -> Run {
     let dir = std::env::temp_dir().join(format!("pollwatch-bench-files-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let before = reporter_tids();
-    let builder = pollwatch::PollWatch::builder();
+    // Every name a site of its own (names are sites only up to 3/4 of the table).
+    let builder = pollwatch::PollWatch::builder()
+        .max_sites(sites * 2)
+        .names_per_location(sites);
     let builder = if live {
         builder.report_dir(&dir).flush_every(flush)
     } else {
@@ -87,7 +116,7 @@ fn run(live: bool, sites: usize, secs: u64, flush: Duration) -> Run {
             // One task per site at a time, each polled a few times a millisecond.
             let mut tasks = Vec::new();
             for site in 0..sites {
-                let name = format!("site-{site}");
+                let name = format!("site-{}", letters(site));
                 tasks.push(
                     tokio::task::Builder::new()
                         .name(&name)
@@ -142,11 +171,12 @@ fn main() {
             "live files off (baseline)".to_owned()
         };
         println!(
-            "  {what:<48} reporter CPU {:>8.1} ms = {share:.2}% of a core; {} polls; report.hlog {} bytes ({:.0} B/s)",
+            "  {what:<48} reporter CPU {:>8.1} ms = {share:.2}% of a core; {} polls; report.hlog {} bytes ({:.0} B/s); peak RSS so far {} KiB",
             r.reporter_cpu.as_secs_f64() * 1e3,
             r.polls,
             r.log_bytes,
-            r.log_bytes as f64 / secs as f64
+            r.log_bytes as f64 / secs as f64,
+            peak_rss_kib()
         );
     }
 }

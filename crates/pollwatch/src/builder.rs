@@ -109,6 +109,15 @@ impl Builder {
         self
     }
 
+    /// The most task names (their digit runs folded to `#`) kept apart at one spawn location
+    /// (clamped to 1..=[`MAX_SITES_LIMIT`]); tasks with other names share the location's own
+    /// site. Names never take the last quarter of the site table. Default
+    /// [`DEFAULT_NAMES_PER_LOCATION`].
+    pub fn names_per_location(mut self, names: usize) -> Self {
+        self.config.names_per_location = names.clamp(1, MAX_SITES_LIMIT);
+        self
+    }
+
     /// Where the report files go, kept up to date while the application runs: the interval
     /// log `report.hlog` gains an interval every [`log_interval`](Self::log_interval), and
     /// `report.json` and `report.txt` are rewritten every [`flush_every`](Self::flush_every)
@@ -216,7 +225,8 @@ impl Builder {
     /// reads its measurements. Starts pollwatch's reporter and watchdog threads.
     pub fn build(self) -> (PollWatchLayer, Handle) {
         let config = self.config;
-        let sites = Sites::new(config.max_sites_u32());
+        let sites =
+            Sites::new(config.max_sites_u32()).names_per_location(config.names_per_location);
         let poll = PollPath::new(Clock::new(), config.threshold_ns(), sites.slots());
         let state = Arc::new(State {
             started_at: SystemTime::now(),

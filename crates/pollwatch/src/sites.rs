@@ -8,7 +8,7 @@
 //! Sites are keyed by spawn location first: task names are a bounded attribute of their
 //! location, so names that carry ids (`conn-{peer}`, `job-{id}`) never fill the table and a new
 //! spawn location always gets a site of its own. A name's digit runs are folded to `#`
-//! (`conn-2999` is `conn-#`); a location keeps at most [`NAMES_PER_LOCATION`] names apart, and
+//! (`conn-2999` is `conn-#`); a location keeps at most a few names apart (8 by default), and
 //! names never take the last quarter of the table (kept for new locations); tasks with any
 //! other name share the location's own site (its label without a name).
 
@@ -43,8 +43,7 @@ impl fmt::Display for SiteId {
     }
 }
 
-/// The most task names (digits folded) kept apart at one spawn location.
-pub(crate) const NAMES_PER_LOCATION: usize = 8;
+use crate::config::DEFAULT_NAMES_PER_LOCATION as NAMES_PER_LOCATION;
 
 /// A task name as a site keeps it: each run of ASCII digits folded to one `#`.
 fn fold_digits(name: &str) -> std::borrow::Cow<'_, str> {
@@ -163,11 +162,11 @@ struct Inner {
 }
 
 impl Inner {
-    /// Whether a new name at `location` gets a site of its own in a table of `max_sites`.
-    fn names_room(&self, location: &SiteKey, max_sites: u32) -> bool {
+    /// Whether a new name at `location` gets a site of its own in a table of `max_sites`
+    /// that keeps `names` names apart per location.
+    fn names_room(&self, location: &SiteKey, max_sites: u32, names: usize) -> bool {
         let for_names = max_sites as usize - max_sites as usize / 4;
-        self.sites.len() < for_names
-            && self.names_at.get(location).copied().unwrap_or(0) < NAMES_PER_LOCATION
+        self.sites.len() < for_names && self.names_at.get(location).copied().unwrap_or(0) < names
     }
 
     fn find(&self, key: &SiteKey) -> Option<(SiteId, Arc<Site>)> {
@@ -182,6 +181,7 @@ impl Inner {
 #[derive(Debug)]
 pub(crate) struct Sites {
     max_sites: u32,
+    names_per_location: usize,
     inner: RwLock<Inner>,
     overflow: Arc<Site>,
     unknown: Arc<Site>,
@@ -192,11 +192,18 @@ impl Sites {
     pub(crate) fn new(max_sites: u32) -> Self {
         Self {
             max_sites,
+            names_per_location: NAMES_PER_LOCATION,
             inner: RwLock::default(),
             overflow: Arc::new(Site::overflow()),
             unknown: Arc::new(Site::without_location(UNKNOWN_LABEL)),
             overflowed_tasks: AtomicU64::new(0),
         }
+    }
+
+    /// The same table, keeping `names` task names apart per location.
+    pub(crate) fn names_per_location(mut self, names: usize) -> Self {
+        self.names_per_location = names;
+        self
     }
 
     /// The number of recorder slots a thread needs: every site and the overflow site.
@@ -230,7 +237,7 @@ impl Sites {
             match &key {
                 Some(key) => inner.find(key).or_else(|| {
                     // The location keeps no more names: its own site, if it has one yet.
-                    (!inner.names_room(&location, self.max_sites))
+                    (!inner.names_room(&location, self.max_sites, self.names_per_location))
                         .then(|| inner.find(&location))
                         .flatten()
                 }),
@@ -259,7 +266,7 @@ impl Sites {
         let mut inner = self.inner.write();
         let key = match key {
             Some(key) if inner.ids.contains_key(&key) => key,
-            Some(key) if inner.names_room(&location, self.max_sites) => {
+            Some(key) if inner.names_room(&location, self.max_sites, self.names_per_location) => {
                 *inner.names_at.entry(location).or_default() += 1;
                 key
             }

@@ -45,6 +45,10 @@ const MAX_THRESHOLD: Duration = Duration::from_secs(3600);
 /// one overflow site.
 pub const DEFAULT_MAX_SITES: usize = 1024;
 
+/// The default number of task names kept apart at one spawn location (see
+/// [`Builder::names_per_location`](crate::Builder::names_per_location)).
+pub const DEFAULT_NAMES_PER_LOCATION: usize = 8;
+
 /// The largest accepted site bound.
 pub const MAX_SITES_LIMIT: usize = 65_536;
 
@@ -100,6 +104,7 @@ pub const ENV_MAX_SITES: &str = "POLLWATCH_MAX_SITES";
 pub(crate) struct Config {
     pub(crate) threshold: Duration,
     pub(crate) max_sites: usize,
+    pub(crate) names_per_location: usize,
     pub(crate) report_dir: PathBuf,
     /// Whether the report directory is kept up to date while the application runs.
     pub(crate) write_while_running: bool,
@@ -122,6 +127,7 @@ impl Default for Config {
         Self {
             threshold: DEFAULT_THRESHOLD,
             max_sites: DEFAULT_MAX_SITES,
+            names_per_location: DEFAULT_NAMES_PER_LOCATION,
             report_dir: PathBuf::from(DEFAULT_REPORT_DIR),
             write_while_running: false,
             flush_every: DEFAULT_FLUSH_EVERY,

@@ -230,10 +230,18 @@ impl Files {
     /// time since the last one written.
     fn append_interval(&mut self, state: &State, now: Duration) -> Result<(), String> {
         self.open(state)?;
+        let Some(log) = self.log.as_mut() else {
+            return Ok(());
+        };
         let slots = state.poll.slot_list();
+        let (start, length) = (
+            self.last_interval_end,
+            now.saturating_sub(self.last_interval_end),
+        );
         let mut all = histogram::new_histogram();
-        let mut sites: Vec<(String, Histogram<u64>)> = Vec::new();
         let mut logged: Vec<(SiteId, Seen)> = Vec::new();
+        // One site's histogram at a time (each is ~184 KB dense), encoded into the interval.
+        log.begin_interval();
         for (id, site) in state.sites.all() {
             let activity = PollPath::site_activity(&slots, id);
             let seen = self.seen.get(&id);
@@ -253,24 +261,12 @@ impl Files {
                 },
             ));
             let h = histogram_of(&new);
-            if h.is_empty() {
-                continue;
-            }
             // Values are within the same bounds, so adding cannot fail.
             let _ = all.add(&h);
-            sites.push((site.label.clone(), h));
+            log.site(start, length, &site.label, &h);
         }
-        let start = self.last_interval_end;
-        let Some(log) = self.log.as_mut() else {
-            return Ok(());
-        };
         let written = log
-            .interval(
-                start,
-                now.saturating_sub(start),
-                sites.iter().map(|(label, h)| (label.as_str(), h)),
-                &all,
-            )
+            .end_interval(start, length, &all)
             .and_then(|()| log.get_ref().get_ref().metadata());
         let meta = match written {
             Ok(meta) => meta,
