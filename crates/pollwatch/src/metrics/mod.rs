@@ -47,7 +47,7 @@ use crate::state::State;
 
 pub use collector::POLL_DURATION_BUCKETS;
 pub use server::MetricsServer;
-pub(crate) use server::{HEAD_TIMEOUT, MAX_HEAD_BYTES};
+pub(crate) use server::{HEAD_TIMEOUT, MAX_CONNECTIONS, MAX_HEAD_BYTES, RESPONSE_TIMEOUT};
 
 /// The running endpoint a [`crate::Guard`] keeps.
 pub(crate) type Server = MetricsServer;
