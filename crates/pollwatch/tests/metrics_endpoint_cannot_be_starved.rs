@@ -11,12 +11,9 @@ use std::time::{Duration, Instant};
 
 use pollwatch::test_support::{
     METRICS_HEAD_TIMEOUT as HEAD_TIMEOUT, METRICS_MAX_HEAD_BYTES as MAX_HEAD_BYTES,
-    METRICS_RESPONSE_TIMEOUT as RESPONSE_TIMEOUT,
 };
 use support::http::{self, sample};
 use support::Watched;
-
-const REQUEST: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n";
 
 /// The endpoint's count of connections dropped for `reason`, read with a scrape that must
 /// succeed.
@@ -27,110 +24,119 @@ fn dropped(addr: SocketAddr, reason: &str) -> f64 {
     sample(&response.body, &series).unwrap_or_else(|| panic!("no {series}"))
 }
 
-/// Scrapes until the count of connections dropped for `reason` reaches `count` (the endpoint
-/// says so only through a scrape); fails if it has not within `within`.
-fn wait_until_dropped(addr: SocketAddr, reason: &str, count: f64, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let now = dropped(addr, reason);
-        if now >= count {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{reason}: {now} of {count} connections dropped"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
+// A large response needs many sites, and sites need tokio's task spans (`--cfg tokio_unstable`).
 #[cfg(tokio_unstable)]
-#[test]
-fn slow_readers_of_a_large_response_do_not_starve_scrapes() {
+mod large_response {
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
     use std::sync::Arc;
-    use support::spawn_named;
 
-    // 3,500 sites make a response of about eight megabytes, more than a socket's
-    // buffers hold (loopback's take several).
-    let watched = Watched::new_with(
-        pollwatch::PollWatch::builder()
-            .threshold(Duration::from_millis(20))
-            .max_sites(4000),
-    );
-    let server = watched.serve_metrics();
-    let addr = server.local_addr();
-    let rt = watched.runtime(1);
-    watched.scope(|| {
-        rt.block_on(async {
-            let tasks: Vec<_> = (0..3500)
-                .map(|i| spawn_named(&format!("site-{i:04}"), async {}))
-                .collect();
-            for task in tasks {
-                task.await.unwrap();
+    use pollwatch::test_support::METRICS_RESPONSE_TIMEOUT as RESPONSE_TIMEOUT;
+
+    use super::*;
+    use crate::support::spawn_named;
+
+    const REQUEST: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n";
+
+    /// Scrapes until the count of connections dropped for `reason` reaches `count` (the endpoint
+    /// says so only through a scrape); fails if it has not within `within`.
+    fn wait_until_dropped(addr: SocketAddr, reason: &str, count: f64, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let now = dropped(addr, reason);
+            if now >= count {
+                return;
             }
-        })
-    });
-    let full = http::get(addr, "/metrics");
-    assert_eq!(full.status, 200);
-    assert!(full.body.contains("site-3499"));
-    let full_len = full.head.len() + 4 + full.body.len();
-
-    // Eight clients ask and never read; eight read one byte at a time, slowly.
-    let never: Vec<TcpStream> = (0..8)
-        .map(|_| {
-            let mut stream = TcpStream::connect(addr).unwrap();
-            stream.write_all(REQUEST).unwrap();
-            stream
-        })
-        .collect();
-    let stop = Arc::new(AtomicBool::new(false));
-    let trickling: Vec<_> = (0..8)
-        .map(|_| {
-            let mut stream = TcpStream::connect(addr).unwrap();
-            stream.write_all(REQUEST).unwrap();
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut got = 0;
-                let mut byte = [0u8; 1];
-                while !stop.load(Relaxed) {
-                    match stream.read(&mut byte) {
-                        Ok(1) => got += 1,
-                        _ => return got,
-                    }
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                got
-            })
-        })
-        .collect();
-
-    // A normal client is answered in full, again and again, meanwhile.
-    for _ in 0..5 {
-        let response = http::get(addr, "/metrics");
-        assert_eq!(response.status, 200);
-        assert!(response.body.contains("site-3499"), "a whole response");
+            assert!(
+                Instant::now() < deadline,
+                "{reason}: {now} of {count} connections dropped"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
-    // Each of the sixteen is cut off at its response deadline, and counted.
-    wait_until_dropped(addr, "response_timeout", 16.0, RESPONSE_TIMEOUT * 6);
-    stop.store(true, Relaxed);
-    for reader in trickling {
-        let got = reader.join().unwrap();
-        assert!(got < full_len, "a slow reader got the whole response");
-    }
-    for mut stream in never {
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        // What the sockets' buffers held, then the end: the connection is closed.
-        let got = http::read_all(&mut stream);
-        assert!(
-            got.len() < full_len,
-            "a silent reader got the whole response"
+    #[test]
+    fn slow_readers_of_a_large_response_do_not_starve_scrapes() {
+        // 3,500 sites make a response of about eight megabytes, more than a socket's
+        // buffers hold (loopback's take several).
+        let watched = Watched::new_with(
+            pollwatch::PollWatch::builder()
+                .threshold(Duration::from_millis(20))
+                .max_sites(4000),
         );
+        let server = watched.serve_metrics();
+        let addr = server.local_addr();
+        let rt = watched.runtime(1);
+        watched.scope(|| {
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..3500)
+                    .map(|i| spawn_named(&format!("site-{i:04}"), async {}))
+                    .collect();
+                for task in tasks {
+                    task.await.unwrap();
+                }
+            })
+        });
+        let full = http::get(addr, "/metrics");
+        assert_eq!(full.status, 200);
+        assert!(full.body.contains("site-3499"));
+        let full_len = full.head.len() + 4 + full.body.len();
+
+        // Eight clients ask and never read; eight read one byte at a time, slowly.
+        let never: Vec<TcpStream> = (0..8)
+            .map(|_| {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                stream.write_all(REQUEST).unwrap();
+                stream
+            })
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let trickling: Vec<_> = (0..8)
+            .map(|_| {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                stream.write_all(REQUEST).unwrap();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut got = 0;
+                    let mut byte = [0u8; 1];
+                    while !stop.load(Relaxed) {
+                        match stream.read(&mut byte) {
+                            Ok(1) => got += 1,
+                            _ => return got,
+                        }
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    got
+                })
+            })
+            .collect();
+
+        // A normal client is answered in full, again and again, meanwhile.
+        for _ in 0..5 {
+            let response = http::get(addr, "/metrics");
+            assert_eq!(response.status, 200);
+            assert!(response.body.contains("site-3499"), "a whole response");
+        }
+
+        // Each of the sixteen is cut off at its response deadline, and counted.
+        wait_until_dropped(addr, "response_timeout", 16.0, RESPONSE_TIMEOUT * 6);
+        stop.store(true, Relaxed);
+        for reader in trickling {
+            let got = reader.join().unwrap();
+            assert!(got < full_len, "a slow reader got the whole response");
+        }
+        for mut stream in never {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            // What the sockets' buffers held, then the end: the connection is closed.
+            let got = http::read_all(&mut stream);
+            assert!(
+                got.len() < full_len,
+                "a silent reader got the whole response"
+            );
+        }
+        assert_eq!(dropped(addr, "head_timeout"), 0.0);
     }
-    assert_eq!(dropped(addr, "head_timeout"), 0.0);
 }
 
 #[test]

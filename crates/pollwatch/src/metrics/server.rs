@@ -93,8 +93,8 @@ impl MetricsServer {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let dropped = Arc::new(Dropped::default());
-        registry.register_collector(Box::new(DroppedCollector(dropped.clone())));
+        let dropped = Arc::new(ConnectionsDropped::default());
+        registry.register_collector(Box::new(ConnectionsDroppedCollector(dropped.clone())));
         let stop = Arc::new(AtomicBool::new(false));
         let mut server = Endpoint {
             poll,
@@ -141,7 +141,7 @@ impl Drop for MetricsServer {
 
 /// Connections the endpoint closed before answering them in full, by reason.
 #[derive(Debug, Default)]
-struct Dropped {
+struct ConnectionsDropped {
     /// The request head was not complete within [`HEAD_TIMEOUT`].
     head_timeout: AtomicU64,
     /// The response was not read within [`RESPONSE_TIMEOUT`].
@@ -150,11 +150,11 @@ struct Dropped {
     over_limit: AtomicU64,
 }
 
-/// Exports [`Dropped`] with the endpoint's metrics.
+/// Exports [`ConnectionsDropped`] with the endpoint's metrics.
 #[derive(Debug)]
-struct DroppedCollector(Arc<Dropped>);
+struct ConnectionsDroppedCollector(Arc<ConnectionsDropped>);
 
-impl Collector for DroppedCollector {
+impl Collector for ConnectionsDroppedCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut metric = encoder.encode_descriptor(
             "pollwatch_metrics_connections_dropped",
@@ -216,7 +216,7 @@ struct Endpoint {
     listener: Listener,
     registry: Registry,
     connections: Vec<Option<Connection>>,
-    dropped: Arc<Dropped>,
+    dropped: Arc<ConnectionsDropped>,
     /// The newest `200` response, when it was encoded, while a connection still sends it.
     shared: Option<(Instant, Weak<[u8]>)>,
     /// Set when accepting failed: when to try again.
