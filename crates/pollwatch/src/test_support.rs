@@ -22,3 +22,11 @@ pub const METRICS_MAX_HEAD_BYTES: usize = crate::metrics::MAX_HEAD_BYTES;
 /// How long `/metrics` waits for a request head.
 #[cfg(feature = "prometheus")]
 pub const METRICS_HEAD_TIMEOUT: std::time::Duration = crate::metrics::HEAD_TIMEOUT;
+
+/// How long `/metrics` gives a client to read its response.
+#[cfg(feature = "prometheus")]
+pub const METRICS_RESPONSE_TIMEOUT: std::time::Duration = crate::metrics::RESPONSE_TIMEOUT;
+
+/// How many connections `/metrics` keeps open at once.
+#[cfg(feature = "prometheus")]
+pub const METRICS_MAX_CONNECTIONS: usize = crate::metrics::MAX_CONNECTIONS;

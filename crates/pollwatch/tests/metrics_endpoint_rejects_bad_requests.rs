@@ -9,7 +9,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use pollwatch::test_support::{
-    METRICS_HEAD_TIMEOUT as HEAD_TIMEOUT, METRICS_MAX_HEAD_BYTES as MAX_HEAD_BYTES,
+    METRICS_HEAD_TIMEOUT as HEAD_TIMEOUT, METRICS_MAX_CONNECTIONS as MAX_CONNECTIONS,
+    METRICS_MAX_HEAD_BYTES as MAX_HEAD_BYTES,
 };
 use pollwatch::MetricsServer;
 use support::http::{self, raw};
@@ -133,8 +134,10 @@ fn a_client_trickling_bytes_is_cut_off_at_the_deadline() {
 fn too_many_idle_clients_are_turned_away_and_scrapes_resume() {
     let (_watched, server) = serve();
     let addr = server.local_addr();
-    // Eight idle connections hold every connection thread until the head deadline.
-    let idle: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    // Idle connections take every connection place until the head deadline.
+    let idle: Vec<TcpStream> = (0..MAX_CONNECTIONS)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
     let turned_away = raw(addr, b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
     assert_eq!(turned_away.status, 503);
     drop(idle);
@@ -148,4 +151,10 @@ fn too_many_idle_clients_are_turned_away_and_scrapes_resume() {
         assert!(Instant::now() < deadline, "never answered again");
         std::thread::sleep(Duration::from_millis(20));
     }
+    let body = http::get(addr, "/metrics").body;
+    let refused = http::sample(
+        &body,
+        "pollwatch_metrics_connections_dropped_total{reason=\"over_limit\"}",
+    );
+    assert!(refused >= Some(1.0), "{body}");
 }

@@ -2,8 +2,9 @@
 //!
 //! **The endpoint.** With the feature, [`crate::init`] (and [`Builder::try_init`](crate::Builder::try_init)) serves
 //! `GET /metrics` in the Prometheus text format 0.0.4 on [`ENV_METRICS_ADDR`](crate::ENV_METRICS_ADDR) (default
-//! [`DEFAULT_METRICS_ADDR`](crate::DEFAULT_METRICS_ADDR), loopback only), from pollwatch's own threads: it answers while
-//! every worker of the application's runtime is stuck. [`Builder::metrics`](crate::Builder::metrics) switches it off;
+//! [`DEFAULT_METRICS_ADDR`](crate::DEFAULT_METRICS_ADDR), loopback only), from a pollwatch thread: it answers while
+//! every worker of the application's runtime is stuck, and while other clients send or read
+//! slowly (every connection has a deadline). [`Builder::metrics`](crate::Builder::metrics) switches it off;
 //! [`Guard::metrics_addr`](crate::Guard::metrics_addr) says where it listens; [`Handle::serve_metrics`](crate::Handle::serve_metrics) starts one for a
 //! layer you installed yourself. See [`MetricsServer`] for what it answers to what.
 //!
@@ -31,7 +32,13 @@
 //! `pollwatch_longest_running_poll_seconds`, `pollwatch_polling_threads`, `pollwatch_sites`,
 //! `pollwatch_threshold_seconds`. Every label value comes from a bounded set: the site table
 //! (`site`, at most [`crate::DEFAULT_MAX_SITES`] by default plus `<overflow>`), the stall
-//! causes, at most 32 call sites per site plus `other`, and the dropped-event kinds.
+//! causes, at most 32 call sites per site plus `other`, and the dropped-event kinds. The
+//! endpoint adds `pollwatch_metrics_connections_dropped_total` (by `reason`).
+//!
+//! **Counters never decrease** between two scrapes of one registry, and are exact once what
+//! they count has settled: the histogram and slow polls count polls and drops together, the
+//! stall families count a stall when it ends under its final cause, with its held time added
+//! once it is exact (see the collector's docs).
 
 mod collector;
 mod server;
@@ -47,7 +54,7 @@ use crate::state::State;
 
 pub use collector::POLL_DURATION_BUCKETS;
 pub use server::MetricsServer;
-pub(crate) use server::{HEAD_TIMEOUT, MAX_HEAD_BYTES};
+pub(crate) use server::{HEAD_TIMEOUT, MAX_CONNECTIONS, MAX_HEAD_BYTES, RESPONSE_TIMEOUT};
 
 /// The running endpoint a [`crate::Guard`] keeps.
 pub(crate) type Server = MetricsServer;

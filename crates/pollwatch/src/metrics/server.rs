@@ -1,10 +1,15 @@
-//! The `/metrics` endpoint: a minimal HTTP/1.1 server on pollwatch's own threads, so it
-//! answers while every worker of the application's runtime is stuck.
+//! The `/metrics` endpoint: a minimal HTTP/1.1 server on one pollwatch thread, so it answers
+//! while every worker of the application's runtime is stuck.
 //!
-//! One thread (`pollwatch-metrics`) accepts; each connection gets a short-lived thread
-//! (`pollwatch-metrics-conn`, at most [`MAX_CONNECTIONS`] at once; beyond that a connection is
-//! answered `503` and closed). A connection carries one request and is closed after the
-//! response. What is not a well-formed `GET /metrics` within the limits is refused:
+//! One thread (`pollwatch-metrics`) runs an event loop (mio) over the listener and at most
+//! [`MAX_CONNECTIONS`] open connections; beyond that a new connection is answered `503` and
+//! closed. A connection carries one request and is closed after the response. Every
+//! connection works to two deadlines: its request head must arrive within [`HEAD_TIMEOUT`] of
+//! its accept, and its whole response must be written within [`RESPONSE_TIMEOUT`] of its
+//! head's end. A connection past a deadline is closed, so a client that sends or reads slowly
+//! (or not at all) holds one of the connection places for at most their sum and never holds
+//! the thread: other clients are answered meanwhile. What is not a well-formed `GET /metrics`
+//! within the limits is refused:
 //!
 //! | request | response |
 //! |---|---|
@@ -13,31 +18,55 @@
 //! | another path | `404` |
 //! | a request line that is not `METHOD TARGET HTTP/1.x` | `400` |
 //! | a request head over [`MAX_HEAD_BYTES`] (8 KiB) | `431` |
-//! | a head not complete within [`HEAD_TIMEOUT`] (2 s) | `408` |
+//! | a head not complete within [`HEAD_TIMEOUT`] (2 s) | `408` (if the socket takes it), closed |
+//! | a response not read within [`RESPONSE_TIMEOUT`] (5 s) | closed |
+//! | a connection beyond [`MAX_CONNECTIONS`] (32) | `503` (if the socket takes it), closed |
+//!
+//! The connections closed at a deadline or turned away are counted by reason in
+//! `pollwatch_metrics_connections_dropped_total` (`head_timeout`, `response_timeout`,
+//! `over_limit`), a metric of the endpoint itself.
+//!
+//! Memory: a connection keeps its request head (at most [`MAX_HEAD_BYTES`]) and shares its
+//! response with the connections asking within [`SHARE_WINDOW`] of the scrape it came from
+//! while one of them is still sending it, so slow readers hold at most
+//! `RESPONSE_TIMEOUT / SHARE_WINDOW + 1` encoded responses, not one each.
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::Arc;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use mio::net::{TcpListener as Listener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::background::{self, Joiner};
 
-/// The name of the accepting thread.
+/// The name of the endpoint's thread.
 pub(crate) const THREAD_NAME: &str = "pollwatch-metrics";
-/// The name of the threads that answer one connection each.
-const CONNECTION_THREAD_NAME: &str = "pollwatch-metrics-conn";
 
 /// The largest accepted request head (request line and headers), in bytes.
 pub(crate) const MAX_HEAD_BYTES: usize = 8 * 1024;
-/// How long a client may take to send its request head; slower clients are cut off.
+/// How long a client may take, from its connection's accept, to send its request head.
 pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long writing the response may take.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections answered at once; more are refused with `503`.
-pub(crate) const MAX_CONNECTIONS: usize = 8;
+/// How long a client may take, from the end of its request head, to read the whole response.
+pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections open at once; more are refused with `503`.
+pub(crate) const MAX_CONNECTIONS: usize = 32;
+/// How recent a response still being sent must be for a new scrape to be given it too.
+const SHARE_WINDOW: Duration = Duration::from_secs(1);
+/// How long to wait before accepting again after accepting failed (out of file descriptors).
+const ACCEPT_RETRY: Duration = Duration::from_millis(10);
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+/// Connection `i` is registered as `Token(FIRST_CONNECTION + i)`.
+const FIRST_CONNECTION: usize = 2;
 
 /// The content type of the Prometheus text format 0.0.4.
 const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -48,22 +77,41 @@ const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT
 pub struct MetricsServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
     thread: Joiner,
 }
 
 impl MetricsServer {
-    /// Binds `addr` and serves `registry` on `GET /metrics` from pollwatch's own threads.
-    pub(crate) fn start(addr: SocketAddr, registry: Registry) -> io::Result<Self> {
+    /// Binds `addr` and serves `registry` (with the endpoint's own connection counts added)
+    /// on `GET /metrics` from a pollwatch thread.
+    pub(crate) fn start(addr: SocketAddr, mut registry: Registry) -> io::Result<Self> {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let mut listener = Listener::from_std(listener);
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let dropped = Arc::new(ConnectionsDropped::default());
+        registry.register_collector(Box::new(ConnectionsDroppedCollector(dropped.clone())));
         let stop = Arc::new(AtomicBool::new(false));
-        let registry = Arc::new(registry);
+        let mut server = Endpoint {
+            poll,
+            listener,
+            registry,
+            connections: (0..MAX_CONNECTIONS).map(|_| None).collect(),
+            dropped,
+            shared: None,
+            accept_again_at: None,
+        };
         let flag = stop.clone();
-        let thread = background::spawn(THREAD_NAME, move || accept(&listener, &flag, &registry))
+        let thread = background::spawn(THREAD_NAME, move || server.run(&flag))
             .ok_or_else(|| io::Error::other("cannot start the metrics thread"))?;
         Ok(Self {
             addr,
             stop,
+            waker,
             thread: Joiner::new(Some(thread)),
         })
     }
@@ -73,23 +121,12 @@ impl MetricsServer {
         self.addr
     }
 
-    /// Stops accepting and waits for the accepting thread (a connection being answered
-    /// finishes on its own thread, within its time limits).
+    /// Stops serving: closes every connection and the listener, and waits for the thread.
     pub fn stop(&self) {
         if self.stop.swap(true, SeqCst) {
             return;
         }
-        // Wake the blocking `accept` with a connection of our own.
-        let wake = match self.addr {
-            SocketAddr::V4(a) if a.ip().is_unspecified() => {
-                SocketAddr::from((Ipv4Addr::LOCALHOST, a.port()))
-            }
-            SocketAddr::V6(a) if a.ip().is_unspecified() => {
-                SocketAddr::from((Ipv6Addr::LOCALHOST, a.port()))
-            }
-            other => other,
-        };
-        if TcpStream::connect_timeout(&wake, Duration::from_secs(1)).is_ok() {
+        if self.waker.wake().is_ok() {
             self.thread.join();
         }
         // Otherwise the thread is left to end with the process rather than hang the caller.
@@ -102,34 +139,298 @@ impl Drop for MetricsServer {
     }
 }
 
-fn accept(listener: &TcpListener, stop: &AtomicBool, registry: &Arc<Registry>) {
-    let busy = Arc::new(AtomicUsize::new(0));
-    for stream in listener.incoming() {
-        if stop.load(SeqCst) {
-            return;
+/// Connections the endpoint closed before answering them in full, by reason.
+#[derive(Debug, Default)]
+struct ConnectionsDropped {
+    /// The request head was not complete within [`HEAD_TIMEOUT`].
+    head_timeout: AtomicU64,
+    /// The response was not read within [`RESPONSE_TIMEOUT`].
+    response_timeout: AtomicU64,
+    /// [`MAX_CONNECTIONS`] were open already.
+    over_limit: AtomicU64,
+}
+
+/// Exports [`ConnectionsDropped`] with the endpoint's metrics.
+#[derive(Debug)]
+struct ConnectionsDroppedCollector(Arc<ConnectionsDropped>);
+
+impl Collector for ConnectionsDroppedCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut metric = encoder.encode_descriptor(
+            "pollwatch_metrics_connections_dropped",
+            "Connections to this /metrics endpoint closed before a full answer: head not \
+             sent in time (head_timeout), response not read in time (response_timeout), or \
+             turned away with 503 while every connection place was taken (over_limit)",
+            None,
+            MetricType::Counter,
+        )?;
+        let dropped = &self.0;
+        for (reason, count) in [
+            ("head_timeout", &dropped.head_timeout),
+            ("response_timeout", &dropped.response_timeout),
+            ("over_limit", &dropped.over_limit),
+        ] {
+            ConstCounter::new(count.load(Relaxed))
+                .encode(metric.encode_family(&[("reason", reason)])?)?;
         }
-        let mut stream = match stream {
-            Ok(stream) => stream,
-            Err(_) => {
-                // Out of file descriptors or similar: do not spin.
-                std::thread::sleep(Duration::from_millis(10));
+        Ok(())
+    }
+}
+
+/// One open connection.
+struct Connection {
+    stream: TcpStream,
+    phase: Phase,
+}
+
+enum Phase {
+    /// Reading the request head, due by `deadline`.
+    Head { head: Vec<u8>, deadline: Instant },
+    /// Writing `response` from `at`, due by `deadline`.
+    Response {
+        response: Arc<[u8]>,
+        at: usize,
+        deadline: Instant,
+    },
+}
+
+impl Phase {
+    fn deadline(&self) -> Instant {
+        match self {
+            Phase::Head { deadline, .. } | Phase::Response { deadline, .. } => *deadline,
+        }
+    }
+}
+
+/// What happened to a connection this turn.
+enum Progress {
+    /// Waits for the socket.
+    Open,
+    /// Answered, or the client went away: close it.
+    Done,
+}
+
+/// The event loop's state, owned by its thread.
+struct Endpoint {
+    poll: Poll,
+    listener: Listener,
+    registry: Registry,
+    connections: Vec<Option<Connection>>,
+    dropped: Arc<ConnectionsDropped>,
+    /// The newest `200` response, when it was encoded, while a connection still sends it.
+    shared: Option<(Instant, Weak<[u8]>)>,
+    /// Set when accepting failed: when to try again.
+    accept_again_at: Option<Instant>,
+}
+
+impl Endpoint {
+    fn run(&mut self, stop: &AtomicBool) {
+        let mut events = Events::with_capacity(64);
+        loop {
+            let timeout = self.next_deadline().map(|at| {
+                // Rounded up so a wake-up is never just before the deadline it is for.
+                at.saturating_duration_since(Instant::now()) + Duration::from_millis(1)
+            });
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    eprintln!("pollwatch: the metrics endpoint stopped ({e})");
+                    return;
+                }
+            }
+            if stop.load(SeqCst) {
+                return;
+            }
+            for event in &events {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    Token(token) => self.progress(token - FIRST_CONNECTION),
+                }
+            }
+            if self.accept_again_at.is_some_and(|at| at <= Instant::now()) {
+                self.accept_again_at = None;
+                self.accept();
+            }
+            self.expire(Instant::now());
+        }
+    }
+
+    /// The earliest time the loop must wake without an event.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.connections
+            .iter()
+            .flatten()
+            .map(|c| c.phase.deadline())
+            .chain(self.accept_again_at)
+            .min()
+    }
+
+    /// Accepts every waiting connection.
+    fn accept(&mut self) {
+        loop {
+            let mut stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    // Out of file descriptors or similar: try again shortly, do not spin.
+                    self.accept_again_at = Some(Instant::now() + ACCEPT_RETRY);
+                    return;
+                }
+            };
+            let Some(free) = self.connections.iter().position(Option::is_none) else {
+                self.dropped.over_limit.fetch_add(1, Relaxed);
+                // One try: a client that does not take it is closed all the same.
+                let _ = stream.write(&response(Status::Busy, "", &[]));
+                continue;
+            };
+            let token = Token(FIRST_CONNECTION + free);
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if self
+                .poll
+                .registry()
+                .register(&mut stream, token, interest)
+                .is_err()
+            {
                 continue;
             }
-        };
-        if busy.fetch_add(1, SeqCst) >= MAX_CONNECTIONS {
-            busy.fetch_sub(1, SeqCst);
-            let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-            let _ = respond(&mut stream, Status::Busy, "", &[]);
-            continue;
+            self.connections[free] = Some(Connection {
+                stream,
+                phase: Phase::Head {
+                    head: Vec::with_capacity(512),
+                    deadline: Instant::now() + HEAD_TIMEOUT,
+                },
+            });
+            // Its request may be there already; edge-triggered readiness will not repeat it.
+            self.progress(free);
         }
-        let registry = registry.clone();
-        let done = busy.clone();
-        let spawned = background::spawn(CONNECTION_THREAD_NAME, move || {
-            serve(stream, &registry);
-            done.fetch_sub(1, SeqCst);
-        });
-        if spawned.is_none() {
-            busy.fetch_sub(1, SeqCst);
+    }
+
+    /// Reads or writes what connection `index` is ready for.
+    fn progress(&mut self, index: usize) {
+        let Some(mut connection) = self.connections.get_mut(index).and_then(Option::take) else {
+            return;
+        };
+        match self.advance(&mut connection) {
+            Progress::Open => self.connections[index] = Some(connection),
+            Progress::Done => self.close(connection),
+        }
+    }
+
+    fn advance(&mut self, connection: &mut Connection) -> Progress {
+        if let Phase::Head { head, .. } = &mut connection.phase {
+            let status = match read_head(&mut connection.stream, head) {
+                Ok(None) => return Progress::Open,
+                Ok(Some(status)) => status,
+                Err(_) => return Progress::Done,
+            };
+            connection.phase = Phase::Response {
+                response: self.answer(status),
+                at: 0,
+                deadline: Instant::now() + RESPONSE_TIMEOUT,
+            };
+        }
+        let Phase::Response { response, at, .. } = &mut connection.phase else {
+            return Progress::Open;
+        };
+        while *at < response.len() {
+            match connection.stream.write(&response[*at..]) {
+                Ok(0) => return Progress::Done,
+                Ok(n) => *at += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Open,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Progress::Done,
+            }
+        }
+        let _ = connection.stream.flush();
+        Progress::Done
+    }
+
+    /// The response to a request head that got `status`.
+    fn answer(&mut self, status: Status) -> Arc<[u8]> {
+        match status {
+            Status::Ok => self.scrape(),
+            Status::MethodNotAllowed => response(status, status.line(), &[("Allow", "GET")]).into(),
+            _ => response(status, status.line(), &[]).into(),
+        }
+    }
+
+    /// The metrics response: the one another connection is still sending if it is recent,
+    /// else a new one.
+    fn scrape(&mut self) -> Arc<[u8]> {
+        if let Some((at, shared)) = &self.shared {
+            if at.elapsed() < SHARE_WINDOW {
+                if let Some(shared) = shared.upgrade() {
+                    return shared;
+                }
+            }
+        }
+        let mut body = String::new();
+        let response: Arc<[u8]> =
+            match prometheus_client::encoding::prometheus_text::encode(&mut body, &self.registry) {
+                Ok(()) => response(Status::Ok, &body, &[("Content-Type", CONTENT_TYPE)]).into(),
+                Err(_) => return response(Status::Busy, "encoding failed", &[]).into(),
+            };
+        self.shared = Some((Instant::now(), Arc::downgrade(&response)));
+        response
+    }
+
+    /// Closes every connection past its deadline, counting it; one still waiting for its
+    /// head is told `408` if its socket takes it.
+    fn expire(&mut self, now: Instant) {
+        for index in 0..self.connections.len() {
+            let late = self.connections[index]
+                .as_ref()
+                .is_some_and(|c| c.phase.deadline() <= now);
+            if !late {
+                continue;
+            }
+            let Some(mut connection) = self.connections[index].take() else {
+                continue;
+            };
+            match connection.phase {
+                Phase::Head { .. } => {
+                    self.dropped.head_timeout.fetch_add(1, Relaxed);
+                    let _ = connection.stream.write(&response(
+                        Status::Timeout,
+                        Status::Timeout.line(),
+                        &[],
+                    ));
+                }
+                Phase::Response { .. } => {
+                    self.dropped.response_timeout.fetch_add(1, Relaxed);
+                }
+            }
+            self.close(connection);
+        }
+    }
+
+    fn close(&mut self, mut connection: Connection) {
+        let _ = self.poll.registry().deregister(&mut connection.stream);
+        let _ = connection.stream.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Reads what has arrived of a request head into `head`. `Ok(None)`: not complete yet;
+/// `Ok(Some(status))`: complete (or refused), answer `status`; `Err`: the client went away.
+fn read_head(stream: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<Option<Status>> {
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = match stream.read(&mut chunk) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let searched_from = head.len().saturating_sub(3);
+        head.extend_from_slice(&chunk[..n]);
+        if let Some(end) = find_end(&head[searched_from..]) {
+            head.truncate(searched_from + end);
+            return Ok(Some(route(head)));
+        }
+        if head.len() > MAX_HEAD_BYTES {
+            return Ok(Some(Status::HeadTooLarge));
         }
     }
 }
@@ -156,77 +457,6 @@ impl Status {
             Status::Timeout => "408 Request Timeout",
             Status::HeadTooLarge => "431 Request Header Fields Too Large",
             Status::Busy => "503 Service Unavailable",
-        }
-    }
-}
-
-/// Answers one connection.
-fn serve(mut stream: TcpStream, registry: &Registry) {
-    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let status = match read_head(&mut stream, Instant::now() + HEAD_TIMEOUT) {
-        Ok(head) => route(&head),
-        Err(Some(status)) => status,
-        Err(None) => return,
-    };
-    if status != Status::Ok {
-        let extra: &[(&str, &str)] = if status == Status::MethodNotAllowed {
-            &[("Allow", "GET")]
-        } else {
-            &[]
-        };
-        let _ = respond(&mut stream, status, status.line(), extra);
-        return;
-    }
-    let mut body = String::new();
-    match prometheus_client::encoding::prometheus_text::encode(&mut body, registry) {
-        Ok(()) => {
-            let _ = respond(
-                &mut stream,
-                Status::Ok,
-                &body,
-                &[("Content-Type", CONTENT_TYPE)],
-            );
-        }
-        Err(_) => {
-            let _ = respond(&mut stream, Status::Busy, "encoding failed", &[]);
-        }
-    }
-}
-
-/// Reads the request head (up to the blank line). `Err(None)`: the client went away.
-fn read_head(stream: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, Option<Status>> {
-    let mut head = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(Some(Status::Timeout));
-        }
-        stream
-            .set_read_timeout(Some(left))
-            .map_err(|_| None::<Status>)?;
-        let n = match stream.read(&mut chunk) {
-            Ok(0) => return Err(None),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(Some(Status::Timeout))
-            }
-            Err(_) => return Err(None),
-        };
-        let searched_from = head.len().saturating_sub(3);
-        head.extend_from_slice(&chunk[..n]);
-        if let Some(end) = find_end(&head[searched_from..]) {
-            head.truncate(searched_from + end);
-            return Ok(head);
-        }
-        if head.len() > MAX_HEAD_BYTES {
-            return Err(Some(Status::HeadTooLarge));
         }
     }
 }
@@ -268,12 +498,8 @@ fn route(head: &[u8]) -> Status {
     }
 }
 
-fn respond(
-    stream: &mut TcpStream,
-    status: Status,
-    body: &str,
-    headers: &[(&str, &str)],
-) -> io::Result<()> {
+/// A whole response: status line, headers, `body`; the connection closes after it.
+fn response(status: Status, body: &str, headers: &[(&str, &str)]) -> Vec<u8> {
     let mut head = format!(
         "HTTP/1.1 {}\r\nContent-Length: {}\r\nConnection: close\r\n",
         status.line(),
@@ -286,9 +512,9 @@ fn respond(
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body.as_bytes())?;
-    stream.flush()
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body.as_bytes());
+    bytes
 }
 
 #[cfg(test)]

@@ -9,7 +9,10 @@
 //! Only the owning thread writes, so updates are a relaxed load and store (no atomic
 //! read-modify-write, no contended cache line); any thread may read.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 use pollwatch_report::histogram::{self, Histogram};
 use pollwatch_report::Percentiles;
@@ -23,6 +26,39 @@ pub(crate) const MAX_VALUE_NS: u64 = pollwatch_report::histogram::HIGHEST_NS;
 const TOP_BIT: u32 = 42;
 /// Number of buckets in one recorder.
 pub(crate) const BUCKETS: usize = ((TOP_BIT - SUB_BITS + 1) as usize) * SUB as usize;
+
+/// The upper bounds of the coarse buckets the Prometheus histogram folds a site's recorder
+/// buckets into, in nanoseconds (50 µs .. 10 s; one more bucket, `+Inf`, follows). A recorder
+/// bucket belongs to the first coarse bucket whose bound is at least its midpoint
+/// ([`fold_index`]). Kept here because a recorder keeps its drops in these coarse buckets.
+pub(crate) const FOLD_BOUNDS_NS: [u64; 17] = [
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+/// The number of coarse buckets, `+Inf` included.
+pub(crate) const FOLDED: usize = FOLD_BOUNDS_NS.len() + 1;
+
+/// The coarse bucket recorder bucket `index` is folded into.
+pub(crate) fn fold_index(index: usize) -> usize {
+    let value = bucket_value(index);
+    FOLD_BOUNDS_NS.partition_point(|&le| le < value)
+}
 
 /// Bytes one recorder occupies: what memory grows by per (site, polling thread) pair.
 #[cfg(test)]
@@ -73,6 +109,10 @@ pub(crate) struct SiteRecorder {
     slow_polls: AtomicU64,
     drops: AtomicU64,
     drop_ns: AtomicU64,
+    /// Drops by coarse bucket ([`fold_index`]), and how many of them were slow: with the
+    /// polls, the figures that only grow (a relabelled poll moves here).
+    drop_buckets: [AtomicU64; FOLDED],
+    slow_drops: AtomicU64,
 }
 
 #[inline]
@@ -85,6 +125,13 @@ fn sub(counter: &AtomicU64, by: u64) {
     counter.store(counter.load(Relaxed).wrapping_sub(by), Relaxed);
 }
 
+/// Like [`add`], publishing every earlier store of the owner thread to a reader that loads
+/// `counter` with `Acquire`.
+#[inline]
+fn add_release(counter: &AtomicU64, by: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(by), Release);
+}
+
 impl SiteRecorder {
     pub(crate) fn new() -> Self {
         Self {
@@ -94,6 +141,8 @@ impl SiteRecorder {
             slow_polls: AtomicU64::new(0),
             drops: AtomicU64::new(0),
             drop_ns: AtomicU64::new(0),
+            drop_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            slow_drops: AtomicU64::new(0),
         }
     }
 
@@ -118,6 +167,11 @@ impl SiteRecorder {
     }
 
     /// Turns a recorded poll back into a drop. Owner thread only.
+    ///
+    /// The poll's figures are taken away first and the drop's added after them with
+    /// `Release`, and [`merge_into`](Self::merge_into) reads the drop's figures first with
+    /// `Acquire`: a reader that sees the drop sees the poll taken away, so polls and drops
+    /// together are never over-counted, only (for a moment) under-counted.
     pub(crate) fn relabel_as_drop(&self, recorded: Recorded, slow: bool) {
         sub(&self.buckets[recorded.bucket], 1);
         sub(&self.busy_ns, recorded.ns);
@@ -126,9 +180,11 @@ impl SiteRecorder {
         }
         if slow {
             sub(&self.slow_polls, 1);
+            add_release(&self.slow_drops, 1);
         }
-        add(&self.drops, 1);
-        add(&self.drop_ns, recorded.ns);
+        add_release(&self.drop_ns, recorded.ns);
+        add_release(&self.drop_buckets[fold_index(recorded.bucket)], 1);
+        add_release(&self.drops, 1);
     }
 
     /// The time polls recorded here held the thread, in nanoseconds.
@@ -141,16 +197,21 @@ impl SiteRecorder {
         self.drops.load(Relaxed)
     }
 
-    /// Adds this recorder's counts into `into`.
+    /// Adds this recorder's counts into `into`. The drop's figures are read first (see
+    /// [`relabel_as_drop`](Self::relabel_as_drop)).
     pub(crate) fn merge_into(&self, into: &mut SiteTotals) {
+        into.drops += self.drops.load(Acquire);
+        for (i, bucket) in self.drop_buckets.iter().enumerate() {
+            into.drop_buckets[i] += bucket.load(Acquire);
+        }
+        into.drop_ns += self.drop_ns.load(Acquire);
+        into.slow_drops += self.slow_drops.load(Acquire);
         for (i, bucket) in self.buckets.iter().enumerate() {
             into.buckets[i] += bucket.load(Relaxed);
         }
         into.busy_ns += self.busy_ns.load(Relaxed);
         into.max_ns = into.max_ns.max(self.max_ns.load(Relaxed));
         into.slow_polls += self.slow_polls.load(Relaxed);
-        into.drops += self.drops.load(Relaxed);
-        into.drop_ns += self.drop_ns.load(Relaxed);
     }
 }
 
@@ -163,6 +224,9 @@ pub(crate) struct SiteTotals {
     pub(crate) slow_polls: u64,
     pub(crate) drops: u64,
     pub(crate) drop_ns: u64,
+    /// The drops by coarse bucket ([`fold_index`]).
+    pub(crate) drop_buckets: [u64; FOLDED],
+    pub(crate) slow_drops: u64,
 }
 
 impl Default for SiteTotals {
@@ -174,6 +238,8 @@ impl Default for SiteTotals {
             slow_polls: 0,
             drops: 0,
             drop_ns: 0,
+            drop_buckets: [0; FOLDED],
+            slow_drops: 0,
         }
     }
 }
@@ -271,6 +337,9 @@ mod tests {
         assert_eq!(totals.max_ns, 1_000);
         assert_eq!(totals.slow_polls, 0);
         assert_eq!((totals.drops, totals.drop_ns), (1, 50_000_000));
+        assert_eq!(totals.slow_drops, 1);
+        assert_eq!(totals.drop_buckets[fold_index(bucket_index(50_000_000))], 1);
+        assert_eq!(totals.drop_buckets.iter().sum::<u64>(), 1);
     }
 
     #[test]

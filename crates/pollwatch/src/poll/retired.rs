@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::recorder::SiteTotals;
+use super::recorder::{SiteTotals, FOLDED};
 use super::thread::ThreadSlot;
 use crate::sites::SiteId;
 
@@ -30,6 +30,8 @@ struct RetiredSite {
     slow_polls: u64,
     drops: u64,
     drop_ns: u64,
+    drop_buckets: [u64; FOLDED],
+    slow_drops: u64,
 }
 
 impl Retired {
@@ -62,6 +64,8 @@ impl Retired {
                     slow_polls: totals.slow_polls,
                     drops: totals.drops,
                     drop_ns: totals.drop_ns,
+                    drop_buckets: totals.drop_buckets,
+                    slow_drops: totals.slow_drops,
                 },
             );
         }
@@ -80,6 +84,10 @@ impl Retired {
         into.slow_polls += retired.slow_polls;
         into.drops += retired.drops;
         into.drop_ns += retired.drop_ns;
+        for (into, n) in into.drop_buckets.iter_mut().zip(retired.drop_buckets) {
+            *into += n;
+        }
+        into.slow_drops += retired.slow_drops;
     }
 
     /// `site`'s busy time and drops in reclaimed slots.

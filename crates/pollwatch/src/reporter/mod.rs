@@ -195,6 +195,7 @@ pub(crate) fn drain(state: &State, all: bool) {
             },
         );
     }
+    book.drained(all);
     drop(book);
     if found.is_empty() {
         return;

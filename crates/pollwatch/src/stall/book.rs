@@ -1,5 +1,11 @@
 //! The record of stalls: the recent ones for reports, per-site counts, causes and blocking
 //! call sites, the stalls still being followed, and the per-site warning rate limit.
+//!
+//! Two views of a site's stalls are kept. [`SiteStalls`] counts a stall when it is detected
+//! and moves it when a later reading changes its cause, as reports show it. [`EndedStalls`]
+//! counts a stall once, when it ends, under its final cause and call site, and adds the time
+//! it held its thread once that time is the poll's own measurement: figures that only grow,
+//! which metrics export as counters.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
@@ -22,6 +28,74 @@ pub(crate) const MAX_CALL_SITES: usize = 32;
 /// The most slow polls remembered for a stall whose detection has not arrived yet.
 const MAX_EARLY: usize = 256;
 
+/// What a stall is counted under: its blocking call site's label, the blocking API and the
+/// cause.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Identity {
+    call_site: String,
+    api: Option<String>,
+    cause: Cause,
+}
+
+impl Identity {
+    fn of(stall: &StallRecord) -> Self {
+        let look = &stall.look;
+        Self {
+            call_site: pollwatch_report::call_site_label(
+                look.call_site.as_deref(),
+                look.function.as_deref(),
+            )
+            .to_owned(),
+            api: look.api.clone(),
+            cause: stall.cause,
+        }
+    }
+
+    fn matches(&self, c: &CallSiteStalls) -> bool {
+        c.call_site == self.call_site && c.blocking_call == self.api && c.cause == self.cause
+    }
+}
+
+/// Adds one stall of `id` to a bounded call-site list (most stalls first), or to the count of
+/// the ones beyond it.
+fn count_call_site(list: &mut Vec<CallSiteStalls>, other: &mut u64, id: &Identity) {
+    let listed = list.len();
+    match list.iter_mut().find(|c| id.matches(c)) {
+        Some(known) => known.count += 1,
+        None if listed < MAX_CALL_SITES => list.push(CallSiteStalls {
+            call_site: id.call_site.clone(),
+            blocking_call: id.api.clone(),
+            cause: id.cause,
+            count: 1,
+        }),
+        None => *other += 1,
+    }
+    list.sort_by_key(|c| std::cmp::Reverse(c.count));
+}
+
+/// The call sites as reports and metrics write them, with the ones beyond the list's bound as
+/// one `other` entry of cause `various`.
+fn call_sites_report(list: &[CallSiteStalls], other: u64) -> Vec<CallSiteCount> {
+    let mut report: Vec<CallSiteCount> = list
+        .iter()
+        .map(|c| CallSiteCount {
+            call_site: c.call_site.clone(),
+            blocking_call: c.blocking_call.clone(),
+            cause: c.cause.as_str().to_owned(),
+            count: c.count,
+        })
+        .collect();
+    if other > 0 {
+        report.push(CallSiteCount {
+            call_site: "other".to_owned(),
+            blocking_call: None,
+            cause: "various".to_owned(),
+            count: other,
+        });
+    }
+    report
+}
+
 /// Stalls at one blocking call site of one site.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct CallSiteStalls {
@@ -43,35 +117,48 @@ pub(crate) struct SiteStalls {
     /// Stalls at call sites beyond [`MAX_CALL_SITES`], counted but not listed.
     pub(crate) other_call_sites: u64,
     pub(crate) causes: BTreeMap<Cause, u64>,
-    /// How long the stalls that ended held their thread, in total.
-    pub(crate) held_ns: u64,
     /// Polls the watchdog caught past the threshold blocking inside
     /// `tokio::task::block_in_place`: allowed, not stalls.
     pub(crate) polls_in_place: u64,
+    /// The same site's stalls counted when they end (the figures that only grow).
+    pub(crate) ended: EndedStalls,
+}
+
+/// One site's stalls counted once each, when they end, under their final cause and call
+/// site, with the time they held their thread: figures that never decrease.
+///
+/// A stall's held time is added once it is the poll's own measurement. A stall that ended
+/// with only the watchdog's estimate waits for its poll's slow-poll record, and takes the
+/// estimate when two drains of the slow-poll rings pass without it (the record was lost).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct EndedStalls {
+    /// Stalls by final cause.
+    pub(crate) causes: BTreeMap<Cause, u64>,
+    /// Most stalls first, at most [`MAX_CALL_SITES`].
+    call_sites: Vec<CallSiteStalls>,
+    other_call_sites: u64,
+    /// How long the stalls that ended held their thread, in total.
+    pub(crate) held_ns: u64,
+}
+
+impl EndedStalls {
+    fn count(&mut self, id: &Identity) {
+        *self.causes.entry(id.cause).or_default() += 1;
+        count_call_site(&mut self.call_sites, &mut self.other_call_sites, id);
+    }
+
+    /// The call sites as metrics write them (see [`SiteStalls::call_sites_report`]).
+    pub(crate) fn call_sites_report(&self) -> Vec<CallSiteCount> {
+        call_sites_report(&self.call_sites, self.other_call_sites)
+    }
 }
 
 impl SiteStalls {
     fn count(&mut self, stall: &StallRecord) {
         self.stalls += 1;
         *self.causes.entry(stall.cause).or_default() += 1;
-        let look = &stall.look;
-        let call_site =
-            &pollwatch_report::call_site_label(look.call_site.as_deref(), look.function.as_deref());
-        let api = &look.api;
-        let listed = self.call_sites.len();
-        match self.call_sites.iter_mut().find(|c| {
-            &c.call_site == call_site && &c.blocking_call == api && c.cause == stall.cause
-        }) {
-            Some(known) => known.count += 1,
-            None if listed < MAX_CALL_SITES => self.call_sites.push(CallSiteStalls {
-                call_site: call_site.to_owned(),
-                blocking_call: api.clone(),
-                cause: stall.cause,
-                count: 1,
-            }),
-            None => self.other_call_sites += 1,
-        }
-        self.call_sites.sort_by_key(|c| std::cmp::Reverse(c.count));
+        let id = Identity::of(stall);
+        count_call_site(&mut self.call_sites, &mut self.other_call_sites, &id);
     }
 
     /// A counted stall's cause changed from `old` (see [`StallRecord::scheduled`]): its
@@ -84,13 +171,12 @@ impl SiteStalls {
             }
         }
         *self.causes.entry(stall.cause).or_default() += 1;
-        let look = &stall.look;
-        let call_site =
-            &pollwatch_report::call_site_label(look.call_site.as_deref(), look.function.as_deref());
-        let matches = |c: &CallSiteStalls, cause: Cause| {
-            &c.call_site == call_site && c.blocking_call == look.api && c.cause == cause
+        let id = Identity::of(stall);
+        let before = Identity {
+            cause: old,
+            ..id.clone()
         };
-        let Some(at) = self.call_sites.iter().position(|c| matches(c, old)) else {
+        let Some(at) = self.call_sites.iter().position(|c| before.matches(c)) else {
             // Counted beyond the list's bound, or under a call site a later look replaced.
             return;
         };
@@ -98,51 +184,52 @@ impl SiteStalls {
         if self.call_sites[at].count == 0 {
             self.call_sites.remove(at);
         }
-        match self.call_sites.iter_mut().find(|c| matches(c, stall.cause)) {
+        match self.call_sites.iter_mut().find(|c| id.matches(c)) {
             Some(known) => known.count += 1,
             None => self.call_sites.push(CallSiteStalls {
-                call_site: call_site.to_owned(),
-                blocking_call: look.api.clone(),
-                cause: stall.cause,
+                call_site: id.call_site,
+                blocking_call: id.api,
+                cause: id.cause,
                 count: 1,
             }),
         }
         self.call_sites.sort_by_key(|c| std::cmp::Reverse(c.count));
     }
 
-    /// The call sites as reports and metrics write them, with the ones beyond the list's
-    /// bound as one `other` entry of cause `various`.
+    /// The call sites as reports write them, with the ones beyond the list's bound as one
+    /// `other` entry of cause `various`.
     pub(crate) fn call_sites_report(&self) -> Vec<CallSiteCount> {
-        let mut list: Vec<CallSiteCount> = self
-            .call_sites
-            .iter()
-            .map(|c| CallSiteCount {
-                call_site: c.call_site.clone(),
-                blocking_call: c.blocking_call.clone(),
-                cause: c.cause.as_str().to_owned(),
-                count: c.count,
-            })
-            .collect();
-        if self.other_call_sites > 0 {
-            list.push(CallSiteCount {
-                call_site: "other".to_owned(),
-                blocking_call: None,
-                cause: "various".to_owned(),
-                count: self.other_call_sites,
-            });
-        }
-        list
+        call_sites_report(&self.call_sites, self.other_call_sites)
     }
 }
 
 /// A stall still being followed.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Live {
     number: u64,
     site: SiteId,
     cpu_at_detection_ns: Option<u64>,
     warned: bool,
+    /// What the stall is counted under and its length so far, once its record left the
+    /// recent stalls.
+    evicted: Option<(Identity, u64)>,
 }
+
+/// A stall that ended with the watchdog's estimate of its length, waiting for its poll's own
+/// measurement (see [`EndedStalls`]).
+#[derive(Clone, Copy, Debug)]
+struct Unsettled {
+    key: PollKey,
+    site: SiteId,
+    estimate_ns: u64,
+    /// Drains of the slow-poll rings since it ended.
+    drains: u8,
+}
+
+/// Drains after which an unsettled stall takes the watchdog's estimate: its slow-poll record
+/// is in its thread's ring by the time the watchdog sees the poll end, so the next drain that
+/// takes records that old brings it, unless it was lost (the ring was full).
+const DRAINS_TO_SETTLE: u8 = 2;
 
 #[derive(Debug)]
 pub(crate) struct Book {
@@ -161,6 +248,8 @@ pub(crate) struct Book {
     /// Polls found blocking in place whose slow-poll record has not been drained yet, oldest
     /// first (at most [`MAX_LIVE`]).
     in_place: VecDeque<(PollKey, SiteId)>,
+    /// Stalls that ended with an estimated length, oldest first (at most [`MAX_LIVE`]).
+    unsettled: VecDeque<Unsettled>,
     /// Stalls whose first look captured no stack, held back (with the thread's CPU time at
     /// detection) until a later look or their end says whether they block in place.
     held: HashMap<PollKey, (StallRecord, Option<u64>)>,
@@ -187,6 +276,7 @@ impl Book {
             early: VecDeque::new(),
             per_site: HashMap::new(),
             in_place: VecDeque::new(),
+            unsettled: VecDeque::new(),
             held: HashMap::new(),
             limit: RateLimit::new(warnings_per_minute),
             suppressed: 0,
@@ -225,14 +315,15 @@ impl Book {
             self.suppressed += 1;
         }
         if self.live.len() >= MAX_LIVE {
-            // An end message was lost (queue full): forget the oldest followed stall.
+            // An end message was lost (queue full): forget the oldest followed stall, which
+            // is over as far as pollwatch will ever know.
             if let Some(oldest) = self
                 .live
                 .iter()
                 .min_by_key(|(_, l)| l.number)
                 .map(|(k, _)| *k)
             {
-                self.live.remove(&oldest);
+                self.forget_live(oldest);
             }
         }
         self.live.insert(
@@ -242,11 +333,15 @@ impl Book {
                 site,
                 cpu_at_detection_ns: cpu_now_ns,
                 warned,
+                evicted: None,
             },
         );
         if self.recent.len() == Report::STALLS_KEPT {
             if let Some((_, old)) = self.recent.pop_front() {
                 self.exact.remove(&old.key);
+                if let Some(live) = self.live.get_mut(&old.key) {
+                    live.evicted = Some((Identity::of(&old), old.duration_ns));
+                }
             }
         }
         let warn = if warned {
@@ -387,9 +482,23 @@ impl Book {
         self.numbered_mut(number)
     }
 
+    /// Stops following stall `key` without its end: counts it as ended with its length so far.
+    fn forget_live(&mut self, key: PollKey) {
+        let Some(live) = self.live.remove(&key) else {
+            return;
+        };
+        let known = match self.numbered_mut(live.number) {
+            Some(stall) => Some((Identity::of(stall), stall.duration_ns)),
+            None => live.evicted,
+        };
+        if let Some((id, duration_ns)) = known {
+            self.count_ended(key, live.site, &id, duration_ns, true);
+        }
+    }
+
     /// The stall of poll `key` ended after `total_ns` (the poll's own measurement when
     /// `exact`, else the watchdog's estimate, which never replaces a settled length); with
-    /// the thread's CPU time now. Adds the stall's length to its site's held time and returns
+    /// the thread's CPU time now. Counts the stall among its site's ended stalls and returns
     /// the stall to report its end when its first warning was emitted.
     pub(crate) fn ended(
         &mut self,
@@ -402,8 +511,9 @@ impl Book {
         let settled = self.is_exact(key);
         let live = self.live.remove(&key)?;
         let Some(stall) = self.numbered_mut(live.number) else {
-            let figures = self.per_site.entry(live.site).or_default();
-            figures.held_ns = figures.held_ns.saturating_add(total_ns);
+            if let Some((id, _)) = &live.evicted {
+                self.count_ended(key, live.site, id, total_ns, exact);
+            }
             return None;
         };
         stall.ended = true;
@@ -414,10 +524,61 @@ impl Book {
             stall.duration_ns = stall.duration_ns.max(total_ns);
         }
         stall.cpu_ns = cpu.or(stall.cpu_ns);
-        let (held_ns, stall) = (stall.duration_ns, live.warned.then(|| stall.clone()));
-        let figures = self.per_site.entry(live.site).or_default();
-        figures.held_ns = figures.held_ns.saturating_add(held_ns);
+        let (id, held_ns) = (Identity::of(stall), stall.duration_ns);
+        let stall = live.warned.then(|| stall.clone());
+        self.count_ended(key, live.site, &id, held_ns, exact || settled);
         stall
+    }
+
+    /// Counts stall `key` of `site` as ended under `id`, with its length `held_ns` (the
+    /// poll's own measurement when `exact`, else waiting for it: see [`EndedStalls`]).
+    fn count_ended(
+        &mut self,
+        key: PollKey,
+        site: SiteId,
+        id: &Identity,
+        held_ns: u64,
+        exact: bool,
+    ) {
+        let figures = &mut self.per_site.entry(site).or_default().ended;
+        figures.count(id);
+        if exact {
+            figures.held_ns = figures.held_ns.saturating_add(held_ns);
+            return;
+        }
+        if self.unsettled.len() >= MAX_LIVE {
+            if let Some(oldest) = self.unsettled.pop_front() {
+                self.add_held(oldest.site, oldest.estimate_ns);
+            }
+        }
+        self.unsettled.push_back(Unsettled {
+            key,
+            site,
+            estimate_ns: held_ns,
+            drains: 0,
+        });
+    }
+
+    fn add_held(&mut self, site: SiteId, ns: u64) {
+        let figures = &mut self.per_site.entry(site).or_default().ended;
+        figures.held_ns = figures.held_ns.saturating_add(ns);
+    }
+
+    /// A drain of every thread's slow-poll ring is over (`last`: the final one, nothing
+    /// remains in the rings). A stall still waiting for its poll's own length after
+    /// [`DRAINS_TO_SETTLE`] drains, or after the last, takes the watchdog's estimate.
+    pub(crate) fn drained(&mut self, last: bool) {
+        for unsettled in &mut self.unsettled {
+            unsettled.drains = unsettled.drains.saturating_add(1);
+        }
+        // Oldest first, so the drains counted only decrease along the queue.
+        while let Some(&oldest) = self.unsettled.front() {
+            if !last && oldest.drains < DRAINS_TO_SETTLE {
+                break;
+            }
+            self.unsettled.pop_front();
+            self.add_held(oldest.site, oldest.estimate_ns);
+        }
     }
 
     /// A slow poll (or drop, `kind`) of `key` at `site` that held its thread `ns` ended.
@@ -430,6 +591,15 @@ impl Book {
         ns: u64,
         kind: PollKind,
     ) -> bool {
+        if let Some(at) = self
+            .unsettled
+            .iter()
+            .position(|u| u.key == key && u.site == site)
+        {
+            // An ended stall waiting for its length: its held time is exact now.
+            self.unsettled.remove(at);
+            self.add_held(site, ns);
+        }
         if self.was_reported(key) {
             if let Some(stall) = self.settle(key, site, ns) {
                 if kind == PollKind::Drop {
@@ -447,22 +617,14 @@ impl Book {
     }
 
     /// Sets the duration of the stall of poll `key` at `site` to the poll's own measurement
-    /// (its slow-poll record). A stall that already ended with the watchdog's estimate has its
-    /// site's held time corrected. Returns the stall, if there is one.
+    /// (its slow-poll record). Returns the stall, if there is one.
     fn settle(&mut self, key: PollKey, site: SiteId, ns: u64) -> Option<&mut StallRecord> {
-        let still_live = self.live.contains_key(&key);
         let (_, stall) = self
             .recent
             .iter_mut()
             .find(|(_, s)| s.key == key && s.site == site)?;
-        let estimate = stall.duration_ns;
         stall.duration_ns = ns;
         self.exact.insert(key);
-        if !still_live {
-            if let Some(figures) = self.per_site.get_mut(&site) {
-                figures.held_ns = figures.held_ns.saturating_sub(estimate).saturating_add(ns);
-            }
-        }
         Some(stall)
     }
 
@@ -532,24 +694,82 @@ mod tests {
     }
 
     #[test]
-    fn a_settled_stall_takes_the_polls_own_length_and_corrects_held_time() {
+    fn a_settled_stall_takes_the_polls_own_length_and_only_then_adds_held_time() {
         let mut book = Book::new(100);
         let stall = record();
         let (key, site) = (stall.key, stall.site);
         book.detected(stall, None, Instant::now());
+        assert!(
+            book.site(site).unwrap().ended.causes.is_empty(),
+            "not ended"
+        );
         // Ended with the watchdog's estimate, then settled by the slow-poll record.
         let ended = book
             .ended(key, 40_000_000, false, None)
             .expect("warned, so reported");
         assert_eq!((ended.ended, ended.duration_ns), (true, 312_000_000));
-        assert_eq!(book.site(site).unwrap().held_ns, 312_000_000);
-        assert!(book.settle(key, site, 31_000_000).is_some());
+        let figures = &book.site(site).unwrap().ended;
+        assert_eq!(figures.causes.get(&Cause::FileIo), Some(&1));
+        assert_eq!(
+            figures.held_ns, 0,
+            "the estimate waits for the poll's own length"
+        );
+        assert!(book.slow_poll_ended(key, site, 31_000_000, PollKind::Poll));
         assert!(book.is_exact(key));
-        assert_eq!(book.site(site).unwrap().held_ns, 31_000_000);
+        assert_eq!(book.recent(&Sites::new(4))[0].duration_ns, 31_000_000);
+        assert_eq!(book.site(site).unwrap().ended.held_ns, 31_000_000);
+        book.drained(true);
+        assert_eq!(book.site(site).unwrap().ended.held_ns, 31_000_000, "once");
         assert!(
             book.settle(key, SiteId::from_index(3), 1).is_none(),
             "another site's poll"
         );
+    }
+
+    #[test]
+    fn an_estimate_whose_record_never_comes_is_held_time_after_two_drains() {
+        let mut book = Book::new(100);
+        let stall = record();
+        let (key, site) = (stall.key, stall.site);
+        book.detected(stall, None, Instant::now());
+        book.ended(key, 40_000_000, false, None);
+        book.drained(false);
+        assert_eq!(book.site(site).unwrap().ended.held_ns, 0);
+        book.drained(false);
+        assert_eq!(book.site(site).unwrap().ended.held_ns, 312_000_000);
+        // A record arriving after all is not counted again.
+        book.slow_poll_ended(key, site, 31_000_000, PollKind::Poll);
+        assert_eq!(book.site(site).unwrap().ended.held_ns, 312_000_000);
+    }
+
+    #[test]
+    fn an_ended_stall_is_counted_under_its_final_cause() {
+        use super::super::sched::SchedReading;
+        use pollwatch_capture::SchedTimes;
+        let reading = |at_ms: u64, run_ms: u64, wait_ms: u64| SchedReading {
+            at_ns: at_ms * 1_000_000,
+            times: SchedTimes {
+                run_ns: run_ms * 1_000_000,
+                wait_ns: wait_ms * 1_000_000,
+            },
+            throttling: None,
+        };
+        let mut book = Book::new(100);
+        let mut stall = record();
+        stall.look.api = None;
+        stall.cause = Cause::Cpu;
+        stall.sched_first = Some(reading(5, 100, 50));
+        let (key, site) = (stall.key, stall.site);
+        book.detected(stall, None, Instant::now());
+        book.scheduled(key, Some(&reading(25, 104, 65)), None)
+            .expect("reclassified");
+        book.ended(key, 20_000_000, true, None);
+        let ended = &book.site(site).unwrap().ended;
+        assert_eq!(ended.causes.len(), 1);
+        assert_eq!(ended.causes.get(&Cause::Descheduled), Some(&1));
+        assert_eq!(ended.held_ns, 20_000_000);
+        let calls = ended.call_sites_report();
+        assert_eq!((calls.len(), calls[0].cause.as_str()), (1, "descheduled"));
     }
 
     #[test]
@@ -578,7 +798,7 @@ mod tests {
             "the poll path saw the future dropped"
         );
         assert_eq!(book.recent(&Sites::new(4))[0].duration_ns, 20_000_000);
-        assert_eq!(book.site(site).unwrap().held_ns, 20_000_000);
+        assert_eq!(book.site(site).unwrap().ended.held_ns, 20_000_000);
         // A slow poll of a stall already reported settles it and is not warned about.
         assert!(book.slow_poll_ended(key, site, 19_000_000, PollKind::Drop));
         assert_eq!(book.recent(&Sites::new(4))[0].duration_ns, 19_000_000);
