@@ -20,7 +20,7 @@
 //! larger of those and the new reading: the next scrape sees the relabelling whole and the
 //! figures are exact again. That memory is one small entry per site that polled.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -40,7 +40,7 @@ use crate::poll::thread::ThreadSlot;
 use crate::poll::PollPath;
 use crate::sites::SiteId;
 use crate::snapshot;
-use crate::stall::book::{EndedStalls, SiteStalls};
+use crate::stall::book::EndedStalls;
 use crate::state::State;
 
 /// The upper bounds (`le`) of the poll-duration histogram's buckets, in seconds; `+Inf` follows.
@@ -52,19 +52,38 @@ pub const POLL_DURATION_BUCKETS: [f64; 17] = [
 
 const NS_PER_SECOND: f64 = 1e9;
 
+/// The most spawn sites exported one by one; the others are summed into one series per
+/// family with `site="<other>"`, so a scrape's size stays bounded however many sites a
+/// service has.
+pub(crate) const METRICS_MAX_SITES: usize = 100;
+
+/// The `site` label of the series that sum the sites beyond [`METRICS_MAX_SITES`].
+pub(crate) const OTHER_SITES_LABEL: &str = "<other>";
+
 /// pollwatch's metrics, computed from a layer's state on every scrape.
 #[derive(Debug)]
 pub(crate) struct PollWatchCollector {
     state: Arc<State>,
-    /// What was last exported per site, so no reading lower than it is exported.
-    floors: Mutex<HashMap<SiteId, Held>>,
+    /// What was last exported per site, so no reading lower than it is exported, and which
+    /// sites are exported one by one.
+    floors: Mutex<Floors>,
+}
+
+/// What a collector remembers between scrapes. A site is exported alone or summed into
+/// `<other>` from its first scrape on, for good: moving a site out of `<other>` would lower
+/// that series.
+#[derive(Debug, Default)]
+struct Floors {
+    held: HashMap<SiteId, Held>,
+    alone: HashSet<SiteId>,
+    summed: HashSet<SiteId>,
 }
 
 impl PollWatchCollector {
     pub(crate) fn new(state: Arc<State>) -> Self {
         Self {
             state,
-            floors: Mutex::new(HashMap::new()),
+            floors: Mutex::new(Floors::default()),
         }
     }
 }
@@ -118,6 +137,19 @@ impl Held {
         self.cumulative[FOLDED - 1]
     }
 
+    /// The figures of `self` and `other` together.
+    fn add(self, other: Self) -> Self {
+        let mut cumulative = self.cumulative;
+        for (into, other) in cumulative.iter_mut().zip(other.cumulative) {
+            *into += other;
+        }
+        Self {
+            cumulative,
+            sum_ns: self.sum_ns + other.sum_ns,
+            slow: self.slow + other.slow,
+        }
+    }
+
     /// The buckets as the encoder takes them: `(le, count in this bucket alone)`, `+Inf` last.
     pub(crate) fn buckets(&self) -> Vec<(f64, u64)> {
         let mut below = 0;
@@ -135,11 +167,11 @@ impl Held {
     }
 }
 
-/// What one site contributes to a scrape.
+/// What one site (or `<other>`) contributes to a scrape.
 struct SiteRow {
     label: String,
     held: Held,
-    stalls: Option<SiteStalls>,
+    ended: Option<EndedStalls>,
 }
 
 /// Everything one scrape reads from the state, read once.
@@ -155,36 +187,36 @@ struct Scrape {
 
 impl Scrape {
     /// Reads `state`; each site's histogram and slow polls are raised to what `floors` says
-    /// was exported before, and `floors` keeps what this scrape exports.
-    fn read(state: &State, floors: &mut HashMap<SiteId, Held>) -> Self {
+    /// was exported before, and `floors` keeps what this scrape exports. Sites new to this
+    /// collector are exported alone while fewer than [`METRICS_MAX_SITES`] are, those that
+    /// held their threads longest first; the others are summed into `<other>`.
+    fn read(state: &State, floors: &mut Floors) -> Self {
         let slots = state.poll.slot_list();
         let all_sites = state.sites.all();
         // The book's figures, copied out under its lock; the merging happens without it.
         let book = state.book.lock();
-        let figures: Vec<Option<SiteStalls>> = all_sites
+        let figures: Vec<Option<EndedStalls>> = all_sites
             .iter()
-            .map(|(id, _)| book.site(*id).cloned())
+            .map(|(id, _)| book.site(*id).map(|s| s.ended.clone()))
             .collect();
         let dropped = snapshot::dropped(state, &slots, &book);
         drop(book);
-        let mut rows = Vec::new();
-        for ((id, site), stalls) in all_sites.iter().zip(figures) {
+        let mut rows: Vec<(SiteId, SiteRow)> = Vec::new();
+        for ((id, site), ended) in all_sites.iter().zip(figures) {
             let merged = PollPath::merge_site(&slots, *id);
             let mut held = Held::of(&merged);
-            if let Some(floor) = floors.get(id) {
+            if let Some(floor) = floors.held.get(id) {
                 held = held.max(*floor);
             }
             if held.count() > 0 {
-                floors.insert(*id, held);
-            } else if stalls.is_none() {
+                floors.held.insert(*id, held);
+            } else if ended.is_none() {
                 continue;
             }
-            rows.push(SiteRow {
-                label: site.label.clone(),
-                held,
-                stalls,
-            });
+            let label = site.label.clone();
+            rows.push((*id, SiteRow { label, held, ended }));
         }
+        let rows = floors.place(rows);
         let (stalled_now, longest_running_ns) = running_now(state, &slots);
         Self {
             rows,
@@ -205,7 +237,46 @@ impl Scrape {
     fn ended(&self) -> impl Iterator<Item = (&str, &EndedStalls)> {
         self.rows
             .iter()
-            .filter_map(|r| Some((r.label.as_str(), &r.stalls.as_ref()?.ended)))
+            .filter_map(|r| Some((r.label.as_str(), r.ended.as_ref()?)))
+    }
+}
+
+impl Floors {
+    /// The rows to export: each site alone, or summed into one `<other>` row (last).
+    fn place(&mut self, mut rows: Vec<(SiteId, SiteRow)>) -> Vec<SiteRow> {
+        let mut new: Vec<&(SiteId, SiteRow)> = rows
+            .iter()
+            .filter(|(id, _)| !self.alone.contains(id) && !self.summed.contains(id))
+            .collect();
+        new.sort_by_key(|(_, row)| std::cmp::Reverse(row.held.sum_ns));
+        for (id, _) in new {
+            if self.alone.len() < METRICS_MAX_SITES {
+                self.alone.insert(*id);
+            } else {
+                self.summed.insert(*id);
+            }
+        }
+        let mut other: Option<SiteRow> = None;
+        rows.retain_mut(|(id, row)| {
+            if self.alone.contains(id) {
+                return true;
+            }
+            let sum = other.get_or_insert_with(|| SiteRow {
+                label: OTHER_SITES_LABEL.to_owned(),
+                held: Held::default(),
+                ended: None,
+            });
+            sum.held = sum.held.add(row.held);
+            if let Some(ended) = &row.ended {
+                let into = sum.ended.get_or_insert_with(EndedStalls::default);
+                for (cause, count) in &ended.causes {
+                    *into.causes.entry(*cause).or_default() += count;
+                }
+                into.held_ns += ended.held_ns;
+            }
+            false
+        });
+        rows.into_iter().map(|(_, row)| row).chain(other).collect()
     }
 }
 
