@@ -140,6 +140,13 @@ fn ask_a_slow_server(read_timeout: Option<Duration>) -> Run {
         run.interrupted(),
         run.stalls().len()
     );
+    let mut held_ms: Vec<u64> = run
+        .stalls()
+        .iter()
+        .map(|s| s.duration_ns / 1_000_000)
+        .collect();
+    held_ms.sort();
+    eprintln!("stalls held their worker for (ms): {held_ms:?}");
     if let Some(stall) = run.stalls().first() {
         eprintln!("first stall: {}", stall.message);
     }
