@@ -117,8 +117,9 @@ pub enum Target {
     Socket {
         /// The descriptor.
         fd: i32,
-        /// `tcp`, `tcp6`, `udp`, `udp6`, `unix`, or `socket` when the inode is in none of
-        /// this network namespace's tables (then `local` is `socket:[inode]`).
+        /// `tcp`, `tcp6`, `udp`, `udp6`, `unix`, or `socket` when the socket could not be
+        /// asked (the descriptor was closed or reused meanwhile; then `local` is
+        /// `socket:[inode]`).
         protocol: &'static str,
         /// The local address (`127.0.0.1:8080`, a unix path, or the socket inode).
         local: String,

@@ -155,7 +155,7 @@ fn fd_target(fd: i32, link: String) -> Target {
         .and_then(|rest| rest.strip_suffix(']'))
         .and_then(|inode| inode.parse::<u64>().ok())
     {
-        return match net::find(inode) {
+        return match net::of_fd(fd, inode) {
             Some(found) => Target::Socket {
                 fd,
                 protocol: found.protocol,
