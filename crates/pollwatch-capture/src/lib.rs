@@ -11,6 +11,7 @@
 //! - [`Inspector::capture`]: the thread's stack, as raw addresses. A realtime signal makes the
 //!   stuck thread walk its own stack into a static, preallocated buffer; the handler saves
 //!   and restores errno, and never allocates, locks or blocks (see *Stack capture* below).
+//!   A thread in a call the signal would interrupt is not signalled (see *`EINTR`* below).
 //! - [`Inspector::cpu_time_ns`]: how much CPU the thread has used (to tell spinning from
 //!   waiting between two looks).
 //! - [`Inspector::sched_times`]: how long the thread ran and how long it waited on a run
@@ -53,12 +54,38 @@
 //!
 //! # `EINTR`
 //!
-//! With `SA_RESTART`, `read`, `write`, `recv`, `send` and futex waits are restarted by the
-//! kernel. A few syscalls never are (`nanosleep`, `epoll_wait`, `poll`, `select`, sockets with
-//! a timeout): interrupted by the capture signal, they return `EINTR`. The standard library
-//! retries its own (`thread::sleep`, `read_to_end`, `Mutex::lock`); code calling such a
-//! syscall directly sees `ErrorKind::Interrupted`. pollwatch captures at most once per look at
-//! a stuck poll; capture can be switched off (`inspector(false)`).
+//! A capture never changes what the captured thread sees. With `SA_RESTART` the kernel
+//! restarts most calls the handler interrupts (file I/O; `read`, `write`, `recv`, `send`,
+//! `accept`, `connect` on sockets without timeouts; pipes, `wait4`, `flock`, futex waits).
+//! Some it never restarts (man 7 signal): they would fail with `EINTR`. Just before sending
+//! the signal, [`Inspector::capture`] reads the call the thread sleeps in
+//! (`/proc/self/task/<tid>/syscall`) and looks it up in a table per syscall
+//! (`linux/syscalls`); for a socket call it reads the socket's timeouts with `getsockopt` on
+//! the call's descriptor (the threads share this process's descriptor table). For these it
+//! sends nothing and returns [`CaptureError::WouldInterrupt`], with the call and the reason
+//! ([`Unrestartable`]):
+//! - socket calls on a socket with a receive or send timeout (`SO_RCVTIMEO`/`SO_SNDTIMEO`):
+//!   `read`, `readv`, `recvfrom`, `recvmsg`, `recvmmsg` (also with a timeout argument),
+//!   `accept`, `accept4` with a receive timeout; `write`, `writev`, `sendto`, `sendmsg`,
+//!   `sendmmsg`, `connect` with either (Linux waits on the send timeout there, man 7 signal
+//!   names the receive timeout);
+//! - waits for descriptors with a timeout (an interrupted one returns before it): `poll`,
+//!   `ppoll`, `select`, `pselect6`, `epoll_wait`, `epoll_pwait`, `epoll_pwait2`;
+//! - calls never restarted: `pause`, `rt_sigsuspend`, `rt_sigtimedwait`, `msgrcv`, `msgsnd`,
+//!   `semop`, `semtimedop`, `io_getevents`, `io_pgetevents`, `io_uring_enter`,
+//!   `restart_syscall`.
+//!
+//! Some calls are not restarted but are captured, because their callers wait again:
+//! sleeps (`nanosleep`, `clock_nanosleep`: `std::thread::sleep` sleeps the time left), futex
+//! waits with a timeout (locks, condition variables and thread parking re-check their word and
+//! wait), and waits for descriptors without a timeout (no wait is cut short, and every caller
+//! of one must loop on `EINTR` for any signal the process takes: std's `Command::output`
+//! polls its pipes so, mio's and tokio's event loops ignore it). A thread on a CPU, or in user
+//! space, is signalled: the handler runs at once.
+//! What remains is the time from the check to the signal's delivery (12-19 µs median, see
+//! the README), in which the thread could enter such a call. Where the syscall table names
+//! nothing (architectures other than x86_64 and aarch64), every capture signals. Capture can
+//! be switched off (`inspector(false)`).
 //!
 //! # What the handler relies on
 //!
@@ -82,7 +109,8 @@ use std::sync::Arc;
 
 pub use symbolize::{has_line_tables, symbolize, warm_up, SymbolFrame};
 pub use types::{
-    CaptureError, RawBacktrace, RunState, SchedTimes, Syscall, Target, ThreadState, Throttling, Tid,
+    CaptureError, NoRestart, RawBacktrace, RunState, SchedTimes, Syscall, Target, ThreadState,
+    Throttling, Tid, Unrestartable,
 };
 
 /// What this platform can observe about another thread of this process.
@@ -114,7 +142,9 @@ pub trait Inspector: Send + Sync + std::fmt::Debug {
         None
     }
     /// Makes thread `tid` record its own stack and returns the raw addresses, innermost
-    /// first (see the crate docs, *Stack capture*); waits at most `timeout`.
+    /// first (see the crate docs, *Stack capture*); waits at most `timeout`. A thread in a
+    /// call the signal would interrupt is not signalled: [`CaptureError::WouldInterrupt`]
+    /// (see the crate docs, *`EINTR`*).
     fn capture(&self, tid: Tid, timeout: std::time::Duration)
         -> Result<RawBacktrace, CaptureError>;
     /// Whether [`capture`](Inspector::capture) can work here: Linux, backtraces switched on

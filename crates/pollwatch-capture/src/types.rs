@@ -117,8 +117,9 @@ pub enum Target {
     Socket {
         /// The descriptor.
         fd: i32,
-        /// `tcp`, `tcp6`, `udp`, `udp6`, `unix`, or `socket` when the inode is in none of
-        /// this network namespace's tables (then `local` is `socket:[inode]`).
+        /// `tcp`, `tcp6`, `udp`, `udp6`, `unix`, or `socket` when the socket could not be
+        /// asked (the descriptor was closed or reused meanwhile; then `local` is
+        /// `socket:[inode]`).
         protocol: &'static str,
         /// The local address (`127.0.0.1:8080`, a unix path, or the socket inode).
         local: String,
@@ -187,6 +188,62 @@ pub struct RawBacktrace {
     pub captured_at: std::time::Instant,
 }
 
+/// A call the capture signal would interrupt: the kernel does not restart it after a signal
+/// handler, even one installed with `SA_RESTART`, so the thread would see `EINTR` (see the
+/// crate docs, *`EINTR`*). [`Inspector::capture`](crate::Inspector::capture) does not signal
+/// a thread in such a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unrestartable {
+    /// The syscall the thread sleeps in (`recvfrom`, `epoll_wait`).
+    pub syscall: &'static str,
+    /// Why it would not be restarted.
+    pub reason: NoRestart,
+}
+
+/// Why the kernel would not restart a call after a signal handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NoRestart {
+    /// It never restarts this call (`pause`, `sigtimedwait`, System V IPC, `io_getevents`,
+    /// ...).
+    Never,
+    /// A socket call on a socket with a receive timeout (`SO_RCVTIMEO`).
+    ReceiveTimeout,
+    /// A socket call on a socket with a send timeout (`SO_SNDTIMEO`).
+    SendTimeout,
+    /// A call given a timeout argument (`poll`, `select`, `epoll_wait` and their variants,
+    /// `recvmmsg`): it would return before its timeout.
+    TimeoutArgument,
+}
+
+impl fmt::Display for Unrestartable {
+    /// `the thread was in recvfrom() with a receive timeout, which a signal would interrupt`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let syscall = self.syscall;
+        match self.reason {
+            NoRestart::Never => write!(
+                f,
+                "the thread was in {syscall}(), which a signal would interrupt (the kernel \
+                 never restarts it)"
+            ),
+            NoRestart::ReceiveTimeout => write!(
+                f,
+                "the thread was in {syscall}() with a receive timeout, which a signal would \
+                 interrupt"
+            ),
+            NoRestart::SendTimeout => write!(
+                f,
+                "the thread was in {syscall}() with a send timeout, which a signal would \
+                 interrupt"
+            ),
+            NoRestart::TimeoutArgument => write!(
+                f,
+                "the thread was in {syscall}() with a timeout, which a signal would interrupt"
+            ),
+        }
+    }
+}
+
 /// Why a capture did not produce a stack.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -203,6 +260,8 @@ pub enum CaptureError {
     Timeout,
     /// Sending the signal failed with this errno.
     Signal(i32),
+    /// The thread was not signalled: it is in a call the signal would interrupt.
+    WouldInterrupt(Unrestartable),
 }
 
 impl fmt::Display for CaptureError {
@@ -222,6 +281,7 @@ impl fmt::Display for CaptureError {
             CaptureError::Signal(errno) => {
                 write!(f, "sending the capture signal failed (errno {errno})")
             }
+            CaptureError::WouldInterrupt(call) => write!(f, "not signalled: {call}"),
         }
     }
 }
@@ -283,6 +343,34 @@ mod tests {
         for (target, text) in cases {
             assert_eq!(target.to_string(), text);
         }
+    }
+
+    #[test]
+    fn calls_a_signal_would_interrupt_read_as_human_text() {
+        let call = |syscall, reason| Unrestartable { syscall, reason };
+        assert_eq!(
+            call("recvfrom", NoRestart::ReceiveTimeout).to_string(),
+            "the thread was in recvfrom() with a receive timeout, which a signal would \
+             interrupt"
+        );
+        assert_eq!(
+            call("sendto", NoRestart::SendTimeout).to_string(),
+            "the thread was in sendto() with a send timeout, which a signal would interrupt"
+        );
+        assert_eq!(
+            call("semop", NoRestart::Never).to_string(),
+            "the thread was in semop(), which a signal would interrupt (the kernel never \
+             restarts it)"
+        );
+        assert_eq!(
+            call("recvmmsg", NoRestart::TimeoutArgument).to_string(),
+            "the thread was in recvmmsg() with a timeout, which a signal would interrupt"
+        );
+        assert_eq!(
+            CaptureError::WouldInterrupt(call("poll", NoRestart::TimeoutArgument)).to_string(),
+            "not signalled: the thread was in poll() with a timeout, which a signal would \
+             interrupt"
+        );
     }
 
     #[test]

@@ -259,7 +259,9 @@ pub struct Stall {
     /// Why `call_site` is unknown: `no_stack` (no stack was captured), `no_line_tables` (the
     /// build has no line tables: `call_function` names the function), `inlined` (without line
     /// tables, the code was inlined into tokio's poll), `not_in_application` (no frame of the
-    /// application's code on the stack). Absent when `call_site` is known.
+    /// application's code on the stack), `would_interrupt` (the thread was in a call the
+    /// capture signal would have interrupted, such as a socket read with a timeout, so it was
+    /// not signalled; `message` names the call). Absent when `call_site` is known.
     #[serde(default)]
     pub call_site_missing: Option<String>,
     /// The blocking API the application called there (`std::fs::read_to_string`).

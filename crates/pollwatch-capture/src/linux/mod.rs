@@ -3,6 +3,7 @@
 mod context;
 mod net;
 mod proc;
+mod restart;
 mod signal;
 mod syscalls;
 
@@ -53,6 +54,11 @@ impl Inspector for Linux {
         }
         if !self.signals {
             return Err(CaptureError::Unsupported);
+        }
+        // Checked last, just before the signal is sent: what the thread may do between the
+        // two is the only window left for an interruption.
+        if let Some(call) = restart::unrestartable(tid) {
+            return Err(CaptureError::WouldInterrupt(call));
         }
         signal::capture(tid, timeout)
     }

@@ -13,9 +13,8 @@ pub(crate) fn thread_state(tid: Tid) -> Option<ThreadState> {
     let wchan = task_file(tid, "wchan")
         .map(|w| w.trim().to_owned())
         .filter(|w| !w.is_empty() && w != "0");
-    // Reading `syscall` of a thread that is on a CPU waits until it is descheduled (the
-    // kernel needs it inactive to read its registers), which can take a whole time slice;
-    // a running thread is not in a blocking syscall anyway.
+    // The kernel reads a thread's registers only while it sleeps: `syscall` of a thread
+    // that is on a CPU reads `running`. A running thread is not in a blocking syscall.
     let syscall = (run != RunState::Running)
         .then(|| task_file(tid, "syscall"))
         .flatten()
@@ -156,7 +155,7 @@ fn fd_target(fd: i32, link: String) -> Target {
         .and_then(|rest| rest.strip_suffix(']'))
         .and_then(|inode| inode.parse::<u64>().ok())
     {
-        return match net::find(inode) {
+        return match net::of_fd(fd, inode) {
             Some(found) => Target::Socket {
                 fd,
                 protocol: found.protocol,

@@ -82,7 +82,10 @@ fn detected(state: &State, console: &mut Resources, raw: &RawSample, look: descr
 }
 
 /// Whether the first look captured no stack for a reason a later look may not have (the
-/// capture timed out or was busy), as opposed to capture being unavailable.
+/// capture timed out or was busy), as opposed to capture being unavailable. A thread that was
+/// not signalled because it was in a call the signal would interrupt is not held: it usually
+/// stays in that call, so its stall is reported at once (and takes a stack from a later look
+/// that gets one).
 fn stack_may_come(raw: &RawSample, stall: &StallRecord) -> bool {
     !stall.look.has_stack()
         && matches!(

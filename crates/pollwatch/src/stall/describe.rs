@@ -2,7 +2,7 @@
 //! application's frames, the blocking call site and API, what the thread was doing, and the
 //! cause. Runs on the reporter thread (symbolizing can take milliseconds).
 
-use pollwatch_capture::{RunState, Target};
+use pollwatch_capture::{CaptureError, RunState, Target};
 use pollwatch_report::Frame;
 
 use super::classify::{self, Cause, Observed, Run, TargetKind};
@@ -88,6 +88,9 @@ pub(crate) fn look(raw: &RawSample, roots: &mut Roots, site_file: &str) -> Look 
             }
         }
     }
+    if let Some(Err(CaptureError::WouldInterrupt(call))) = &raw.capture {
+        look.missing = Some(Missing::WouldInterrupt(*call));
+    }
     if let Some(Ok(capture)) = &raw.capture {
         look.capture_ns = Some(u64::try_from(capture.took.as_nanos()).unwrap_or(u64::MAX));
         let symbolized: Vec<Frame> = pollwatch_capture::symbolize(&capture.ips)
@@ -127,5 +130,86 @@ fn target_kind(target: &Target) -> TargetKind {
         Target::Futex { .. } => TargetKind::Futex,
         Target::Sleep => TargetKind::Sleep,
         _ => TargetKind::Other,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use pollwatch_capture::{
+        CaptureError, NoRestart, RawBacktrace, Syscall, ThreadState, Unrestartable,
+    };
+
+    use super::*;
+    use crate::poll::PollKey;
+    use crate::stall::SampleKind;
+
+    /// A thread waiting for its TCP peer to answer, blocked in `recvfrom`.
+    pub(crate) const RECEIVING: Unrestartable = Unrestartable {
+        syscall: "recvfrom",
+        reason: NoRestart::ReceiveTimeout,
+    };
+
+    /// A look, `running_ns` into a stall, at a thread sleeping in `recvfrom` on a TCP socket,
+    /// whose capture gave `capture`.
+    pub(crate) fn receiving(
+        running_ns: u64,
+        capture: Option<Result<RawBacktrace, CaptureError>>,
+    ) -> RawSample {
+        RawSample {
+            kind: SampleKind::Resampled,
+            key: PollKey {
+                slot: 0,
+                seq: 1,
+                start: 7,
+            },
+            tid: 1,
+            thread: "tokio-rt-worker".into(),
+            task_id: 9,
+            site: crate::sites::SiteId::from_index(0),
+            started_at_ns: 0,
+            running_ns,
+            lag_ns: 0,
+            state: Some(ThreadState {
+                run: RunState::Sleeping,
+                wchan: None,
+                syscall: Some(Syscall {
+                    number: 45,
+                    name: Some("recvfrom"),
+                    args: [5, 0, 0, 0, 0, 0],
+                    target: Some(Target::Socket {
+                        fd: 5,
+                        protocol: "tcp",
+                        local: "127.0.0.1:50000".into(),
+                        peer: Some("127.0.0.1:6000".into()),
+                    }),
+                }),
+            }),
+            cpu_now_ns: None,
+            sched: None,
+            sched_first: None,
+            capture,
+            inner_span: None,
+        }
+    }
+
+    #[test]
+    fn a_thread_not_signalled_shows_what_it_waits_on_and_why_there_is_no_stack() {
+        let raw = receiving(
+            30_000_000,
+            Some(Err(CaptureError::WouldInterrupt(RECEIVING))),
+        );
+        let seen = look(&raw, &mut Roots::default(), "src/main.rs");
+        assert!(!seen.has_stack());
+        assert_eq!(seen.missing, Some(Missing::WouldInterrupt(RECEIVING)));
+        assert_eq!(seen.syscall.as_deref(), Some("recvfrom"));
+        assert_eq!(
+            seen.blocked_on.as_deref(),
+            Some("TCP 127.0.0.1:50000 -> 127.0.0.1:6000")
+        );
+        assert_eq!(seen.cause(), Cause::Network);
+        // A capture that failed for another reason has just no stack.
+        let raw = receiving(30_000_000, Some(Err(CaptureError::Timeout)));
+        let seen = look(&raw, &mut Roots::default(), "src/main.rs");
+        assert_eq!(seen.missing, Some(Missing::NoStack));
     }
 }

@@ -2,6 +2,7 @@
 //! signal machinery and the runtime, the innermost frame in the application's own code (the
 //! blocking call site), and the blocking API it called.
 
+use pollwatch_capture::Unrestartable;
 use pollwatch_report::Frame;
 
 /// Functions of the capture machinery: everything up to the last of these is the signal
@@ -223,6 +224,9 @@ pub(crate) fn is_application(frame: &Frame) -> bool {
 pub(crate) enum Missing {
     /// No stack was captured.
     NoStack,
+    /// The thread was not signalled for its stack: it was in this call, which the capture
+    /// signal would have interrupted.
+    WouldInterrupt(Unrestartable),
     /// The stack names the application's function, but the build has no line tables.
     NoLineTables,
     /// Without line tables, the application's code was inlined into tokio's poll: no frame
@@ -237,6 +241,7 @@ impl Missing {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Missing::NoStack => "no_stack",
+            Missing::WouldInterrupt(_) => "would_interrupt",
             Missing::NoLineTables => "no_line_tables",
             Missing::Inlined => "inlined",
             Missing::NotInApplication => "not_in_application",

@@ -116,8 +116,10 @@ impl StallRecord {
         (cause != self.cause).then(|| std::mem::replace(&mut self.cause, cause))
     }
 
-    /// Adds a later look; a stall whose first look had no stack (its capture failed) takes
-    /// the call site, API, cause and fix of this one's.
+    /// Adds a later look; a stall whose first look had no stack (its capture failed, or was
+    /// not tried) takes the call site, API, cause and fix of this one's, or, when this one
+    /// has none either because the thread was in a call the signal would interrupt, that
+    /// reason.
     pub(crate) fn resampled(&mut self, raw: &RawSample, look: Look, cpu_ns: Option<u64>) {
         self.samples.push(SampleRecord {
             at_ns: raw.running_ns,
@@ -142,6 +144,9 @@ impl StallRecord {
             self.look.dependency = look.dependency;
             self.look.dropping = look.dropping;
             self.look.capture_ns = look.capture_ns;
+        } else if !self.look.has_stack() && matches!(look.missing, Some(Missing::WouldInterrupt(_)))
+        {
+            self.look.missing = look.missing;
         }
     }
 
@@ -179,6 +184,7 @@ impl StallRecord {
             (Some(Missing::NotInApplication), _) => {
                 " (no frame of the application's code on the stack)".to_owned()
             }
+            (Some(Missing::WouldInterrupt(call)), _) => format!(" (no stack: {call})"),
             _ => String::new(),
         }
     }
@@ -312,6 +318,10 @@ impl SampleRecord {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::super::classify::{Observed, Run, TargetKind};
+    use super::super::describe::{
+        self,
+        tests::{receiving as receiving_raw, RECEIVING},
+    };
     use super::super::frames::Dropping;
     use super::*;
 
@@ -466,6 +476,81 @@ pub(crate) mod tests {
             text.contains("inlined into tokio's poll; build with line tables"),
             "{text}"
         );
+    }
+
+    /// The record of a stall whose first look found the thread in `recvfrom` on a TCP
+    /// socket, without a stack: `missing` says why.
+    fn receiving(missing: Missing) -> StallRecord {
+        let mut s = record();
+        s.look.observed.syscall = Some("recvfrom".into());
+        s.look.observed.target = Some(TargetKind::Socket);
+        s.look.syscall = Some("recvfrom".into());
+        s.look.blocked_on = Some("TCP 127.0.0.1:50000 -> 127.0.0.1:6000".into());
+        s.look.call_site = None;
+        s.look.call_site_path = None;
+        s.look.function = None;
+        s.look.api = None;
+        s.look.missing = Some(missing);
+        s.cause = Cause::Network;
+        s
+    }
+
+    #[test]
+    fn a_stall_whose_thread_was_not_signalled_says_why_it_has_no_stack() {
+        let s = receiving(Missing::WouldInterrupt(RECEIVING));
+        let text = s.message("client", "src/main.rs:42:5");
+        assert!(
+            text.contains(
+                "blocked in recvfrom() on TCP 127.0.0.1:50000 -> 127.0.0.1:6000 (no stack: the \
+                 thread was in recvfrom() with a receive timeout, which a signal would \
+                 interrupt). Use an async client"
+            ),
+            "{text}"
+        );
+        let report = s.to_report(&Sites::new(4));
+        assert_eq!(report.call_site, None);
+        assert_eq!(report.call_site_missing.as_deref(), Some("would_interrupt"));
+        assert_eq!(report.cause, "network");
+    }
+
+    #[test]
+    fn a_later_look_brings_the_stack_or_the_reason_there_is_none() {
+        use pollwatch_capture::CaptureError;
+
+        let mut roots = crate::stall::location::Roots::default();
+        // The first look's capture timed out; the next one found a call a signal would
+        // interrupt: that is why there is no stack.
+        let mut s = receiving(Missing::NoStack);
+        let raw = receiving_raw(
+            40_000_000,
+            Some(Err(CaptureError::WouldInterrupt(RECEIVING))),
+        );
+        let later = describe::look(&raw, &mut roots, "src/main.rs");
+        s.resampled(&raw, later, None);
+        assert_eq!(s.look.missing, Some(Missing::WouldInterrupt(RECEIVING)));
+        assert_eq!(s.samples.len(), 1);
+        // A look that timed out again says nothing more.
+        let raw = receiving_raw(80_000_000, Some(Err(CaptureError::Timeout)));
+        let later = describe::look(&raw, &mut roots, "src/main.rs");
+        s.resampled(&raw, later, None);
+        assert_eq!(s.look.missing, Some(Missing::WouldInterrupt(RECEIVING)));
+        // A look that captured a stack (the thread had moved on to a call that is restarted)
+        // gives the call site.
+        let raw = receiving_raw(160_000_000, None);
+        let with_stack = Look {
+            backtrace: vec![pollwatch_report::Frame {
+                function: "app::client::ask".into(),
+                file: Some("/home/ci/app/src/client.rs".into()),
+                line: Some(12),
+            }],
+            call_site: Some("src/client.rs:12".into()),
+            function: Some("app::client::ask".into()),
+            missing: None,
+            ..Look::default()
+        };
+        s.resampled(&raw, with_stack, None);
+        assert_eq!(s.look.call_site.as_deref(), Some("src/client.rs:12"));
+        assert_eq!(s.look.missing, None);
     }
 
     #[test]

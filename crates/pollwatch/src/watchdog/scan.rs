@@ -232,12 +232,21 @@ fn taken_in_poll(clock: &Clock, slot: &ThreadSlot, poll: &InnerPoll, captured_at
 /// Captures, retrying briefly while another watchdog (another pollwatch layer in this
 /// process) holds the capture buffer.
 fn capture_retrying(inspector: &dyn Inspector, tid: i32) -> Result<RawBacktrace, CaptureError> {
-    let deadline = Instant::now() + CAPTURE_TIMEOUT;
+    capture_within(CAPTURE_TIMEOUT, |wait| inspector.capture(tid, wait))
+}
+
+/// Captures with `capture`, retrying while the capture buffer is busy, all within `budget`:
+/// each try waits at most what is left of it, so a look never takes longer than `budget`
+/// (plus the last try's own overshoot past its wait).
+fn capture_within(
+    budget: Duration,
+    mut capture: impl FnMut(Duration) -> Result<RawBacktrace, CaptureError>,
+) -> Result<RawBacktrace, CaptureError> {
+    let deadline = Instant::now() + budget;
     loop {
-        match inspector.capture(tid, CAPTURE_TIMEOUT) {
-            Err(CaptureError::Busy) if Instant::now() < deadline => {
-                std::thread::yield_now();
-            }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match capture(left) {
+            Err(CaptureError::Busy) if !left.is_zero() => std::thread::yield_now(),
             result => return result,
         }
     }
@@ -258,6 +267,27 @@ mod tests {
     use crate::poll::tests::{path, task};
 
     const MS: u64 = 1_000_000;
+
+    #[test]
+    fn busy_retries_share_one_capture_budget() {
+        use super::capture_within;
+        use pollwatch_capture::CaptureError;
+        let budget = Duration::from_millis(50);
+        let mut waits = Vec::new();
+        let result = capture_within(budget, |wait| {
+            waits.push(wait);
+            // Busy after most of the wait, as when another capture held the buffer.
+            std::thread::sleep(wait.min(Duration::from_millis(20)));
+            Err(CaptureError::Busy)
+        });
+        assert!(matches!(result, Err(CaptureError::Busy)));
+        assert!(waits.iter().all(|&w| w <= budget), "{waits:?}");
+        assert!(
+            waits.windows(2).all(|w| w[1] <= w[0]),
+            "each try waits what is left: {waits:?}"
+        );
+        assert_eq!(*waits.last().unwrap(), Duration::ZERO, "{waits:?}");
+    }
 
     #[test]
     fn a_stack_taken_before_the_stalled_poll_ended_is_kept_after_later_polls() {

@@ -88,4 +88,11 @@ pub(super) const TABLE: &[(i64, &str)] = &[
     (libc::SYS_pipe2, "pipe2"),
     (libc::SYS_rt_sigtimedwait, "rt_sigtimedwait"),
     (libc::SYS_rt_sigsuspend, "rt_sigsuspend"),
+    (libc::SYS_msgrcv, "msgrcv"),
+    (libc::SYS_msgsnd, "msgsnd"),
+    (libc::SYS_semop, "semop"),
+    (libc::SYS_semtimedop, "semtimedop"),
+    (libc::SYS_io_getevents, "io_getevents"),
+    // Not in `libc` for x86_64; the kernel's table number.
+    (333, "io_pgetevents"),
 ];
