@@ -20,6 +20,9 @@ use pollwatch::PollWatch;
 use support::Watched;
 
 const THRESHOLD: Duration = Duration::from_millis(10);
+
+/// One shortage at a time: the tests of this file would pile their spinners on one CPU.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const POLLS: u32 = 400;
 const WORK: Duration = Duration::from_micros(200);
 
@@ -122,6 +125,7 @@ fn this_files(report: &pollwatch::Report) -> (Vec<&pollwatch_report::Stall>, Vec
 
 #[test]
 fn short_polls_on_a_host_short_of_cpu_are_never_blamed_as_cpu_work() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let rounds = rounds_for_work();
     let watched = watched();
     let rt = pinned_runtime(&watched);
@@ -202,6 +206,7 @@ fn short_polls_on_a_host_short_of_cpu_are_never_blamed_as_cpu_work() {
 
 #[test]
 fn a_thread_sleeping_on_a_host_short_of_cpu_is_a_sleep_not_descheduled() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let watched = watched();
     let rt = pinned_runtime(&watched);
     let spinners = Spinners::start();
