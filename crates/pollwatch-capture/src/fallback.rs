@@ -14,7 +14,7 @@ pub(crate) mod platform {
         0
     }
 
-    pub(crate) fn inspector(_backtraces: bool) -> Arc<dyn Inspector> {
+    pub(crate) fn inspector(_backtraces: bool, _interrupt_any_call: bool) -> Arc<dyn Inspector> {
         Arc::new(Fallback)
     }
 }

@@ -166,7 +166,14 @@ pub fn current_tid() -> Tid {
 /// handler owns the signal), capture returns [`CaptureError::Unsupported`] and `/proc` still
 /// works.
 pub fn inspector(backtraces: bool) -> Arc<dyn Inspector> {
-    platform::inspector(backtraces)
+    platform::inspector(backtraces, false)
+}
+
+/// Like [`inspector`], but capture signals a thread whatever call it sleeps in, also one the
+/// signal interrupts (a socket call with a timeout, `poll` with a timeout, ...): for code
+/// that retries `EINTR`, where the stack of such a stall is worth the interruption.
+pub fn inspector_interrupting_any_call(backtraces: bool) -> Arc<dyn Inspector> {
+    platform::inspector(backtraces, true)
 }
 
 /// An inspector that observes nothing, as on a platform without `/proc` or signals.

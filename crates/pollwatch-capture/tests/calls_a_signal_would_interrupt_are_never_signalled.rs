@@ -283,3 +283,40 @@ fn a_poll_without_a_timeout_is_captured_and_its_caller_polls_again() {
         "the one capture returned EINTR, which was retried"
     );
 }
+
+#[inline(never)]
+fn reads_one_answer_retrying(mut stream: TcpStream) -> (usize, u32) {
+    let mut buf = [0u8; 4];
+    let mut interrupted = 0;
+    loop {
+        match stream.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => interrupted += 1,
+            read => return (read.unwrap(), interrupted),
+        }
+    }
+}
+
+#[test]
+fn asked_to_interrupt_any_call_a_read_with_a_timeout_is_captured() {
+    let inspector = pollwatch_capture::inspector_interrupting_any_call(true);
+    let (client, mut server) = connected();
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let (tid, reader) = thread_with_tid(move || reads_one_answer_retrying(client));
+    let (state, seen) = wait_for_state(&*inspector, tid, |s| {
+        sleeps_in(s, &["recvfrom", "recvmsg", "read"])
+    });
+    let syscall = syscall_of(state);
+    let result = capture(&*inspector, tid);
+    server.write_all(b"late").unwrap();
+    let (read, interrupted) = reader.join().unwrap();
+    assert!(seen, "never seen reading the socket: {syscall}");
+    let stack = result.expect("a stack, the call interrupted");
+    assert!(!stack.ips.is_empty());
+    assert_eq!(read, 4, "the retrying reader still gets its answer");
+    assert!(
+        interrupted >= 1,
+        "the read was interrupted once for the stack"
+    );
+}

@@ -184,6 +184,16 @@ impl Builder {
         self
     }
 
+    /// Whether the watchdog signals a stuck thread for its stack even in a call the signal
+    /// interrupts (a socket call with a timeout, `poll` with a timeout, ...: the caller then
+    /// sees `EINTR`). Default off: such a stall is reported without a stack, saying why. Turn
+    /// it on for code that retries `EINTR` (`POLLWATCH_BACKTRACE=always` does too), to get
+    /// those stalls' call sites.
+    pub fn interrupt_any_call(mut self, on: bool) -> Self {
+        self.config.interrupt_any_call = on;
+        self
+    }
+
     /// Whether the watchdog reads what a stuck thread is doing (Linux `/proc`) and captures
     /// its stack. Default on. Off, stalls are still caught and reported with their task, site
     /// and duration, as on platforms without `/proc`.
@@ -242,7 +252,11 @@ impl Builder {
             lost: Lost::default(),
         });
         let inspector = if config.inspect_threads {
-            pollwatch_capture::inspector(config.backtraces)
+            if config.interrupt_any_call {
+                pollwatch_capture::inspector_interrupting_any_call(config.backtraces)
+            } else {
+                pollwatch_capture::inspector(config.backtraces)
+            }
         } else {
             pollwatch_capture::fallback()
         };

@@ -169,6 +169,9 @@ fn run(args: Args) -> Result<(), String> {
 fn start_pollwatch(args: &Args) -> Result<pollwatch::Guard, String> {
     let mut builder = PollWatch::builder()
         .report_dir(DEFAULT_REPORT_DIR)
+        // The blocking client retries a read a signal interrupted (see `client.rs`), so its
+        // stalls on a socket with a timeout may be signalled for their stack too.
+        .interrupt_any_call(true)
         .with_default_env()
         .map_err(|e| format!("bad pollwatch configuration: {e}"))?
         .console(args.console)

@@ -16,11 +16,12 @@ pub(crate) fn current_tid() -> Tid {
     signal::gettid()
 }
 
-pub(crate) fn inspector(backtraces: bool) -> Arc<dyn Inspector> {
+pub(crate) fn inspector(backtraces: bool, interrupt_any_call: bool) -> Arc<dyn Inspector> {
     let signals = backtraces && signal::install();
     Arc::new(Linux {
         backtraces,
         signals,
+        interrupt_any_call,
     })
 }
 
@@ -29,6 +30,8 @@ pub(crate) fn inspector(backtraces: bool) -> Arc<dyn Inspector> {
 struct Linux {
     backtraces: bool,
     signals: bool,
+    /// Signal a thread whatever call it sleeps in (its code retries `EINTR`).
+    interrupt_any_call: bool,
 }
 
 impl Inspector for Linux {
@@ -57,8 +60,10 @@ impl Inspector for Linux {
         }
         // Checked last, just before the signal is sent: what the thread may do between the
         // two is the only window left for an interruption.
-        if let Some(call) = restart::unrestartable(tid) {
-            return Err(CaptureError::WouldInterrupt(call));
+        if !self.interrupt_any_call {
+            if let Some(call) = restart::unrestartable(tid) {
+                return Err(CaptureError::WouldInterrupt(call));
+            }
         }
         signal::capture(tid, timeout)
     }

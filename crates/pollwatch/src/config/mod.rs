@@ -114,6 +114,8 @@ pub(crate) struct Config {
     pub(crate) tick: Duration,
     pub(crate) setup_check_after: Duration,
     pub(crate) backtraces: bool,
+    /// Whether capture signals a thread in a call the signal interrupts.
+    pub(crate) interrupt_any_call: bool,
     pub(crate) inspect_threads: bool,
     pub(crate) stall_warnings_per_minute: u32,
     #[cfg(feature = "console")]
@@ -136,6 +138,7 @@ impl Default for Config {
             tick: DEFAULT_TICK,
             setup_check_after: DEFAULT_SETUP_CHECK_AFTER,
             backtraces: true,
+            interrupt_any_call: false,
             inspect_threads: true,
             stall_warnings_per_minute: DEFAULT_STALL_WARNINGS_PER_MINUTE,
             #[cfg(feature = "console")]
@@ -174,7 +177,7 @@ impl Config {
             self.write_while_running = true;
         }
         if let Some(value) = text(ENV_BACKTRACE)? {
-            self.backtraces = parse_on_off(ENV_BACKTRACE, &value)?;
+            (self.backtraces, self.interrupt_any_call) = parse_backtrace(&value)?;
         }
         if let Some(value) = text(ENV_MAX_SITES)? {
             self.max_sites = parse_max_sites(&value)?;
@@ -203,6 +206,16 @@ fn parse_threshold(value: &str) -> Result<Duration, ConfigError> {
         return Err(ConfigError::new(ENV_THRESHOLD, value, "is above one hour"));
     }
     Ok(threshold)
+}
+
+/// `POLLWATCH_BACKTRACE`: `on`/`off`, or `always` (also calls a signal would interrupt).
+fn parse_backtrace(value: &str) -> Result<(bool, bool), ConfigError> {
+    if value.eq_ignore_ascii_case("always") {
+        return Ok((true, true));
+    }
+    parse_on_off(ENV_BACKTRACE, value)
+        .map(|on| (on, false))
+        .map_err(|_| ConfigError::new(ENV_BACKTRACE, value, "is not on, off or always"))
 }
 
 fn parse_on_off(name: &'static str, value: &str) -> Result<bool, ConfigError> {
@@ -255,6 +268,23 @@ mod tests {
         assert_eq!(c.threshold, DEFAULT_THRESHOLD);
         assert_eq!(c.max_sites, DEFAULT_MAX_SITES);
         assert!(!c.write_while_running);
+    }
+
+    #[test]
+    fn backtraces_may_interrupt_any_call_only_when_asked() {
+        let c = Config::default()
+            .with_env(&env(&[(ENV_BACKTRACE, "always")]))
+            .unwrap();
+        assert!(c.backtraces && c.interrupt_any_call);
+        let c = Config::default()
+            .with_env(&env(&[(ENV_BACKTRACE, "on")]))
+            .unwrap();
+        assert!(c.backtraces && !c.interrupt_any_call);
+        assert!(!Config::default().interrupt_any_call);
+        let err = Config::default()
+            .with_env(&env(&[(ENV_BACKTRACE, "sometimes")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("on, off or always"), "{err}");
     }
 
     #[test]
