@@ -209,7 +209,7 @@
 //! | `ended` | boolean | whether the poll had ended when the report was taken |
 //! | `cpu_ns` | integer or null, ns | CPU time the thread used from the stall's detection to its end (or to the last look while it still runs): close to that wall time for CPU work, near zero for a thread blocked in a syscall; `null` when unknown |
 //! | `run_ns` | integer or null, ns | time the thread ran on a CPU while the watchdog watched the poll (from its first look past a quarter of `threshold_ns`, else from detection, to its end or last look), from the scheduler's accounting (`/proc/self/task/<tid>/schedstat`); `null` when unknown |
-//! | `runqueue_wait_ns` | integer or null, ns | time the thread was runnable but waited on a run queue for a CPU over the span of `run_ns` (CPU quota throttling included); `null` when unknown. Waiting longer than it ran (more than half the time it was runnable) while running less than half of `threshold_ns`, makes CPU work `descheduled` |
+//! | `runqueue_wait_ns` | integer or null, ns | time the thread was runnable but waited on a run queue for a CPU over the span of `run_ns` (CPU quota throttling included); `null` when unknown. Waiting for more than half of that span (or of the poll, when shorter) while running less than half of `threshold_ns` makes CPU work or a lock wait `descheduled` |
 //! | `throttled_ns` | integer or null, ns | time the process's cgroup was throttled by its CPU quota over the span of `run_ns` (cgroup v2 `cpu.stat`'s `throttled_usec`); `null` without cgroup v2's CPU controller |
 //! | `state` | string | what the thread was doing when caught: `running on CPU`, `sleeping`, `in uninterruptible IO`, or `unknown` where the system does not say (no `/proc`) |
 //! | `syscall` | string or null | the syscall the thread was in (`read`, `futex`, `clock_nanosleep`), when known |
@@ -245,7 +245,7 @@
 //! | `network` | in a `std::net` call or a syscall on a socket |
 //! | `block_on` | inside `futures::executor::block_on` |
 //! | `process` | in a `std::process` call (waiting on a child process) |
-//! | `descheduled` | looked like CPU work, but while the watchdog watched it waited on a run queue for a CPU longer than it ran (`runqueue_wait_ns` > `run_ns`), and ran less than half of `threshold_ns`; or looked like a lock wait, but was runnable for more than half of the poll (the lock's holder was kept off a CPU too): the host or container is short of CPU (other busy threads or processes, a CPU quota), not the code's doing. `pollwatch diff` leaves these out by default |
+//! | `descheduled` | looked like CPU work or a lock wait, but while the watchdog watched it waited on a run queue for a CPU for more than half of the time (of the poll, once it ended), and ran less than half of `threshold_ns` (a lock's holder was then kept off a CPU too): the host or container is short of CPU (other busy threads or processes, a CPU quota), not the code's doing. `pollwatch diff` leaves these out by default |
 //! | `unknown` | doing something none of the above describes (a pipe, or a state the system does not show) |
 //!
 //! In `sites[].call_sites`, the `other` entry has the cause `various`. [`CAUSES`] lists the

@@ -5,16 +5,16 @@
 //! The rule: a stall that looks like CPU work ([`Cause::Cpu`]: the thread was running, in no
 //! syscall, with no blocking call in its stack) is [`Cause::Descheduled`] when, from the
 //! poll's first reading (below) to the last one (at a later look, or once the poll ended),
-//! - the thread waited on a run queue for a CPU longer than it ran (more than half of the
-//!   time it was runnable), and
+//! - the thread waited on a run queue for a CPU for more than half of the time judged (the
+//!   span between the readings, or the poll's length when it ended and is shorter: the
+//!   waiting dominates, not a sleep the look missed), and
 //! - it ran for less than half the threshold: with a CPU to itself, the code would not have
 //!   held the thread past the threshold in that time, with a margin for the CPU time it used
 //!   before the first reading (a busy-wait on the clock, which uses what CPU it gets for as
 //!   long as it waits, uses more than that and stays `cpu` on a busy host).
 //!
-//! A stall that looks like a lock wait ([`Cause::Lock`]) is `Descheduled` when the thread
-//! spent more than half of the poll (or of the span, when shorter) on a run queue and ran for
-//! less than half the threshold: the lock's holder was itself kept off a CPU (tokio's own
+//! A stall that looks like a lock wait ([`Cause::Lock`]) is `Descheduled` by the same rule:
+//! the lock's holder was itself kept off a CPU (tokio's own
 //! locks, contended between two workers sharing one CPU, look so), and the waiter waited for a
 //! CPU more than for the lock. A lock whose holder sleeps or blocks leaves its waiter asleep,
 //! not runnable, and stays `lock`.
@@ -22,11 +22,10 @@
 //! Such a thread was held back by other threads or processes, or by its cgroup's CPU quota
 //! (throttled threads stay queued, so quota throttling counts as run-queue wait). Code that
 //! does more than a threshold of CPU work is a stall of its own, on a busy host too, and stays
-//! `cpu`. Time asleep is left out: the last reading is taken when the watchdog sees the poll
-//! has ended, and by then the thread may have gone idle (a watchdog that itself waited for a
-//! CPU looks late), which would dilute a share of the wall time. For the same reason the run
-//! time includes the polls that followed: once the poll's length is known, the run time
-//! compared with the threshold is the share of the span the poll lasted.
+//! `cpu`. The last reading is taken when the watchdog sees the poll has ended, and by then the
+//! thread may have gone idle (a watchdog that itself waited for a CPU looks late): so once the
+//! poll's length is known, the wait is judged against it when it is shorter than the span,
+//! and the run time compared with the threshold is the share of the span the poll lasted.
 
 //! The span judged starts before detection when it can: the poll path reads no scheduler
 //! figures (a file read per poll is far beyond its budget), but the watchdog reads them once
@@ -127,11 +126,10 @@ impl Scheduled {
         }
     }
 
-    /// Whether the thread waited for a CPU longer than it ran, and ran less than half of
-    /// `threshold_ns` in the `poll_ns` of the span that the poll lasted (see the module's
-    /// docs).
+    /// Whether the thread mostly waited for a CPU (see [`Scheduled::mostly_runnable`]): the
+    /// rule for CPU work as for lock waits.
     pub(crate) fn short_of_cpu(&self, threshold_ns: u64, poll_ns: Option<u64>) -> bool {
-        self.wait_ns > self.run_ns && self.run_in(poll_ns) < threshold_ns / 2
+        self.mostly_runnable(threshold_ns, poll_ns)
     }
 
     /// Whether the thread waited on a run queue for more than half of the poll's `poll_ns`
@@ -207,10 +205,16 @@ mod tests {
         // Exactly half is not more than half.
         let half = Scheduled::between(&reading(5, 100, 50), &reading(25, 110, 60));
         assert_eq!(cause(Cause::Cpu, Some(&half), T, None), Cause::Cpu);
-        // Time asleep after the poll (the thread went idle before the last reading) does not
-        // count: 3 ms run, 9 ms waited, in 40 ms of wall time.
+        // Time asleep after a 15 ms poll (the thread went idle before the last reading) does
+        // not count: 3 ms run, 9 ms waited, in 40 ms of wall time.
         let idle = Scheduled::between(&reading(5, 100, 50), &reading(45, 103, 59));
-        assert_eq!(cause(Cause::Cpu, Some(&idle), T, None), Cause::Descheduled);
+        assert_eq!(
+            cause(Cause::Cpu, Some(&idle), T, Some(15 * MS)),
+            Cause::Descheduled
+        );
+        // Asleep for most of a poll that looked like CPU work at its look (a page fault, a
+        // lock in the kernel): not descheduled, however short its run.
+        assert_eq!(cause(Cause::Cpu, Some(&idle), T, None), Cause::Cpu);
         // Half a threshold of CPU work or more is a stall of its own, however long it also
         // waited.
         let busy = Scheduled::between(&reading(5, 100, 50), &reading(100, 105, 115));
