@@ -668,6 +668,9 @@ mod tests {
         stall.key.seq = 2;
         stall.look.api = None;
         stall.cause = Cause::Cpu;
+        stall.looked = Cause::Cpu;
+        // First read 1 ms into the poll.
+        stall.started_at_ns = 4_000_000;
         stall.sched_first = Some(reading(5, 100, 50));
         let key = stall.key;
         state.book.lock().detected(stall, None, Instant::now());

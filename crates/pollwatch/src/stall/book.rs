@@ -675,6 +675,7 @@ mod tests {
                 stall.look.call_site = None;
                 stall.look.function = None;
                 stall.cause = Cause::Sleep;
+                stall.looked = Cause::Sleep;
             }
             book.detected(stall, None, now);
         }
@@ -758,6 +759,9 @@ mod tests {
         let mut stall = record();
         stall.look.api = None;
         stall.cause = Cause::Cpu;
+        stall.looked = Cause::Cpu;
+        // First read 1 ms into the poll.
+        stall.started_at_ns = 4_000_000;
         stall.sched_first = Some(reading(5, 100, 50));
         let (key, site) = (stall.key, stall.site);
         book.detected(stall, None, Instant::now());
@@ -881,6 +885,11 @@ mod tests {
             stall.key.seq = seq;
             stall.look.api = None;
             stall.cause = Cause::Cpu;
+            stall.looked = Cause::Cpu;
+            // First read 1 ms into the poll.
+            stall.started_at_ns = 4_000_000;
+            // First read 1 ms into the poll.
+            stall.started_at_ns = 4_000_000;
             stall.sched_first = Some(reading(5, 100, 50));
             book.detected(stall, None, now);
         }

@@ -34,6 +34,8 @@ pub(crate) struct StallRecord {
     /// The first look (state, syscall, target), with the first stack any look captured.
     pub(crate) look: Look,
     pub(crate) cause: Cause,
+    /// The cause the last look showed, before the thread's scheduling was judged.
+    pub(crate) looked: Cause,
     /// A poll, or a `Drop` running (seen in the stack, or the poll path's record of the
     /// task's future being dropped).
     pub(crate) kind: PollKind,
@@ -74,6 +76,7 @@ impl StallRecord {
             ended: false,
             cpu_ns: None,
             cause: look.cause(),
+            looked: look.cause(),
             kind: if look.dropping.is_some() {
                 PollKind::Drop
             } else {
@@ -107,11 +110,13 @@ impl StallRecord {
         let poll_ns =
             ended_after_ns.map(|held| (self.started_at_ns + held).saturating_sub(first.at_ns));
         self.scheduled = Some(scheduled);
-        let looked = match self.cause {
-            Cause::Descheduled => Cause::Cpu,
-            looked => looked,
-        };
+        // What the last look showed, whatever an earlier reading made of it.
+        let looked = self.looked;
         let threshold_ns = self.detected_after_ns.saturating_sub(self.detection_lag_ns);
+        // Half a threshold of run time is allowed, the other half being the margin for the
+        // start of the poll the readings missed. A poll first read later than that may have
+        // run longer unseen; it is still judged on what was seen: a warning that blames code
+        // which did nothing wrong costs more than a missed one.
         let cause = sched::cause(looked, Some(&scheduled), threshold_ns, poll_ns);
         (cause != self.cause).then(|| std::mem::replace(&mut self.cause, cause))
     }
@@ -132,6 +137,7 @@ impl StallRecord {
         self.cpu_ns = cpu_ns.or(self.cpu_ns);
         if !self.look.has_stack() && look.has_stack() {
             self.cause = look.cause();
+            self.looked = self.cause;
             if look.dropping.is_some() {
                 self.kind = PollKind::Drop;
             }
@@ -364,6 +370,7 @@ pub(crate) mod tests {
                 in_place: false,
             },
             cause: Cause::FileIo,
+            looked: Cause::FileIo,
             kind: PollKind::Poll,
             span: None,
             samples: Vec::new(),
@@ -415,6 +422,9 @@ pub(crate) mod tests {
         s.look.state = Some(RunState::Running);
         s.look.api = None;
         s.cause = Cause::Cpu;
+        s.looked = Cause::Cpu;
+        // First read 1 ms into the poll.
+        s.started_at_ns = 4_000_000;
         s.sched_first = Some(reading(5, 100, 50));
         // At a later look it had run most of the time: still CPU work.
         assert_eq!(s.scheduled(Some(&reading(10, 104, 51)), None), None);
@@ -451,6 +461,7 @@ pub(crate) mod tests {
         );
         // A stall whose look found a file read keeps its cause, however long it waited.
         let mut read = record();
+        read.started_at_ns = 4_000_000;
         read.sched_first = Some(reading(5, 100, 50));
         assert_eq!(read.scheduled(Some(&reading(25, 101, 69)), None), None);
         assert_eq!(read.cause, Cause::FileIo);
