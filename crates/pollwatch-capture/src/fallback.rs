@@ -14,8 +14,16 @@ pub(crate) mod platform {
         0
     }
 
-    pub(crate) fn inspector(_backtraces: bool, _interrupt_any_call: bool) -> Arc<dyn Inspector> {
+    pub(crate) fn inspector(_options: crate::Options) -> Arc<dyn Inspector> {
         Arc::new(Fallback)
+    }
+
+    pub(crate) fn realtime_signals() -> Option<std::ops::RangeInclusive<i32>> {
+        None
+    }
+
+    pub(crate) fn default_signal() -> Option<i32> {
+        None
     }
 }
 

@@ -166,14 +166,40 @@ pub fn current_tid() -> Tid {
 /// handler owns the signal), capture returns [`CaptureError::Unsupported`] and `/proc` still
 /// works.
 pub fn inspector(backtraces: bool) -> Arc<dyn Inspector> {
-    platform::inspector(backtraces, false)
+    inspector_with(Options {
+        backtraces,
+        ..Options::default()
+    })
 }
 
-/// Like [`inspector`], but capture signals a thread whatever call it sleeps in, also one the
-/// signal interrupts (a socket call with a timeout, `poll` with a timeout, ...): for code
-/// that retries `EINTR`, where the stack of such a stall is worth the interruption.
-pub fn inspector_interrupting_any_call(backtraces: bool) -> Arc<dyn Inspector> {
-    platform::inspector(backtraces, true)
+/// How an [`inspector_with`] captures stacks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Whether stacks are captured at all (see [`inspector`]).
+    pub backtraces: bool,
+    /// Signal a thread whatever call it sleeps in, also one the signal interrupts (a socket
+    /// call with a timeout, `poll` with a timeout, ...): for code that retries `EINTR`, where
+    /// the stack of such a stall is worth the interruption.
+    pub interrupt_any_call: bool,
+    /// The realtime signal to capture with (default [`default_signal`]); the first inspector
+    /// of the process to install its handler decides.
+    pub signal: Option<i32>,
+}
+
+/// The best inspector for this platform, with `options`.
+pub fn inspector_with(options: Options) -> Arc<dyn Inspector> {
+    platform::inspector(options)
+}
+
+/// The realtime signals this platform has (`SIGRTMIN()..=SIGRTMAX()`), the ones a capture
+/// signal may be; `None` where stacks are not captured with signals.
+pub fn realtime_signals() -> Option<std::ops::RangeInclusive<i32>> {
+    platform::realtime_signals()
+}
+
+/// The capture signal used unless another is asked for: `SIGRTMIN() + 4`.
+pub fn default_signal() -> Option<i32> {
+    platform::default_signal()
 }
 
 /// An inspector that observes nothing, as on a platform without `/proc` or signals.

@@ -262,6 +262,11 @@ pub enum CaptureError {
     Signal(i32),
     /// The thread was not signalled: it is in a call the signal would interrupt.
     WouldInterrupt(Unrestartable),
+    /// The application installed its own handler for the capture signal (this number) after
+    /// pollwatch did: no signal is sent while it holds it.
+    HandlerReplaced(i32),
+    /// The thread blocks the capture signal, or has one pending already: no other is sent.
+    SignalBlocked,
 }
 
 impl fmt::Display for CaptureError {
@@ -282,6 +287,15 @@ impl fmt::Display for CaptureError {
                 write!(f, "sending the capture signal failed (errno {errno})")
             }
             CaptureError::WouldInterrupt(call) => write!(f, "not signalled: {call}"),
+            CaptureError::HandlerReplaced(signal) => write!(
+                f,
+                "not signalled: the application installed its own handler for signal {signal}, \
+                 pollwatch's capture signal (set POLLWATCH_SIGNAL to a realtime signal it does \
+                 not use)"
+            ),
+            CaptureError::SignalBlocked => f.write_str(
+                "not signalled: the thread blocks the capture signal or has one pending",
+            ),
         }
     }
 }

@@ -298,7 +298,11 @@ fn reads_one_answer_retrying(mut stream: TcpStream) -> (usize, u32) {
 
 #[test]
 fn asked_to_interrupt_any_call_a_read_with_a_timeout_is_captured() {
-    let inspector = pollwatch_capture::inspector_interrupting_any_call(true);
+    let inspector = pollwatch_capture::inspector_with(pollwatch_capture::Options {
+        backtraces: true,
+        interrupt_any_call: true,
+        signal: None,
+    });
     let (client, mut server) = connected();
     client
         .set_read_timeout(Some(Duration::from_secs(30)))

@@ -194,6 +194,15 @@ impl Builder {
         self
     }
 
+    /// The realtime signal stacks are captured with (Linux; default `SIGRTMIN() + 4`), for an
+    /// application that uses that one itself. The first pollwatch of the process to install
+    /// its handler decides; a signal that is not realtime makes capture unavailable. Also
+    /// [`ENV_SIGNAL`] (`SIGRTMIN+N` or a number).
+    pub fn signal(mut self, signal: i32) -> Self {
+        self.config.signal = Some(signal);
+        self
+    }
+
     /// Whether the watchdog reads what a stuck thread is doing (Linux `/proc`) and captures
     /// its stack. Default on. Off, stalls are still caught and reported with their task, site
     /// and duration, as on platforms without `/proc`.
@@ -252,11 +261,11 @@ impl Builder {
             lost: Lost::default(),
         });
         let inspector = if config.inspect_threads {
-            if config.interrupt_any_call {
-                pollwatch_capture::inspector_interrupting_any_call(config.backtraces)
-            } else {
-                pollwatch_capture::inspector(config.backtraces)
-            }
+            pollwatch_capture::inspector_with(pollwatch_capture::Options {
+                backtraces: config.backtraces,
+                interrupt_any_call: config.interrupt_any_call,
+                signal: config.signal,
+            })
         } else {
             pollwatch_capture::fallback()
         };

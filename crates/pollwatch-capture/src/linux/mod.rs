@@ -10,19 +10,29 @@ mod syscalls;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{CaptureError, Inspector, RawBacktrace, SchedTimes, ThreadState, Throttling, Tid};
+use crate::{
+    CaptureError, Inspector, Options, RawBacktrace, SchedTimes, ThreadState, Throttling, Tid,
+};
 
 pub(crate) fn current_tid() -> Tid {
     signal::gettid()
 }
 
-pub(crate) fn inspector(backtraces: bool, interrupt_any_call: bool) -> Arc<dyn Inspector> {
-    let signals = backtraces && signal::install();
+pub(crate) fn inspector(options: Options) -> Arc<dyn Inspector> {
+    let signals = options.backtraces && signal::install(options.signal);
     Arc::new(Linux {
-        backtraces,
+        backtraces: options.backtraces,
         signals,
-        interrupt_any_call,
+        interrupt_any_call: options.interrupt_any_call,
     })
+}
+
+pub(crate) fn realtime_signals() -> Option<std::ops::RangeInclusive<i32>> {
+    Some(libc::SIGRTMIN()..=libc::SIGRTMAX())
+}
+
+pub(crate) fn default_signal() -> Option<i32> {
+    Some(signal::default_signal())
 }
 
 /// Reads `/proc/self/task/<tid>` and captures with a realtime signal.

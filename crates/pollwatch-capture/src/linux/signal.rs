@@ -2,11 +2,16 @@
 //!
 //! # The signal
 //!
-//! `SIGRTMIN() + 4` (signal 38 with glibc, whose `SIGRTMIN()` is 34 because it keeps two
-//! realtime signals for itself). It is installed once per process with
-//! `SA_SIGINFO | SA_RESTART | SA_ONSTACK`, and only if nobody else handles it already: if a
-//! handler other than `SIG_DFL`/`SIG_IGN` is installed for it, pollwatch leaves it alone and
-//! [`capture`] is unavailable (`Unsupported`).
+//! `SIGRTMIN() + 4` by default (signal 38 with glibc, whose `SIGRTMIN()` is 34 because it
+//! keeps two realtime signals for itself), or the realtime signal the first installer asks
+//! for. It is installed once per process with `SA_SIGINFO | SA_RESTART | SA_ONSTACK`, and only
+//! if its disposition is the default: a handler of the application's, or `SIG_IGN`, is left
+//! alone, and [`capture`] is unavailable (`Unsupported`).
+//!
+//! Before each capture the disposition is queried again: a handler the application installed
+//! later is never sent pollwatch's signals (`HandlerReplaced`). Nor is a thread that blocks
+//! the signal, or already has it pending (`SignalBlocked`, from `/proc/self/task/<tid>/status`),
+//! so signals never pile up on it.
 //!
 //! # The protocol
 //!
@@ -43,7 +48,7 @@
 //! differently), nothing is dropped and the stack starts with the capture machinery.
 
 use std::sync::atomic::{
-    AtomicBool, AtomicU64, AtomicUsize,
+    AtomicBool, AtomicI32, AtomicU64, AtomicUsize,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
 use std::sync::OnceLock;
@@ -74,6 +79,8 @@ static FRAMES: [AtomicUsize; MAX_FRAMES] = [const { AtomicUsize::new(0) }; MAX_F
 
 /// Whether the handler is installed (decided once per process).
 static INSTALLED: OnceLock<bool> = OnceLock::new();
+/// The signal installed (0 until [`install`] ran).
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
 fn state(word: u64) -> u64 {
     word & 0b11
@@ -96,8 +103,16 @@ fn with_state(old: u64, state: u64) -> u64 {
     (old & !0b11) | state
 }
 
-/// The signal used: the fifth realtime signal.
+/// The signal used: the one installed, else the default, the fifth realtime signal.
 pub(crate) fn signal_number() -> i32 {
+    match SIGNAL.load(Relaxed) {
+        0 => default_signal(),
+        signal => signal,
+    }
+}
+
+/// The default capture signal, `SIGRTMIN() + 4`.
+pub(crate) fn default_signal() -> i32 {
     libc::SIGRTMIN() + 4
 }
 
@@ -118,21 +133,24 @@ fn monotonic_ns() -> u64 {
     u64::try_from(now.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(now.tv_nsec).unwrap_or(0)
 }
 
-/// Installs the handler once per process (thread-safe). Returns false, and leaves the
-/// signal alone, if another handler is already installed for it or installing fails.
-pub(crate) fn install() -> bool {
+/// Installs the handler on `signal` (default [`default_signal`]) once per process
+/// (thread-safe; the first call's signal is the one used). Returns false, and leaves the
+/// signal alone, if it is not a realtime signal, its disposition is not the default (a
+/// handler, or `SIG_IGN`), or installing fails.
+pub(crate) fn install(signal: Option<i32>) -> bool {
     *INSTALLED.get_or_init(|| {
-        let signal = signal_number();
-        if signal > libc::SIGRTMAX() {
+        let signal = signal.unwrap_or_else(default_signal);
+        if !(libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&signal) {
             return false;
         }
+        SIGNAL.store(signal, Relaxed);
         // SAFETY: a zeroed sigaction is a valid "no handler" value that sigaction(2) fills in.
         let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
         // SAFETY: a null new action only queries the current one into `old`, a valid pointer.
         if unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) } != 0 {
             return false;
         }
-        if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
+        if old.sa_sigaction != libc::SIG_DFL {
             return false;
         }
         // SAFETY: as above, zeroed is a valid starting value; the fields are set below.
@@ -220,8 +238,40 @@ impl Drop for Owner {
     }
 }
 
+/// Whether the signal's handler is still pollwatch's (the application may have installed its
+/// own since).
+fn still_ours() -> bool {
+    // SAFETY: a zeroed sigaction is a valid value for sigaction(2) to fill in.
+    let mut now: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only queries the current one into `now`, a valid pointer.
+    let queried = unsafe { libc::sigaction(signal_number(), std::ptr::null(), &mut now) } == 0;
+    queried && now.sa_sigaction == handler as *const () as usize
+}
+
+/// Whether thread `tid` blocks the signal or has it pending already (its
+/// `/proc/self/task/<tid>/status`): another would only pile up.
+fn blocked_or_pending(tid: Tid) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")) else {
+        return false;
+    };
+    let bit = 1u64 << (signal_number() - 1);
+    status.lines().any(|line| {
+        let Some((name, mask)) = line.split_once(':') else {
+            return false;
+        };
+        matches!(name, "SigBlk" | "SigPnd" | "ShdPnd")
+            && u64::from_str_radix(mask.trim(), 16).is_ok_and(|mask| mask & bit != 0)
+    })
+}
+
 /// Has thread `tid` record its stack; waits at most `timeout`.
 pub(crate) fn capture(tid: Tid, timeout: Duration) -> Result<RawBacktrace, CaptureError> {
+    if !still_ours() {
+        return Err(CaptureError::HandlerReplaced(signal_number()));
+    }
+    if blocked_or_pending(tid) {
+        return Err(CaptureError::SignalBlocked);
+    }
     let _owner = Owner::acquire().ok_or(CaptureError::Busy)?;
     let previous = REQUEST.load(Acquire);
     if state(previous) == RUNNING {

@@ -92,6 +92,8 @@ pub const DEFAULT_LOG_FILTER: &str = "info";
 
 /// The environment variable that turns stack capture `on` (default) or `off`.
 pub const ENV_BACKTRACE: &str = "POLLWATCH_BACKTRACE";
+/// The environment variable for the capture signal: `SIGRTMIN+N` or a signal number.
+pub const ENV_SIGNAL: &str = "POLLWATCH_SIGNAL";
 /// The environment variable for the threshold, a duration such as `10ms`.
 pub const ENV_THRESHOLD: &str = "POLLWATCH_THRESHOLD";
 /// The environment variable for the report directory.
@@ -116,6 +118,8 @@ pub(crate) struct Config {
     pub(crate) backtraces: bool,
     /// Whether capture signals a thread in a call the signal interrupts.
     pub(crate) interrupt_any_call: bool,
+    /// The capture signal, when not the default.
+    pub(crate) signal: Option<i32>,
     pub(crate) inspect_threads: bool,
     pub(crate) stall_warnings_per_minute: u32,
     #[cfg(feature = "console")]
@@ -139,6 +143,7 @@ impl Default for Config {
             setup_check_after: DEFAULT_SETUP_CHECK_AFTER,
             backtraces: true,
             interrupt_any_call: false,
+            signal: None,
             inspect_threads: true,
             stall_warnings_per_minute: DEFAULT_STALL_WARNINGS_PER_MINUTE,
             #[cfg(feature = "console")]
@@ -176,6 +181,9 @@ impl Config {
             self.report_dir = PathBuf::from(value);
             self.write_while_running = true;
         }
+        if let Some(value) = text(ENV_SIGNAL)? {
+            self.signal = Some(parse_signal(&value)?);
+        }
         if let Some(value) = text(ENV_BACKTRACE)? {
             (self.backtraces, self.interrupt_any_call) = parse_backtrace(&value)?;
         }
@@ -206,6 +214,35 @@ fn parse_threshold(value: &str) -> Result<Duration, ConfigError> {
         return Err(ConfigError::new(ENV_THRESHOLD, value, "is above one hour"));
     }
     Ok(threshold)
+}
+
+/// `POLLWATCH_SIGNAL`: `SIGRTMIN+N` or a number, a realtime signal of this platform.
+fn parse_signal(value: &str) -> Result<i32, ConfigError> {
+    let bad = |problem: &str| ConfigError::new(ENV_SIGNAL, value, problem);
+    let Some(realtime) = pollwatch_capture::realtime_signals() else {
+        return Err(bad(
+            "names a signal, but stacks are not captured with signals here",
+        ));
+    };
+    let text = value.trim();
+    let signal = match text.strip_prefix("SIGRTMIN") {
+        Some("") => Some(*realtime.start()),
+        Some(offset) => offset
+            .strip_prefix('+')
+            .and_then(|n| n.parse::<i32>().ok())
+            .map(|n| realtime.start() + n),
+        None => text.parse::<i32>().ok(),
+    };
+    match signal {
+        Some(signal) if realtime.contains(&signal) => Ok(signal),
+        Some(_) => Err(bad(&format!(
+            "is not a realtime signal ({}..={}, SIGRTMIN+0..SIGRTMIN+{})",
+            realtime.start(),
+            realtime.end(),
+            realtime.end() - realtime.start()
+        ))),
+        None => Err(bad("is not SIGRTMIN+N or a signal number")),
+    }
 }
 
 /// `POLLWATCH_BACKTRACE`: `on`/`off`, or `always` (also calls a signal would interrupt).
@@ -285,6 +322,24 @@ mod tests {
             .with_env(&env(&[(ENV_BACKTRACE, "sometimes")]))
             .unwrap_err();
         assert!(err.to_string().contains("on, off or always"), "{err}");
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_capture_signal_is_a_realtime_one_named_either_way() {
+        let rt = pollwatch_capture::realtime_signals().unwrap();
+        let signal = |value: &str| Config::default().with_env(&env(&[(ENV_SIGNAL, value)]));
+        assert_eq!(signal("SIGRTMIN+6").unwrap().signal, Some(rt.start() + 6));
+        assert_eq!(signal("SIGRTMIN").unwrap().signal, Some(*rt.start()));
+        assert_eq!(
+            signal(&(rt.start() + 2).to_string()).unwrap().signal,
+            Some(rt.start() + 2)
+        );
+        for bad in ["9", "SIGRTMIN+99", "SIGUSR1", "-3"] {
+            let err = signal(bad).unwrap_err().to_string();
+            assert!(err.contains(ENV_SIGNAL), "{bad}: {err}");
+        }
+        assert_eq!(Config::default().signal, None);
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub(super) fn handle(state: &State, followers: &mut Followers, msg: Msg) {
     let Followers { console, roots } = followers;
     match msg {
         Msg::Sample(raw) => {
+            said_of_the_signal(state, &raw);
             let site = state.sites.get(raw.site);
             let look = describe::look(&raw, roots, &site.file);
             match raw.kind {
@@ -79,6 +80,25 @@ fn detected(state: &State, console: &mut Resources, raw: &RawSample, look: descr
         stall
     };
     report(state, console, stall, raw.cpu_now_ns);
+}
+
+/// Says once that the application took pollwatch's capture signal, or that a thread blocks it:
+/// the stacks that are then missing have a reason a person can act on.
+fn said_of_the_signal(state: &State, raw: &RawSample) {
+    match &raw.capture {
+        Some(Err(e @ CaptureError::HandlerReplaced(_))) => state.diagnostics.push_once(
+            "capture signal replaced",
+            format!("pollwatch: stacks are off while {e}; stalls are still caught"),
+        ),
+        Some(Err(e @ CaptureError::SignalBlocked)) => state.diagnostics.push_once(
+            "capture signal blocked",
+            format!(
+                "pollwatch: thread \"{}\" was {e}; its stalls are caught without a stack",
+                raw.thread
+            ),
+        ),
+        _ => {}
+    }
 }
 
 /// Whether the first look captured no stack for a reason a later look may not have (the
