@@ -10,12 +10,14 @@ use std::sync::mpsc;
 use pollwatch_capture::{CaptureError, Options};
 use support::thread_with_tid;
 
-/// Whether thread `tid` has `signal` pending.
-fn pending(tid: i32, signal: i32) -> bool {
+/// Whether `signal` is set in thread `tid`'s signal mask `field` (`SigPnd`, `SigBlk`) of
+/// `/proc/self/task/<tid>/status`.
+fn in_mask(tid: i32, field: &str, signal: i32) -> bool {
     let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
     let bit = 1u64 << (signal - 1);
     status.lines().any(|line| {
-        line.strip_prefix("SigPnd:")
+        line.strip_prefix(field)
+            .and_then(|rest| rest.strip_prefix(':'))
             .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
             .is_some_and(|mask| mask & bit != 0)
     })
@@ -63,16 +65,7 @@ fn a_thread_blocking_the_signal_gets_none_and_the_chosen_signal_is_used() {
         wait.recv().unwrap();
     });
     // The thread runs its closure once `thread_with_tid` returns; wait until it blocks.
-    let blocked = || {
-        let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).unwrap();
-        let bit = 1u64 << (signal - 1);
-        status.lines().any(|line| {
-            line.strip_prefix("SigBlk:")
-                .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-                .is_some_and(|mask| mask & bit != 0)
-        })
-    };
-    while !blocked() {
+    while !in_mask(tid, "SigBlk", signal) {
         std::thread::yield_now();
     }
     for _ in 0..10 {
@@ -82,7 +75,7 @@ fn a_thread_blocking_the_signal_gets_none_and_the_chosen_signal_is_used() {
         );
     }
     assert!(
-        !pending(tid, signal),
+        !in_mask(tid, "SigPnd", signal),
         "no signal waits on the blocking thread"
     );
     release.send(()).unwrap();

@@ -33,7 +33,7 @@ mod large_response {
     use pollwatch::test_support::METRICS_RESPONSE_TIMEOUT as RESPONSE_TIMEOUT;
 
     use super::*;
-    use crate::support::spawn_named;
+    use crate::support::{letters, spawn_named};
 
     const REQUEST: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n";
 
@@ -52,20 +52,6 @@ mod large_response {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-    }
-
-    /// `n` in letters (`a`, `b`, .. `ba`, ..).
-    fn letters(mut n: usize) -> String {
-        let mut out = Vec::new();
-        loop {
-            out.push(b'a' + (n % 26) as u8);
-            n /= 26;
-            if n == 0 {
-                break;
-            }
-        }
-        out.reverse();
-        String::from_utf8(out).unwrap()
     }
 
     #[test]

@@ -9,23 +9,9 @@ mod support;
 use std::time::Duration;
 
 use pollwatch::PollWatch;
-use support::{spawn_named, Watched};
+use support::{letters, spawn_named, Watched};
 
 const SITES: usize = 1_000;
-
-/// `n` in letters (`a`, `b`, .. `ba`, ..): a name's digits would fold into one site.
-fn letters(mut n: usize) -> String {
-    let mut out = Vec::new();
-    loop {
-        out.push(b'a' + (n % 26) as u8);
-        n /= 26;
-        if n == 0 {
-            break;
-        }
-    }
-    out.reverse();
-    String::from_utf8(out).unwrap()
-}
 
 /// The `site` labels and values of the series of `family`.
 fn series<'a>(text: &'a str, family: &str) -> Vec<(&'a str, f64)> {

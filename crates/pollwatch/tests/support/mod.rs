@@ -123,6 +123,21 @@ where
         .unwrap()
 }
 
+/// `n` in letters (`a`, `b`, .. `ba`, ..), for task names that are sites of their own: a
+/// name's digits would fold into one site.
+pub fn letters(mut n: usize) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'a' + (n % 26) as u8);
+        n /= 26;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap()
+}
+
 /// Every site's label.
 pub fn labels(report: &Report) -> Vec<String> {
     report.sites.iter().map(|s| s.label.clone()).collect()
