@@ -44,6 +44,22 @@ impl Run {
             .count()
     }
 
+    /// Asserts that no read was interrupted, every one returned the answer, and each was a
+    /// stall; returns the stalls.
+    fn answered_and_stalled(&self) -> Vec<&Stall> {
+        assert_eq!(self.interrupted(), 0, "{:?}", self.reads);
+        for read in &self.reads {
+            assert_eq!(
+                read.as_ref().ok(),
+                Some(&4),
+                "every read returns the answer"
+            );
+        }
+        let stalls = self.stalls();
+        assert_eq!(stalls.len(), ROUNDS, "{stalls:#?}");
+        stalls
+    }
+
     fn stalls(&self) -> Vec<&Stall> {
         self.report
             .stalls
@@ -170,16 +186,7 @@ fn assert_the_read(stall: &Stall, server: SocketAddr) {
 #[test]
 fn a_read_with_a_timeout_is_never_interrupted_and_its_stalls_say_why_they_have_no_stack() {
     let run = ask_a_slow_server(Some(READ_TIMEOUT));
-    assert_eq!(run.interrupted(), 0, "{:?}", run.reads);
-    for read in &run.reads {
-        assert_eq!(
-            read.as_ref().ok(),
-            Some(&4),
-            "every read returns the answer"
-        );
-    }
-    let stalls = run.stalls();
-    assert_eq!(stalls.len(), ROUNDS, "{stalls:#?}");
+    let stalls = run.answered_and_stalled();
     for stall in stalls {
         assert_the_read(stall, run.server);
         assert!(stall.backtrace.is_empty(), "{stall:#?}");
@@ -209,16 +216,7 @@ fn a_read_with_a_timeout_is_never_interrupted_and_its_stalls_say_why_they_have_n
 #[test]
 fn a_read_without_a_timeout_is_restarted_and_captured() {
     let run = ask_a_slow_server(None);
-    assert_eq!(run.interrupted(), 0, "{:?}", run.reads);
-    for read in &run.reads {
-        assert_eq!(
-            read.as_ref().ok(),
-            Some(&4),
-            "every read returns the answer"
-        );
-    }
-    let stalls = run.stalls();
-    assert_eq!(stalls.len(), ROUNDS, "{stalls:#?}");
+    let stalls = run.answered_and_stalled();
     for stall in stalls {
         assert_the_read(stall, run.server);
         assert!(!stall.backtrace.is_empty(), "{stall:#?}");
