@@ -127,7 +127,7 @@ impl SetupCheck {
             Some(dispatch) => tracing::dispatcher::with_default(&dispatch, || {
                 tracing::warn!(target: TARGET, diagnostic = "no_line_tables", "{NO_LINE_TABLES}");
             }),
-            None => eprintln!("{NO_LINE_TABLES}"),
+            None => crate::diagnostics::say(NO_LINE_TABLES),
         }
     }
 
