@@ -86,8 +86,11 @@ fn a_directory_replaced_by_a_file_and_restored_loses_no_poll() {
     wait_until("the first polls are logged", || logged(&dir, &label) == 100);
 
     // The directory goes away, and a file takes its name: nothing can be written there.
-    std::fs::remove_dir_all(&dir).unwrap();
-    std::fs::write(&dir, b"").unwrap();
+    // (pollwatch writes into the directory and recreates it meanwhile: try until it is done.)
+    wait_until("the directory is replaced by a file", || {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::write(&dir, b"").is_ok()
+    });
     run(&watched, &rt, 100);
     wait_until("a write failed", || failures(&watched) > 0);
 
