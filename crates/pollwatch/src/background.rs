@@ -1,6 +1,7 @@
 //! pollwatch's own threads: named, running under `NoSubscriber` (nothing they do is traced or
 //! measured), never on the runtime they watch, and stopped and joined on shutdown.
 
+use std::io::Write;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -16,7 +17,11 @@ pub(crate) fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Option<Joi
     match spawned {
         Ok(handle) => Some(handle),
         Err(e) => {
-            eprintln!("pollwatch: could not start its {name} thread ({e}); it works without it");
+            // Never `eprintln!`: it panics when stderr cannot be written.
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "pollwatch: could not start its {name} thread ({e}); it works without it"
+            );
             None
         }
     }

@@ -74,6 +74,24 @@ fn check_report_dir(dir: &std::path::Path) -> Result<(), InitError> {
         })
 }
 
+/// Whether a global tracing subscriber is installed already. Read on a new thread: the calling
+/// thread's scoped default (`with_default`) would hide the global one.
+fn global_subscriber_installed() -> bool {
+    if !tracing_core::dispatcher::has_been_set() {
+        return false;
+    }
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .spawn_scoped(scope, || {
+                tracing::dispatcher::get_default(|d| !d.is::<tracing::subscriber::NoSubscriber>())
+            })
+            .ok()
+            .and_then(|probe| probe.join().ok())
+            // Unknown: installing finds out, and then stops what it started.
+            .unwrap_or(false)
+    })
+}
+
 /// The entry point: `PollWatch::builder()`.
 #[derive(Debug)]
 pub struct PollWatch {
@@ -290,7 +308,8 @@ impl Builder {
     ///
     /// # Panics
     ///
-    /// When `RUST_LOG` is invalid or a global subscriber is already installed.
+    /// When `RUST_LOG` is invalid or a global subscriber is already installed (a second
+    /// `init`): then before starting anything, leaving the installed subscriber as it was.
     #[must_use = "dropping the guard immediately writes the report and stops reporting"]
     pub fn init(self) -> Guard {
         match self.install(Unavailable::RunWithout) {
@@ -303,6 +322,14 @@ impl Builder {
     /// checked before anything starts; what fails after (a race for an address or for the
     /// global default) stops what was started.
     fn install(mut self, unavailable: Unavailable) -> Result<Guard, InitError> {
+        // A second install (a programming error) is refused before anything starts: no thread,
+        // no address taken, and not mistaken for an output that cannot start because the
+        // first install holds its address.
+        if global_subscriber_installed() {
+            return Err(InitError::AlreadyInstalled(
+                "a global default trace dispatcher has already been set".to_owned(),
+            ));
+        }
         let filter = match std::env::var("RUST_LOG") {
             Ok(spec) => {
                 EnvFilter::try_new(&spec).map_err(|e| InitError::LogFilter(e.to_string()))?

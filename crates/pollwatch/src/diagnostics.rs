@@ -1,7 +1,17 @@
 //! Problems with the setup or the environment that pollwatch noticed, as sentences saying
 //! what to change: printed once on stderr and listed in every report.
 
+use std::io::Write;
+
 use parking_lot::Mutex;
+
+/// Prints `text` and a newline on stderr. A stderr that cannot be written (closed, a pipe
+/// nobody reads) loses the line and nothing else: `eprintln!` panics there, which on
+/// pollwatch's threads would stop them, and in a guard dropped while the application unwinds
+/// from a panic would abort the process.
+pub(crate) fn say(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
 
 /// The diagnostics of one layer.
 #[derive(Debug, Default)]
@@ -14,7 +24,7 @@ pub(crate) struct Diagnostics {
 impl Diagnostics {
     /// Records `text` and prints it on stderr.
     pub(crate) fn push(&self, text: String) {
-        eprintln!("{text}");
+        say(&text);
         self.list.lock().push(text);
     }
 

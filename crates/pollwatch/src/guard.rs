@@ -4,6 +4,7 @@
 use pollwatch_report::error::WriteError;
 use pollwatch_report::write::WrittenFiles;
 
+use crate::diagnostics::say;
 use crate::handle::Handle;
 
 /// Returned by [`crate::init`]: dropping it reports what is pending and writes the report
@@ -56,14 +57,19 @@ impl Guard {
     }
 }
 
+/// Dropped also while the application unwinds from a panic: nothing here may panic then (that
+/// would abort the process), so it says where the report went without `eprintln!`.
 impl Drop for Guard {
     fn drop(&mut self) {
         if self.finished {
             return;
         }
         match self.shut_down_and_write() {
-            Ok(files) => eprintln!("pollwatch: report written to {}", files.text.display()),
-            Err(e) => eprintln!("pollwatch: {e}"),
+            Ok(files) => say(&format!(
+                "pollwatch: report written to {}",
+                files.text.display()
+            )),
+            Err(e) => say(&format!("pollwatch: {e}")),
         }
     }
 }

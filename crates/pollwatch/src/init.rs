@@ -22,6 +22,10 @@ use crate::guard::Guard;
 ///
 /// With a clear message when a `POLLWATCH_*` variable or `RUST_LOG` is invalid, or when a
 /// global subscriber is already installed. Use [`try_init`] to handle those as errors.
+///
+/// A second `init` is a programming error, and panics like `tracing_subscriber`'s `init`:
+/// before it starts any thread or output, so a caught panic leaves the pollwatch installed
+/// first running as it was.
 #[must_use = "dropping the guard immediately writes the report and stops reporting"]
 pub fn init() -> Guard {
     match PollWatch::builder().with_default_env() {
@@ -31,7 +35,8 @@ pub fn init() -> Guard {
 }
 
 /// Like [`init`], returning an error instead of panicking or running without an output: also
-/// when an output cannot start, in which case nothing is left running.
+/// when an output cannot start, in which case nothing is left running. A second call returns
+/// [`InitError::AlreadyInstalled`] before starting anything.
 pub fn try_init() -> Result<Guard, InitError> {
     PollWatch::builder().with_default_env()?.try_init()
 }

@@ -26,6 +26,19 @@ pub(crate) const NO_LINE_TABLES: &str = "pollwatch: this build has no line table
 /// releases, then older ones.
 const TOKIO_WORKER_COMMS: [&str; 2] = ["tokio-rt-worker", "tokio-runtime-w"];
 
+/// The thread console-subscriber serves the tokio-console feed from (the `console` feature's,
+/// or a `ConsoleLayer` the application composes), on a tokio runtime of its own.
+const CONSOLE_SERVER_THREAD: &str = "console_subscriber";
+
+/// Whether callsites registered on the thread named `name` say nothing of the application's
+/// runtime: console-subscriber's server thread registers tokio's callsites for its own
+/// runtime, and pollwatch's threads register every callsite again when they install their
+/// `NoSubscriber`. Counted, they told a program without a runtime that its task spans were
+/// hidden.
+fn registered_off_the_application(name: Option<&str>) -> bool {
+    name.is_some_and(|name| name == CONSOLE_SERVER_THREAD || name.starts_with("pollwatch-"))
+}
+
 #[derive(Debug)]
 pub(crate) struct SetupCheck {
     after: Duration,
@@ -69,10 +82,15 @@ impl SetupCheck {
     }
 
     pub(crate) fn saw_callsite(&self, metadata: &Metadata<'_>) {
+        if registered_off_the_application(std::thread::current().name()) {
+            return;
+        }
         if is_task_span(metadata) {
             self.saw_task_callsite.store(true, Relaxed);
         }
-        if metadata.target().starts_with("tokio") {
+        // tokio::sync works without a runtime (console-subscriber uses it on the thread that
+        // installs it): its callsites are no sign of one.
+        if metadata.target().starts_with("tokio") && !metadata.target().starts_with("tokio::sync") {
             self.saw_tokio_callsite.store(true, Relaxed);
         }
     }
@@ -127,7 +145,7 @@ impl SetupCheck {
             Some(dispatch) => tracing::dispatcher::with_default(&dispatch, || {
                 tracing::warn!(target: TARGET, diagnostic = "no_line_tables", "{NO_LINE_TABLES}");
             }),
-            None => eprintln!("{NO_LINE_TABLES}"),
+            None => crate::diagnostics::say(NO_LINE_TABLES),
         }
     }
 

@@ -1,5 +1,7 @@
 //! The live report files outlive a failing report directory: a directory replaced by a file,
-//! a full disk, a rollover that cannot rename. Failures are counted and retried with backoff,
+//! removed (`rm -r`), made read-only (for root too: the immutable attribute), a full disk
+//! (`/dev/full`) and a small tmpfs that fills up (where it can be mounted), a rollover that
+//! cannot rename. Failures are counted and retried with backoff,
 //! writing resumes when the directory works again, and no poll goes missing from the interval
 //! log: the first interval written after a failure covers the time it failed. A full log is
 //! never replaced by a new one when its rollover fails, and an earlier run's rolled log is not
@@ -84,8 +86,11 @@ fn a_directory_replaced_by_a_file_and_restored_loses_no_poll() {
     wait_until("the first polls are logged", || logged(&dir, &label) == 100);
 
     // The directory goes away, and a file takes its name: nothing can be written there.
-    std::fs::remove_dir_all(&dir).unwrap();
-    std::fs::write(&dir, b"").unwrap();
+    // (pollwatch writes into the directory and recreates it meanwhile: try until it is done.)
+    wait_until("the directory is replaced by a file", || {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::write(&dir, b"").is_ok()
+    });
     run(&watched, &rt, 100);
     wait_until("a write failed", || failures(&watched) > 0);
 
@@ -188,4 +193,166 @@ fn an_earlier_runs_rolled_log_is_not_this_runs_history() {
     watched.handle.shutdown();
     drop(rt);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Removes `dir` and everything in it, trying again while pollwatch writes into it (a file
+/// created between the listing and the removal makes one try fail).
+fn remove_dir_racing_writes(dir: &Path) {
+    wait_until("the directory is removed", || {
+        std::fs::remove_dir_all(dir).is_ok() || !dir.exists()
+    });
+}
+
+#[test]
+fn a_directory_removed_mid_run_is_recreated_and_loses_no_poll() {
+    let dir = temp_dir("removed");
+    let watched = watched(&dir, u64::MAX);
+    let rt = watched.runtime(2);
+    run(&watched, &rt, 100);
+    let label = label(&watched);
+    wait_until("the first polls are logged", || logged(&dir, &label) == 100);
+
+    // `rm -r` of the whole directory, open log included: its intervals go with it.
+    remove_dir_racing_writes(&dir);
+    run(&watched, &rt, 100);
+    // The log is not written on into the removed file: a new one in a new directory holds
+    // every poll since.
+    wait_until("the directory and its files are back", || {
+        logged(&dir, &label) == 100 && dir.join("report.json").exists()
+    });
+    watched.handle.shutdown();
+    let written = watched.handle.write_report(&dir).unwrap();
+    assert_eq!(logged(&dir, &label), 100, "every poll since the removal");
+    let report = pollwatch_report::json::read(&written.json).unwrap();
+    assert_eq!(site_named(&report, "worker").polls, 200);
+    drop(rt);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Makes `dir` read-only, for root too (`chmod` does not stop root: the immutable attribute
+/// does); `Err` says why it cannot.
+fn make_read_only(dir: &Path, on: bool) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    if !root {
+        let mode = if on { 0o555 } else { 0o755 };
+        return std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| e.to_string());
+    }
+    let status = std::process::Command::new("chattr")
+        .arg(if on { "+i" } else { "-i" })
+        .arg(dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("running as root, and chattr cannot run ({e})"))?;
+    status
+        .success()
+        .then_some(())
+        .ok_or_else(|| format!("running as root, and chattr +i fails here ({status})"))
+}
+
+#[test]
+fn a_read_only_directory_made_writable_again_loses_no_poll() {
+    let dir = temp_dir("read-only");
+    let watched = watched(&dir, u64::MAX);
+    let rt = watched.runtime(2);
+    run(&watched, &rt, 100);
+    let label = label(&watched);
+    wait_until("the first polls are logged", || logged(&dir, &label) == 100);
+    if let Err(why) = make_read_only(&dir, true) {
+        println!("skipped: the directory cannot be made read-only: {why}");
+        watched.handle.shutdown();
+        return;
+    }
+    // Nothing new can be created there: the reports (written beside and renamed) fail.
+    run(&watched, &rt, 100);
+    wait_until("a write failed", || failures(&watched) > 0);
+    make_read_only(&dir, false).unwrap();
+    run(&watched, &rt, 100);
+    wait_until("writing resumed", || {
+        pollwatch_report::json::read(&dir.join("report.json"))
+            .is_ok_and(|r| site_named(&r, "worker").polls == 300)
+            && logged(&dir, &label) == 300
+    });
+    watched.handle.shutdown();
+    watched.handle.write_report(&dir).unwrap();
+    assert_eq!(logged(&dir, &label), 300, "every poll is in the log");
+    drop(rt);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A small tmpfs mounted on a directory, unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path) -> Result<Self, String> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let output = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("mount cannot run ({e})"))?;
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).trim().to_owned());
+        }
+        Ok(Self(dir.to_owned()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazily: pollwatch may still hold its log open.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Fills the filesystem `dir` is on, in a file `filler` there.
+fn fill(filler: &Path) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(filler).unwrap();
+    let page = [0u8; 4096];
+    while file.write_all(&page).and_then(|()| file.sync_all()).is_ok() {}
+}
+
+#[test]
+fn a_small_filesystem_that_fills_up_and_is_freed_loses_no_poll() {
+    let dir = temp_dir("tmpfs");
+    let _disk = match SmallDisk::mount(&dir) {
+        Ok(disk) => disk,
+        Err(why) => {
+            println!(
+                "skipped: cannot mount a small tmpfs ({why}); a_full_disk_loses_no_interval \
+                 covers a full disk with /dev/full"
+            );
+            return;
+        }
+    };
+    let watched = watched(&dir, u64::MAX);
+    let rt = watched.runtime(2);
+    run(&watched, &rt, 50);
+    let label = label(&watched);
+    wait_until("the first polls are logged", || logged(&dir, &label) == 50);
+    let filler = dir.join("filler");
+    fill(&filler);
+    run(&watched, &rt, 50);
+    wait_until("a write failed", || failures(&watched) > 0);
+    std::fs::remove_file(&filler).unwrap();
+    run(&watched, &rt, 50);
+    wait_until("writing resumed", || logged(&dir, &label) == 150);
+    watched.handle.shutdown();
+    let written = watched.handle.write_report(&dir).unwrap();
+    assert_eq!(logged(&dir, &label), 150, "every poll is in the log");
+    let report = pollwatch_report::json::read(&written.json).unwrap();
+    assert_eq!(site_named(&report, "worker").polls, 150);
+    assert!(report.dropped.report_writes_failed >= 1);
+    drop(rt);
 }

@@ -76,10 +76,14 @@ impl Feed {
             match runtime {
                 Ok(runtime) => {
                     if let Err(e) = runtime.block_on(server.serve()) {
-                        eprintln!("pollwatch: the tokio-console feed stopped: {e}");
+                        crate::diagnostics::say(&format!(
+                            "pollwatch: the tokio-console feed stopped: {e}"
+                        ));
                     }
                 }
-                Err(e) => eprintln!("pollwatch: cannot serve the tokio-console feed: {e}"),
+                Err(e) => crate::diagnostics::say(&format!(
+                    "pollwatch: cannot serve the tokio-console feed: {e}"
+                )),
             }
         });
     }

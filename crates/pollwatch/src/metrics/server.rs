@@ -233,7 +233,9 @@ impl Endpoint {
             });
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    eprintln!("pollwatch: the metrics endpoint stopped ({e})");
+                    crate::diagnostics::say(&format!(
+                        "pollwatch: the metrics endpoint stopped ({e})"
+                    ));
                     return;
                 }
             }

@@ -1,6 +1,7 @@
 //! One scan of the slots: detect, resample and end stalls.
 
 use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pollwatch_capture::{CaptureError, Inspector, RawBacktrace};
@@ -20,8 +21,11 @@ pub(crate) const MAX_RESAMPLES: u32 = 12;
 const CAPTURE_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// A stall the watchdog has reported and is following.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Active {
+    /// The slot of the thread it runs on: once that thread exits, its index may be given to a
+    /// new thread before the next look, whose polls are not this one's.
+    slot: Arc<ThreadSlot>,
     poll: InnerPoll,
     /// Its own time at the last look.
     own_ns: u64,
@@ -45,11 +49,14 @@ impl Scanner {
         let slots = state.poll.slot_list();
         self.active.resize(slots.len(), None);
         for (index, slot) in slots.iter().enumerate() {
-            if let Some(active) = self.active[index] {
-                if !slot.still_polling(&active.poll) {
-                    self.active[index] = None;
-                    send(state, to, ended(state, inspector, index, slot, active));
-                } else if let Some(active) = &mut self.active[index] {
+            if let Some(active) = &mut self.active[index] {
+                // Its thread exited (the index is reclaimed, or another thread's now), or the
+                // poll ended: the stall is over, and its own thread's slot says how long.
+                if !Arc::ptr_eq(&active.slot, slot) || !slot.still_polling(&active.poll) {
+                    if let Some(active) = self.active[index].take() {
+                        send(state, to, ended(state, inspector, index, active));
+                    }
+                } else {
                     active.own_ns = active.poll.own_ns(&state.poll.clock);
                 }
             }
@@ -57,12 +64,13 @@ impl Scanner {
                 continue;
             };
             let own_ns = poll.own_ns(&state.poll.clock);
-            if let Some(active) = self.active[index] {
+            if let Some(active) = &self.active[index] {
                 if !same_poll(&active.poll, &poll) && own_ns > state.threshold_ns() {
                     // A poll nested in the followed one stalls now: that one's stall is over
                     // (its own time stopped growing), this one is a stall of its own.
-                    self.active[index] = None;
-                    send(state, to, ended(state, inspector, index, slot, active));
+                    if let Some(active) = self.active[index].take() {
+                        send(state, to, ended(state, inspector, index, active));
+                    }
                 }
             }
             let sched_first = self.first_sched.seen(
@@ -72,7 +80,7 @@ impl Scanner {
                 state.threshold_ns(),
                 || SchedReading::take(inspector, slot.tid(), state.poll.clock.uptime_ns()),
             );
-            let Some(kind) = self.due(index, poll, own_ns, state.threshold_ns()) else {
+            let Some(kind) = self.due(index, slot, poll, own_ns, state.threshold_ns()) else {
                 continue;
             };
             let key = PollKey {
@@ -91,6 +99,7 @@ impl Scanner {
     fn due(
         &mut self,
         index: usize,
+        slot: &Arc<ThreadSlot>,
         poll: InnerPoll,
         own_ns: u64,
         threshold_ns: u64,
@@ -112,6 +121,7 @@ impl Scanner {
             Some(_) => None,
             None => {
                 self.active[index] = Some(Active {
+                    slot: slot.clone(),
                     poll,
                     own_ns,
                     next_look_ns: threshold_ns.saturating_mul(2),
@@ -130,15 +140,10 @@ fn same_poll(a: &InnerPoll, b: &InnerPoll) -> bool {
 
 /// The end of a followed stall: an outermost poll's own length from the slot when it is still
 /// on record; else the watchdog's estimate (its own time at the last look), which the
-/// reporter corrects from the poll's slow-poll record.
-fn ended(
-    state: &State,
-    inspector: &dyn Inspector,
-    index: usize,
-    slot: &ThreadSlot,
-    active: Active,
-) -> Msg {
-    let poll = active.poll;
+/// reporter corrects from the poll's slow-poll record. Read from the stall's own thread's
+/// slot, also when that thread has exited.
+fn ended(state: &State, inspector: &dyn Inspector, index: usize, active: Active) -> Msg {
+    let (slot, poll) = (&active.slot, active.poll);
     let outermost = poll.depth == 1 && poll.nested_ns == 0;
     let (exact, total_ns) = match slot.finished_ns(poll.seq).filter(|_| outermost) {
         Some(ns) => (true, ns),
