@@ -242,7 +242,10 @@ impl Builder {
 
     /// Builds the layer to add to a `tracing_subscriber::registry()` and the handle that
     /// reads its measurements. Starts pollwatch's reporter and watchdog threads.
-    pub fn build(self) -> (PollWatchLayer, Handle) {
+    pub fn build<S>(self) -> (PollWatchLayer<S>, Handle)
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
         let config = self.config;
         let sites =
             Sites::new(config.max_sites_u32()).names_per_location(config.names_per_location);
