@@ -9,6 +9,7 @@
 //! bypass the filter's per-span check, which would cost a registry lookup per call.
 
 use std::any::TypeId;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use tracing_core::span::{Attributes, Id, Record};
@@ -177,6 +178,9 @@ where
         attrs.record(&mut fields);
         let site = self.state.sites.intern(&fields);
         self.state.setup.saw_task();
+        if !self.state.layer_counts_spawns.load(Relaxed) {
+            self.state.layer_counts_spawns.store(true, Relaxed);
+        }
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(TaskInfo {
                 task_id: fields.task_id,
