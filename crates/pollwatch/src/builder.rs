@@ -260,7 +260,54 @@ impl Builder {
 
     /// Builds the layer to add to a `tracing_subscriber::registry()` and the handle that
     /// reads its measurements. Starts pollwatch's reporter and watchdog threads.
-    pub fn build(self) -> (PollWatchLayer, Handle) {
+    pub fn build<S>(self) -> (PollWatchLayer<S>, Handle)
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        let (state, handle) = self.start();
+        (PollWatchLayer::new(state), handle)
+    }
+
+    /// Builds pollwatch fed by tokio's runtime hooks instead of the tracing layer (see
+    /// [`Handle::add_runtime_hooks`]) and returns its handle: no subscriber needed.
+    /// [`Builder::hooks`] also keeps the report files and writes them at the end.
+    #[cfg(tokio_unstable)]
+    #[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
+    pub fn build_hooks(self, runtime: &mut tokio::runtime::Builder) -> Handle {
+        let (_, handle) = self.start();
+        handle.add_runtime_hooks(runtime);
+        handle
+    }
+
+    /// Sets `runtime`'s task hooks to feed pollwatch, like [`crate::init`] does with a layer:
+    /// the report files are kept current and written when the guard is dropped, `/metrics`
+    /// is served with the `prometheus` feature, and an output that cannot start is a
+    /// diagnostic and pollwatch runs on without it. No subscriber is installed: stall events go
+    /// to the default subscriber of the calling thread (install your logging first).
+    #[cfg(tokio_unstable)]
+    #[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
+    #[must_use = "dropping the guard immediately writes the report and stops reporting"]
+    pub fn hooks(self, runtime: &mut tokio::runtime::Builder) -> Guard {
+        let mut without = Vec::new();
+        if let Err(e) = check_report_dir(&self.config.report_dir) {
+            without.push(e.to_string());
+        }
+        let config = self.config.clone();
+        let handle = self.write_while_running(true).build_hooks(runtime);
+        let metrics = crate::metrics::serve(&config, handle.state()).unwrap_or_else(|e| {
+            without.push(e.to_string());
+            None
+        });
+        for problem in without {
+            let text = format!("pollwatch: {problem}; it runs without that output");
+            tracing::error!(target: TARGET, "{text}");
+            handle.state().diagnostics.record(text);
+        }
+        Guard::new(handle, metrics)
+    }
+
+    /// Starts pollwatch's threads on a new state, fed by no source yet.
+    fn start(self) -> (Arc<State>, Handle) {
         let config = self.config;
         let sites =
             Sites::new(config.max_sites_u32()).names_per_location(config.names_per_location);
@@ -277,6 +324,7 @@ impl Builder {
             subscriber: Subscriber::default(),
             book: parking_lot::Mutex::new(Book::new(config.stall_warnings_per_minute)),
             lost: Lost::default(),
+            layer_counts_spawns: Default::default(),
         });
         let inspector = if config.inspect_threads {
             pollwatch_capture::inspector_with(pollwatch_capture::Options {
@@ -291,8 +339,7 @@ impl Builder {
         let files = Files::new(&config);
         let reporter = Reporter::start(&state, files, to_reporter.clone(), from_watchdog);
         let watchdog = Watchdog::start(&state, inspector, to_reporter);
-        let layer = PollWatchLayer::new(state.clone());
-        (layer, Handle::new(state, reporter, watchdog))
+        (state.clone(), Handle::new(state, reporter, watchdog))
     }
 
     /// Installs this configuration like [`crate::try_init`] does (the `POLLWATCH_*` variables

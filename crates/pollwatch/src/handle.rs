@@ -48,6 +48,26 @@ impl Handle {
         self.reporter.write_report(&self.state, dir.as_ref())
     }
 
+    /// Feeds this pollwatch from `runtime`'s task hooks too (`on_task_spawn`,
+    /// `on_before_task_poll`, `on_after_task_poll`; `--cfg tokio_unstable`), replacing any
+    /// set on it before. Cheaper than the tracing layer and needs no subscriber; it does not
+    /// see the `block_on` root future, `LocalSet` tasks, task names or drops. Beside this
+    /// pollwatch's layer, a poll both see is counted once, at the layer's (named) site.
+    ///
+    /// ```no_run
+    /// let (layer, handle) = pollwatch::PollWatch::builder().build();
+    /// # let _: &pollwatch::PollWatchLayer = &layer;
+    /// let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    /// handle.add_runtime_hooks(runtime.enable_all());
+    /// let runtime = runtime.build()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(tokio_unstable)]
+    #[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
+    pub fn add_runtime_hooks(&self, runtime: &mut tokio::runtime::Builder) {
+        crate::source::hooks::attach(&self.state, runtime);
+    }
+
     /// The slow-poll threshold in force.
     pub fn threshold(&self) -> Duration {
         Duration::from_nanos(self.state.threshold_ns())

@@ -40,3 +40,33 @@ pub fn init() -> Guard {
 pub fn try_init() -> Result<Guard, InitError> {
     PollWatch::builder().with_default_env()?.try_init()
 }
+
+/// Feeds pollwatch from `runtime`'s task hooks (tokio's `on_before_task_poll` /
+/// `on_after_task_poll`, `--cfg tokio_unstable`) with no tracing subscriber, configured from
+/// the `POLLWATCH_*` variables: the cheapest poll source. Like [`init`], it keeps the report
+/// files current and writes them when the guard is dropped. It does not see the `block_on`
+/// root future, `LocalSet` tasks, task names or drops (the README compares the sources).
+///
+/// ```no_run
+/// fn main() -> std::io::Result<()> {
+///     let mut runtime = tokio::runtime::Builder::new_multi_thread();
+///     let _guard = pollwatch::hooks(runtime.enable_all());
+///     runtime.build()?.block_on(async {
+///         tokio::spawn(async { /* the service */ }).await.unwrap();
+///     });
+///     Ok(())
+/// }
+/// ```
+///
+/// # Panics
+///
+/// With a clear message when a `POLLWATCH_*` variable is invalid.
+#[cfg(tokio_unstable)]
+#[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
+#[must_use = "dropping the guard immediately writes the report and stops reporting"]
+pub fn hooks(runtime: &mut tokio::runtime::Builder) -> Guard {
+    match PollWatch::builder().with_default_env() {
+        Ok(builder) => builder.hooks(runtime),
+        Err(e) => panic!("pollwatch::hooks: {e}"),
+    }
+}

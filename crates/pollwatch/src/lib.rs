@@ -65,6 +65,9 @@ pub use config::{DEFAULT_METRICS_ADDR, ENV_METRICS_ADDR};
 pub use error::InitError;
 pub use guard::Guard;
 pub use handle::Handle;
+#[cfg(tokio_unstable)]
+#[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
+pub use init::hooks;
 pub use init::{init, try_init};
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]

@@ -95,6 +95,12 @@ impl SetupCheck {
         }
     }
 
+    /// A poll source that needs no task spans (the runtime hooks) is attached: there is
+    /// nothing to diagnose about spans.
+    pub(crate) fn source_needs_no_spans(&self) {
+        self.saw_task.store(true, Relaxed);
+    }
+
     pub(crate) fn saw_task(&self) {
         if !self.saw_task.load(Relaxed) {
             self.saw_task.store(true, Relaxed);

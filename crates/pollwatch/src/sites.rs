@@ -222,6 +222,29 @@ impl Sites {
 
     /// Interns the task's site and counts the task as spawned there.
     pub(crate) fn intern(&self, fields: &TaskFields) -> SiteId {
+        let (id, site) = self.lookup(fields);
+        self.count(id, &site);
+        id
+    }
+
+    /// Counts one more task spawned at `id`.
+    pub(crate) fn count_task(&self, id: SiteId) {
+        self.count(id, &self.get(id));
+    }
+
+    fn count(&self, id: SiteId, site: &Site) {
+        site.tasks_spawned.fetch_add(1, Relaxed);
+        if id == self.overflow_id() {
+            self.overflowed_tasks.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The task's site, interned if new, without counting a task.
+    pub(crate) fn site_for(&self, fields: &TaskFields) -> SiteId {
+        self.lookup(fields).0
+    }
+
+    fn lookup(&self, fields: &TaskFields) -> (SiteId, Arc<Site>) {
         let location = SiteKey {
             file: fields.file.clone(),
             line: fields.line,
@@ -244,15 +267,10 @@ impl Sites {
                 None => inner.find(&location),
             }
         };
-        let (id, site) = match found {
+        match found {
             Some(found) => found,
             None => self.insert(location, key, fields),
-        };
-        site.tasks_spawned.fetch_add(1, Relaxed);
-        if id == self.overflow_id() {
-            self.overflowed_tasks.fetch_add(1, Relaxed);
         }
-        id
     }
 
     /// Adds the site for `key` (a name at `location`), or `location`'s own site when the

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
@@ -38,6 +38,9 @@ pub(crate) struct State {
     pub(crate) book: Mutex<Book>,
     /// What was lost beyond what the poll path and the book count.
     pub(crate) lost: Lost,
+    /// The tracing layer has counted a spawned task: beside it, the runtime hooks leave
+    /// counting tasks to it (it sees each task's span before the spawn hook runs).
+    pub(crate) layer_counts_spawns: AtomicBool,
 }
 
 /// Counters of work pollwatch's threads had to give up.
@@ -78,6 +81,20 @@ impl Subscriber {
     /// Remembers the subscriber the layer was registered with.
     pub(crate) fn set(&self, dispatch: &Dispatch) {
         *self.dispatch.lock() = Some(dispatch.downgrade());
+    }
+
+    /// A source that is no layer (the runtime hooks): unless a layer says otherwise, events
+    /// go to the subscriber that is the default on this thread now (pollwatch's own threads
+    /// run under `NoSubscriber`, so they cannot ask later). Nothing when there is none.
+    pub(crate) fn set_fallback_to_current(&self) {
+        let mut dispatch = self.dispatch.lock();
+        if dispatch.is_some() {
+            return;
+        }
+        let current = tracing::dispatcher::get_default(Dispatch::clone);
+        if !current.is::<tracing::subscriber::NoSubscriber>() {
+            *dispatch = Some(current.downgrade());
+        }
     }
 
     /// The subscriber, if it still exists.

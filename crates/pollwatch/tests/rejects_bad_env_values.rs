@@ -21,6 +21,6 @@ fn init_rejects_a_bad_threshold_naming_the_variable() {
 
     std::env::remove_var("POLLWATCH_MAX_SITES");
     let builder = pollwatch::PollWatch::builder().with_default_env().unwrap();
-    let (_layer, handle) = builder.build();
+    let (_layer, handle): (pollwatch::PollWatchLayer, _) = builder.build();
     assert_eq!(handle.threshold(), std::time::Duration::from_millis(15));
 }

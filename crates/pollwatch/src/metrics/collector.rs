@@ -521,6 +521,7 @@ mod tests {
             subscriber: Subscriber::default(),
             book: Mutex::new(Book::new(100)),
             lost: Lost::default(),
+            layer_counts_spawns: Default::default(),
         });
         let mut registry = Registry::default();
         registry.register_collector(Box::new(PollWatchCollector::new(state.clone())));

@@ -14,7 +14,7 @@
 //! ```
 //! use prometheus_client::registry::Registry;
 //!
-//! let (layer, handle) = pollwatch::PollWatch::builder().build();
+//! let (layer, handle): (pollwatch::PollWatchLayer, _) = pollwatch::PollWatch::builder().build();
 //! let mut registry = Registry::default();
 //! handle.register_metrics(&mut registry);
 //! let mut text = String::new();

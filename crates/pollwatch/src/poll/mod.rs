@@ -43,6 +43,10 @@ use self::retired::Retired;
 use self::thread::{ThreadSlot, MAX_DEPTH};
 use crate::sites::SiteId;
 
+/// The bit the runtime-hooks source sets in its poll ids (the task id): no span id has it, so
+/// the tracing layer's ids and the hooks' never meet.
+pub(crate) const HOOK_POLL: u64 = 1 << 63;
+
 /// The task a poll belongs to, as a poll source hands it to the poll path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TaskInfo {
@@ -152,6 +156,11 @@ impl PollPath {
         }
     }
 
+    /// This poll path's id: distinguishes its per-thread state from another's in one process.
+    pub(crate) fn id(&self) -> u64 {
+        self.layer_id
+    }
+
     /// The slots of every thread that has polled a task so far (a slot's index here is
     /// [`PollKey::slot`]), with what reclaimed slots recorded.
     pub(crate) fn slot_list(&self) -> Slots {
@@ -217,6 +226,10 @@ impl PollPath {
     }
 
     /// A task span was entered: a poll (or a drop) starts.
+    ///
+    /// Two sources seeing one poll count it once: when the runtime hooks already entered a
+    /// poll of this task on this thread (the innermost), the layer's enter only gives it the
+    /// layer's site (which has the task's name), and the layer's exit is then ignored.
     #[inline]
     pub(crate) fn enter(&self, span: u64, task: TaskInfo) {
         let now = self.clock.now();
@@ -224,8 +237,17 @@ impl PollPath {
             self.layer_id,
             || self.create_slot(),
             |slot| {
-                slot.last_exit.span.store(0, Relaxed);
                 let depth = slot.depth.load(Relaxed);
+                if depth > 0 && depth <= MAX_DEPTH && span & HOOK_POLL == 0 {
+                    let top = &slot.frames[depth - 1];
+                    if top.span.load(Relaxed) & HOOK_POLL != 0
+                        && top.task_id.load(Relaxed) == task.task_id
+                    {
+                        top.site.store(task.site.index(), Relaxed);
+                        return;
+                    }
+                }
+                slot.last_exit.span.store(0, Relaxed);
                 if depth >= MAX_DEPTH {
                     slot.nested_too_deep
                         .store(slot.nested_too_deep.load(Relaxed) + 1, Relaxed);

@@ -10,5 +10,8 @@
 //! | source | module | needs |
 //! |---|---|---|
 //! | tracing layer | [`layer`] | `--cfg tokio_unstable`, tokio's `tracing` feature, a `Registry` |
+//! | runtime hooks | [`hooks`] | `--cfg tokio_unstable`, the runtime's `Builder` |
 
+#[cfg(tokio_unstable)]
+pub(crate) mod hooks;
 pub(crate) mod layer;
