@@ -36,6 +36,14 @@ pub const SIGNIFICANT_DIGITS: u8 = 3;
 /// memory.
 pub const MAX_DECODED_BYTES: usize = 16 * 1024 * 1024;
 
+/// The most counts (one per bucket) a decoded histogram may hold: 1 MiB of memory. The
+/// header of an encoding says the histogram's range and precision, and the decoder allocates
+/// a count for every bucket they imply before reading any; a 40-byte header could claim five
+/// significant digits over the whole `u64` range, 6 million counts (50 MB). This crate's
+/// histograms have 24,576 counts, and any histogram of 3 significant digits fewer than 60,000,
+/// whatever its range.
+pub const MAX_COUNTS: usize = 1 << 17;
+
 /// The first four bytes of a V2 encoding.
 const V2_COOKIE: u32 = 0x1c84_9313;
 /// The first four bytes of a V2 compressed encoding.
@@ -84,7 +92,8 @@ pub fn encode_v2(h: &Histogram<u64>) -> String {
 ///
 /// Never panics. Before handing the bytes to HdrHistogram's decoder, it checks what that decoder
 /// trusts: that lengths fit the data, that the decompressed size is at most
-/// [`MAX_DECODED_BYTES`], and that the counts add up without overflowing `u64`.
+/// [`MAX_DECODED_BYTES`], that the range and precision in the header need at most
+/// [`MAX_COUNTS`] counts, and that the counts add up without overflowing `u64`.
 ///
 /// # Errors
 ///
@@ -137,6 +146,40 @@ fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
+    let b = bytes.get(at..at.checked_add(8)?)?;
+    let mut be = [0; 8];
+    be.copy_from_slice(b);
+    Some(u64::from_be_bytes(be))
+}
+
+/// How many counts HdrHistogram allocates for a histogram from `lowest` to `highest` with
+/// `digits` significant digits (as `Histogram::new_with_bounds` works it out); `None` for
+/// bounds it rejects anyway.
+fn counts_len(lowest: u64, highest: u64, digits: u32) -> Option<usize> {
+    if lowest == 0 || lowest > u64::MAX / 2 || highest < 2 * lowest || digits > 5 {
+        return None;
+    }
+    // Single-unit resolution up to 2 * 10^digits, in a power-of-two number of sub-buckets.
+    let largest = 2 * 10_u32.pow(digits);
+    let sub_bucket_magnitude = 32 - (largest - 1).leading_zeros();
+    let unit_magnitude = 63 - lowest.leading_zeros();
+    if unit_magnitude + sub_bucket_magnitude > 63 {
+        return None;
+    }
+    let mut untrackable = 1_u64 << (unit_magnitude + sub_bucket_magnitude);
+    let mut buckets: usize = 1;
+    while untrackable <= highest {
+        if untrackable > u64::MAX / 2 {
+            buckets += 1;
+            break;
+        }
+        untrackable <<= 1;
+        buckets += 1;
+    }
+    (buckets + 1).checked_mul(1 << (sub_bucket_magnitude - 1))
+}
+
 /// Decompresses a V2 compressed encoding into the V2 encoding it wraps.
 fn inflate(bytes: &[u8]) -> Result<Vec<u8>, ReadError> {
     let len = read_u32(bytes, 4).ok_or_else(|| bad("truncated header".into()))?;
@@ -168,6 +211,15 @@ fn check_v2(v2: &[u8]) -> Result<(), ReadError> {
     }
     if v2.len() < V2_HEADER_LEN {
         return Err(bad("truncated header".into()));
+    }
+    let digits = read_u32(v2, 12).unwrap_or(0);
+    let lowest = read_u64(v2, 16).unwrap_or(0);
+    let highest = read_u64(v2, 24).unwrap_or(0);
+    if let Some(len) = counts_len(lowest, highest, digits).filter(|&n| n > MAX_COUNTS) {
+        return Err(bad(format!(
+            "its range ({lowest} to {highest}, {digits} significant digits) needs {len} \
+             counts, more than {MAX_COUNTS}"
+        )));
     }
     let payload_len = read_u32(v2, 4).unwrap_or(0);
     let available = v2.len() - V2_HEADER_LEN;
@@ -254,6 +306,55 @@ mod tests {
                 .contains("4294967295 bytes of counts follow; 0 do"),
             "{err}"
         );
+    }
+
+    /// The header of an uncompressed V2 encoding with no counts.
+    fn v2_header(digits: u32, lowest: u64, highest: u64) -> Vec<u8> {
+        let mut v2 = Vec::new();
+        v2.extend_from_slice(&V2_COOKIE.to_be_bytes());
+        v2.extend_from_slice(&0u32.to_be_bytes());
+        v2.extend_from_slice(&0u32.to_be_bytes());
+        v2.extend_from_slice(&digits.to_be_bytes());
+        v2.extend_from_slice(&lowest.to_be_bytes());
+        v2.extend_from_slice(&highest.to_be_bytes());
+        v2.extend_from_slice(&1.0f64.to_be_bytes());
+        v2
+    }
+
+    #[test]
+    fn counts_len_matches_hdrhistogram() {
+        for (digits, lowest, highest) in [
+            (3, LOWEST_NS, HIGHEST_NS),
+            (3, 1, u64::MAX),
+            (5, 1, u64::MAX),
+            (4, 1_000, 3_600_000_000_000),
+            (0, 1, 2),
+            (2, 1 << 40, u64::MAX),
+            (1, 1 << 50, u64::MAX),
+        ] {
+            let h = Histogram::<u64>::new_with_bounds(lowest, highest, digits as u8).unwrap();
+            assert_eq!(
+                counts_len(lowest, highest, digits),
+                Some(h.distinct_values()),
+                "{digits} {lowest} {highest}"
+            );
+        }
+        assert_eq!(counts_len(LOWEST_NS, HIGHEST_NS, 3), Some(24_576));
+        assert_eq!(counts_len(0, 10, 3), None);
+        assert_eq!(counts_len(10, 15, 3), None);
+        assert_eq!(counts_len(1, 100, 6), None);
+    }
+
+    #[test]
+    fn a_header_claiming_a_huge_range_is_rejected_before_allocating() {
+        // 40 bytes that would make the decoder allocate 6 million counts (50 MB).
+        let text = base64::engine::general_purpose::STANDARD.encode(v2_header(5, 1, u64::MAX));
+        assert!(text.len() < 60);
+        let err = decode(&text).unwrap_err().to_string();
+        assert!(err.contains("more than 131072"), "{err}");
+        // Any range at 3 significant digits still decodes.
+        let text = base64::engine::general_purpose::STANDARD.encode(v2_header(3, 1, u64::MAX));
+        assert_eq!(decode(&text).unwrap().len(), 0);
     }
 
     #[test]

@@ -298,20 +298,25 @@ fn from_bytes(bytes: &[u8]) -> Result<Log, ReadError> {
         None => &bytes[..0],
     };
     log.truncated_tail = complete.len() < bytes.len();
-    for entry in IntervalLogIterator::new(complete) {
+    // One line at a time: HdrHistogram's parser looks for the `.` of a timestamp and the `,`
+    // after a tag as far as the input goes, so given the whole file, each comment line would
+    // cost a scan of the rest of the file, and a tag could run on across lines.
+    for (n, line) in complete.split_inclusive(|&b| b == b'\n').enumerate() {
+        read_line(&mut log, line).map_err(|reason| bad(n + 1, reason))?;
+    }
+    Ok(log)
+}
+
+/// Reads one line (with its newline) into `log`: nothing for a comment or the legend.
+fn read_line(log: &mut Log, line: &[u8]) -> Result<(), String> {
+    for entry in IntervalLogIterator::new(line) {
         match entry {
             Ok(LogEntry::StartTime(t)) => log.start_time_unix_s = Some(t.as_secs_f64()),
             Ok(LogEntry::BaseTime(_)) => {}
             Ok(LogEntry::Interval(i)) => {
-                let line = || line_of(complete, log.intervals.len());
-                let site = match i.tag() {
-                    Some(tag) => {
-                        Some(decode_tag(tag.as_str()).map_err(|reason| bad(line(), reason))?)
-                    }
-                    None => None,
-                };
-                let histogram = histogram::decode(i.encoded_histogram())
-                    .map_err(|e| bad(line(), e.to_string()))?;
+                let site = i.tag().map(|tag| decode_tag(tag.as_str())).transpose()?;
+                let histogram =
+                    histogram::decode(i.encoded_histogram()).map_err(|e| e.to_string())?;
                 log.intervals.push(Interval {
                     site,
                     start_s: i.start_timestamp().as_secs_f64(),
@@ -320,38 +325,17 @@ fn from_bytes(bytes: &[u8]) -> Result<Log, ReadError> {
                 });
             }
             Err(hdrhistogram::serialization::interval_log::LogIteratorError::ParseError {
-                offset,
+                ..
             }) => {
-                let line = complete[..offset.min(complete.len())]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count()
-                    + 1;
-                return Err(bad(
-                    line,
+                return Err(
                     "not an interval log line (expected `#` comment, legend, or \
                      [Tag=...,]start,length,max,histogram)"
                         .to_owned(),
-                ));
+                );
             }
         }
     }
-    Ok(log)
-}
-
-/// The line number of the `n`th interval line (0-based) in `text`, for error messages.
-fn line_of(text: &[u8], n: usize) -> usize {
-    let mut seen = 0;
-    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
-        let is_interval = !line.is_empty() && line[0] != b'#' && line[0] != b'"';
-        if is_interval {
-            if seen == n {
-                return i + 1;
-            }
-            seen += 1;
-        }
-    }
-    0
+    Ok(())
 }
 
 fn bad(line: usize, reason: String) -> ReadError {

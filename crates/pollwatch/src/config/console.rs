@@ -32,6 +32,16 @@ pub(crate) const ENV_RECORD_PATH: &str = "TOKIO_CONSOLE_RECORD_PATH";
 /// console-subscriber's variable for its event buffer.
 pub(crate) const ENV_BUFFER_CAPACITY: &str = "TOKIO_CONSOLE_BUFFER_CAPACITY";
 
+/// The shortest accepted [`ENV_PUBLISH_INTERVAL`]: console-subscriber's aggregator would spin
+/// below it (and tokio's `interval` panics at zero).
+const MIN_PUBLISH_INTERVAL: Duration = Duration::from_millis(1);
+/// The longest accepted [`ENV_PUBLISH_INTERVAL`]: tokio-console would show nothing for longer,
+/// and a period near `u64::MAX` seconds overflows the aggregator's `Instant` arithmetic.
+const MAX_PUBLISH_INTERVAL: Duration = Duration::from_secs(3600);
+/// The largest accepted [`ENV_BUFFER_CAPACITY`], 160 times console-subscriber's default:
+/// tokio's bounded channel panics above `usize::MAX >> 3`.
+const MAX_BUFFER_CAPACITY: usize = 1 << 24;
+
 /// The console part of the configuration.
 #[derive(Clone, Debug)]
 pub(crate) struct ConsoleConfig {
@@ -70,18 +80,32 @@ impl ConsoleConfig {
             self.retention = Some(parse_duration(ENV_RETENTION, &value)?);
         }
         if let Some(value) = text(ENV_PUBLISH_INTERVAL)? {
-            self.publish_interval = Some(parse_duration(ENV_PUBLISH_INTERVAL, &value)?);
+            let interval = parse_duration(ENV_PUBLISH_INTERVAL, &value)?;
+            if !(MIN_PUBLISH_INTERVAL..=MAX_PUBLISH_INTERVAL).contains(&interval) {
+                return Err(ConfigError::new(
+                    ENV_PUBLISH_INTERVAL,
+                    &value,
+                    "is not from 1ms to 1h",
+                ));
+            }
+            self.publish_interval = Some(interval);
         }
         if let Some(value) = text(ENV_RECORD_PATH)? {
+            if value.is_empty() {
+                return Err(ConfigError::new(ENV_RECORD_PATH, &value, "is empty"));
+            }
             self.record_path = Some(PathBuf::from(value));
         }
         if let Some(value) = text(ENV_BUFFER_CAPACITY)? {
-            let capacity = value.parse::<usize>().ok().filter(|n| *n > 0);
+            let capacity = value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_BUFFER_CAPACITY).contains(n));
             self.buffer_capacity = Some(capacity.ok_or_else(|| {
                 ConfigError::new(
                     ENV_BUFFER_CAPACITY,
                     &value,
-                    "is not a positive whole number",
+                    &format!("is not a whole number from 1 to {MAX_BUFFER_CAPACITY}"),
                 )
             })?);
         }
@@ -124,6 +148,10 @@ mod tests {
             &[(ENV_RETENTION, "soon")][..],
             &[(ENV_PUBLISH_INTERVAL, "5")][..],
             &[(ENV_BUFFER_CAPACITY, "0")][..],
+            &[(ENV_BUFFER_CAPACITY, "16777217")][..],
+            &[(ENV_PUBLISH_INTERVAL, "0ns")][..],
+            &[(ENV_PUBLISH_INTERVAL, "500000000000y")][..],
+            &[(ENV_RECORD_PATH, " ")][..],
         ] {
             let err = ConsoleConfig::default()
                 .with_env(&lookup(pairs))

@@ -78,15 +78,29 @@ impl ConfigError {
         self.variable
     }
 
-    /// The bad value.
+    /// The bad value, whole (the error's message shows at most its first 100 characters).
     pub fn value(&self) -> &str {
         &self.value
     }
 }
 
+/// The most characters of a bad value an error message shows; longer values are cut there and
+/// their length given.
+const SHOWN_CHARS: usize = 100;
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={:?} {}", self.variable, self.value, self.problem)
+        match self.value.char_indices().nth(SHOWN_CHARS) {
+            None => write!(f, "{}={:?} {}", self.variable, self.value, self.problem),
+            Some((cut, _)) => write!(
+                f,
+                "{}={:?}... ({} bytes) {}",
+                self.variable,
+                &self.value[..cut],
+                self.value.len(),
+                self.problem
+            ),
+        }
     }
 }
 
@@ -104,5 +118,29 @@ pub(crate) fn test_env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsStri
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| OsString::from(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_value_is_cut_in_the_message_but_kept_whole() {
+        let long = "é".repeat(50_000);
+        let err = ConfigError::new("POLLWATCH_THRESHOLD", &long, "is not a duration");
+        let text = err.to_string();
+        assert!(text.len() < 300, "{}", text.len());
+        assert!(text.starts_with("POLLWATCH_THRESHOLD=\"éé"), "{text}");
+        assert!(
+            text.ends_with("\"... (100000 bytes) is not a duration"),
+            "{text}"
+        );
+        assert_eq!(err.value(), long);
+        let short = ConfigError::new("POLLWATCH_THRESHOLD", "fast", "is not a duration");
+        assert_eq!(
+            short.to_string(),
+            "POLLWATCH_THRESHOLD=\"fast\" is not a duration"
+        );
     }
 }

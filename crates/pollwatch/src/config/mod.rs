@@ -14,6 +14,8 @@ use std::time::Duration;
 #[cfg(feature = "console")]
 pub(crate) use console::ConsoleConfig;
 #[cfg(feature = "console")]
+pub(crate) use console::ENV_RECORD_PATH;
+#[cfg(feature = "console")]
 pub use console::{DEFAULT_CONSOLE_BIND, ENV_CONSOLE_BIND};
 #[cfg(test)]
 pub(crate) use env::test_env;
@@ -213,6 +215,13 @@ fn parse_threshold(value: &str) -> Result<Duration, ConfigError> {
     if threshold > MAX_THRESHOLD {
         return Err(ConfigError::new(ENV_THRESHOLD, value, "is above one hour"));
     }
+    if threshold.is_zero() {
+        return Err(ConfigError::new(
+            ENV_THRESHOLD,
+            value,
+            "is zero, which would make every poll slow; write it like `10ms`, `250us` or `1s`",
+        ));
+    }
     Ok(threshold)
 }
 
@@ -230,7 +239,7 @@ fn parse_signal(value: &str) -> Result<i32, ConfigError> {
         Some(offset) => offset
             .strip_prefix('+')
             .and_then(|n| n.parse::<i32>().ok())
-            .map(|n| realtime.start() + n),
+            .and_then(|n| realtime.start().checked_add(n)),
         None => text.parse::<i32>().ok(),
     };
     match signal {
@@ -348,6 +357,8 @@ mod tests {
             (ENV_THRESHOLD, "10"),
             (ENV_THRESHOLD, "fast"),
             (ENV_THRESHOLD, "2h"),
+            (ENV_THRESHOLD, "0ns"),
+            (ENV_SIGNAL, "SIGRTMIN+2147483647"),
             (ENV_MAX_SITES, "0"),
             (ENV_MAX_SITES, "-3"),
             (ENV_MAX_SITES, "100000"),

@@ -34,7 +34,7 @@ use tracing_subscriber::filter::FilterFn;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use crate::config::{Config, ConsoleConfig, ENV_CONSOLE_BIND};
+use crate::config::{Config, ConsoleConfig, ENV_CONSOLE_BIND, ENV_RECORD_PATH};
 use crate::error::InitError;
 
 pub(crate) use resources::Resources;
@@ -149,9 +149,9 @@ fn console_filter(meta: &tracing::Metadata<'_>) -> bool {
     meta.name().starts_with("runtime.") || meta.target().starts_with("tokio")
 }
 
-/// Whether the feed can be served: the build has `--cfg tokio_unstable`, and the address is
+/// Whether the feed can be served: the build has `--cfg tokio_unstable`, the address is
 /// free (console-subscriber binds on its own thread and panics there if it cannot: find out
-/// here, where it can be reported).
+/// here, where it can be reported), and the recording file, if any, can be written.
 fn check_serving(config: &ConsoleConfig) -> Result<(), InitError> {
     if !cfg!(tokio_unstable) {
         // console-subscriber would panic in `build()`.
@@ -169,12 +169,43 @@ fn check_serving(config: &ConsoleConfig) -> Result<(), InitError> {
                  address",
                 config.addr
             ))
+        })?;
+    config
+        .record_path
+        .as_deref()
+        .map_or(Ok(()), check_record_path)
+}
+
+/// Whether the recording file can be created (console-subscriber's `build()` panics if it
+/// cannot). Leaves an empty file, which console-subscriber truncates and writes.
+fn check_record_path(path: &std::path::Path) -> Result<(), InitError> {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map(drop)
+        .map_err(|e| {
+            InitError::Console(format!(
+                "cannot write the console recording to {} ({e}); set {ENV_RECORD_PATH} to a \
+                 writable file",
+                path.display()
+            ))
         })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recording_file_that_cannot_be_created_is_an_init_error_not_a_panic() {
+        let file = std::env::temp_dir().join(format!("pollwatch-record-{}", std::process::id()));
+        std::fs::write(&file, b"").unwrap();
+        let err = check_record_path(&file.join("recording")).unwrap_err();
+        assert!(err.to_string().contains(ENV_RECORD_PATH), "{err}");
+        assert!(check_record_path(&file).is_ok());
+        std::fs::remove_file(&file).unwrap();
+    }
 
     #[test]
     fn a_taken_address_is_an_init_error_not_a_panic() {
