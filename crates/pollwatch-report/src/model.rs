@@ -96,7 +96,9 @@ pub struct Dropped {
     /// limit; what they were about is still counted and listed.
     #[serde(default)]
     pub stall_warnings_suppressed: u64,
-    /// Stall samples lost because the watchdog's queue to the reporter was full.
+    /// Stall samples lost because the watchdog's queue to the reporter was full. A stall whose
+    /// first sample was lost is still counted (in `stalls`, of cause and call site
+    /// `unknown`); only what the watchdog saw of it is lost.
     #[serde(default)]
     pub stall_samples: u64,
     /// Times the report files could not be written while running (the directory is not

@@ -3,7 +3,7 @@
 //! state of its own (the reporter's live files and console resources, the watchdog's followed
 //! stalls) owns it there.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime};
@@ -16,7 +16,7 @@ use crate::diagnostics::Diagnostics;
 use crate::poll::slow_ring::SlowRecord;
 use crate::poll::PollPath;
 use crate::setup_check::SetupCheck;
-use crate::sites::Sites;
+use crate::sites::{SiteId, Sites};
 use crate::stall::book::Book;
 
 #[derive(Debug)]
@@ -48,6 +48,10 @@ pub(crate) struct State {
 pub(crate) struct Lost {
     /// Watchdog samples lost because the queue to the reporter was full.
     pub(crate) stall_samples: AtomicU64,
+    /// Of those, the first looks at stalls, by site, until the reporter counts them in the
+    /// book ([`crate::stall::book::Book::detections_lost`]): a stall is counted even when
+    /// what the watchdog saw of it is lost. At most one entry per site.
+    pub(crate) detections: Mutex<HashMap<SiteId, u64>>,
     /// Times writing the report files while running failed.
     pub(crate) report_writes: AtomicU64,
     /// Panics caught on pollwatch's threads (see `guarded`).

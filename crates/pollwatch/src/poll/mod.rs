@@ -19,7 +19,8 @@
 //!
 //! Budget: a clock read each way, a thread-local lookup, a few relaxed stores into the
 //! thread's own slot and recorder. No lock, no allocation after the thread's first poll of a
-//! site, no formatting, no I/O, no channel send. Everything else happens on pollwatch's own
+//! site in a given power of two of poll time (at most 38 per site and thread, ever), no
+//! formatting, no I/O, no channel send. Everything else happens on pollwatch's own
 //! threads, which read the slots through [`ThreadSlot`]'s methods.
 //!
 //! Nesting: the thread keeps a stack of entered task polls. A poll's recorded time is its own

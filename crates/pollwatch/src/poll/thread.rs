@@ -4,7 +4,8 @@
 //! A slot has a single writer, its thread, and is published to pollwatch's own threads through
 //! the layer's slot list (a mutex taken once per thread, at creation). Everything the poll
 //! path touches is preallocated at creation, except a site's recorder, allocated the first
-//! time this thread polls a task of that site.
+//! time this thread polls a task of that site (and its counters, a power of two at a time:
+//! see [`super::recorder`]).
 
 use std::cell::RefCell;
 use std::sync::atomic::{

@@ -170,7 +170,11 @@ pub(crate) fn drain(state: &State, all: bool) {
     let now = clock.now();
     let settle_ns = SETTLE.as_nanos() as u64;
     let mut found: Vec<(RecentSlowPoll, bool)> = Vec::new();
+    let lost = std::mem::take(&mut *state.lost.detections.lock());
     let mut book = state.book.lock();
+    for (site, n) in lost {
+        book.detections_lost(site, n);
+    }
     let at = Instant::now();
     for (index, slot) in slots.iter().enumerate() {
         slot.drain_slow(

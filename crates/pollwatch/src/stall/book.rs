@@ -59,16 +59,21 @@ impl Identity {
 /// Adds one stall of `id` to a bounded call-site list (most stalls first), or to the count of
 /// the ones beyond it.
 fn count_call_site(list: &mut Vec<CallSiteStalls>, other: &mut u64, id: &Identity) {
+    count_call_sites(list, other, id, 1);
+}
+
+/// Adds `n` stalls of `id` to a bounded call-site list (see [`count_call_site`]).
+fn count_call_sites(list: &mut Vec<CallSiteStalls>, other: &mut u64, id: &Identity, n: u64) {
     let listed = list.len();
     match list.iter_mut().find(|c| id.matches(c)) {
-        Some(known) => known.count += 1,
+        Some(known) => known.count += n,
         None if listed < MAX_CALL_SITES => list.push(CallSiteStalls {
             call_site: id.call_site.clone(),
             blocking_call: id.api.clone(),
             cause: id.cause,
-            count: 1,
+            count: n,
         }),
-        None => *other += 1,
+        None => *other += n,
     }
     list.sort_by_key(|c| std::cmp::Reverse(c.count));
 }
@@ -351,6 +356,32 @@ impl Book {
         };
         self.recent.push_back((number, stall));
         warn
+    }
+
+    /// `n` stalls of `site` that the watchdog detected but whose first look was lost (its
+    /// queue to the reporter was full, see `dropped.stall_samples`): counted like every other
+    /// stall, and as ended, under cause `unknown` and call site `unknown`, since nothing else
+    /// is known of them (their held time is not added). Later looks at them find no stall to
+    /// update and change nothing.
+    pub(crate) fn detections_lost(&mut self, site: SiteId, n: u64) {
+        let id = Identity {
+            call_site: pollwatch_report::call_site_label(None, None),
+            api: None,
+            cause: Cause::Unknown,
+        };
+        let figures = self.per_site.entry(site).or_default();
+        figures.stalls += n;
+        *figures.causes.entry(id.cause).or_default() += n;
+        *figures.ended.causes.entry(id.cause).or_default() += n;
+        for list in [
+            (&mut figures.call_sites, &mut figures.other_call_sites),
+            (
+                &mut figures.ended.call_sites,
+                &mut figures.ended.other_call_sites,
+            ),
+        ] {
+            count_call_sites(list.0, list.1, &id, n);
+        }
     }
 
     /// Poll `key` of `site`, caught past the threshold, blocks inside `block_in_place`: it
@@ -691,6 +722,30 @@ mod tests {
         assert_eq!(
             (listed[1].call_site.as_str(), listed[1].cause.as_str()),
             ("unknown", "sleep")
+        );
+    }
+
+    #[test]
+    fn stalls_whose_first_look_was_lost_are_still_counted() {
+        let mut book = Book::new(100);
+        let stall = record();
+        let site = stall.site;
+        book.detected(stall, None, Instant::now());
+        book.detections_lost(site, 3);
+        assert_eq!(book.total(), 4);
+        let figures = book.site(site).unwrap();
+        assert_eq!(figures.stalls, 4);
+        assert_eq!(figures.causes.get(&Cause::Unknown), Some(&3));
+        assert_eq!(figures.ended.causes.get(&Cause::Unknown), Some(&3));
+        let listed = figures.call_sites_report();
+        assert_eq!(listed.iter().map(|c| c.count).sum::<u64>(), 4);
+        assert!(listed.iter().any(
+            |c| (c.call_site.as_str(), c.cause.as_str(), c.count) == ("unknown", "unknown", 3)
+        ));
+        assert_eq!(
+            book.recent(&Sites::new(4)).len(),
+            1,
+            "nothing to list of them"
         );
     }
 

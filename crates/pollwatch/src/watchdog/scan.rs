@@ -260,7 +260,15 @@ fn capture_within(
 fn send(state: &State, to: &SyncSender<Msg>, msg: Msg) {
     match to.try_send(msg) {
         Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-        Err(TrySendError::Full(_)) => Lost::count(&state.lost.stall_samples),
+        Err(TrySendError::Full(msg)) => {
+            Lost::count(&state.lost.stall_samples);
+            if let Msg::Sample(sample) = msg {
+                if sample.kind == SampleKind::Detected {
+                    // The stall is still counted; only what this look saw is lost.
+                    *state.lost.detections.lock().entry(sample.site).or_default() += 1;
+                }
+            }
+        }
     }
 }
 
