@@ -107,7 +107,17 @@ mod types;
 
 use std::sync::Arc;
 
-pub use symbolize::{has_line_tables, symbolize, warm_up, SymbolFrame};
+pub use symbolize::{has_line_tables, release_symbols_if_idle, symbolize, warm_up, SymbolFrame};
+
+/// Returns the heap's free memory to the system, where the allocator keeps it (glibc).
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only releases free memory of glibc's own arenas; it takes their
+    // locks like any allocation and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
 pub use types::{
     CaptureError, NoRestart, RawBacktrace, RunState, SchedTimes, Syscall, Target, ThreadState,
     Throttling, Tid, Unrestartable,

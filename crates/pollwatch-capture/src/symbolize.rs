@@ -1,4 +1,14 @@
 //! Symbolization of captured addresses, off every hot path.
+//!
+//! The first symbolization parses the binary's debug info and keeps it (tens of MiB for a
+//! service with line tables: 54 MiB of heap for a 36 MB binary); [`release_symbols_if_idle`]
+//! gives that memory back once nothing has been symbolized for a while.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// When the last symbolization ran, while the parsed debug info is kept.
+static LAST_USE: Mutex<Option<Instant>> = Mutex::new(None);
 
 /// One symbolized frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +33,9 @@ pub struct SymbolFrame {
 /// addresses, looked up one byte earlier so that they land inside the call instruction
 /// (and on its line) rather than after it.
 pub fn symbolize(ips: &[usize]) -> Vec<SymbolFrame> {
+    if let Ok(mut last) = LAST_USE.lock() {
+        *last = Some(Instant::now());
+    }
     let mut frames = Vec::with_capacity(ips.len());
     for (i, &ip) in ips.iter().enumerate() {
         let lookup = if i == 0 { ip } else { ip.saturating_sub(1) };
@@ -59,6 +72,25 @@ pub fn warm_up() {
         count < ips.len()
     });
     let _ = symbolize(&ips[..count]);
+}
+
+/// Drops the debug info symbolization parsed and keeps, when nothing has been symbolized for
+/// `idle`, and hands the freed heap back to the system (glibc keeps freed memory in its arenas
+/// otherwise). Returns whether it released anything. The next symbolization parses it again
+/// (20-75 ms). Call it from the thread that symbolizes, off every hot path.
+pub fn release_symbols_if_idle(idle: Duration) -> bool {
+    let Ok(mut last) = LAST_USE.lock() else {
+        return false;
+    };
+    match *last {
+        Some(at) if at.elapsed() >= idle => {
+            *last = None;
+            backtrace::clear_symbol_cache();
+            crate::trim_heap();
+            true
+        }
+        _ => false,
+    }
 }
 
 /// A function of this build whose address [`has_line_tables`] looks up.

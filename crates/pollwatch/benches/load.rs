@@ -87,13 +87,39 @@ fn site_name(site: usize) -> String {
 
 /// The process's peak resident set so far, KiB (Linux `VmHWM`).
 fn peak_rss_kib() -> u64 {
+    status_kib("VmHWM:")
+}
+
+/// A `/proc/self/status` figure in KiB (0 when missing).
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let line = s.lines().find(|l| l.starts_with(field))?;
             line.split_whitespace().nth(1)?.parse().ok()
         })
         .unwrap_or(0)
+}
+
+/// Samples this process's anonymous resident memory (`RssAnon`, which the kernel keeps no peak
+/// of) every 20 ms until the returned flag is set; the thread returns the highest sample.
+/// `VmHWM` also counts file-backed pages, such as the binary's debug sections the symbolizer
+/// maps, which are page cache the kernel can drop; the anonymous peak is memory of its own.
+fn sample_peak_anon() -> (
+    Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<u64>,
+) {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0;
+        while !flag.load(Relaxed) {
+            peak = peak.max(status_kib("RssAnon:"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peak.max(status_kib("RssAnon:"))
+    });
+    (stop, sampler)
 }
 
 /// The workload's size, from the environment.
@@ -227,6 +253,7 @@ struct Outcome {
     config: String,
     wall_ms: u64,
     peak_rss_kib: u64,
+    peak_anon_kib: u64,
     tasks_completed: u64,
     stalls_started: u64,
     /// pollwatch's figures (zero in the other configurations).
@@ -245,6 +272,7 @@ impl Outcome {
             "config": self.config,
             "wall_ms": self.wall_ms,
             "peak_rss_kib": self.peak_rss_kib,
+            "peak_anon_kib": self.peak_anon_kib,
             "tasks_completed": self.tasks_completed,
             "stalls_started": self.stalls_started,
             "sites": self.sites,
@@ -266,6 +294,7 @@ impl Outcome {
             config: s("config"),
             wall_ms: n("wall_ms"),
             peak_rss_kib: n("peak_rss_kib"),
+            peak_anon_kib: n("peak_anon_kib"),
             tasks_completed: n("tasks_completed"),
             stalls_started: n("stalls_started"),
             sites: n("sites"),
@@ -393,6 +422,7 @@ fn child(config: &str) -> ExitCode {
     let _ = std::fs::remove_dir_all(&dir);
     let counters = Arc::new(Counters::new(p.sites));
     let started = Instant::now();
+    let (stop_sampling, sampler) = sample_peak_anon();
     let handle = install(config, p, &dir);
     workload(p, &counters);
     let mut out = Outcome {
@@ -404,6 +434,8 @@ fn child(config: &str) -> ExitCode {
     let Some(handle) = handle else {
         out.wall_ms = started.elapsed().as_millis() as u64;
         out.peak_rss_kib = peak_rss_kib();
+        stop_sampling.store(true, Relaxed);
+        out.peak_anon_kib = sampler.join().unwrap_or(0);
         println!("RESULT {}", out.to_json());
         return ExitCode::SUCCESS;
     };
@@ -423,6 +455,8 @@ fn child(config: &str) -> ExitCode {
     }
     out.wall_ms = started.elapsed().as_millis() as u64;
     out.peak_rss_kib = peak_rss_kib();
+    stop_sampling.store(true, Relaxed);
+    out.peak_anon_kib = sampler.join().unwrap_or(0);
 
     let report = handle.report();
     out.sites = report.sites.len() as u64;
@@ -521,9 +555,11 @@ fn main() -> ExitCode {
         match run_child(&exe, config) {
             Ok(out) => {
                 println!(
-                    "  {label:<36} wall {:>7.1} s  peak RSS {:>7.1} MiB  ({} tasks, {} stalls run)",
+                    "  {label:<36} wall {:>7.1} s  peak RSS {:>7.1} MiB (anonymous {:>7.1} MiB)  \
+                     ({} tasks, {} stalls run)",
                     out.wall_ms as f64 / 1e3,
                     mib(out.peak_rss_kib),
+                    mib(out.peak_anon_kib),
                     out.tasks_completed,
                     out.stalls_started
                 );
@@ -541,11 +577,18 @@ fn main() -> ExitCode {
             .find(|o| o.config == config)
             .map(|o| mib(o.peak_rss_kib))
     };
+    let anon = |config: &str| {
+        outcomes
+            .iter()
+            .find(|o| o.config == config)
+            .map(|o| mib(o.peak_anon_kib))
+    };
     if let Some(pw) = outcomes.iter().find(|o| o.config == "pollwatch") {
-        if let Some(registry) = peak("registry") {
+        if let (Some(registry), Some(registry_anon)) = (peak("registry"), anon("registry")) {
             println!(
-                "  pollwatch's share: {:.1} MiB over the Registry alone",
-                mib(pw.peak_rss_kib) - registry
+                "  pollwatch's share: {:.1} MiB over the Registry alone ({:.1} MiB anonymous)",
+                mib(pw.peak_rss_kib) - registry,
+                mib(pw.peak_anon_kib) - registry_anon
             );
         }
         if let Some(plain) = peak("plain") {

@@ -97,8 +97,11 @@ impl Reporter {
     }
 }
 
+/// How long the parsed debug info is kept after the last symbolization: a burst of stalls
+/// symbolizes once cold (20-75 ms), and a service that stalls no more holds no debug info.
+const SYMBOLS_KEPT: Duration = Duration::from_secs(30);
+
 fn run(state: &Weak<State>, from: &Receiver<Msg>, files: &Mutex<Files>, tick: Duration) {
-    pollwatch_capture::warm_up();
     let mut followers = stalls::Followers::default();
     let mut last_drain = Instant::now();
     loop {
@@ -141,6 +144,7 @@ fn run(state: &Weak<State>, from: &Receiver<Msg>, files: &Mutex<Files>, tick: Du
                     .setup
                     .check_line_tables(&state.diagnostics, state.subscriber.get());
             });
+            pollwatch_capture::release_symbols_if_idle(SYMBOLS_KEPT);
             // Feature `console`: the sites' p99 poll times, at most once a second.
             guarded::run(&state, "updating the console resources", || {
                 followers.console.refresh(&state);

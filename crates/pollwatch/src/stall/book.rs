@@ -153,6 +153,7 @@ impl EndedStalls {
     }
 
     /// The call sites as metrics write them (see [`SiteStalls::call_sites_report`]).
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn call_sites_report(&self) -> Vec<CallSiteCount> {
         call_sites_report(&self.call_sites, self.other_call_sites)
     }
