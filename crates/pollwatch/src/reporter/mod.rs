@@ -102,6 +102,9 @@ impl Reporter {
 const SYMBOLS_KEPT: Duration = Duration::from_secs(30);
 
 fn run(state: &Weak<State>, from: &Receiver<Msg>, files: &Mutex<Files>, tick: Duration) {
+    // Parsed now, while the service starts, so that the first stall is described at once;
+    // given back after `SYMBOLS_KEPT` if no stall follows.
+    pollwatch_capture::warm_up();
     let mut followers = stalls::Followers::default();
     let mut last_drain = Instant::now();
     loop {

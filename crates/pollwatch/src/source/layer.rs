@@ -7,6 +7,10 @@
 //! sees every span *another* layer enabled being entered, which is how a stall can name the
 //! innermost span of the application inside the poll: `on_enter`, `on_exit` and `on_close`
 //! bypass the filter's per-span check, which would cost a registry lookup per call.
+//!
+//! Entering a task span reads its task from the layer's [`TaskTable`] (filled when the span
+//! opens): no registry lookup and no lock on the poll path. Other spans are looked up in the
+//! registry, to tell a span the application entered inside a poll.
 
 use std::any::TypeId;
 use std::sync::atomic::Ordering::Relaxed;
@@ -21,6 +25,7 @@ use tracing_subscriber::registry::{LookupSpan, Registry};
 use tracing_subscriber::Layer;
 
 use crate::poll::TaskInfo;
+use crate::source::task_table::TaskTable;
 use crate::state::State;
 use crate::task::{is_task_span, TaskFields, TASK_TARGET};
 
@@ -51,7 +56,11 @@ where
             state: state.clone(),
         };
         Self {
-            inner: TaskLayer { state }.with_filter(filter),
+            inner: TaskLayer {
+                state,
+                tasks: TaskTable::default(),
+            }
+            .with_filter(filter),
         }
     }
 }
@@ -159,6 +168,8 @@ impl<S> Filter<S> for TaskFilter {
 /// What the layer does with the spans it sees.
 struct TaskLayer {
     state: Arc<State>,
+    /// The open task spans' tasks, read on enter without the registry.
+    tasks: TaskTable,
 }
 
 impl<S> Layer<S> for TaskLayer
@@ -181,15 +192,22 @@ where
         if !self.state.layer_counts_spawns.load(Relaxed) {
             self.state.layer_counts_spawns.store(true, Relaxed);
         }
+        let task = TaskInfo {
+            task_id: fields.task_id,
+            site,
+        };
+        self.tasks.insert(id.into_u64(), task);
         if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(TaskInfo {
-                task_id: fields.task_id,
-                site,
-            });
+            span.extensions_mut().insert(task);
         }
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if let Some(task) = self.tasks.get(id.into_u64()) {
+            self.state.poll.enter(id.into_u64(), task);
+            return;
+        }
+        // Not a task span, or a task span the table had no room for.
         let Some(span) = ctx.span(id) else { return };
         if span.metadata().target() != TASK_TARGET {
             self.state.poll.enter_inner(id.into_u64());
@@ -207,6 +225,9 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
+        if is_task_span(span.metadata()) {
+            self.tasks.remove(id.into_u64());
+        }
         let Some(task) = span.extensions().get::<TaskInfo>().copied() else {
             return;
         };

@@ -15,3 +15,4 @@
 #[cfg(tokio_unstable)]
 pub(crate) mod hooks;
 pub(crate) mod layer;
+mod task_table;
