@@ -104,9 +104,15 @@ fn line_table_probe() -> usize {
 /// cargo profile): a function of it symbolizes to a file and a line. Without them, stacks name
 /// functions but not lines, and functions inlined into others are not named at all. The
 /// answer holds for the whole binary when every crate is built with the same profile (cargo's
-/// default); it costs one symbolization, so call it off any hot path.
+/// default). On Linux it reads the binary's `.debug_aranges` (a few reads, nothing kept);
+/// where that cannot say (compressed debug sections), it costs one symbolization, which
+/// parses the debug info. Call it off any hot path.
 pub fn has_line_tables() -> bool {
     let address = line_table_probe();
+    #[cfg(target_os = "linux")]
+    if let Some(covered) = crate::linux::line_tables::covers(address) {
+        return covered;
+    }
     symbolize(&[address + 1])
         .iter()
         .any(|f| f.file.is_some() && f.line.is_some())

@@ -97,14 +97,13 @@ impl Reporter {
     }
 }
 
-/// How long the parsed debug info is kept after the last symbolization: a burst of stalls
-/// symbolizes once cold (20-75 ms), and a service that stalls no more holds no debug info.
+/// How long the parsed debug info is kept after the last symbolization. It is parsed at the
+/// first stall, not at start (the stall is caught at once either way; its description waits
+/// for the parse, 20-75 ms), so a service that does not stall, or stalls no more, holds none
+/// of it.
 const SYMBOLS_KEPT: Duration = Duration::from_secs(30);
 
 fn run(state: &Weak<State>, from: &Receiver<Msg>, files: &Mutex<Files>, tick: Duration) {
-    // Parsed now, while the service starts, so that the first stall is described at once;
-    // given back after `SYMBOLS_KEPT` if no stall follows.
-    pollwatch_capture::warm_up();
     let mut followers = stalls::Followers::default();
     let mut last_drain = Instant::now();
     loop {
