@@ -1,0 +1,173 @@
+//! Poll-heavy: 1,000 tasks × 2,000 `yield_now`, at 1, 2 and 4 workers, every configuration in
+//! interleaved rounds. Measures wall ns per poll and CPU ns per poll (CPU time of every thread
+//! the run started, plus the driving thread, over polls): CPU ns per poll is the cost of one
+//! poll, and must not grow with workers.
+//!
+//! `cargo run --release -p pollwatch-bench -- poll-heavy` (env: `ROUNDS`, default 7; `TASKS`,
+//! default 1000; `YIELDS`, default 2000; `WORKERS`, default `1,2,4`).
+
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::measure::{env_usize, median, CpuMark};
+use crate::report::{at_most, median_difference, median_ratio, raw, rotated};
+
+/// One run's figures.
+struct Sample {
+    wall_ns: f64,
+    cpu_ns: f64,
+}
+
+pub fn run() {
+    let rounds = env_usize("ROUNDS", 7);
+    let tasks = env_usize("TASKS", 1000);
+    let yields = env_usize("YIELDS", 2000);
+    let workers: Vec<usize> = std::env::var("WORKERS")
+        .unwrap_or_else(|_| "1,2,4".to_owned())
+        .split(',')
+        .filter_map(|w| w.trim().parse().ok())
+        .collect();
+    let n = Config::ALL.len();
+    // CPU ns per poll, median per configuration, per worker count.
+    let mut by_workers: Vec<(usize, Vec<f64>)> = Vec::new();
+    for &w in &workers {
+        println!();
+        println!(
+            "## poll-heavy: {tasks} tasks x {yields} yield_now, {w} worker(s), {rounds} interleaved rounds"
+        );
+        for &config in &Config::ALL {
+            one(config, w, tasks / 10, yields / 10);
+        }
+        let mut wall = vec![Vec::new(); n];
+        let mut cpu = vec![Vec::new(); n];
+        for round in 0..rounds {
+            for k in 0..n {
+                let config = rotated(round, k);
+                let sample = one(config, w, tasks, yields);
+                wall[config.index()].push(sample.wall_ns);
+                cpu[config.index()].push(sample.cpu_ns);
+            }
+        }
+        let plain = Config::Plain.index();
+        let registry = Config::Registry.index();
+        println!();
+        println!("| configuration | wall ns/poll | CPU ns/poll | CPU +ns/poll over plain | ratio to plain (CPU) | CPU +ns/poll over `Registry` |");
+        println!("|---|---:|---:|---:|---:|---:|");
+        for config in Config::ALL {
+            let i = config.index();
+            println!(
+                "| {} | {:.1} | {:.1} | {:+.1} | {:.2} | {:+.1} |",
+                config.name(),
+                median(&wall[i]),
+                median(&cpu[i]),
+                median_difference(&cpu[i], &cpu[plain]),
+                median_ratio(&cpu[i], &cpu[plain]),
+                median_difference(&cpu[i], &cpu[registry]),
+            );
+        }
+        println!();
+        let fmt = |s: &Vec<f64>| s.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>();
+        raw(
+            "wall ns/poll",
+            "ns",
+            &wall.iter().map(fmt).collect::<Vec<_>>(),
+        );
+        raw(
+            "CPU ns/poll",
+            "ns",
+            &cpu.iter().map(fmt).collect::<Vec<_>>(),
+        );
+        println!();
+        let hooks = Config::Hooks.index();
+        let layer = Config::Layer.index();
+        let floor = Config::Floor.index();
+        at_most(
+            &format!(
+                "{w} worker(s): hooks source over plain tokio, CPU ns/poll (wall {:+.1})",
+                median_difference(&wall[hooks], &wall[plain])
+            ),
+            median_difference(&cpu[hooks], &cpu[plain]),
+            20.0,
+            "ns/poll",
+        );
+        at_most(
+            &format!(
+                "{w} worker(s): layer over `Registry` alone, CPU ns/poll (wall {:+.1})",
+                median_difference(&wall[layer], &wall[registry])
+            ),
+            median_difference(&cpu[layer], &cpu[registry]),
+            25.0,
+            "ns/poll",
+        );
+        println!(
+            "info: {w} worker(s): hooks source over the floor: {:+.1} CPU ns/poll; floor over plain: {:+.1}",
+            median_difference(&cpu[hooks], &cpu[floor]),
+            median_difference(&cpu[floor], &cpu[plain]),
+        );
+        by_workers.push((w, cpu.iter().map(|s| median(s)).collect()));
+    }
+    if by_workers.len() > 1 {
+        println!();
+        println!("## poll-heavy: CPU ns/poll by worker count (medians)");
+        println!();
+        let heads: Vec<String> = by_workers
+            .iter()
+            .map(|(w, _)| format!("{w} worker(s)"))
+            .collect();
+        println!("| configuration | {} | last / first |", heads.join(" | "));
+        println!("|---|{}---:|", "---:|".repeat(heads.len()));
+        for config in Config::ALL {
+            let i = config.index();
+            let cells: Vec<String> = by_workers
+                .iter()
+                .map(|(_, m)| format!("{:.1}", m[i]))
+                .collect();
+            let first = by_workers[0].1[i];
+            let last = by_workers[by_workers.len() - 1].1[i];
+            println!(
+                "| {} | {} | {:.2} |",
+                config.name(),
+                cells.join(" | "),
+                last / first
+            );
+        }
+    }
+}
+
+/// One run of the workload under `config`.
+fn one(config: Config, workers: usize, tasks: usize, yields: usize) -> Sample {
+    let mark = CpuMark::now();
+    let rt = config.start(workers);
+    let mark = mark.restart();
+    let spawner = rt.spawner.clone();
+    let start = Instant::now();
+    let cpu_ns = rt.block_on(async move {
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                spawner.spawn(async move {
+                    for _ in 0..yields {
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.await.unwrap();
+        }
+        mark.elapsed_ns()
+    });
+    let wall = start.elapsed();
+    let polls = tasks * (yields + 1);
+    if let Some(counted) = rt.finish() {
+        if counted < polls as u64 {
+            println!(
+                "warning: {} counted {counted} of {polls} polls",
+                config.key()
+            );
+        }
+    }
+    Sample {
+        wall_ns: wall.as_nanos() as f64 / polls as f64,
+        cpu_ns: cpu_ns as f64 / polls as f64,
+    }
+}
