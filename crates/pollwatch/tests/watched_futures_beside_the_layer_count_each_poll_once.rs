@@ -56,12 +56,16 @@ fn counted_once(with_hooks: bool) {
                     tokio::spawn(future)
                 })
                 .collect();
-            // Spawned by pollwatch, a watched future inside: the innermost names the poll.
+            // Spawned by pollwatch, a watched future inside: the innermost names the polls it
+            // runs in (all but the first, which yields before it).
             let in_spawn_at = line!() + 3;
             let spawned: Vec<_> = (0..TASKS)
                 .map(|_| {
                     let inner = polled(POLLS).watched();
-                    pollwatch::spawn(async { inner.await })
+                    pollwatch::spawn(async {
+                        tokio::task::yield_now().await;
+                        inner.await
+                    })
                 })
                 .collect();
             for task in tasks.into_iter().chain(spawned) {
@@ -76,6 +80,8 @@ fn counted_once(with_hooks: bool) {
     assert_eq!(site.polls, (TASKS * POLLS) as u64, "{site:#?}");
     let inner = site_at(&report, FILE, in_spawn_at);
     assert_eq!(inner.polls, (TASKS * POLLS) as u64, "{inner:#?}");
+    let spawn = site_at(&report, FILE, in_spawn_at + 1);
+    assert_eq!(spawn.polls, TASKS as u64, "{spawn:#?}");
     let in_file: u64 = report
         .sites
         .iter()
@@ -85,7 +91,7 @@ fn counted_once(with_hooks: bool) {
     let block_on = site_at(&report, FILE, block_on_at).polls;
     assert_eq!(
         in_file - block_on,
-        (2 * TASKS * POLLS) as u64,
+        (2 * TASKS * POLLS + TASKS) as u64,
         "each task poll counted once: {:#?}",
         report.sites
     );
