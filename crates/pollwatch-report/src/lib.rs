@@ -112,7 +112,8 @@
 //! ## `sites[]` ([`SiteReport`])
 //!
 //! A *site* is the place in the source code where tasks are spawned (`tokio::spawn`,
-//! `spawn_local`, `block_on`, …), plus the task name when one is given.
+//! `spawn_local`, `block_on`, …) or a future is wrapped to be watched (`.watched()`,
+//! `pollwatch::spawn`), plus the task name when one is given.
 //!
 //! | field | type | meaning |
 //! | --- | --- | --- |
@@ -122,8 +123,8 @@
 //! | `line` | integer | the line of the spawn call |
 //! | `col` | integer | the column of the spawn call |
 //! | `name` | string | the task name (`tokio::task::Builder::name`), empty when unnamed |
-//! | `kind` | string | how the future runs: `task`, `local` or `block_on` |
-//! | `tasks_spawned` | integer | tasks spawned from this site |
+//! | `kind` | string | how the future runs: `task`, `local` or `block_on`; `watched` for a future pollwatch wrapped (`.watched()`, `pollwatch::spawn`) |
+//! | `tasks_spawned` | integer | tasks spawned from this site (for a watched site: futures wrapped there) |
 //! | `polls` | integer | polls of this site's tasks |
 //! | `slow_polls` | integer | of those, polls longer than `threshold_ns` |
 //! | `busy_ns` | integer, ns | time inside polls of this site's tasks, excluding polls of other tasks nested inside them, so no time is counted twice |

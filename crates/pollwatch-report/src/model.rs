@@ -128,7 +128,8 @@ pub struct SiteReport {
     pub col: u32,
     /// The task name given with `tokio::task::Builder::name`, empty when unnamed.
     pub name: String,
-    /// How the future is run: `task`, `local` or `block_on`.
+    /// How the future is run: `task`, `local` or `block_on`; `watched` for a future pollwatch
+    /// wrapped (`.watched()`, `pollwatch::spawn`).
     pub kind: String,
     /// Tasks spawned from this site.
     pub tasks_spawned: u64,

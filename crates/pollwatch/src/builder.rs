@@ -259,13 +259,24 @@ impl Builder {
     }
 
     /// Builds the layer to add to a `tracing_subscriber::registry()` and the handle that
-    /// reads its measurements. Starts pollwatch's reporter and watchdog threads.
+    /// reads its measurements. Starts pollwatch's reporter and watchdog threads. The new
+    /// pollwatch is the current one, which watched futures feed.
     pub fn build<S>(self) -> (PollWatchLayer<S>, Handle)
     where
         S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
         let (state, handle) = self.start();
         (PollWatchLayer::new(state), handle)
+    }
+
+    /// Builds pollwatch fed by watched futures alone ([`crate::Watch::watched`],
+    /// [`crate::spawn`], [`Handle::watch`]), in any build: no `--cfg tokio_unstable`, no
+    /// subscriber, no layer. It becomes the current pollwatch (as every pollwatch built does).
+    /// Stall events go to the default subscriber of the thread that creates the first
+    /// watched future (install your logging first). [`crate::init`] also works without the
+    /// flag, and writes the report files.
+    pub fn build_watched(self) -> Handle {
+        self.start().1
     }
 
     /// Builds pollwatch fed by tokio's runtime hooks instead of the tracing layer (see
@@ -306,7 +317,8 @@ impl Builder {
         Guard::new(handle, metrics)
     }
 
-    /// Starts pollwatch's threads on a new state, fed by no source yet.
+    /// Starts pollwatch's threads on a new state, fed by no source yet, and makes it the
+    /// current pollwatch (the one watched futures feed).
     fn start(self) -> (Arc<State>, Handle) {
         let config = self.config;
         let sites =
@@ -339,6 +351,7 @@ impl Builder {
         let files = Files::new(&config);
         let reporter = Reporter::start(&state, files, to_reporter.clone(), from_watchdog);
         let watchdog = Watchdog::start(&state, inspector, to_reporter);
+        crate::source::current::set(&state);
         (state.clone(), Handle::new(state, reporter, watchdog))
     }
 

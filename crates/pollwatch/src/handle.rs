@@ -10,6 +10,7 @@ use pollwatch_report::Report;
 
 use crate::reporter::{self, Reporter};
 use crate::snapshot;
+use crate::source::watched::{Spawned, Watched};
 use crate::state::State;
 use crate::watchdog::Watchdog;
 
@@ -66,6 +67,34 @@ impl Handle {
     #[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
     pub fn add_runtime_hooks(&self, runtime: &mut tokio::runtime::Builder) {
         crate::source::hooks::attach(&self.state, runtime);
+    }
+
+    /// `future`, its polls measured by this pollwatch at the site of this call, whichever
+    /// pollwatch is current: for a process with several. See [`crate::Watch::watched`].
+    #[track_caller]
+    pub fn watch<F: std::future::Future>(&self, future: F) -> Watched<F> {
+        self.watch_named("", future)
+    }
+
+    /// Like [`Handle::watch`], the site named `name` (unless empty), as
+    /// [`crate::Watch::watched_named`] names it.
+    #[track_caller]
+    pub fn watch_named<F: std::future::Future>(&self, name: &str, future: F) -> Watched<F> {
+        Watched::new(
+            future,
+            Some(self.state.clone()),
+            std::panic::Location::caller(),
+            name,
+            Spawned::No,
+        )
+    }
+
+    /// Makes this the current pollwatch: the one watched futures created from now on without
+    /// a handle ([`crate::Watch::watched`], [`crate::spawn`]) feed. Every pollwatch is current
+    /// when built, until the next one is built; none is once the current one's handles,
+    /// guard and layer are all dropped.
+    pub fn make_current(&self) {
+        crate::source::current::set(&self.state);
     }
 
     /// The slow-poll threshold in force.

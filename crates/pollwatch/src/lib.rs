@@ -75,3 +75,4 @@ pub use metrics::{MetricsServer, POLL_DURATION_BUCKETS};
 pub use pollwatch_report as report;
 pub use pollwatch_report::Report;
 pub use source::layer::PollWatchLayer;
+pub use source::watched::{spawn, spawn_named, Watch, Watched};

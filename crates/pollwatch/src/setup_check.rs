@@ -49,6 +49,7 @@ pub(crate) struct SetupCheck {
     runtime_at_build: bool,
     done: AtomicBool,
     line_tables_checked: AtomicBool,
+    saw_watched_future: AtomicBool,
 }
 
 /// Why no task span arrives.
@@ -74,6 +75,7 @@ impl SetupCheck {
             runtime_at_build: tokio::runtime::Handle::try_current().is_ok(),
             done: AtomicBool::new(false),
             line_tables_checked: AtomicBool::new(false),
+            saw_watched_future: AtomicBool::new(false),
         }
     }
 
@@ -99,6 +101,18 @@ impl SetupCheck {
     /// nothing to diagnose about spans.
     pub(crate) fn source_needs_no_spans(&self) {
         self.saw_task.store(true, Relaxed);
+    }
+
+    /// A watched future was created for this pollwatch: it measures with no task spans, so
+    /// there is nothing to diagnose about spans, and the line-table check may run. Returns
+    /// whether it was the first (a load, and a store only the first time).
+    pub(crate) fn saw_watched_future(&self) -> bool {
+        if self.saw_watched_future.load(Relaxed) || self.saw_watched_future.swap(true, Relaxed) {
+            return false;
+        }
+        self.installed();
+        self.source_needs_no_spans();
+        true
     }
 
     pub(crate) fn saw_task(&self) {
@@ -191,7 +205,9 @@ pub(crate) fn diagnosis(cause: Cause, after: Duration) -> String {
     let fix = match cause {
         Cause::NoUnstableCfg => "The build lacks `--cfg tokio_unstable`, without which tokio emits \
              no task spans. Add to .cargo/config.toml at the workspace root:\n  [build]\n  \
-             rustflags = [\"--cfg\", \"tokio_unstable\"]\n(or build with RUSTFLAGS=\"--cfg tokio_unstable\")."
+             rustflags = [\"--cfg\", \"tokio_unstable\"]\n(or build with RUSTFLAGS=\"--cfg tokio_unstable\"). \
+             Without it, spawn with `pollwatch::spawn` or wrap futures with \
+             `pollwatch::Watch::watched`: watched futures are measured in any build."
             .to_owned(),
         Cause::Filtered => format!(
             "tokio emits its task spans (TRACE, target `{TASK_TARGET}`), but a filter drops them before \

@@ -2,6 +2,7 @@
 //! spawned: never on the poll path.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use tracing::field::{Field, Visit};
 
@@ -16,6 +17,33 @@ pub(crate) const TASK_SPAN_NAME: &str = "runtime.spawn";
 /// True for the callsites whose spans are task polls.
 pub(crate) fn is_task_span(metadata: &tracing::Metadata<'_>) -> bool {
     metadata.target() == TASK_TARGET && metadata.name() == TASK_SPAN_NAME
+}
+
+/// The `u64` of a task's id, as tokio's task spans record it (`task.id`): read through
+/// `task::Id`'s `Hash`, which writes the id's `NonZeroU64` (the id has no stable accessor).
+pub(crate) fn id_u64(id: tokio::task::Id) -> u64 {
+    let mut writer = IdWriter(0);
+    id.hash(&mut writer);
+    writer.0
+}
+
+/// A `Hasher` that keeps the last `u64` written.
+struct IdWriter(u64);
+
+impl Hasher for IdWriter {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// The fields of a `runtime.spawn` span, as tokio records them.
@@ -61,6 +89,23 @@ impl Visit for TaskFields {
             "kind" => self.kind = format!("{value:?}"),
             "loc.file" if self.file.is_empty() => self.file = format!("{value:?}"),
             _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids_read_through_hash_match_tokio_s() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for _ in 0..3 {
+            let handle = rt.spawn(async {});
+            let id = handle.id();
+            assert_eq!(id_u64(id).to_string(), id.to_string());
         }
     }
 }

@@ -60,8 +60,9 @@ fn a_build_without_tokio_unstable_is_explained_and_nothing_breaks() {
     assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
     assert!(
         diagnostics[0].contains("lacks `--cfg tokio_unstable`")
-            && diagnostics[0].contains(".cargo/config.toml"),
-        "says how to fix it: {}",
+            && diagnostics[0].contains(".cargo/config.toml")
+            && diagnostics[0].contains("pollwatch::spawn"),
+        "says how to fix it, or what works without it: {}",
         diagnostics[0]
     );
     // The layer measured nothing, and its report is still whole.
@@ -74,6 +75,39 @@ fn a_build_without_tokio_unstable_is_explained_and_nothing_breaks() {
     let read = pollwatch_report::json::read(&files.json).unwrap();
     assert_eq!(read.diagnostics, diagnostics);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// In any build, a layer that sees no task span while watched futures measure has nothing to
+/// explain: what the watched futures measure is what it reports.
+#[test]
+fn watched_futures_need_no_task_spans_so_nothing_is_explained() {
+    let (layer, handle) = pollwatch::PollWatch::builder()
+        .setup_check_after(Duration::from_millis(100))
+        .build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let watched = support::Watched { dispatch, handle };
+    let rt = watched.runtime(2);
+    let mut polls = 0;
+    watched.scope(|| {
+        rt.block_on(async {
+            while !watched.handle.setup_checked() {
+                let handle = watched.handle.clone();
+                tokio::spawn(async move { handle.watch(async {}).await })
+                    .await
+                    .unwrap();
+                polls += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    });
+    assert!(
+        watched.handle.diagnostics().is_empty(),
+        "{:?}",
+        watched.handle.diagnostics()
+    );
+    let report = watched.report();
+    let site = support::site_at(&report, "explains_hidden_task_spans.rs", line!() - 14);
+    assert_eq!((site.kind.as_str(), site.polls), ("watched", polls));
 }
 
 /// pollwatch alone in a registry (no filter), with tasks spawned until its setup check ran.

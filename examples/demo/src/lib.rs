@@ -8,7 +8,8 @@
 //! - [`upstream`]: a slow upstream service for the network-client routes;
 //! - [`load`]: the load generator and its summary;
 //! - [`client`]: the tiny HTTP/1.1 client, blocking and async;
-//! - [`unwatched`]: the side runtimes pollwatch does not watch.
+//! - [`unwatched`]: the side runtimes pollwatch does not watch;
+//! - [`watch_routes`]: every handler measured per route by a middleware, in any build.
 
 pub mod client;
 pub mod load;
@@ -16,3 +17,4 @@ pub mod routes;
 pub mod service;
 pub mod unwatched;
 pub mod upstream;
+pub mod watch_routes;

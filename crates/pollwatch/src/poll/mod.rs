@@ -48,6 +48,10 @@ use crate::sites::SiteId;
 /// the tracing layer's ids and the hooks' never meet.
 pub(crate) const HOOK_POLL: u64 = 1 << 63;
 
+/// The bit the watched-futures source sets in its poll ids (a number per watched future, below
+/// this bit): no span id or hook id has it, so their ids never meet.
+pub(crate) const WATCH_POLL: u64 = 1 << 62;
+
 /// The task a poll belongs to, as a poll source hands it to the poll path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TaskInfo {
@@ -228,9 +232,10 @@ impl PollPath {
 
     /// A task span was entered: a poll (or a drop) starts.
     ///
-    /// Two sources seeing one poll count it once: when the runtime hooks already entered a
-    /// poll of this task on this thread (the innermost), the layer's enter only gives it the
-    /// layer's site (which has the task's name), and the layer's exit is then ignored.
+    /// Two sources seeing one poll count it once, at the finer source's site: when the
+    /// innermost poll on this thread is one of the same task that another source entered
+    /// (see [`folds_into`]), the second enter starts nothing, gives that poll its site if it is
+    /// at least as fine as the one that named it ([`fineness`]), and its exit is then ignored.
     #[inline]
     pub(crate) fn enter(&self, span: u64, task: TaskInfo) {
         let now = self.clock.now();
@@ -239,12 +244,14 @@ impl PollPath {
             || self.create_slot(),
             |slot| {
                 let depth = slot.depth.load(Relaxed);
-                if depth > 0 && depth <= MAX_DEPTH && span & HOOK_POLL == 0 {
+                if depth > 0 && depth <= MAX_DEPTH {
                     let top = &slot.frames[depth - 1];
-                    if top.span.load(Relaxed) & HOOK_POLL != 0
-                        && top.task_id.load(Relaxed) == task.task_id
-                    {
-                        top.site.store(task.site.index(), Relaxed);
+                    let (top_span, top_task) = (top.span.load(Relaxed), top.task_id.load(Relaxed));
+                    if folds_into(span, task.task_id, top_span, top_task) {
+                        if fineness(span) >= top.named_by.load(Relaxed) {
+                            top.site.store(task.site.index(), Relaxed);
+                            top.named_by.store(fineness(span), Relaxed);
+                        }
                         return;
                     }
                 }
@@ -258,6 +265,7 @@ impl PollPath {
                 frame.span.store(span, Relaxed);
                 frame.task_id.store(task.task_id, Relaxed);
                 frame.site.store(task.site.index(), Relaxed);
+                frame.named_by.store(fineness(span), Relaxed);
                 frame.start.store(now, Relaxed);
                 frame.nested_ns.store(0, Relaxed);
                 if depth == 0 {
@@ -376,6 +384,40 @@ impl PollPath {
                 slot.slow.mark_drop(position - 1);
             }
         });
+    }
+}
+
+/// Whether an enter of poll `span` of task `task_id` is the innermost poll already on the
+/// thread (poll `top` of task `top_task`), seen by a second source: then it names that poll
+/// rather than starting one nested in it.
+///
+/// - The layer's enter (no tag bit) folds into the hooks' poll (`HOOK_POLL`) of its task.
+/// - A watched future's enter (`WATCH_POLL`) folds into any poll of its task (hooks, layer, or
+///   a watched future it is polled inside: `pollwatch::spawn(async { f.watched().await })`
+///   is one poll at `f`'s site); a watched future outside any task (task 0: a `block_on` root
+///   future) folds into the layer's poll of the `block_on` future it runs in.
+#[inline]
+fn folds_into(span: u64, task_id: u64, top: u64, top_task: u64) -> bool {
+    if span & WATCH_POLL != 0 {
+        top_task == task_id || (task_id == 0 && top & WATCH_POLL == 0)
+    } else {
+        span & HOOK_POLL == 0 && top & HOOK_POLL != 0 && top_task == task_id
+    }
+}
+
+/// How finely the source of poll id `span` names a poll: runtime hooks (the spawn location),
+/// then the tracing layer (with the task's name), then a watched future (where it was
+/// wrapped). A folded enter renames the poll only when it is at least as fine as the source
+/// that named it: the layer's enter to drop a task's future does not take its last poll back
+/// from the watched future that named it.
+#[inline]
+fn fineness(span: u64) -> u8 {
+    if span & WATCH_POLL != 0 {
+        2
+    } else if span & HOOK_POLL != 0 {
+        0
+    } else {
+        1
     }
 }
 
@@ -528,6 +570,73 @@ pub(crate) mod tests {
         path.close(1, task(7, 0));
         assert_eq!(totals(&path, 0).polls(), 2);
         assert_eq!(totals(&path, 0).drops, 0);
+    }
+
+    #[test]
+    fn a_watched_future_inside_a_poll_of_its_task_names_that_poll_and_counts_once() {
+        let (path, mock) = path();
+        for outer in [HOOK_POLL | 7, 3] {
+            // A hook's poll or a layer's span of task 7; a watched future in it, twice.
+            path.enter(outer, task(7, 0));
+            path.enter(WATCH_POLL | 1, task(7, 1));
+            mock.increment(1_000u64);
+            path.exit(WATCH_POLL | 1);
+            path.enter(WATCH_POLL | 2, task(7, 2));
+            mock.increment(2_000u64);
+            path.exit(WATCH_POLL | 2);
+            path.exit(outer);
+        }
+        assert_eq!(
+            totals(&path, 0).polls(),
+            0,
+            "the task's own site lost both polls"
+        );
+        assert_eq!(totals(&path, 1).polls(), 0);
+        let named = totals(&path, 2);
+        assert_eq!(
+            (named.polls(), named.busy_ns),
+            (2, 6_000),
+            "the last one named each poll"
+        );
+    }
+
+    #[test]
+    fn watched_futures_of_one_task_are_one_poll_and_of_another_nest() {
+        let (path, mock) = path();
+        // `pollwatch::spawn(async { inner.watched().await })` in task 7.
+        path.enter(WATCH_POLL | 1, task(7, 0));
+        path.enter(WATCH_POLL | 2, task(7, 1));
+        mock.increment(1_000u64);
+        path.exit(WATCH_POLL | 2);
+        path.exit(WATCH_POLL | 1);
+        assert_eq!((totals(&path, 0).polls(), totals(&path, 1).polls()), (0, 1));
+        // A watched `block_on` root future (no task) and a local task's watched future in it.
+        path.enter(WATCH_POLL | 3, task(0, 2));
+        mock.increment(1_000u64);
+        path.enter(WATCH_POLL | 4, task(8, 3));
+        mock.increment(5_000u64);
+        path.exit(WATCH_POLL | 4);
+        path.exit(WATCH_POLL | 3);
+        assert_eq!(
+            (totals(&path, 2).polls(), totals(&path, 2).busy_ns),
+            (1, 1_000)
+        );
+        assert_eq!(
+            (totals(&path, 3).polls(), totals(&path, 3).busy_ns),
+            (1, 5_000)
+        );
+    }
+
+    #[test]
+    fn a_watched_future_outside_any_task_names_the_layer_s_block_on_poll() {
+        let (path, mock) = path();
+        path.enter(5, task(42, 0)); // the layer's `block_on` span
+        path.enter(WATCH_POLL | 1, task(0, 1)); // `try_id()` is None there
+        mock.increment(1_000u64);
+        path.exit(WATCH_POLL | 1);
+        path.exit(5);
+        assert_eq!((totals(&path, 0).polls(), totals(&path, 1).polls()), (0, 1));
+        assert_eq!(path.slot_list()[0].depth.load(Relaxed), 0);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{
-    AtomicBool, AtomicU32, AtomicU64, AtomicUsize,
+    AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
 use std::sync::{Arc, OnceLock};
@@ -49,6 +49,9 @@ pub(super) struct Frame {
     pub(super) nested_ns: AtomicU64,
     /// The thread's inner-span depth when this poll started.
     pub(super) inner_base: AtomicUsize,
+    /// How fine the source that gave this poll its site is (`poll::fineness`): a coarser
+    /// source's enter folded into it leaves the site alone.
+    pub(super) named_by: AtomicU8,
 }
 
 /// The last poll this thread finished, kept until the next enter so that `on_close` can

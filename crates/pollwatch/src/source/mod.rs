@@ -11,8 +11,15 @@
 //! |---|---|---|
 //! | tracing layer | [`layer`] | `--cfg tokio_unstable`, tokio's `tracing` feature, a `Registry` |
 //! | runtime hooks | [`hooks`] | `--cfg tokio_unstable`, the runtime's `Builder` |
+//! | watched futures | [`watched`] | nothing: each future to measure wrapped, or spawned with `pollwatch::spawn` |
+//!
+//! [`current`] is the pollwatch watched futures feed when not given one; [`location_cache`]
+//! finds the site of a `&'static Location` without the site table's lock.
 
+pub(crate) mod current;
+pub(crate) mod location_cache;
 #[cfg(tokio_unstable)]
 pub(crate) mod hooks;
 pub(crate) mod layer;
 mod task_table;
+pub(crate) mod watched;

@@ -15,13 +15,15 @@ const CAPTURE_MARKERS: [&str; 4] = [
 ];
 
 /// The first frame of the runtime: everything from here outwards is tokio polling the task.
-const RUNTIME_MARKERS: [&str; 6] = [
+const RUNTIME_MARKERS: [&str; 7] = [
     "tokio::runtime::task::",
     "tokio::runtime::scheduler::",
     "tokio::runtime::park::",
     "<tracing::instrument::Instrumented<T> as core::future::future::Future>::poll",
     "tokio::task::local::",
     "tokio::runtime::runtime::Runtime::block_on",
+    // pollwatch's watched-future wrapper (`source/watched.rs`) polling the application's.
+    "<pollwatch::source::watched::Watched<",
 ];
 
 /// Path prefixes and parts of code that is not the application's: the standard library,
@@ -65,10 +67,15 @@ fn is_runtime(frame: &Frame) -> bool {
         .iter()
         .any(|m| frame.function.starts_with(m))
         || frame.file.as_deref().is_some_and(|f| {
-            (f.contains("/tokio-1.") || f.contains("/tracing-0.1."))
-                && RUNTIME_FILES.iter().any(|m| f.contains(m))
+            ((f.contains("/tokio-1.") || f.contains("/tracing-0.1."))
+                && RUNTIME_FILES.iter().any(|m| f.contains(m)))
+                || (f.contains("pollwatch") && f.ends_with(WATCHED_FILE))
         })
 }
+
+/// The watched-future wrapper's source file: with line tables only, its frames have short
+/// names (`poll<F>`), and its file says what they are.
+const WATCHED_FILE: &str = "/src/source/watched.rs";
 
 /// A frame whose function has only a short name (line tables only) gets a path built from
 /// its file. In a dependency the crate and module make it: `futures-executor-0.3.31/src/local_pool.rs`
