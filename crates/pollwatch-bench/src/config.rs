@@ -212,6 +212,11 @@ impl Instrumented {
 
     /// Shuts the runtime down and tears the instrumentation down; returns the polls pollwatch
     /// counted, for the pollwatch configurations.
+    /// Stalls pollwatch caught so far (0 without pollwatch).
+    pub fn stalls(&self) -> u64 {
+        self.handle.as_ref().map_or(0, |h| h.report().totals.stalls)
+    }
+
     pub fn finish(mut self) -> Option<u64> {
         let rt = self.rt.take().unwrap();
         match &self.dispatch {

@@ -33,6 +33,7 @@ pub fn run() {
     let n = Config::ALL.len();
     let mut wall_ms = vec![Vec::new(); n];
     let mut peak_mib = vec![Vec::new(); n];
+    let mut stalls: Vec<Vec<f64>> = vec![Vec::new(); n];
     let exe = std::env::current_exe().unwrap();
     let with_console = env_usize("SPAWN_CONSOLE", 0) == 1;
     for round in 0..rounds {
@@ -53,7 +54,7 @@ pub fn run() {
                 .split_whitespace()
                 .filter_map(|f| f.parse().ok())
                 .collect();
-            if !output.status.success() || figures.len() != 2 {
+            if !output.status.success() || figures.len() != 3 {
                 println!(
                     "warning: {} child failed ({}): {}",
                     config.key(),
@@ -64,13 +65,14 @@ pub fn run() {
             }
             wall_ms[config.index()].push(figures[0]);
             peak_mib[config.index()].push(figures[1]);
+            stalls[config.index()].push(figures[2]);
         }
     }
     let plain = Config::Plain.index();
     let registry = Config::Registry.index();
     println!();
-    println!("| configuration | wall ms | ns/task | peak RSS MiB | RSS vs plain MiB | RSS vs `Registry` MiB |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| configuration | wall ms | ns/task | peak RSS MiB | RSS vs plain MiB | RSS vs `Registry` MiB | stalls caught (per round) |");
+    println!("|---|---:|---:|---:|---:|---:|---|");
     for config in Config::ALL {
         let i = config.index();
         if wall_ms[i].is_empty() {
@@ -80,8 +82,16 @@ pub fn run() {
             );
             continue;
         }
+        let caught = match config {
+            Config::Layer | Config::Hooks => stalls[i]
+                .iter()
+                .map(|s| format!("{s:.0}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => String::new(),
+        };
         println!(
-            "| {} | {:.0} | {:.0} | {:.1} | {:+.1} | {:+.1} |",
+            "| {} | {:.0} | {:.0} | {:.1} | {:+.1} | {:+.1} | {caught} |",
             config.name(),
             median(&wall_ms[i]),
             median(&wall_ms[i]) * 1e6 / tasks as f64,
@@ -102,6 +112,11 @@ pub fn run() {
         "MiB",
         &peak_mib.iter().map(fmt).collect::<Vec<_>>(),
     );
+    println!(
+        "note: a round in which pollwatch caught a stall (here, a poll the busy machine kept \
+         from finishing within the 10 ms threshold) parsed the binary's debug info to name it: \
+         its peak RSS includes that (see the README's Limitations)"
+    );
     if !with_console {
         println!(
             "note: console-subscriber left out (SPAWN_CONSOLE=1 to include it): it keeps every finished task for its retention period, ~4.8 GiB peak RSS at 100,000 tasks"
@@ -119,7 +134,8 @@ pub fn run() {
     }
 }
 
-/// The child: one run under the configuration named `key`; prints `wall_ms peak_rss_mib`.
+/// The child: one run under the configuration named `key`; prints `wall_ms peak_rss_mib
+/// stalls` (the stalls pollwatch caught, 0 in the other configurations).
 pub fn child(key: &str) {
     let config = Config::from_key(key).unwrap_or_else(|| panic!("no configuration {key}"));
     let tasks = env_usize("SPAWN_TASKS", 1_000_000);
@@ -147,10 +163,11 @@ pub fn child(key: &str) {
             .unwrap();
     });
     let wall = start.elapsed();
+    let stalls = rt.stalls();
     rt.finish();
     let peak = peak_rss_kib().unwrap_or(0);
     println!(
-        "{:.3} {:.3}",
+        "{:.3} {:.3} {stalls}",
         wall.as_secs_f64() * 1e3,
         peak as f64 / 1024.0
     );
