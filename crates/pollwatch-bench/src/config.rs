@@ -1,5 +1,5 @@
 //! The configurations every workload runs side by side: plain tokio, a bare `Registry`,
-//! pollwatch's two poll sources, the floor, and the peers (console-subscriber, tokio-metrics,
+//! pollwatch's three poll sources (layer, runtime hooks, watched futures), the floor, and the peers (console-subscriber, tokio-metrics,
 //! tokio-blocked, dial9-tokio-telemetry), each set up as its documentation shows.
 
 use std::any::Any;
@@ -18,6 +18,7 @@ pub enum Config {
     Registry,
     Layer,
     Hooks,
+    Watched,
     Floor,
     Console,
     TokioMetrics,
@@ -27,11 +28,12 @@ pub enum Config {
 
 impl Config {
     /// Every configuration, in table order; plain tokio first (every ratio's baseline).
-    pub const ALL: [Config; 9] = [
+    pub const ALL: [Config; 10] = [
         Config::Plain,
         Config::Registry,
         Config::Layer,
         Config::Hooks,
+        Config::Watched,
         Config::Floor,
         Config::Console,
         Config::TokioMetrics,
@@ -51,6 +53,7 @@ impl Config {
             Config::Registry => "registry",
             Config::Layer => "layer",
             Config::Hooks => "hooks",
+            Config::Watched => "watched",
             Config::Floor => "floor",
             Config::Console => "console",
             Config::TokioMetrics => "tokio-metrics",
@@ -70,6 +73,7 @@ impl Config {
             Config::Registry => "`Registry` alone",
             Config::Layer => "`Registry` + pollwatch layer",
             Config::Hooks => "pollwatch hooks source (no subscriber)",
+            Config::Watched => "pollwatch watched futures (`pollwatch::spawn`, any build)",
             Config::Floor => "floor: hooks doing two clock reads + a TLS store",
             Config::Console => "`Registry` + console-subscriber (serving)",
             Config::TokioMetrics => "tokio-metrics `TaskMonitor` on every task",
@@ -89,6 +93,7 @@ impl Config {
         let mut spawner = Spawner::Tokio;
         let dispatch = match self {
             Config::Plain | Config::Floor | Config::Hooks | Config::TokioMetrics => None,
+            Config::Watched => None,
             Config::Dial9 => None,
             Config::Registry => Some(Dispatch::new(tracing_subscriber::registry())),
             Config::Layer => {
@@ -110,6 +115,10 @@ impl Config {
         match self {
             Config::Hooks => {
                 handle = Some(pollwatch::PollWatch::builder().build_hooks(&mut builder))
+            }
+            Config::Watched => {
+                handle = Some(pollwatch::PollWatch::builder().build_watched());
+                spawner = Spawner::Watched;
             }
             Config::Floor => crate::floor::attach(&mut builder),
             Config::TokioMetrics => spawner = Spawner::Monitored(tokio_metrics::TaskMonitor::new()),
@@ -171,6 +180,8 @@ pub enum Spawner {
     Tokio,
     /// tokio-metrics: every task instrumented with the one `TaskMonitor`.
     Monitored(tokio_metrics::TaskMonitor),
+    /// pollwatch's watched futures: every task spawned with `pollwatch::spawn`.
+    Watched,
 }
 
 impl Spawner {
@@ -183,6 +194,7 @@ impl Spawner {
         match self {
             Spawner::Tokio => tokio::spawn(future),
             Spawner::Monitored(monitor) => tokio::spawn(monitor.instrument(future)),
+            Spawner::Watched => pollwatch::spawn(future),
         }
     }
 }

@@ -83,7 +83,7 @@ pub fn run() {
         &p99.iter().map(fmt).collect::<Vec<_>>(),
     );
     println!();
-    for config in [Config::Layer, Config::Hooks] {
+    for config in [Config::Layer, Config::Hooks, Config::Watched] {
         let i = config.index();
         at_least(
             &format!("{}: throughput vs plain tokio", config.key()),

@@ -83,7 +83,7 @@ pub fn run() {
             continue;
         }
         let caught = match config {
-            Config::Layer | Config::Hooks => stalls[i]
+            Config::Layer | Config::Hooks | Config::Watched => stalls[i]
                 .iter()
                 .map(|s| format!("{s:.0}"))
                 .collect::<Vec<_>>()
@@ -123,7 +123,7 @@ pub fn run() {
         );
     }
     println!();
-    for config in [Config::Layer, Config::Hooks] {
+    for config in [Config::Layer, Config::Hooks, Config::Watched] {
         let i = config.index();
         at_most(
             &format!("{}: spawn-heavy peak RSS over plain tokio", config.key()),
