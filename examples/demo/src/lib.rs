@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod load;
+pub mod named_tasks;
 pub mod routes;
 pub mod service;
 pub mod unwatched;

@@ -26,15 +26,13 @@ impl Service {
         let addr = listener.local_addr()?;
         let (shutdown, stopped) = oneshot::channel::<()>();
         let app = routes::router(state);
-        let server = tokio::task::Builder::new()
-            .name("http_server")
-            .spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await
-            })?;
+        let server = crate::named_tasks::spawn_named("http_server", async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        })?;
         Ok(Self {
             addr,
             shutdown,

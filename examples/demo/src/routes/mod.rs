@@ -156,7 +156,7 @@ pub fn in_named_task<F>(name: &'static str, work: F) -> impl Future<Output = Out
 where
     F: Future<Output = Outcome> + Send + 'static,
 {
-    let spawned = tokio::task::Builder::new().name(name).spawn(work);
+    let spawned = crate::named_tasks::spawn_named(name, work);
     async move {
         let handle = spawned.map_err(|e| HandlerError(format!("{name}: spawn failed: {e}")))?;
         handle
