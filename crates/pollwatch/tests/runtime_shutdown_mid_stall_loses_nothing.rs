@@ -88,8 +88,9 @@ fn shut_down_mid_stall(shutdown: Shutdown) {
     });
     let stuck = stalls_named(&report, "stuck");
     assert_eq!(stuck.len(), 1, "{shutdown:?}: counted once: {stuck:#?}");
+    // The TSC's scaling to ns against the system clock `held` comes from: 1% allowed.
     assert!(
-        stuck[0].duration_ns >= held.as_nanos() as u64,
+        stuck[0].duration_ns >= held.as_nanos() as u64 * 99 / 100,
         "{shutdown:?}: its whole length, at least the {held:?} before the shutdown: {:?}",
         stuck[0]
     );
