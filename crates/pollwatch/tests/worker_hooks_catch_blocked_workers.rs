@@ -80,7 +80,10 @@ fn worker_site(report: &pollwatch::Report) -> &pollwatch_report::SiteReport {
         .iter()
         .find(|s| s.kind == "worker")
         .unwrap_or_else(|| panic!("no worker site: {:#?}", report.sites));
-    assert!(site.file.ends_with(FILE), "where the hooks were added: {site:#?}");
+    assert!(
+        site.file.ends_with(FILE),
+        "where the hooks were added: {site:#?}"
+    );
     assert_eq!(site.name, "worker (task unknown)");
     assert!(site.polls >= 1, "busy periods are counted: {site:#?}");
     assert_eq!(site.slow_polls, 0, "never judged by length: {site:#?}");

@@ -60,15 +60,10 @@ impl Scanner {
         for (index, slot) in slots.iter().enumerate() {
             let innermost = slot.innermost();
             let blocked = match &innermost {
-                Some(poll) if poll.worker => self.calls.observe(
-                    index,
-                    slot.tid(),
-                    poll,
-                    poll.own_ns(&state.poll.clock),
-                    state.threshold_ns(),
-                    inspector,
-                    &state.poll.clock,
-                ),
+                Some(poll) if poll.worker => {
+                    self.calls
+                        .observe(index, slot.tid(), poll, state, inspector)
+                }
                 _ => {
                     self.calls.forget(index);
                     None

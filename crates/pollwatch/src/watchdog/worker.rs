@@ -24,6 +24,7 @@ use pollwatch_capture::{Inspector, Tid};
 
 use crate::poll::clock::Clock;
 use crate::poll::thread::InnerPoll;
+use crate::state::State;
 
 /// A worker's thread has slept in one call since `since` (raw clock), `ns` so far.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,18 +60,17 @@ pub(crate) struct BlockedCalls {
 
 impl BlockedCalls {
     /// Reads the thread `tid` of slot `index`, whose innermost poll is worker-level poll
-    /// `poll`, `own_ns` into it: the call it has slept in, if any, and since when.
+    /// `poll`: the call it has slept in, if any, and since when.
     pub(crate) fn observe(
         &mut self,
         index: usize,
         tid: Tid,
         poll: &InnerPoll,
-        own_ns: u64,
-        threshold_ns: u64,
+        state: &State,
         inspector: &dyn Inspector,
-        clock: &Clock,
     ) -> Option<Blocked> {
-        if own_ns <= threshold_ns / 2 {
+        let clock = &state.poll.clock;
+        if poll.own_ns(clock) <= state.threshold_ns() / 2 {
             self.forget(index);
             return None;
         }
