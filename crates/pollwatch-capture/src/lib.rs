@@ -145,6 +145,17 @@ pub trait Inspector: Send + Sync + std::fmt::Debug {
         let _ = tid;
         None
     }
+    /// The syscall thread `tid` is asleep in, as its number and six argument registers
+    /// (`/proc/self/task/<tid>/syscall`), without resolving what it waits on: one small read,
+    /// cheap enough to take every tick. `None` when the thread runs or is runnable (the kernel
+    /// then writes `running`), is blocked outside a syscall, is gone, or where unavailable.
+    /// Two equal readings with no CPU time used between them (see
+    /// [`sched_times`](Inspector::sched_times)) are one call the thread has slept in
+    /// throughout.
+    fn blocked_call(&self, tid: Tid) -> Option<(u64, [u64; 6])> {
+        let _ = tid;
+        None
+    }
     /// The CPU throttling of this process's cgroup so far, from cgroup v2's `cpu.stat`
     /// (the cgroup named by `/proc/self/cgroup`'s `0::` line, under `/sys/fs/cgroup`); `None`
     /// without cgroup v2 or without a CPU controller there.

@@ -299,12 +299,43 @@ impl Builder {
     #[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
     #[must_use = "dropping the guard immediately writes the report and stops reporting"]
     pub fn hooks(self, runtime: &mut tokio::runtime::Builder) -> Guard {
+        self.attached(|handle| handle.add_runtime_hooks(runtime))
+    }
+
+    /// Builds pollwatch fed by tokio's stable worker hooks (see [`Handle::add_worker_hooks`])
+    /// and returns its handle, in any build: no `--cfg tokio_unstable`, no subscriber.
+    /// [`Builder::runtime`] also keeps the report files and writes them at the end.
+    #[track_caller]
+    pub fn build_worker_hooks(self, runtime: &mut tokio::runtime::Builder) -> Handle {
+        let location = std::panic::Location::caller();
+        let (state, handle) = self.start();
+        crate::source::workers::attach(&state, runtime, location);
+        handle
+    }
+
+    /// Sets `runtime`'s stable worker hooks to feed pollwatch (see
+    /// [`Handle::add_worker_hooks`]), in any build, set up like [`Builder::hooks`]: the
+    /// report files kept current and written when the guard is dropped, `/metrics` served
+    /// with the `prometheus` feature, an output that cannot start a diagnostic, and stall
+    /// events to the default subscriber of the calling thread.
+    #[track_caller]
+    #[must_use = "dropping the guard immediately writes the report and stops reporting"]
+    pub fn runtime(self, runtime: &mut tokio::runtime::Builder) -> Guard {
+        let location = std::panic::Location::caller();
+        self.attached(|handle| crate::source::workers::attach(handle.state(), runtime, location))
+    }
+
+    /// Starts pollwatch with the report files kept current, lets `attach` connect a source to
+    /// its handle, then starts `/metrics`: an output that cannot start is an ERROR event and
+    /// a diagnostic, and pollwatch runs on without it.
+    fn attached(self, attach: impl FnOnce(&Handle)) -> Guard {
         let mut without = Vec::new();
         if let Err(e) = check_report_dir(&self.config.report_dir) {
             without.push(e.to_string());
         }
         let config = self.config.clone();
-        let handle = self.write_while_running(true).build_hooks(runtime);
+        let (_, handle) = self.write_while_running(true).start();
+        attach(&handle);
         let metrics = crate::metrics::serve(&config, handle.state()).unwrap_or_else(|e| {
             without.push(e.to_string());
             None

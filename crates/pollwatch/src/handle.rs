@@ -69,6 +69,33 @@ impl Handle {
         crate::source::hooks::attach(&self.state, runtime);
     }
 
+    /// Feeds this pollwatch from `runtime`'s stable worker hooks too (`on_thread_unpark`,
+    /// `on_thread_park`, `on_thread_stop`), in any build: no `--cfg tokio_unstable`, no
+    /// subscriber. tokio's `Builder` keeps one callback per hook: these replace any set on it
+    /// before (set your own `on_thread_start`; it is left alone).
+    ///
+    /// Each busy period of a worker (from leaving its park to parking again) is a poll of the
+    /// site `"worker (task unknown)"` (kind `worker`) at this call's location, which counts
+    /// busy periods and the worker's time outside the polls other sources measure. It is not
+    /// judged by its length: a stall is a worker asleep in one blocking syscall (a read, a
+    /// sleep, a lock, ...) for longer than the threshold while it holds its queue, reported
+    /// with task id 0, the call site from its stack, the cause and the fix. A poll another
+    /// source measures (a watched future, the layer, the task hooks) is judged and reported
+    /// as that poll's. Out of reach: CPU work in a task no other source measures, and a
+    /// worker's busy period before its first park (the README compares the sources).
+    ///
+    /// ```no_run
+    /// let handle = pollwatch::PollWatch::builder().build_watched();
+    /// let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    /// handle.add_worker_hooks(runtime.enable_all());
+    /// let runtime = runtime.build()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn add_worker_hooks(&self, runtime: &mut tokio::runtime::Builder) {
+        crate::source::workers::attach(&self.state, runtime, std::panic::Location::caller());
+    }
+
     /// `future`, its polls measured by this pollwatch at the site of this call, whichever
     /// pollwatch is current: for a process with several. See [`crate::Watch::watched`].
     #[track_caller]

@@ -70,3 +70,34 @@ pub fn hooks(runtime: &mut tokio::runtime::Builder) -> Guard {
         Err(e) => panic!("pollwatch::hooks: {e}"),
     }
 }
+
+/// Feeds pollwatch from `runtime`'s stable worker hooks (tokio's `on_thread_park` /
+/// `on_thread_unpark`), in any build: no `--cfg tokio_unstable`, no tracing subscriber,
+/// configured from the `POLLWATCH_*` variables. Like [`init`], it keeps the report files
+/// current and writes them when the guard is dropped. It catches a worker asleep in one
+/// blocking call (a read, a sleep, a lock, ...) for longer than the threshold, whatever task
+/// runs on it; not CPU work in a task (the README compares the sources, and
+/// [`Handle::add_worker_hooks`](crate::Handle::add_worker_hooks) says what it replaces).
+///
+/// ```no_run
+/// fn main() -> std::io::Result<()> {
+///     let mut runtime = tokio::runtime::Builder::new_multi_thread();
+///     let _guard = pollwatch::runtime(runtime.enable_all());
+///     runtime.build()?.block_on(async {
+///         tokio::spawn(async { /* the service */ }).await.unwrap();
+///     });
+///     Ok(())
+/// }
+/// ```
+///
+/// # Panics
+///
+/// With a clear message when a `POLLWATCH_*` variable is invalid.
+#[track_caller]
+#[must_use = "dropping the guard immediately writes the report and stops reporting"]
+pub fn runtime(runtime: &mut tokio::runtime::Builder) -> Guard {
+    match PollWatch::builder().with_default_env() {
+        Ok(builder) => builder.runtime(runtime),
+        Err(e) => panic!("pollwatch::runtime: {e}"),
+    }
+}

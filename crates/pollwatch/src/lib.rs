@@ -68,7 +68,7 @@ pub use handle::Handle;
 #[cfg(tokio_unstable)]
 #[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
 pub use init::hooks;
-pub use init::{init, try_init};
+pub use init::{init, runtime, try_init};
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub use metrics::{MetricsServer, POLL_DURATION_BUCKETS};

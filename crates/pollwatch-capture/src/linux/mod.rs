@@ -62,6 +62,10 @@ impl Inspector for Linux {
         proc::cgroup_throttling()
     }
 
+    fn blocked_call(&self, tid: Tid) -> Option<(u64, [u64; 6])> {
+        proc::blocked_call(tid)
+    }
+
     fn capture(&self, tid: Tid, timeout: Duration) -> Result<RawBacktrace, CaptureError> {
         if !self.backtraces {
             return Err(CaptureError::Disabled);

@@ -36,6 +36,12 @@ pub(crate) fn thread_state(tid: Tid) -> Option<ThreadState> {
     })
 }
 
+/// The syscall `tid` sleeps in, from `syscall` alone: `running` (also for a runnable thread)
+/// and a thread blocked outside a syscall give `None`.
+pub(crate) fn blocked_call(tid: Tid) -> Option<(u64, [u64; 6])> {
+    parse_syscall(&task_file(tid, "syscall")?)
+}
+
 /// From `schedstat` (ns, the first field), or else from `stat`'s `utime + stime` (clock
 /// ticks, so a 10 ms resolution) on kernels without schedstats.
 pub(crate) fn cpu_time_ns(tid: Tid) -> Option<u64> {

@@ -52,6 +52,19 @@ pub(crate) const HOOK_POLL: u64 = 1 << 63;
 /// this bit): no span id or hook id has it, so their ids never meet.
 pub(crate) const WATCH_POLL: u64 = 1 << 62;
 
+/// The bit the worker-hooks source sets in its poll ids (a number per runtime, below this
+/// bit): a worker's busy period, from tokio's `on_thread_unpark` to `on_thread_park`, is a
+/// *worker-level poll* of no task. It is never folded into, nor folds, another poll: the
+/// finer sources' polls nest in it. It is not judged by its length (a busy worker under load
+/// runs for long, rightly) but by the call its thread sleeps in (`watchdog/worker.rs`).
+pub(crate) const WORKER_POLL: u64 = 1 << 61;
+
+/// Whether poll id `span` is a worker-level poll (see [`WORKER_POLL`]).
+#[inline]
+pub(crate) fn is_worker(span: u64) -> bool {
+    span & (HOOK_POLL | WATCH_POLL | WORKER_POLL) == WORKER_POLL
+}
+
 /// The task a poll belongs to, as a poll source hands it to the poll path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TaskInfo {
@@ -304,11 +317,13 @@ impl PollPath {
             slot.inner_depth
                 .store(frame.inner_base.load(Relaxed), Relaxed);
             slot.depth.store(depth - 1, Release);
+            // A worker's busy period is recorded (its own time, at its site) but never slow.
+            let by_length = !is_worker(span);
             if depth == 1 {
                 let seq = slot.poll_seq.load(Relaxed);
                 slot.last_outer_ns.store(total_ns, Relaxed);
                 slot.last_outer_seq.store(seq, Relaxed);
-                if total_ns > self.threshold_ns {
+                if by_length && total_ns > self.threshold_ns {
                     slot.slow_poll_ended(seq, total_ns);
                 }
                 slot.poll_start.store(0, Release);
@@ -327,7 +342,7 @@ impl PollPath {
             let Some(recorder) = slot.recorder(site) else {
                 return;
             };
-            let slow = own_ns > self.threshold_ns;
+            let slow = by_length && own_ns > self.threshold_ns;
             let recorded = recorder.record(own_ns, slow);
             let slow_position = if slow {
                 let site = SiteId::from_index(site);
@@ -396,9 +411,14 @@ impl PollPath {
 ///   a watched future it is polled inside: `pollwatch::spawn(async { f.watched().await })`
 ///   is one poll at `f`'s site); a watched future outside any task (task 0: a `block_on` root
 ///   future) folds into the layer's poll of the `block_on` future it runs in.
+///
+/// A worker-level poll ([`WORKER_POLL`]) neither folds nor is folded into: it is a busy
+/// period of the thread, of no task, and the polls inside it nest in it.
 #[inline]
 fn folds_into(span: u64, task_id: u64, top: u64, top_task: u64) -> bool {
-    if span & WATCH_POLL != 0 {
+    if is_worker(span) || is_worker(top) {
+        false
+    } else if span & WATCH_POLL != 0 {
         top_task == task_id || (task_id == 0 && top & WATCH_POLL == 0)
     } else {
         span & HOOK_POLL == 0 && top & HOOK_POLL != 0 && top_task == task_id
@@ -637,6 +657,63 @@ pub(crate) mod tests {
         path.exit(5);
         assert_eq!((totals(&path, 0).polls(), totals(&path, 1).polls()), (0, 1));
         assert_eq!(path.slot_list()[0].depth.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn a_worker_busy_period_holds_finer_polls_nested_and_is_never_slow() {
+        let (path, mock) = path();
+        let worker = WORKER_POLL | 1;
+        for _ in 0..2 {
+            // Unparked: a hook poll, a watched future alone (`pollwatch::spawn`), a layer span.
+            path.enter(worker, task(0, 0));
+            mock.increment(1_000u64);
+            for (poll, site) in [(HOOK_POLL | 7, 1), (WATCH_POLL | 3, 2), (5, 3)] {
+                path.enter(poll, task(7, site));
+                mock.increment(30 * 1_000_000u64);
+                path.exit(poll);
+            }
+            mock.increment(50 * 1_000_000u64);
+            path.exit(worker);
+        }
+        let busy = totals(&path, 0);
+        assert_eq!(
+            (busy.polls(), busy.busy_ns, busy.slow_polls),
+            (2, 2 * (1_000 + 50_000_000), 0),
+            "two busy periods, without the polls in them, never slow"
+        );
+        for site in 1..=3 {
+            let polls = totals(&path, site);
+            assert_eq!((polls.polls(), polls.slow_polls), (2, 2), "site {site}");
+        }
+        let slot = path.slot_list()[0].clone();
+        let mut slow = Vec::new();
+        slot.drain_slow(|_| true, |r| slow.push(r.site.index()));
+        assert_eq!(
+            slow,
+            [1, 2, 3, 1, 2, 3],
+            "only the finer polls are slow polls"
+        );
+        assert_eq!(slot.slow_poll_ns(slot.poll_seq.load(Relaxed)), None);
+    }
+
+    #[test]
+    fn a_worker_poll_neither_folds_nor_is_folded_into() {
+        let (path, _mock) = path();
+        // A watched future outside any task on a worker: nested, not folded.
+        path.enter(WORKER_POLL | 1, task(0, 0));
+        path.enter(WATCH_POLL | 1, task(0, 1));
+        let slot = path.slot_list()[0].clone();
+        let inner = slot.innermost().unwrap();
+        assert_eq!(
+            (inner.depth, inner.worker, inner.task.site.index()),
+            (2, false, 1)
+        );
+        path.exit(WATCH_POLL | 1);
+        let outer = slot.innermost().unwrap();
+        assert_eq!((outer.depth, outer.worker), (1, true));
+        path.exit(WORKER_POLL | 1);
+        assert_eq!((totals(&path, 0).polls(), totals(&path, 1).polls()), (1, 1));
+        assert!(!is_worker(HOOK_POLL | WORKER_POLL) && !is_worker(WATCH_POLL | WORKER_POLL));
     }
 
     #[test]

@@ -271,6 +271,7 @@ impl ThreadSlot {
             depth,
             start: frame.start.load(Relaxed),
             nested_ns: frame.nested_ns.load(Relaxed),
+            worker: super::is_worker(frame.span.load(Relaxed)),
             task: TaskInfo {
                 task_id: frame.task_id.load(Relaxed),
                 site: SiteId::from_index(frame.site.load(Relaxed)),
@@ -323,6 +324,9 @@ pub(crate) struct InnerPoll {
     pub(crate) start: u64,
     /// The time of the polls nested in it that have ended.
     pub(crate) nested_ns: u64,
+    /// Whether it is a worker's busy period (a worker-level poll, of no task): judged by the
+    /// call its thread sleeps in, not by its length.
+    pub(crate) worker: bool,
     pub(crate) task: TaskInfo,
 }
 

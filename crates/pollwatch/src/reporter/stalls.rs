@@ -69,6 +69,10 @@ fn detected(state: &State, console: &mut Resources, raw: &RawSample, look: descr
         state.book.lock().in_place(raw.key, raw.site);
         return;
     }
+    if look.left_the_worker(raw) {
+        // A worker-level poll left open on a thread that is no worker now: nothing blocks.
+        return;
+    }
     let stall = StallRecord::detected(raw, look);
     let stall = if stack_may_come(raw, &stall) {
         // Only a stack tells whether it blocks in place: wait for the next look.
@@ -148,6 +152,9 @@ fn resampled(state: &State, console: &mut Resources, raw: &RawSample, look: desc
         drop(book);
         if look.in_place {
             state.book.lock().in_place(raw.key, raw.site);
+            return;
+        }
+        if look.left_the_worker(raw) {
             return;
         }
         // This look decides, with or without a stack: a stall since its first look.

@@ -1,6 +1,6 @@
 //! The process-wide current pollwatch: the state a watched future feeds when it is not given
 //! one. Watched futures have no subscriber to find their pollwatch through, so building one
-//! (`init`, `try_init`, `Builder::build`, `build_hooks`, `build_watched`, `hooks`) makes it
+//! (`init`, `try_init`, `runtime`, `Builder::build`, `build_hooks`, `build_watched`, `build_worker_hooks`, `hooks`) makes it
 //! current: the most recent one built wins, and [`Handle::make_current`] chooses another.
 //!
 //! Held weakly: once every handle, guard and layer of the current pollwatch is gone, there is

@@ -12,6 +12,7 @@
 //! | tracing layer | [`layer`] | `--cfg tokio_unstable`, tokio's `tracing` feature, a `Registry` |
 //! | runtime hooks | [`hooks`] | `--cfg tokio_unstable`, the runtime's `Builder` |
 //! | watched futures | [`watched`] | nothing: each future to measure wrapped, or spawned with `pollwatch::spawn` |
+//! | worker hooks | [`workers`] | nothing: the runtime's `Builder` (tokio's stable thread hooks); sees workers, not tasks |
 //!
 //! [`current`] is the pollwatch watched futures feed when not given one; [`location_cache`]
 //! finds the site of a `&'static Location` without the site table's lock.
@@ -23,3 +24,4 @@ pub(crate) mod hooks;
 pub(crate) mod layer;
 mod task_table;
 pub(crate) mod watched;
+pub(crate) mod workers;

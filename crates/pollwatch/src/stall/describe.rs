@@ -9,6 +9,7 @@ use super::classify::{self, Cause, Observed, Run, TargetKind};
 use super::frames::{self, Missing};
 use super::in_place;
 use super::location::{with_line, Roots};
+use super::on_worker;
 use super::RawSample;
 
 /// What one look at the stuck thread found, beyond the raw sample.
@@ -37,6 +38,17 @@ pub(crate) struct Look {
     pub(crate) capture_ns: Option<u64>,
     /// Whether the stack runs inside `tokio::task::block_in_place`: the poll holds no worker.
     pub(crate) in_place: bool,
+    /// Whether the stack runs tokio's scheduler (a worker or a `block_on` running tasks);
+    /// false without a stack.
+    pub(crate) on_worker: bool,
+}
+
+impl Look {
+    /// Whether this look shows that a worker-level poll's thread is no longer a worker: its
+    /// stack runs no tokio scheduler. Unknown without a stack: then it is judged a worker.
+    pub(crate) fn left_the_worker(&self, raw: &RawSample) -> bool {
+        raw.worker && self.has_stack() && !self.on_worker
+    }
 }
 
 impl Look {
@@ -102,6 +114,7 @@ pub(crate) fn look(raw: &RawSample, roots: &mut Roots, site_file: &str) -> Look 
             })
             .collect();
         look.in_place = in_place::blocking_in_place(&symbolized);
+        look.on_worker = on_worker::runs_a_scheduler(&symbolized);
         look.backtrace = frames::trim(&symbolized);
         for frame in &look.backtrace {
             if let Some(file) = &frame.file {
@@ -166,6 +179,7 @@ pub(crate) mod tests {
             thread: "tokio-rt-worker".into(),
             task_id: 9,
             site: crate::sites::SiteId::from_index(0),
+            worker: false,
             started_at_ns: 0,
             running_ns,
             lag_ns: 0,

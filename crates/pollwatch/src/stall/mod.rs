@@ -11,6 +11,7 @@ pub(crate) mod describe;
 pub(crate) mod frames;
 pub(crate) mod in_place;
 pub(crate) mod location;
+pub(crate) mod on_worker;
 pub(crate) mod rate_limit;
 pub(crate) mod record;
 pub(crate) mod sched;
@@ -59,6 +60,10 @@ pub(crate) struct RawSample {
     pub(crate) thread: String,
     pub(crate) task_id: u64,
     pub(crate) site: SiteId,
+    /// Whether the stuck poll is a worker-level one (a worker's busy period, of no task): the
+    /// stall is the call its thread sleeps in, and a stack that runs no tokio scheduler
+    /// shows a thread that is no longer a worker ([`on_worker`]).
+    pub(crate) worker: bool,
     pub(crate) started_at_ns: u64,
     pub(crate) running_ns: u64,
     pub(crate) lag_ns: u64,

@@ -368,6 +368,7 @@ pub(crate) mod tests {
                 dropping: None,
                 capture_ns: None,
                 in_place: false,
+                on_worker: false,
             },
             cause: Cause::FileIo,
             looked: Cause::FileIo,

@@ -8,8 +8,12 @@
 //! formats events or does file I/O itself: a cold symbolization takes 20-75 ms and would make
 //! it miss stalls. A stall that keeps running is looked at again at 2x, 4x, 8x ... the
 //! threshold; when it ends, its total is sent on.
+//!
+//! A worker-level poll (a worker's busy period, with no finer poll open in it) is judged by
+//! the call its thread sleeps in instead of its length ([`worker`]).
 
 mod scan;
+mod worker;
 
 use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
 use std::sync::mpsc::SyncSender;

@@ -14,6 +14,8 @@ use crate::stall::sched::{FirstReadings, SchedReading};
 use crate::stall::{Msg, RawSample, SampleKind};
 use crate::state::{Lost, State};
 
+use super::worker::{Blocked, BlockedCalls};
+
 /// A running stall is looked at again at 2x, 4x, 8x ... the threshold, at most this often.
 pub(crate) const MAX_RESAMPLES: u32 = 12;
 
@@ -27,7 +29,10 @@ struct Active {
     /// new thread before the next look, whose polls are not this one's.
     slot: Arc<ThreadSlot>,
     poll: InnerPoll,
-    /// Its own time at the last look.
+    /// For a worker-level poll: the start (raw) of the call its thread sleeps in, which is
+    /// the stall (the busy period goes on after it).
+    call: Option<u64>,
+    /// Its own time at the last look (a worker-level poll's: the call's).
     own_ns: u64,
     next_look_ns: u64,
     looks: u32,
@@ -39,30 +44,58 @@ pub(crate) struct Scanner {
     active: Vec<Option<Active>>,
     /// The scheduler accounting of slow polls, from before they become stalls.
     first_sched: FirstReadings,
+    /// The calls the threads of worker-level polls sleep in.
+    calls: BlockedCalls,
 }
 
 impl Scanner {
     /// Looks at every thread's innermost poll. A stall is one poll holding its thread past the
     /// threshold by itself: its own time, without the polls nested inside it, so an outer
-    /// poll that runs many short ones (a `LocalSet`) is not one.
+    /// poll that runs many short ones (a `LocalSet`) is not one. A worker-level poll with no
+    /// finer poll open in it is judged by the call its thread sleeps in instead
+    /// ([`super::worker`]).
     pub(crate) fn scan(&mut self, state: &State, inspector: &dyn Inspector, to: &SyncSender<Msg>) {
         let slots = state.poll.slot_list();
         self.active.resize(slots.len(), None);
         for (index, slot) in slots.iter().enumerate() {
+            let innermost = slot.innermost();
+            let blocked = match &innermost {
+                Some(poll) if poll.worker => {
+                    self.calls
+                        .observe(index, slot.tid(), poll, state, inspector)
+                }
+                _ => {
+                    self.calls.forget(index);
+                    None
+                }
+            };
             if let Some(active) = &mut self.active[index] {
                 // Its thread exited (the index is reclaimed, or another thread's now), or the
-                // poll ended: the stall is over, and its own thread's slot says how long.
-                if !Arc::ptr_eq(&active.slot, slot) || !slot.still_polling(&active.poll) {
+                // poll ended, or a worker's thread left the call: the stall is over, and its
+                // own thread's slot (or the call's last sighting) says how long.
+                let left_call = active
+                    .call
+                    .is_some_and(|since| blocked.map(|b| b.since) != Some(since));
+                if !Arc::ptr_eq(&active.slot, slot)
+                    || !slot.still_polling(&active.poll)
+                    || left_call
+                {
                     if let Some(active) = self.active[index].take() {
                         send(state, to, ended(state, inspector, index, active));
                     }
+                } else if let Some(blocked) = blocked.filter(|_| active.call.is_some()) {
+                    active.own_ns = blocked.ns;
                 } else {
                     active.own_ns = active.poll.own_ns(&state.poll.clock);
                 }
             }
-            let Some(poll) = slot.innermost() else {
+            let Some(poll) = innermost else {
                 continue;
             };
+            if poll.worker {
+                self.scan_worker(state, inspector, to, index, slot, poll, blocked);
+                continue;
+            }
             let own_ns = poll.own_ns(&state.poll.clock);
             if let Some(active) = &self.active[index] {
                 if !same_poll(&active.poll, &poll) && own_ns > state.threshold_ns() {
@@ -80,7 +113,7 @@ impl Scanner {
                 state.threshold_ns(),
                 || SchedReading::take(inspector, slot.tid(), state.poll.clock.uptime_ns()),
             );
-            let Some(kind) = self.due(index, slot, poll, own_ns, state.threshold_ns()) else {
+            let Some(kind) = self.due(index, slot, poll, None, own_ns, state.threshold_ns()) else {
                 continue;
             };
             let key = PollKey {
@@ -95,12 +128,53 @@ impl Scanner {
         }
     }
 
-    /// Whether `poll`, its own time `own_ns`, on slot `index` is due a look, and which.
+    /// A worker-level poll with no finer poll open: a stall when its thread has slept in one
+    /// call for longer than the threshold. The stall is named by the call's start.
+    #[allow(clippy::too_many_arguments)]
+    fn scan_worker(
+        &mut self,
+        state: &State,
+        inspector: &dyn Inspector,
+        to: &SyncSender<Msg>,
+        index: usize,
+        slot: &Arc<ThreadSlot>,
+        poll: InnerPoll,
+        blocked: Option<Blocked>,
+    ) {
+        let Some(blocked) = blocked else {
+            return;
+        };
+        let Some(kind) = self.due(
+            index,
+            slot,
+            poll,
+            Some(blocked.since),
+            blocked.ns,
+            state.threshold_ns(),
+        ) else {
+            return;
+        };
+        let key = PollKey {
+            slot: index,
+            seq: poll.seq,
+            start: blocked.since,
+        };
+        if let Some(sample) = look(state, inspector, slot, key, poll, blocked.ns, kind) {
+            if sample.capture.is_some() {
+                self.calls.signalled(index);
+            }
+            send(state, to, Msg::Sample(Box::new(sample)));
+        }
+    }
+
+    /// Whether `poll` (for a worker-level poll, the call since `call`), its own time
+    /// `own_ns`, on slot `index` is due a look, and which.
     fn due(
         &mut self,
         index: usize,
         slot: &Arc<ThreadSlot>,
         poll: InnerPoll,
+        call: Option<u64>,
         own_ns: u64,
         threshold_ns: u64,
     ) -> Option<SampleKind> {
@@ -108,7 +182,7 @@ impl Scanner {
             return None;
         }
         match &mut self.active[index] {
-            Some(active) if same_poll(&active.poll, &poll) => {
+            Some(active) if same_poll(&active.poll, &poll) && active.call == call => {
                 if own_ns < active.next_look_ns || active.looks >= MAX_RESAMPLES {
                     return None;
                 }
@@ -123,6 +197,7 @@ impl Scanner {
                 self.active[index] = Some(Active {
                     slot: slot.clone(),
                     poll,
+                    call,
                     own_ns,
                     next_look_ns: threshold_ns.saturating_mul(2),
                     looks: 0,
@@ -142,10 +217,14 @@ fn same_poll(a: &InnerPoll, b: &InnerPoll) -> bool {
 /// on record; else the watchdog's estimate (its own time at the last look), which the
 /// reporter corrects from the poll's slow-poll record. Read from the stall's own thread's
 /// slot, also when that thread has exited.
+///
+/// A worker-level poll's stall is the call, which only the watchdog measures: its length from
+/// the first to the last sighting is final.
 fn ended(state: &State, inspector: &dyn Inspector, index: usize, active: Active) -> Msg {
     let (slot, poll) = (&active.slot, active.poll);
     let outermost = poll.depth == 1 && poll.nested_ns == 0;
     let (exact, total_ns) = match slot.finished_ns(poll.seq).filter(|_| outermost) {
+        _ if active.call.is_some() => (true, active.own_ns),
         Some(ns) => (true, ns),
         None => (false, active.own_ns),
     };
@@ -153,7 +232,7 @@ fn ended(state: &State, inspector: &dyn Inspector, index: usize, active: Active)
         key: PollKey {
             slot: index,
             seq: poll.seq,
-            start: poll.start,
+            start: active.call.unwrap_or(poll.start),
         },
         total_ns,
         exact,
@@ -199,7 +278,8 @@ fn look(
         thread: slot.name().to_owned(),
         task_id: poll.task.task_id,
         site: poll.task.site,
-        started_at_ns: state.poll.clock.since_origin_ns(poll.start),
+        worker: poll.worker,
+        started_at_ns: state.poll.clock.since_origin_ns(key.start),
         running_ns: own_ns,
         lag_ns: own_ns.saturating_sub(state.threshold_ns()),
         state: thread_state,
