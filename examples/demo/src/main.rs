@@ -86,6 +86,12 @@ struct Args {
     /// [default: off, unless $POLLWATCH_METRICS_ADDR is set].
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// Watch the service as a build without `--cfg tokio_unstable` must: no tracing layer,
+    /// the runtime's stable worker hooks (a worker blocked in a syscall, whatever task it
+    /// runs) and the handlers' tasks spawned as watched futures. A build without the flag
+    /// always runs this way.
+    #[arg(long)]
+    stable: bool,
 }
 
 /// Which routes the load requests.
@@ -123,12 +129,15 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), String> {
+    let mut runtime = runtime_builder(args.workers);
     // pollwatch first, so it sees every task.
-    let guard = start_pollwatch(&args)?;
+    let guard = start_pollwatch(&args, &mut runtime)?;
     // Kept past `finish`, to render the final report.
     let handle = guard.handle().clone();
     let (state, upstream) = app_state(&args)?;
-    let runtime = runtime(args.workers)?;
+    let runtime = runtime
+        .build()
+        .map_err(|e| format!("cannot build the runtime: {e}"))?;
     let service = runtime
         .block_on(Service::start(args.addr, state.clone()))
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
@@ -165,8 +174,13 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 /// Starts pollwatch with the builder's defaults, then the POLLWATCH_* variables, then the
-/// flags.
-fn start_pollwatch(args: &Args) -> Result<pollwatch::Guard, String> {
+/// flags: its tracing layer, or with `--stable` (and in a build without `--cfg
+/// tokio_unstable`) a fmt subscriber for its events, the stable worker hooks on `runtime` and
+/// the handlers' tasks as watched futures.
+fn start_pollwatch(
+    args: &Args,
+    runtime: &mut tokio::runtime::Builder,
+) -> Result<pollwatch::Guard, String> {
     let mut builder = PollWatch::builder()
         .report_dir(DEFAULT_REPORT_DIR)
         // The blocking client retries a read a signal interrupted (see `client.rs`), so its
@@ -185,9 +199,24 @@ fn start_pollwatch(args: &Args) -> Result<pollwatch::Guard, String> {
     if let Some(dir) = &args.report_dir {
         builder = builder.report_dir(dir.clone());
     }
-    builder
+    if !(args.stable || !cfg!(tokio_unstable)) {
+        return builder
+            .try_init()
+            .map_err(|e| format!("cannot start pollwatch: {e}"));
+    }
+    if args.console {
+        return Err("--console needs pollwatch's tracing layer: not with --stable".into());
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
         .try_init()
-        .map_err(|e| format!("cannot start pollwatch: {e}"))
+        .map_err(|e| format!("cannot install the log output: {e}"))?;
+    pollwatch_demo::named_tasks::spawn_watched(true);
+    Ok(builder.runtime(runtime))
 }
 
 /// What the routes share: the data file, the calibrated hash and the upstream, which this
@@ -207,14 +236,14 @@ fn app_state(args: &Args) -> Result<(AppState, Upstream), String> {
     Ok((state, upstream))
 }
 
-/// The service's runtime, with `workers` threads named `demo-worker`.
-fn runtime(workers: usize) -> Result<Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
+/// The service's runtime's builder: `workers` threads named `demo-worker`.
+fn runtime_builder(workers: usize) -> tokio::runtime::Builder {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder
         .worker_threads(workers)
         .thread_name("demo-worker")
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot build the runtime: {e}"))
+        .enable_all();
+    builder
 }
 
 /// What is running and where: the service, pollwatch's threshold and report directory, and
