@@ -199,7 +199,7 @@ fn start_pollwatch(
     if let Some(dir) = &args.report_dir {
         builder = builder.report_dir(dir.clone());
     }
-    if !(args.stable || !cfg!(tokio_unstable)) {
+    if !args.stable && cfg!(tokio_unstable) {
         return builder
             .try_init()
             .map_err(|e| format!("cannot start pollwatch: {e}"));
