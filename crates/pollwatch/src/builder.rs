@@ -314,7 +314,7 @@ impl Builder {
     }
 
     /// Sets `runtime`'s stable worker hooks to feed pollwatch (see
-    /// [`Handle::add_worker_hooks`]), in any build, set up like [`Builder::hooks`]: the
+    /// [`Handle::add_worker_hooks`]), in any build, set up like `Builder::hooks` (the task hooks, under the flag): the
     /// report files kept current and written when the guard is dropped, `/metrics` served
     /// with the `prometheus` feature, an output that cannot start a diagnostic, and stall
     /// events to the default subscriber of the calling thread.
