@@ -1,6 +1,7 @@
 //! The configurations every workload runs side by side: plain tokio, a bare `Registry`,
-//! pollwatch's three poll sources (layer, runtime hooks, watched futures), the floor, and the peers (console-subscriber, tokio-metrics,
-//! tokio-blocked, dial9-tokio-telemetry), each set up as its documentation shows.
+//! pollwatch's poll sources (layer, runtime hooks, watched futures, stable worker hooks), the
+//! floor, and the peers (console-subscriber, tokio-metrics, tokio-blocked,
+//! dial9-tokio-telemetry), each set up as its documentation shows.
 
 use std::any::Any;
 use std::future::Future;
@@ -19,6 +20,7 @@ pub enum Config {
     Layer,
     Hooks,
     Watched,
+    Workers,
     Floor,
     Console,
     TokioMetrics,
@@ -28,12 +30,13 @@ pub enum Config {
 
 impl Config {
     /// Every configuration, in table order; plain tokio first (every ratio's baseline).
-    pub const ALL: [Config; 10] = [
+    pub const ALL: [Config; 11] = [
         Config::Plain,
         Config::Registry,
         Config::Layer,
         Config::Hooks,
         Config::Watched,
+        Config::Workers,
         Config::Floor,
         Config::Console,
         Config::TokioMetrics,
@@ -54,6 +57,7 @@ impl Config {
             Config::Layer => "layer",
             Config::Hooks => "hooks",
             Config::Watched => "watched",
+            Config::Workers => "workers",
             Config::Floor => "floor",
             Config::Console => "console",
             Config::TokioMetrics => "tokio-metrics",
@@ -74,6 +78,7 @@ impl Config {
             Config::Layer => "`Registry` + pollwatch layer",
             Config::Hooks => "pollwatch hooks source (no subscriber)",
             Config::Watched => "pollwatch watched futures (`pollwatch::spawn`, any build)",
+            Config::Workers => "pollwatch stable worker hooks (`pollwatch::runtime`, any build)",
             Config::Floor => "floor: hooks doing two clock reads + a TLS store",
             Config::Console => "`Registry` + console-subscriber (serving)",
             Config::TokioMetrics => "tokio-metrics `TaskMonitor` on every task",
@@ -93,7 +98,7 @@ impl Config {
         let mut spawner = Spawner::Tokio;
         let dispatch = match self {
             Config::Plain | Config::Floor | Config::Hooks | Config::TokioMetrics => None,
-            Config::Watched => None,
+            Config::Watched | Config::Workers => None,
             Config::Dial9 => None,
             Config::Registry => Some(Dispatch::new(tracing_subscriber::registry())),
             Config::Layer => {
@@ -119,6 +124,9 @@ impl Config {
             Config::Watched => {
                 handle = Some(pollwatch::PollWatch::builder().build_watched());
                 spawner = Spawner::Watched;
+            }
+            Config::Workers => {
+                handle = Some(pollwatch::PollWatch::builder().build_worker_hooks(&mut builder));
             }
             Config::Floor => crate::floor::attach(&mut builder),
             Config::TokioMetrics => spawner = Spawner::Monitored(tokio_metrics::TaskMonitor::new()),

@@ -9,8 +9,8 @@
 //! and the environment variables it takes.
 //!
 //! Configurations (see `config.rs`): plain tokio, `Registry` alone, `Registry` + pollwatch
-//! layer, pollwatch hooks source, pollwatch watched futures, the floor (hooks that only time
-//! polls), console-subscriber, tokio-metrics, tokio-blocked, dial9-tokio-telemetry.
+//! layer, pollwatch hooks source, watched futures, stable worker hooks, the floor (hooks that
+//! only time polls), console-subscriber, tokio-metrics, tokio-blocked, dial9-tokio-telemetry.
 
 mod config;
 mod disabled;

@@ -83,7 +83,12 @@ pub fn run() {
         &p99.iter().map(fmt).collect::<Vec<_>>(),
     );
     println!();
-    for config in [Config::Layer, Config::Hooks, Config::Watched] {
+    for config in [
+        Config::Layer,
+        Config::Hooks,
+        Config::Watched,
+        Config::Workers,
+    ] {
         let i = config.index();
         at_least(
             &format!("{}: throughput vs plain tokio", config.key()),

@@ -83,7 +83,7 @@ pub fn run() {
             continue;
         }
         let caught = match config {
-            Config::Layer | Config::Hooks | Config::Watched => stalls[i]
+            Config::Layer | Config::Hooks | Config::Watched | Config::Workers => stalls[i]
                 .iter()
                 .map(|s| format!("{s:.0}"))
                 .collect::<Vec<_>>()
@@ -123,7 +123,12 @@ pub fn run() {
         );
     }
     println!();
-    for config in [Config::Layer, Config::Hooks, Config::Watched] {
+    for config in [
+        Config::Layer,
+        Config::Hooks,
+        Config::Watched,
+        Config::Workers,
+    ] {
         let i = config.index();
         at_most(
             &format!("{}: spawn-heavy peak RSS over plain tokio", config.key()),
