@@ -312,20 +312,26 @@ impl PollPath {
                 exit_inner(slot, span);
                 return;
             }
-            let total_ns = self.clock.delta_ns(frame.start.load(Relaxed), now);
+            let start = frame.start.load(Relaxed);
+            let total_ns = self.clock.delta_ns(start, now);
             let mut own_ns = total_ns.saturating_sub(frame.nested_ns.load(Relaxed));
+            // A worker's busy period is recorded (its own time, at its site) but never slow.
+            let by_length = !is_worker(span);
+            let seq = slot.poll_seq.load(Relaxed);
+            // Any poll that held the thread past the threshold, nested ones too (a watched
+            // future in a worker's busy period): the watchdog may find it ended before it
+            // looks at the stack it captured, and keeps that stack if it was stored first.
+            // Recorded before the poll is seen to end, so a watchdog that sees it ended finds
+            // its record.
+            if by_length && total_ns > self.threshold_ns {
+                slot.slow_poll_ended(seq, start, total_ns);
+            }
             slot.inner_depth
                 .store(frame.inner_base.load(Relaxed), Relaxed);
             slot.depth.store(depth - 1, Release);
-            // A worker's busy period is recorded (its own time, at its site) but never slow.
-            let by_length = !is_worker(span);
             if depth == 1 {
-                let seq = slot.poll_seq.load(Relaxed);
                 slot.last_outer_ns.store(total_ns, Relaxed);
                 slot.last_outer_seq.store(seq, Relaxed);
-                if by_length && total_ns > self.threshold_ns {
-                    slot.slow_poll_ended(seq, total_ns);
-                }
                 slot.poll_start.store(0, Release);
             } else {
                 let parent = &slot.frames[depth - 2];
@@ -346,7 +352,7 @@ impl PollPath {
             let recorded = recorder.record(own_ns, slow);
             let slow_position = if slow {
                 let site = SiteId::from_index(site);
-                let span = (frame.start.load(Relaxed), now);
+                let span = (start, now);
                 slot.slow
                     .push(task_id, slot.poll_seq.load(Relaxed), site, own_ns, span)
                     .map_or(0, |p| p + 1)
@@ -663,12 +669,18 @@ pub(crate) mod tests {
     fn a_worker_busy_period_holds_finer_polls_nested_and_is_never_slow() {
         let (path, mock) = path();
         let worker = WORKER_POLL | 1;
+        // Each poll's (seq, start), as the watchdog names it.
+        let mut busy_periods = Vec::new();
+        let mut nested = Vec::new();
         for _ in 0..2 {
             // Unparked: a hook poll, a watched future alone (`pollwatch::spawn`), a layer span.
             path.enter(worker, task(0, 0));
+            let named = |p: thread::InnerPoll| (p.seq, p.start);
+            busy_periods.push(named(path.slot_list()[0].innermost().unwrap()));
             mock.increment(1_000u64);
             for (poll, site) in [(HOOK_POLL | 7, 1), (WATCH_POLL | 3, 2), (5, 3)] {
                 path.enter(poll, task(7, site));
+                nested.push(named(path.slot_list()[0].innermost().unwrap()));
                 mock.increment(30 * 1_000_000u64);
                 path.exit(poll);
             }
@@ -693,7 +705,20 @@ pub(crate) mod tests {
             [1, 2, 3, 1, 2, 3],
             "only the finer polls are slow polls"
         );
-        assert_eq!(slot.slow_poll_ns(slot.poll_seq.load(Relaxed)), None);
+        for (seq, start) in busy_periods {
+            assert_eq!(
+                slot.slow_poll_ns(seq, start),
+                None,
+                "a busy period is never slow"
+            );
+        }
+        for (seq, start) in nested {
+            assert_eq!(
+                slot.slow_poll_ns(seq, start),
+                Some(30_000_000),
+                "a nested slow poll's end is on record"
+            );
+        }
     }
 
     #[test]

@@ -27,14 +27,17 @@ pub(super) const MAX_DEPTH: usize = 32;
 /// name the innermost one. Deeper ones are not tracked.
 pub(super) const MAX_INNER_SPANS: usize = 16;
 
-/// How many of a thread's last slow outermost polls keep their length, so that a stall's
-/// end (and whether a stack was taken inside it) is known even after more slow polls.
+/// How many of a thread's last slow polls (outermost or nested) keep their length, so that a
+/// stall's end (and whether a stack was taken inside it) is known even after more slow polls.
 pub(crate) const RECENT_SLOW: usize = 8;
 
-/// The end of one slow outermost poll: its sequence number (0: none) and length.
+/// The end of one slow poll: the sequence number of the outermost poll it ran in (0: none),
+/// its own raw start (polls nested in one outermost poll share the sequence number) and its
+/// length, from its start to its end.
 #[derive(Debug, Default)]
 pub(super) struct SlowEnd {
     seq: AtomicU64,
+    start: AtomicU64,
     ns: AtomicU64,
 }
 
@@ -98,9 +101,9 @@ pub(crate) struct ThreadSlot {
     /// The `poll_seq` of the last outermost poll that ended, and how long it held the thread.
     pub(super) last_outer_seq: AtomicU64,
     pub(super) last_outer_ns: AtomicU64,
-    /// `poll_seq` and duration of the last [`RECENT_SLOW`] outermost polls longer than the
-    /// threshold (written only by slow polls, so the watchdog can still find a stall's end
-    /// after faster polls and a few more slow ones).
+    /// `poll_seq`, start and duration of the last [`RECENT_SLOW`] polls longer than the
+    /// threshold, outermost or nested (written only by slow polls, so the watchdog can still
+    /// find a stall's end after faster polls and a few more slow ones).
     pub(super) recent_slow: [SlowEnd; RECENT_SLOW],
     /// Where the next slow poll's end goes in `recent_slow` (the writer's own counter).
     pub(super) recent_slow_next: AtomicUsize,
@@ -224,35 +227,42 @@ impl ThreadSlot {
             && self.poll_start.load(Acquire) == 0
     }
 
-    /// How long outermost poll `seq` held the thread, if it ended and is still on record: as
-    /// the thread's last poll, or as its last slow poll (faster polls do not overwrite that).
-    pub(crate) fn finished_ns(&self, seq: u64) -> Option<u64> {
+    /// How long outermost poll `seq` (started at `start`) held the thread, if it ended and is
+    /// still on record: as the thread's last poll, or as one of its last slow polls (faster
+    /// polls do not overwrite those).
+    pub(crate) fn finished_ns(&self, seq: u64, start: u64) -> Option<u64> {
         if self.last_outer_seq.load(Relaxed) == seq {
             return Some(self.last_outer_ns.load(Relaxed));
         }
-        self.slow_poll_ns(seq)
+        self.slow_poll_ns(seq, start)
     }
 
-    /// How long outermost poll `seq` held the thread, if it is one of the thread's last
-    /// [`RECENT_SLOW`] slow polls. Each entry's sequence number is read on both sides of its
-    /// length, so a length being rewritten for a later poll is never taken for this one's.
-    pub(crate) fn slow_poll_ns(&self, seq: u64) -> Option<u64> {
+    /// How long the poll that started at `start` in outermost poll `seq` lasted, from its
+    /// start to its end, if it is one of the thread's last [`RECENT_SLOW`] slow polls
+    /// (outermost or nested). Each entry's sequence number and start are read on both sides
+    /// of its length, so a length being rewritten for a later poll (also one nested in the
+    /// same outermost poll) is never taken for this one's.
+    pub(crate) fn slow_poll_ns(&self, seq: u64, start: u64) -> Option<u64> {
         self.recent_slow.iter().find_map(|end| {
-            if end.seq.load(Acquire) != seq {
+            let names =
+                |end: &SlowEnd| end.seq.load(Acquire) == seq && end.start.load(Acquire) == start;
+            if !names(end) {
                 return None;
             }
             let ns = end.ns.load(Acquire);
-            (end.seq.load(Acquire) == seq).then_some(ns)
+            names(end).then_some(ns)
         })
     }
 
-    /// Records that outermost poll `seq` was slow and held the thread `ns`. Owner thread only.
+    /// Records that the poll that started at `start` in outermost poll `seq` was slow and
+    /// held the thread `ns` from its start to its end. Owner thread only.
     #[inline]
-    pub(super) fn slow_poll_ended(&self, seq: u64, ns: u64) {
+    pub(super) fn slow_poll_ended(&self, seq: u64, start: u64, ns: u64) {
         let next = self.recent_slow_next.load(Relaxed);
         self.recent_slow_next.store(next.wrapping_add(1), Relaxed);
         let end = &self.recent_slow[next % RECENT_SLOW];
         end.seq.store(0, Release);
+        end.start.store(start, Release);
         end.ns.store(ns, Release);
         end.seq.store(seq, Release);
     }

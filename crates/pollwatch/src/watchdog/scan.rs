@@ -223,7 +223,8 @@ fn same_poll(a: &InnerPoll, b: &InnerPoll) -> bool {
 fn ended(state: &State, inspector: &dyn Inspector, index: usize, active: Active) -> Msg {
     let (slot, poll) = (&active.slot, active.poll);
     let outermost = poll.depth == 1 && poll.nested_ns == 0;
-    let (exact, total_ns) = match slot.finished_ns(poll.seq).filter(|_| outermost) {
+    let finished = slot.finished_ns(poll.seq, poll.start);
+    let (exact, total_ns) = match finished.filter(|_| outermost) {
         _ if active.call.is_some() => (true, active.own_ns),
         Some(ns) => (true, ns),
         None => (false, active.own_ns),
@@ -292,19 +293,17 @@ fn look(
 }
 
 /// Whether a stack the thread stored at `captured_at` is from `poll`: the poll is still
-/// running, or it is an outermost poll that ended (as one of the thread's last slow polls)
-/// after the capture. A thread blocked in the kernel runs the capture handler only when the
-/// call returns, often just before the poll ends; the stack then still shows the blocking
-/// call.
+/// running, or it ended (as one of the thread's last slow polls, outermost or nested) after
+/// the capture. A thread blocked in the kernel (a large file read) runs the capture handler
+/// only when the call returns, often just before the poll ends; the stack then still shows
+/// the blocking call. A nested poll (a watched future in a worker's busy period) is judged
+/// the same way: the outermost poll going on says nothing about whether it ended.
 fn taken_in_poll(clock: &Clock, slot: &ThreadSlot, poll: &InnerPoll, captured_at: Instant) -> bool {
     if slot.still_polling(poll) {
         return true;
     }
-    if poll.depth != 1 {
-        return false;
-    }
     // The poll ended: slow polls record their length where faster ones do not overwrite it.
-    let Some(length_ns) = slot.slow_poll_ns(poll.seq) else {
+    let Some(length_ns) = slot.slow_poll_ns(poll.seq, poll.start) else {
         return false;
     };
     let since_start_ns = clock.since_ns(poll.start);
@@ -421,5 +420,43 @@ mod tests {
         mock.increment(20 * MS);
         path.exit(99);
         assert!(!taken_in_poll(&path.clock, &slot, &poll, ago(1_000)));
+    }
+
+    #[test]
+    fn a_nested_poll_s_stack_taken_before_it_ended_is_kept_while_the_outer_poll_runs() {
+        use crate::poll::WORKER_POLL;
+        let (path, mock) = path();
+        // A worker's busy period, and a watched future's poll in it that stalls.
+        path.enter(WORKER_POLL | 1, task(0, 0));
+        mock.increment(1_000u64);
+        path.enter(2, task(2, 1));
+        let slot = path.slot_list()[0].clone();
+        let poll = slot.innermost().expect("a poll runs");
+        assert_eq!(poll.depth, 2);
+        mock.increment(30 * MS);
+        path.exit(2);
+        // Another poll in the same busy period, at the same depth, 2 ms after the stalled
+        // one ended; then a slow one: neither is taken for it.
+        mock.increment(2 * MS);
+        path.enter(3, task(3, 1));
+        mock.increment(1_000u64);
+        path.exit(3);
+        path.enter(4, task(4, 1));
+        mock.increment(40 * MS);
+        path.exit(4);
+        assert!(
+            !slot.still_polling(&poll),
+            "the busy period goes on, the poll ended"
+        );
+        let ago = |ms: u64| Instant::now() - Duration::from_millis(ms);
+        assert!(
+            taken_in_poll(&path.clock, &slot, &poll, ago(45)),
+            "captured 45 ms ago, the poll ended 42 ms ago"
+        );
+        assert!(
+            !taken_in_poll(&path.clock, &slot, &poll, ago(41)),
+            "captured after the poll ended: another poll's stack"
+        );
+        path.exit(WORKER_POLL | 1);
     }
 }
