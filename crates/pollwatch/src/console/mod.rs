@@ -207,6 +207,9 @@ mod tests {
         std::fs::remove_file(&file).unwrap();
     }
 
+    // Without the flag the console never binds: the error is the missing flag (tested in
+    // `tests/explains_hidden_task_spans.rs`).
+    #[cfg(tokio_unstable)]
     #[test]
     fn a_taken_address_is_an_init_error_not_a_panic() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
