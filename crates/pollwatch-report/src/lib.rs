@@ -123,7 +123,7 @@
 //! | `line` | integer | the line of the spawn call |
 //! | `col` | integer | the column of the spawn call |
 //! | `name` | string | the task name (`tokio::task::Builder::name`), empty when unnamed |
-//! | `kind` | string | how the future runs: `task`, `local` or `block_on`; `watched` for a future pollwatch wrapped (`.watched()`, `pollwatch::spawn`) |
+//! | `kind` | string | how the future runs: `task`, `local` or `block_on`; `watched` for a future pollwatch wrapped (`.watched()`, `pollwatch::spawn`); `worker` for the busy periods of a runtime's workers (the stable worker hooks, `pollwatch::runtime`), whose stalls have task id 0 |
 //! | `tasks_spawned` | integer | tasks spawned from this site (for a watched site: futures wrapped there) |
 //! | `polls` | integer | polls of this site's tasks |
 //! | `slow_polls` | integer | of those, polls longer than `threshold_ns` |
