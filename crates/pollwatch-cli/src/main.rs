@@ -5,6 +5,7 @@
 //! pollwatch diff before/ after/ --fail-if 'p99>+20%'
 //! pollwatch html target/pollwatch -o report.html   # one self-contained page
 //! pollwatch intervals target/pollwatch             # percentiles per interval, from the log
+//! pollwatch lint target/pollwatch > clippy.toml     # clippy rules against the blocking APIs seen
 //! ```
 //!
 //! Exit status: 0 on success, 1 when a `diff` gate fails, 2 when an input cannot be read or an
@@ -15,6 +16,7 @@ mod gate;
 mod html;
 mod input;
 mod intervals;
+mod lint;
 mod show;
 mod table;
 
@@ -42,6 +44,9 @@ enum Command {
     Html(HtmlArgs),
     /// Poll-time percentiles per interval, read from the interval log `report.hlog`.
     Intervals(intervals::Args),
+    /// The blocking APIs the report saw as clippy `disallowed-methods` rules, then each call
+    /// site's fix.
+    Lint(lint::Args),
 }
 
 /// `pollwatch html`.
@@ -66,6 +71,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => diff::run(&args),
         Command::Html(args) => html_command(&args),
         Command::Intervals(args) => intervals::run(&args),
+        Command::Lint(args) => lint::run(&args),
     };
     match result {
         Ok(Outcome::Done(text)) => print(&text, ExitCode::SUCCESS),
