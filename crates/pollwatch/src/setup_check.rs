@@ -4,7 +4,10 @@
 //!
 //! The layer feeds them (callsites registered, tasks seen); the reporter thread runs them.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -123,7 +126,7 @@ impl SetupCheck {
 
     /// Whether the check has run (it runs once).
     pub(crate) fn is_done(&self) -> bool {
-        self.done.load(Relaxed)
+        self.done.load(Acquire)
     }
 
     /// Runs the check once its time has come; records and prints the diagnosis.
@@ -138,11 +141,12 @@ impl SetupCheck {
         if !due {
             return;
         }
-        self.done.store(true, Relaxed);
-        if self.saw_task.load(Relaxed) || !self.runtime_running() {
-            return;
+        if !self.saw_task.load(Relaxed) && self.runtime_running() {
+            diagnostics.push(diagnosis(self.cause(), self.after));
         }
-        diagnostics.push(diagnosis(self.cause(), self.after));
+        // Done only once the diagnosis is recorded: whoever sees the check done sees its
+        // diagnosis. (One thread, the reporter, runs the check.)
+        self.done.store(true, Release);
     }
 
     /// Once the layer is installed: whether the build has line tables. Without them, one WARN
