@@ -43,6 +43,14 @@ impl Report {
         for site in &self.sites {
             site_inconsistencies(site, &mut found);
         }
+        let site_delay =
+            (self.sites.iter()).fold(0u64, |sum, s| sum.saturating_add(s.delay_task_ns));
+        if site_delay != self.totals.delay_task_ns {
+            found.push(format!(
+                "totals: delay_task_ns ({}) is not the sum of the sites' ({site_delay})",
+                self.totals.delay_task_ns
+            ));
+        }
         for (n, stall) in self.stalls.iter().enumerate() {
             if !stall.ended {
                 continue;

@@ -92,6 +92,7 @@
 //! | `threads` | integer | threads that polled at least one task |
 //! | `stalls` | integer | stalls: polls the watchdog caught while they were still running past `threshold_ns`; may be absent (read as `0`) |
 //! | `polls_in_place` | integer | polls the watchdog caught past `threshold_ns` blocking inside `tokio::task::block_in_place`, which holds no worker: allowed, neither stalls nor slow-poll warnings, still counted in `polls` and `slow_polls`; may be absent (read as `0`) |
+//! | `delay_task_ns` | integer, task-ns | the scheduling delay the stalls that ended added to the tasks waiting behind them, estimated (see `stalls[].harm`), summed over every site; may be absent (read as `0`) |
 //!
 //! ## `dropped` ([`Dropped`])
 //!
@@ -137,6 +138,7 @@
 //! | `warnings_suppressed` | integer | warnings (stalls and slow polls) of this site not emitted because the site exceeded its rate limit; may be absent (read as `0`) |
 //! | `call_sites` | array | where this site's stalls blocked, one entry per blocking call site, most stalls first and `other` last (below); may be absent (read as empty) |
 //! | `polls_in_place` | integer | polls of this site's tasks the watchdog caught past `threshold_ns` blocking inside `tokio::task::block_in_place` (allowed, not stalls; still in `polls` and `slow_polls`); may be absent (read as `0`) |
+//! | `delay_task_ns` | integer, task-ns | the scheduling delay this site's stalls that ended added to the tasks waiting behind them, estimated (see `stalls[].harm`): what `pollwatch show --by harm` ranks sites by; may be absent (read as `0`) |
 //!
 //! Every stall of the site is counted in exactly one `call_sites` entry, so their `count`s add
 //! up to `stalls`.
@@ -229,6 +231,7 @@
 //! | `backtrace` | array | the held thread's stack when caught, innermost frame first, with the frames of the capture and of the runtime trimmed (below); empty when no stack was captured |
 //! | `capture_ns` | integer or null, ns | how long capturing the stack took (signal sent to frames stored), when one was captured |
 //! | `samples` | array | the later looks at the running poll, oldest first (below); empty when it ended before twice `threshold_ns` |
+//! | `harm` | object or null | the tasks that were ready to run while the stall held its worker, and the delay it added them (below); null when the held thread runs no tokio runtime whose queues pollwatch could read; may be absent |
 //! | `message` | string | the one-line warning, as emitted |
 //!
 //! Every stall is counted in its site's `stalls` and `call_sites` and in `totals.stalls`,
@@ -270,10 +273,25 @@
 //! | `call_site` | string or null | the call site, as in `call_site` above, when a stack was captured |
 //! | `cpu_ns` | integer or null, ns | CPU time the thread used from the stall's detection to this look, when known |
 //!
+//! ## `stalls[].harm` ([`Harm`])
+//!
+//! How much the stall delayed other work. The watchdog reads the held thread's runtime queues
+//! at every tick while it follows the stall (its first look included). So the figures are
+//! final once the stall `ended`, and so far while it runs.
+//!
+//! | field | type | meaning |
+//! | --- | --- | --- |
+//! | `looks` | integer | readings of the queues |
+//! | `workers` | integer | the runtime's worker threads, which share its global queue |
+//! | `global_queue_max` | integer | the most tasks waiting in the runtime's global (injection) queue at a reading |
+//! | `local_queue_max` | integer or null | the most tasks waiting in the held worker's own run queue at a reading; null where tokio does not expose it (builds without `--cfg tokio_unstable`) |
+//! | `delay_task_ns` | integer, task-ns | the estimated scheduling delay the stall added. At each reading, the ready tasks the held worker stands in front of are its own queue plus its share of the global queue (depth / `workers`); each counts for the time since the previous reading (the first: since the stall began), and the last reading's count also stands for the rest of the stall |
+//!
 //! ## Example
 //!
 //! A report of one named task, polled five times in its first minute, once for 312 ms, which
-//! the watchdog caught while it ran (a stall, blocked reading a file):
+//! the watchdog caught while it ran (a stall, blocked reading a file, while three tasks waited
+//! in its worker's queue):
 //!
 //! ```json
 #![doc = include_str!("example-report.json")]
@@ -374,6 +392,13 @@ mod tests {
             backtrace: vec![frame],
             capture_ns: Some(40_000),
             samples: vec![sample],
+            harm: Some(Harm {
+                looks: 3,
+                workers: 2,
+                global_queue_max: 4,
+                local_queue_max: Some(6),
+                delay_task_ns: 240_000_000,
+            }),
             message: "held".to_owned(),
         };
         let site = SiteReport {
@@ -401,6 +426,7 @@ mod tests {
             stalls: 1,
             warnings_suppressed: 1,
             polls_in_place: 0,
+            delay_task_ns: 240_000_000,
             call_sites: vec![CallSiteCount {
                 call_site: "src/store.rs:17".to_owned(),
                 blocking_call: Some("std::fs::read".to_owned()),
@@ -424,6 +450,7 @@ mod tests {
                 threads: 1,
                 stalls: 1,
                 polls_in_place: 0,
+                delay_task_ns: 240_000_000,
             },
             dropped: Dropped {
                 tasks_in_overflow_site: 1,

@@ -77,6 +77,10 @@ pub struct Totals {
     /// `slow_polls`.
     #[serde(default)]
     pub polls_in_place: u64,
+    /// The scheduling delay stalls added to the tasks waiting behind them, estimated in
+    /// task-nanoseconds, summed over every stall that ended (see [`Harm::delay_task_ns`]).
+    #[serde(default)]
+    pub delay_task_ns: u64,
 }
 
 /// What the layer dropped or clamped. Each counter says what it lost; none of them changes
@@ -165,6 +169,11 @@ pub struct SiteReport {
     /// `tokio::task::block_in_place`: allowed, not stalls (still in `polls` and `slow_polls`).
     #[serde(default)]
     pub polls_in_place: u64,
+    /// The scheduling delay this site's stalls added to the tasks waiting behind them,
+    /// estimated in task-nanoseconds, summed over its stalls that ended (see
+    /// [`Harm::delay_task_ns`]). What `pollwatch show --by harm` ranks sites by.
+    #[serde(default)]
+    pub delay_task_ns: u64,
 }
 
 /// Every value of [`Stall::cause`] (and of [`CallSiteCount::cause`], which also has
@@ -291,8 +300,35 @@ pub struct Stall {
     pub capture_ns: Option<u64>,
     /// Later looks at the same stall, at 2x, 4x, 8x ... the threshold.
     pub samples: Vec<StallSample>,
+    /// The tasks that waited while the stall held its worker and the delay it added them,
+    /// when the held thread runs a tokio runtime whose queues pollwatch could read.
+    #[serde(default)]
+    pub harm: Option<Harm>,
     /// The one-line warning, as emitted.
     pub message: String,
+}
+
+/// How much a stall delayed other work: the tasks that were ready to run while it held its
+/// worker, read from the runtime's run queues at each of the watchdog's looks (every tick
+/// while it follows the stall), and the scheduling delay that adds up to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Harm {
+    /// Looks at the queues while the stall held its worker.
+    pub looks: u32,
+    /// The runtime's worker threads, which share its global queue.
+    pub workers: u32,
+    /// The most tasks waiting in the runtime's global (injection) queue at a look.
+    pub global_queue_max: u64,
+    /// The most tasks waiting in the held worker's own run queue at a look: tasks it woke or
+    /// spawned, which no other worker runs unless it steals them. `None` where tokio does not
+    /// expose it (builds without `--cfg tokio_unstable`, threads that are no worker).
+    pub local_queue_max: Option<u64>,
+    /// The estimated scheduling delay the stall added, in task-nanoseconds: at each look, the
+    /// held worker's own queue plus its share of the global queue (its depth divided by the
+    /// workers) ready tasks, each delayed for the time since the previous look (the first
+    /// look: since the stall began; the last look's count also stands for the rest of the
+    /// stall). 12 tasks held up for 50 ms are 600 task-ms.
+    pub delay_task_ns: u64,
 }
 
 fn poll_kind() -> String {

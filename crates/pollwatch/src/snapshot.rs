@@ -57,6 +57,7 @@ pub(crate) fn take(state: &State) -> Report {
         totals.slow_polls += report.slow_polls;
         totals.busy_ns += report.busy_ns;
         totals.tasks_spawned += report.tasks_spawned;
+        totals.delay_task_ns = totals.delay_task_ns.saturating_add(report.delay_task_ns);
         sites.push(report);
     }
     sites.sort_by(|a, b| b.busy_ns.cmp(&a.busy_ns).then(a.id.cmp(&b.id)));
@@ -123,6 +124,7 @@ fn site_report(
             .map(SiteStalls::call_sites_report)
             .unwrap_or_default(),
         polls_in_place: stalls.map_or(0, |s| s.polls_in_place),
+        delay_task_ns: stalls.map_or(0, |s| s.ended.delay_task_ns),
     })
 }
 

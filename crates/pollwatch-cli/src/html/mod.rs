@@ -223,6 +223,7 @@ mod tests {
             backtrace: Vec::new(),
             capture_ns: None,
             samples: Vec::new(),
+            harm: None,
             message: String::new(),
         });
         let page = render(&report, Some(&log_for(label, 3)), "<title> & \"run\"");

@@ -269,6 +269,7 @@ mod tests {
             }],
             capture_ns: None,
             samples: Vec::new(),
+            harm: None,
             message: String::new(),
         }
     }

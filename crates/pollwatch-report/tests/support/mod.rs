@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use pollwatch_report::histogram::{self, Histogram};
 use pollwatch_report::{
-    CallSiteCount, Dropped, Frame, Report, SiteReport, SlowPoll, Stall, StallSample, Totals,
+    CallSiteCount, Dropped, Frame, Harm, Report, SiteReport, SlowPoll, Stall, StallSample, Totals,
     FORMAT, VERSION,
 };
 
@@ -44,6 +44,7 @@ pub fn site_from(id: u32, label: &str, h: &Histogram<u64>) -> SiteReport {
         stalls: 0,
         warnings_suppressed: 0,
         polls_in_place: 0,
+        delay_task_ns: 0,
         call_sites: Vec::new(),
     }
 }
@@ -92,6 +93,13 @@ call_site: Some("src/store.rs:17".to_owned()),
             call_site: Some("src/store.rs:17".to_owned()),
             cpu_ns: Some(1_000_000),
         }],
+        harm: Some(Harm {
+            looks: 4,
+            workers: 2,
+            global_queue_max: 6,
+            local_queue_max: Some(9),
+            delay_task_ns: 3_744_000_000,
+        }),
         message: "task \"ingest\" (src/ingest.rs:42:5) held worker \"tokio-rt-worker\" for 312ms: blocked in read() on /data/users.json at src/store.rs:17 (std::fs::read_to_string). Use tokio::fs::read_to_string or spawn_blocking.".to_owned(),
     }
 }
@@ -151,6 +159,7 @@ pub fn two_site_report() -> Report {
             threads: 2,
             stalls: 1,
             polls_in_place: 0,
+            delay_task_ns: sites.iter().map(|s| s.delay_task_ns).sum(),
         },
         dropped: Dropped::default(),
         sites,

@@ -627,7 +627,7 @@ mod tests {
             "counted when it ends"
         );
         // The watchdog could not read its length from the slot: it ends with an estimate.
-        state.book.lock().ended(key, 40_000_000, false, None);
+        state.book.lock().ended(key, 40_000_000, false, None, None);
         let ended = scraper.scrape(&registry, "ended with an estimate");
         let series =
             "pollwatch_stalls_total{site=\"src/worker.rs:3:5 \\\"worker\\\"\",cause=\"file_io\"}";
@@ -682,7 +682,7 @@ mod tests {
             .scheduled(key, Some(&reading(25, 104, 65)), None);
         assert_eq!(changed.map(|s| s.cause), Some(Cause::Descheduled));
         scraper.scrape(&registry, "reclassified");
-        state.book.lock().ended(key, 20_000_000, true, None);
+        state.book.lock().ended(key, 20_000_000, true, None, None);
         let last = scraper.scrape(&registry, "ended exactly");
         let stalls: Vec<_> = last
             .iter()

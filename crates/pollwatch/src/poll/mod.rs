@@ -28,6 +28,7 @@
 //! from the outermost enter, which is what the slot's running poll shows.
 
 pub(crate) mod clock;
+pub(crate) mod queues;
 pub(crate) mod recorder;
 pub(crate) mod retired;
 pub(crate) mod slow_ring;

@@ -14,6 +14,7 @@ use std::sync::atomic::{
 };
 use std::sync::{Arc, OnceLock};
 
+use super::queues::RunQueues;
 use super::recorder::{Recorded, SiteRecorder};
 use super::slow_ring::{SlowRecord, SlowRing};
 use super::TaskInfo;
@@ -116,6 +117,8 @@ pub(crate) struct ThreadSlot {
     pub(super) nested_too_deep: AtomicU64,
     pub(super) clamped: AtomicU64,
     pub(super) alive: AtomicBool,
+    /// The run queues of the runtime the thread first polled in, when it polled in one.
+    pub(super) queues: Option<RunQueues>,
 }
 
 impl ThreadSlot {
@@ -125,7 +128,9 @@ impl ThreadSlot {
             Some(name) => name.to_owned(),
             None => format!("{:?}", current.id()),
         };
-        Self::for_thread(name, pollwatch_capture::current_tid(), sites)
+        let mut slot = Self::for_thread(name, pollwatch_capture::current_tid(), sites);
+        slot.queues = RunQueues::of_current_thread();
+        slot
     }
 
     /// The slot a reclaimed index holds until a new thread takes it: no recorders, never
@@ -156,6 +161,7 @@ impl ThreadSlot {
             nested_too_deep: AtomicU64::new(0),
             clamped: AtomicU64::new(0),
             alive: AtomicBool::new(true),
+            queues: None,
         }
     }
 
@@ -196,6 +202,11 @@ impl ThreadSlot {
     // The slot protocol, as pollwatch's own threads read it. The poll path (the only writer)
     // stores `poll_start` last with `Release` when a poll starts and zeroes it when the
     // outermost poll ends; `poll_seq` names each outermost poll.
+
+    /// The run queues of the runtime the thread polls for, when it runs in one.
+    pub(crate) fn queues(&self) -> Option<&RunQueues> {
+        self.queues.as_ref()
+    }
 
     /// The thread's name, or its `ThreadId`.
     pub(crate) fn name(&self) -> &str {

@@ -39,6 +39,7 @@ pub(super) fn handle(state: &State, followers: &mut Followers, msg: Msg) {
             exact,
             cpu_now_ns,
             sched,
+            harm,
         } => {
             // A held stall ended before a look brought its stack: it is a stall.
             let held = state.book.lock().take_held(key);
@@ -47,7 +48,7 @@ pub(super) fn handle(state: &State, followers: &mut Followers, msg: Msg) {
             }
             let mut book = state.book.lock();
             let reclassified = book.scheduled(key, sched.as_ref(), Some(total_ns));
-            let ended = book.ended(key, total_ns, exact, cpu_now_ns);
+            let ended = book.ended(key, total_ns, exact, cpu_now_ns, harm);
             drop(book);
             if let Some(stall) = reclassified {
                 // Feature `console`: the site's last cause is the host's CPU shortage.

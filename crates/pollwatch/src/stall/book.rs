@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
-use pollwatch_report::{CallSiteCount, Report, Stall};
+use pollwatch_report::{CallSiteCount, Harm, Report, Stall};
 
 use super::classify::Cause;
 use super::rate_limit::RateLimit;
@@ -144,6 +144,9 @@ pub(crate) struct EndedStalls {
     other_call_sites: u64,
     /// How long the stalls that ended held their thread, in total.
     pub(crate) held_ns: u64,
+    /// The scheduling delay the stalls that ended added to the tasks behind them, estimated
+    /// in task-nanoseconds (see [`crate::stall::harm`]).
+    pub(crate) delay_task_ns: u64,
 }
 
 impl EndedStalls {
@@ -530,18 +533,24 @@ impl Book {
 
     /// The stall of poll `key` ended after `total_ns` (the poll's own measurement when
     /// `exact`, else the watchdog's estimate, which never replaces a settled length); with
-    /// the thread's CPU time now. Counts the stall among its site's ended stalls and returns
-    /// the stall to report its end when its first warning was emitted.
+    /// the thread's CPU time now and the stall's final harm. Counts the stall among its
+    /// site's ended stalls and returns the stall to report its end when its first warning was
+    /// emitted.
     pub(crate) fn ended(
         &mut self,
         key: PollKey,
         total_ns: u64,
         exact: bool,
         cpu_now_ns: Option<u64>,
+        harm: Option<Harm>,
     ) -> Option<StallRecord> {
         let cpu = self.cpu_since_detection(key, cpu_now_ns);
         let settled = self.is_exact(key);
         let live = self.live.remove(&key)?;
+        if let Some(harm) = &harm {
+            let figures = &mut self.per_site.entry(live.site).or_default().ended;
+            figures.delay_task_ns = figures.delay_task_ns.saturating_add(harm.delay_task_ns);
+        }
         let Some(stall) = self.numbered_mut(live.number) else {
             if let Some((id, _)) = &live.evicted {
                 self.count_ended(key, live.site, id, total_ns, exact);
@@ -556,6 +565,9 @@ impl Book {
             stall.duration_ns = stall.duration_ns.max(total_ns);
         }
         stall.cpu_ns = cpu.or(stall.cpu_ns);
+        if harm.is_some() {
+            stall.harm = harm;
+        }
         let (id, held_ns) = (Identity::of(stall), stall.duration_ns);
         let stall = live.warned.then(|| stall.clone());
         self.count_ended(key, live.site, &id, held_ns, exact || settled);
@@ -762,7 +774,7 @@ mod tests {
         );
         // Ended with the watchdog's estimate, then settled by the slow-poll record.
         let ended = book
-            .ended(key, 40_000_000, false, None)
+            .ended(key, 40_000_000, false, None, None)
             .expect("warned, so reported");
         assert_eq!((ended.ended, ended.duration_ns), (true, 312_000_000));
         let figures = &book.site(site).unwrap().ended;
@@ -789,7 +801,7 @@ mod tests {
         let stall = record();
         let (key, site) = (stall.key, stall.site);
         book.detected(stall, None, Instant::now());
-        book.ended(key, 40_000_000, false, None);
+        book.ended(key, 40_000_000, false, None, None);
         book.drained(false);
         assert_eq!(book.site(site).unwrap().ended.held_ns, 0);
         book.drained(false);
@@ -823,7 +835,7 @@ mod tests {
         book.detected(stall, None, Instant::now());
         book.scheduled(key, Some(&reading(25, 104, 65)), None)
             .expect("reclassified");
-        book.ended(key, 20_000_000, true, None);
+        book.ended(key, 20_000_000, true, None, None);
         let ended = &book.site(site).unwrap().ended;
         assert_eq!(ended.causes.len(), 1);
         assert_eq!(ended.causes.get(&Cause::Descheduled), Some(&1));
@@ -849,7 +861,7 @@ mod tests {
         assert!(book.is_exact(key));
         // The end arrives with the watchdog's estimate, which no longer wins.
         let ended = book
-            .ended(key, 90_000_000, false, None)
+            .ended(key, 90_000_000, false, None, None)
             .expect("warned, so reported");
         assert_eq!((ended.ended, ended.duration_ns), (true, 20_000_000));
         assert_eq!(

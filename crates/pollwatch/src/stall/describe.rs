@@ -203,6 +203,7 @@ pub(crate) mod tests {
             sched_first: None,
             capture,
             inner_span: None,
+            harm: None,
         }
     }
 

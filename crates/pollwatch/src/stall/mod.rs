@@ -9,6 +9,7 @@ pub(crate) mod book;
 pub(crate) mod classify;
 pub(crate) mod describe;
 pub(crate) mod frames;
+pub(crate) mod harm;
 pub(crate) mod in_place;
 pub(crate) mod location;
 pub(crate) mod on_worker;
@@ -18,6 +19,7 @@ pub(crate) mod sched;
 pub(crate) mod span;
 
 use pollwatch_capture::{CaptureError, RawBacktrace, ThreadState};
+use pollwatch_report::Harm;
 
 use crate::poll::PollKey;
 use crate::sites::SiteId;
@@ -38,6 +40,9 @@ pub(crate) enum Msg {
         cpu_now_ns: Option<u64>,
         /// The thread's scheduler accounting when the watchdog saw the poll had ended.
         sched: Option<SchedReading>,
+        /// The tasks that waited behind the stall and the delay it added them, when the
+        /// thread's runtime queues could be read.
+        harm: Option<Harm>,
     },
     /// Stop after handling what is queued.
     Stop,
@@ -77,4 +82,6 @@ pub(crate) struct RawSample {
     pub(crate) capture: Option<Result<RawBacktrace, CaptureError>>,
     /// The innermost span entered inside the task, as `name{fields}`.
     pub(crate) inner_span: Option<String>,
+    /// The harm so far (see [`harm`]), when the thread's runtime queues could be read.
+    pub(crate) harm: Option<Harm>,
 }

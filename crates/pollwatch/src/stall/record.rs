@@ -4,7 +4,7 @@
 
 use pollwatch_capture::RunState;
 use pollwatch_report::units::format_duration_ns;
-use pollwatch_report::{Stall, StallSample};
+use pollwatch_report::{Harm, Stall, StallSample};
 
 use super::classify::{self, Cause};
 use super::describe::Look;
@@ -48,6 +48,9 @@ pub(crate) struct StallRecord {
     pub(crate) sched_first: Option<SchedReading>,
     /// What the thread did from the first reading to the last: ran, or waited for a CPU.
     pub(crate) scheduled: Option<Scheduled>,
+    /// The tasks that waited behind it and the delay it added them: so far while it runs,
+    /// final once ended.
+    pub(crate) harm: Option<Harm>,
 }
 
 /// A later look at a running stall.
@@ -87,6 +90,7 @@ impl StallRecord {
             samples: Vec::new(),
             sched_first: raw.sched_first.or(raw.sched),
             scheduled: None,
+            harm: raw.harm.clone(),
         };
         // With a reading from before detection, the span so far is judged already (and is
         // all there is if the thread is gone before the stall's end is read).
@@ -135,6 +139,9 @@ impl StallRecord {
         });
         self.duration_ns = self.duration_ns.max(raw.running_ns);
         self.cpu_ns = cpu_ns.or(self.cpu_ns);
+        if raw.harm.is_some() {
+            self.harm.clone_from(&raw.harm);
+        }
         if !self.look.has_stack() && look.has_stack() {
             self.cause = look.cause();
             self.looked = self.cause;
@@ -235,6 +242,7 @@ impl StallRecord {
             backtrace: look.backtrace.clone(),
             capture_ns: look.capture_ns,
             samples: self.samples.iter().map(SampleRecord::to_report).collect(),
+            harm: self.harm.clone(),
             message: self.message(&site.name, &site.location),
         }
     }
@@ -377,6 +385,7 @@ pub(crate) mod tests {
             samples: Vec::new(),
             sched_first: None,
             scheduled: None,
+            harm: None,
         }
     }
 

@@ -10,6 +10,7 @@ use crate::guarded;
 use crate::poll::clock::Clock;
 use crate::poll::thread::{InnerPoll, ThreadSlot};
 use crate::poll::PollKey;
+use crate::stall::harm::HarmTally;
 use crate::stall::sched::{FirstReadings, SchedReading};
 use crate::stall::{Msg, RawSample, SampleKind};
 use crate::state::{Lost, State};
@@ -36,6 +37,18 @@ struct Active {
     own_ns: u64,
     next_look_ns: u64,
     looks: u32,
+    /// The tasks waiting behind it, read at every tick, when its thread's runtime queues
+    /// can be read.
+    harm: Option<HarmTally>,
+}
+
+impl Active {
+    /// Reads the queues of the stall's thread's runtime, as the stall's own time is `own_ns`.
+    fn look_at_queues(&mut self, own_ns: u64) {
+        if let (Some(harm), Some(queues)) = (&mut self.harm, self.slot.queues()) {
+            harm.look(queues.depths(), own_ns);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -83,10 +96,12 @@ impl Scanner {
                     if let Some(active) = self.active[index].take() {
                         send(state, to, ended(state, inspector, index, active));
                     }
-                } else if let Some(blocked) = blocked.filter(|_| active.call.is_some()) {
-                    active.own_ns = blocked.ns;
                 } else {
-                    active.own_ns = active.poll.own_ns(&state.poll.clock);
+                    active.own_ns = match blocked.filter(|_| active.call.is_some()) {
+                        Some(blocked) => blocked.ns,
+                        None => active.poll.own_ns(&state.poll.clock),
+                    };
+                    active.look_at_queues(active.own_ns);
                 }
             }
             let Some(poll) = innermost else {
@@ -123,6 +138,7 @@ impl Scanner {
             };
             if let Some(mut sample) = look(state, inspector, slot, key, poll, own_ns, kind) {
                 sample.sched_first = sched_first;
+                sample.harm = self.harm_so_far(index);
                 send(state, to, Msg::Sample(Box::new(sample)));
             }
         }
@@ -159,12 +175,19 @@ impl Scanner {
             seq: poll.seq,
             start: blocked.since,
         };
-        if let Some(sample) = look(state, inspector, slot, key, poll, blocked.ns, kind) {
+        if let Some(mut sample) = look(state, inspector, slot, key, poll, blocked.ns, kind) {
+            sample.harm = self.harm_so_far(index);
             if sample.capture.is_some() {
                 self.calls.signalled(index);
             }
             send(state, to, Msg::Sample(Box::new(sample)));
         }
+    }
+
+    /// The harm of the stall followed on slot `index` so far.
+    fn harm_so_far(&self, index: usize) -> Option<pollwatch_report::Harm> {
+        let active = self.active.get(index)?.as_ref()?;
+        active.harm.as_ref().map(HarmTally::so_far)
     }
 
     /// Whether `poll` (for a worker-level poll, the call since `call`), its own time
@@ -194,14 +217,17 @@ impl Scanner {
             // it until it ends.
             Some(_) => None,
             None => {
-                self.active[index] = Some(Active {
+                let mut active = Active {
                     slot: slot.clone(),
                     poll,
                     call,
                     own_ns,
                     next_look_ns: threshold_ns.saturating_mul(2),
                     looks: 0,
-                });
+                    harm: slot.queues().map(|_| HarmTally::default()),
+                };
+                active.look_at_queues(own_ns);
+                self.active[index] = Some(active);
                 Some(SampleKind::Detected)
             }
         }
@@ -239,6 +265,7 @@ fn ended(state: &State, inspector: &dyn Inspector, index: usize, active: Active)
         exact,
         cpu_now_ns: inspector.cpu_time_ns(slot.tid()),
         sched: SchedReading::take(inspector, slot.tid(), state.poll.clock.uptime_ns()),
+        harm: active.harm.as_ref().map(|harm| harm.ended(total_ns)),
     }
 }
 
@@ -289,6 +316,7 @@ fn look(
         sched_first: None,
         capture,
         inner_span,
+        harm: None,
     })
 }
 

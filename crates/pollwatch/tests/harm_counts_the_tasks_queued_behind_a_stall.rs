@@ -1,0 +1,200 @@
+//! A stall's harm: the tasks ready to run while it held its worker, read from the runtime's
+//! queues, and the scheduling delay that adds up to. Here a known number of tasks waits behind
+//! a known stall on a one-worker runtime, so the figures are known too.
+
+mod support;
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use pollwatch::PollWatch;
+use support::consistent;
+
+const THRESHOLD: Duration = Duration::from_millis(20);
+const BLOCK: Duration = Duration::from_millis(200);
+/// Tasks queued behind the stall.
+const QUEUED: u64 = 12;
+const FILE: &str = "harm_counts_the_tasks_queued_behind_a_stall.rs";
+
+fn one_worker() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// `delay_task_ns` is `tasks` held up for the whole stall, within 1% (rounding of the
+/// watchdog's readings of the stall's own time).
+fn assert_delay(harm: &pollwatch_report::Harm, tasks: f64, stall: &pollwatch_report::Stall) {
+    let expected = tasks * stall.duration_ns as f64;
+    let got = harm.delay_task_ns as f64;
+    assert!(
+        (got - expected).abs() <= expected * 0.01,
+        "{tasks} tasks for {} ns: {expected} task-ns expected, got {got}: {harm:#?}",
+        stall.duration_ns
+    );
+}
+
+/// Any build: tasks spawned from outside the runtime wait in its global queue, which the
+/// only worker cannot reach while a watched future holds it.
+#[test]
+fn tasks_in_the_global_queue_behind_a_stall_are_its_harm() {
+    let handle = PollWatch::builder().threshold(THRESHOLD).build_watched();
+    let rt = one_worker();
+    let (blocking_tx, blocking) = mpsc::channel();
+    let watched = handle.watch(async move {
+        blocking_tx.send(()).unwrap();
+        std::thread::sleep(BLOCK);
+    });
+    let stalled = rt.spawn(watched);
+    blocking.recv().unwrap();
+    // The worker is held now: these wait in the global queue until the stall ends.
+    let queued: Vec<_> = (0..QUEUED).map(|_| rt.spawn(async {})).collect();
+    rt.block_on(async {
+        stalled.await.unwrap();
+        for task in queued {
+            task.await.unwrap();
+        }
+    });
+    drop(rt);
+    handle.shutdown();
+    let report = consistent(handle.report());
+    let stall = support::only_stall(&report, FILE);
+    let harm = stall
+        .harm
+        .as_ref()
+        .expect("the worker's runtime queues were read");
+    assert_eq!(harm.global_queue_max, QUEUED, "{harm:#?}");
+    assert_eq!(harm.workers, 1);
+    assert!(
+        harm.looks >= 2,
+        "a look at every tick while it ran: {harm:#?}"
+    );
+    if cfg!(tokio_unstable) {
+        assert_eq!(harm.local_queue_max, Some(0), "nothing in its own queue");
+    } else {
+        assert_eq!(
+            harm.local_queue_max, None,
+            "tokio exposes it only when unstable"
+        );
+    }
+    assert_delay(harm, QUEUED as f64, stall);
+    // The site and the totals sum the stalls that ended.
+    let site = report
+        .sites
+        .iter()
+        .find(|s| s.label == stall.site)
+        .expect("the stall's site");
+    assert_eq!(site.delay_task_ns, harm.delay_task_ns);
+    assert_eq!(report.totals.delay_task_ns, harm.delay_task_ns);
+}
+
+/// A one-worker runtime's global queue is the worker's alone; with four workers, a held
+/// worker stands in front of a quarter of it (the others take the rest).
+#[test]
+fn a_held_worker_stands_in_front_of_its_share_of_the_global_queue() {
+    let handle = PollWatch::builder().threshold(THRESHOLD).build_watched();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Every worker blocks; the queued tasks wait for any of them.
+    let (blocking_tx, blocking) = mpsc::channel();
+    let stalled: Vec<_> = (0..4)
+        .map(|_| {
+            let blocking_tx = blocking_tx.clone();
+            rt.spawn(handle.watch(async move {
+                blocking_tx.send(()).unwrap();
+                std::thread::sleep(BLOCK);
+            }))
+        })
+        .collect();
+    for _ in 0..4 {
+        blocking.recv().unwrap();
+    }
+    let queued: Vec<_> = (0..QUEUED).map(|_| rt.spawn(async {})).collect();
+    rt.block_on(async {
+        for task in stalled.into_iter().chain(queued) {
+            task.await.unwrap();
+        }
+    });
+    drop(rt);
+    handle.shutdown();
+    let report = consistent(handle.report());
+    let stalls: Vec<_> = report
+        .stalls
+        .iter()
+        .filter(|s| s.site.contains(FILE))
+        .collect();
+    assert_eq!(stalls.len(), 4, "{:#?}", report.stalls);
+    for stall in stalls {
+        let harm = stall.harm.as_ref().expect("queues read");
+        assert_eq!(
+            (harm.workers, harm.global_queue_max),
+            (4, QUEUED),
+            "{harm:#?}"
+        );
+        assert_delay(harm, QUEUED as f64 / 4.0, stall);
+    }
+}
+
+/// With `--cfg tokio_unstable`, tokio exposes each worker's own queue: tasks the stalled task
+/// spawned before it blocked wait there, except the last, which tokio keeps in the worker's
+/// LIFO slot, not in the queue.
+#[cfg(tokio_unstable)]
+#[test]
+fn tasks_in_the_held_worker_s_own_queue_are_its_harm() {
+    let watched = support::Watched::new(THRESHOLD);
+    let rt = watched.runtime(1);
+    watched.scope(|| {
+        rt.block_on(async {
+            tokio::spawn(async {
+                let queued: Vec<_> = (0..QUEUED).map(|_| tokio::spawn(async {})).collect();
+                std::thread::sleep(BLOCK);
+                queued
+            })
+            .await
+            .unwrap()
+        })
+    });
+    drop(rt);
+    let report = watched.final_report();
+    let stall = support::only_stall(&report, FILE);
+    let harm = stall.harm.as_ref().expect("queues read");
+    assert_eq!(harm.local_queue_max, Some(QUEUED - 1), "{harm:#?}");
+    assert_eq!(harm.global_queue_max, 0);
+    assert_delay(harm, (QUEUED - 1) as f64, stall);
+}
+
+/// On a current-thread runtime, the thread running `block_on` is the only worker: the tasks
+/// it spawned before blocking wait in its queue.
+#[cfg(tokio_unstable)]
+#[test]
+fn a_current_thread_runtime_s_queue_is_the_harm_of_its_stalls() {
+    let watched = support::Watched::new(THRESHOLD);
+    let rt = watched.scope(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    });
+    watched.scope(|| {
+        rt.block_on(async {
+            tokio::spawn(async {
+                let queued: Vec<_> = (0..QUEUED).map(|_| tokio::spawn(async {})).collect();
+                std::thread::sleep(BLOCK);
+                queued
+            })
+            .await
+            .unwrap()
+        })
+    });
+    drop(rt);
+    let report = watched.final_report();
+    let stall = support::only_stall(&report, FILE);
+    let harm = stall.harm.as_ref().expect("queues read");
+    assert_eq!(harm.local_queue_max, Some(QUEUED), "{harm:#?}");
+    assert_delay(harm, QUEUED as f64, stall);
+}
