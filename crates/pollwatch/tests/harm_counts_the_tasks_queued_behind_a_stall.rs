@@ -88,6 +88,22 @@ fn tasks_in_the_global_queue_behind_a_stall_are_its_harm() {
         .expect("the stall's site");
     assert_eq!(site.delay_task_ns, harm.delay_task_ns);
     assert_eq!(report.totals.delay_task_ns, harm.delay_task_ns);
+    // And Prometheus sees it in task-seconds.
+    #[cfg(feature = "prometheus")]
+    {
+        let text = handle.metrics_text();
+        let series = text
+            .lines()
+            .find(|l| {
+                l.starts_with("pollwatch_stall_delay_task_seconds_total{") && l.contains(FILE)
+            })
+            .unwrap_or_else(|| panic!("no delay series in\n{text}"));
+        let seconds: f64 = series.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(
+            (seconds - harm.delay_task_ns as f64 / 1e9).abs() < 1e-6,
+            "{series} vs {harm:?}"
+        );
+    }
 }
 
 /// A one-worker runtime's global queue is the worker's alone; with four workers, a held

@@ -87,6 +87,24 @@ fn a_scrape_shows_poll_times_per_site_and_stalls_by_site_and_cause() {
     )
     .unwrap();
     assert!(held >= 0.15, "held {held}\n{body}");
+    // The harm: the report's figure, in task-seconds.
+    let delay = sample(
+        body,
+        &format!("pollwatch_stall_delay_task_seconds_total{{site=\"{sleeper}\"}}"),
+    )
+    .unwrap();
+    let report_delay = watched
+        .handle
+        .report()
+        .sites
+        .iter()
+        .find(|s| s.name == "sleeper")
+        .map(|s| s.delay_task_ns)
+        .unwrap();
+    assert!(
+        (delay - report_delay as f64 / 1e9).abs() < 1e-9,
+        "{delay} vs {report_delay} task-ns\n{body}"
+    );
     let slow = sample(
         body,
         &format!("pollwatch_slow_polls_total{{site=\"{sleeper}\"}}"),
@@ -242,6 +260,7 @@ fn the_text_is_well_formed_prometheus_exposition() {
         "pollwatch_poll_duration_seconds",
         "pollwatch_stalls_total",
         "pollwatch_stall_held_seconds_total",
+        "pollwatch_stall_delay_task_seconds_total",
         "pollwatch_call_site_stalls_total",
         "pollwatch_slow_polls_total",
         "pollwatch_dropped_events_total",

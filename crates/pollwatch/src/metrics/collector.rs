@@ -273,6 +273,7 @@ impl Floors {
                     *into.causes.entry(*cause).or_default() += count;
                 }
                 into.held_ns += ended.held_ns;
+                into.delay_task_ns = into.delay_task_ns.saturating_add(ended.delay_task_ns);
             }
             false
         });
@@ -381,6 +382,19 @@ fn encode_stalls(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Resul
     for (site, ended) in scrape.ended() {
         if !ended.causes.is_empty() {
             ConstCounter::new(seconds(ended.held_ns))
+                .encode(metric.encode_family(&[("site", site)])?)?;
+        }
+    }
+    let mut metric = encoder.encode_descriptor(
+        "pollwatch_stall_delay_task",
+        "Scheduling delay the stalls that ended added to the tasks ready to run behind them, \
+         estimated in task-seconds (a task held up for one second is one), by spawn site",
+        Some(&Unit::Seconds),
+        MetricType::Counter,
+    )?;
+    for (site, ended) in scrape.ended() {
+        if !ended.causes.is_empty() {
+            ConstCounter::new(seconds(ended.delay_task_ns))
                 .encode(metric.encode_family(&[("site", site)])?)?;
         }
     }

@@ -27,7 +27,8 @@
 //! **The metrics** (names, types, units and labels in `dashboards/README.md`):
 //! `pollwatch_poll_duration_seconds` (histogram by `site`, bounds
 //! [`POLL_DURATION_BUCKETS`]), `pollwatch_slow_polls_total`, `pollwatch_stalls_total` (by `site`
-//! and `cause`), `pollwatch_stall_held_seconds_total`, `pollwatch_call_site_stalls_total`,
+//! and `cause`), `pollwatch_stall_held_seconds_total`, `pollwatch_stall_delay_task_seconds_total`,
+//! `pollwatch_call_site_stalls_total`,
 //! `pollwatch_dropped_events_total` (by `kind`), and the gauges `pollwatch_workers_stalled`,
 //! `pollwatch_longest_running_poll_seconds`, `pollwatch_polling_threads`, `pollwatch_sites`,
 //! `pollwatch_threshold_seconds`. Every label value comes from a bounded set: the site table
