@@ -11,13 +11,17 @@
 //! src/ingest.rs:42:5 "ingest"   1002     3   5.36s  5.01ms  9.03ms  9.92ms  45.0ms   312ms
 //! src/tick.rs:80:9               200     0  6.06ms  30.2µs  38.4µs  39.9µs  40.4µs  40.4µs
 //!
+//! top sites by harm, the task delay their stalls caused (1 of 1):
+//! site                         stalls  task delay  per stall   held
+//! src/ingest.rs:42:5 "ingest"       1       3.74s      3.74s  5.36s
+//!
 //! slow polls (2 most recent of 3 counted, newest last):
 //!   task "ingest" id=7 (src/ingest.rs:42:5 "ingest") held thread "tokio-runtime-worker" for 45.0ms
 //!   task "ingest" id=7 (src/ingest.rs:42:5 "ingest") held thread "tokio-runtime-worker" for 312ms (drop)
 //!
 //! stalls caught while running (1 most recent of 1 counted, newest last):
 //!   task "ingest" (src/ingest.rs:42:5) held worker "tokio-rt-worker" for 312ms: blocked in read() on /data/users.json at src/store.rs:17 (std::fs::read_to_string). Use tokio::fs::read_to_string or spawn_blocking.
-//!       in span load_users{user=3}; 900µs on CPU since caught; at 20.0ms: sleeping at src/store.rs:17
+//!       in span load_users{user=3}; 900µs on CPU since caught; harm: up to 6 tasks waited in the global queue, 9 in its worker's own queue; 3.74s of task delay; at 20.0ms: sleeping at src/store.rs:17
 //!
 //! blocking call sites by spawn site:
 //!   src/ingest.rs:42:5 "ingest" (1 stalls)
@@ -26,12 +30,14 @@
 //!
 //! Columns: `polls` and `slow` count polls and slow polls; `busy` is the time the site's tasks
 //! held their threads in total (`busy_ns`); `p50` .. `p99.9` are poll-time percentiles and `max`
-//! the longest poll. Durations have three significant digits
-//! ([`format_duration_ns`]).
+//! the longest poll. In the harm table (shown when a stall delayed waiting tasks), `task delay`
+//! is the scheduling delay the site's stalls added to the tasks ready to run behind them
+//! (`delay_task_ns`: `1.20s` is one task held up for 1.2 s, or twelve for 100 ms) and `held`
+//! its `busy`. Durations have three significant digits ([`format_duration_ns`]).
 
 use std::fmt::Write as _;
 
-use crate::model::{Report, SiteReport, SlowPoll};
+use crate::model::{Harm, Report, SiteReport, SlowPoll};
 use crate::units::format_duration_ns;
 
 /// The text report's file name in a report directory.
@@ -58,6 +64,9 @@ pub fn render(report: &Report, top: usize) -> String {
     let mut out = String::new();
     header(&mut out, report);
     sites(&mut out, report, top);
+    if report.totals.delay_task_ns > 0 {
+        sites_by_harm(&mut out, report, top);
+    }
     slow_polls(&mut out, &report.slow_polls, report.totals.slow_polls);
     stalls(&mut out, report);
     in_place(&mut out, report);
@@ -121,34 +130,87 @@ pub fn sites(out: &mut String, report: &Report, top: usize) {
         report.sites.len()
     );
 
-    let rows: Vec<[String; 8]> = ranked.iter().map(|s| numbers(s)).collect();
-    let mut widths = HEADERS.map(str::len);
-    for row in &rows {
+    let rows: Vec<Vec<String>> = ranked.iter().map(|s| numbers(s).to_vec()).collect();
+    table(out, &ranked, &HEADERS, &rows);
+}
+
+/// A table of `sites`, one row of number cells each under `headers`: the labels left-aligned
+/// and truncated on the left to keep lines within [`MAX_WIDTH`], the numbers right-aligned.
+fn table(out: &mut String, sites: &[&SiteReport], headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(width_of(cell));
         }
     }
     let numbers_width: usize = widths.iter().map(|w| w + GAP.len()).sum();
     let label_limit = MAX_WIDTH.saturating_sub(numbers_width).max(MIN_LABEL_WIDTH);
-    let label_width = ranked
+    let label_width = sites
         .iter()
         .map(|s| width_of(&s.label))
         .chain([width_of("site")])
         .max()
         .unwrap_or(0)
         .min(label_limit);
-
-    line(
-        out,
-        "site",
-        label_width,
-        &HEADERS.map(String::from),
-        &widths,
-    );
-    for (site, row) in ranked.iter().zip(&rows) {
+    let headers: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
+    line(out, "site", label_width, &headers, &widths);
+    for (site, row) in sites.iter().zip(rows) {
         let label = truncate_left(&site.label, label_width);
         line(out, &label, label_width, row, &widths);
     }
+}
+
+/// The column headers of the harm table, after the site label.
+const HARM_HEADERS: [&str; 4] = ["stalls", "task delay", "per stall", "held"];
+
+/// Appends, after a blank line, the table of the `top` sites whose stalls delayed the tasks
+/// waiting behind them most (`delay_task_ns`, shown as task delay: `1.20s` is one task held up
+/// for 1.2 s, or twelve for 100 ms), with their stalls and the time they held their threads.
+/// Sites with no delay are left out.
+pub fn sites_by_harm(out: &mut String, report: &Report, top: usize) {
+    out.push('\n');
+    let mut ranked: Vec<&SiteReport> = report
+        .sites
+        .iter()
+        .filter(|s| s.delay_task_ns > 0)
+        .collect();
+    if ranked.is_empty() {
+        out.push_str("no harm: no task was seen waiting behind a stall\n");
+        return;
+    }
+    ranked.sort_by_key(|s| std::cmp::Reverse(s.delay_task_ns));
+    let with_harm = ranked.len();
+    ranked.truncate(top);
+    let _ = writeln!(
+        out,
+        "top sites by harm, the task delay their stalls caused ({} of {with_harm}):",
+        ranked.len(),
+    );
+    let rows: Vec<Vec<String>> = ranked
+        .iter()
+        .map(|s| {
+            vec![
+                s.stalls.to_string(),
+                format_duration_ns(s.delay_task_ns),
+                format_duration_ns(s.delay_task_ns / s.stalls.max(1)),
+                format_duration_ns(s.busy_ns),
+            ]
+        })
+        .collect();
+    table(out, &ranked, &HARM_HEADERS, &rows);
+}
+
+/// One stall's harm as a detail: the tasks that waited behind it and the delay.
+pub fn harm_text(harm: &Harm) -> String {
+    let own = harm
+        .local_queue_max
+        .map(|n| format!(", {n} in its worker's own queue"))
+        .unwrap_or_default();
+    format!(
+        "harm: up to {} tasks waited in the global queue{own}; {} of task delay",
+        harm.global_queue_max,
+        format_duration_ns(harm.delay_task_ns)
+    )
 }
 
 /// The number cells of one site's row, in [`HEADERS`] order.
@@ -167,7 +229,7 @@ fn numbers(site: &SiteReport) -> [String; 8] {
 }
 
 /// One table line: the label left-aligned, the numbers right-aligned, no trailing spaces.
-fn line(out: &mut String, label: &str, label_width: usize, cells: &[String; 8], widths: &[usize]) {
+fn line(out: &mut String, label: &str, label_width: usize, cells: &[String], widths: &[usize]) {
     out.push_str(label);
     pad(out, label_width.saturating_sub(width_of(label)));
     for (cell, &width) in cells.iter().zip(widths) {
@@ -302,6 +364,9 @@ fn stalls(out: &mut String, report: &Report) {
         }
         if !stall.ended {
             details.push("still running".to_owned());
+        }
+        if let Some(harm) = &stall.harm {
+            details.push(harm_text(harm));
         }
         for sample in &stall.samples {
             details.push(format!(

@@ -102,10 +102,14 @@ fn long_site_labels_are_cut_from_the_left() {
         .find(|l| l.starts_with('…'))
         .expect("a truncated label");
     assert!(row.contains("module.rs:7:3 \"worker\""), "{row}");
+    let harm_table = text
+        .lines()
+        .skip_while(|l| !l.starts_with("top sites by harm"));
     for line in text
         .lines()
         .skip_while(|l| !l.starts_with("top sites"))
         .take(3)
+        .chain(harm_table.take(2))
     {
         assert!(
             line.chars().count() <= MAX_WIDTH,
@@ -117,7 +121,7 @@ fn long_site_labels_are_cut_from_the_left() {
         .lines()
         .take_while(|l| !l.starts_with("blocking call sites"))
         .collect();
-    assert!(!table.contains(&long[..40]));
+    assert!(!table.contains(&long));
 }
 
 #[test]
@@ -198,13 +202,17 @@ site                         polls  slow    busy     p50     p90     p99   p99.9
 src/ingest.rs:42:5 \"ingest\"   1002     3   5.36s  5.01ms  9.03ms  9.92ms  45.0ms   312ms
 src/tick.rs:80:9               200     0  6.06ms  30.2µs  38.4µs  39.9µs  40.4µs  40.4µs
 
+top sites by harm, the task delay their stalls caused (1 of 1):
+site                         stalls  task delay  per stall   held
+src/ingest.rs:42:5 \"ingest\"       1       3.74s      3.74s  5.36s
+
 slow polls (2 most recent of 3 counted, newest last):
   task \"ingest\" id=7 (src/ingest.rs:42:5 \"ingest\") held thread \"tokio-runtime-worker\" for 45.0ms
   task \"ingest\" id=7 (src/ingest.rs:42:5 \"ingest\") held thread \"tokio-runtime-worker\" for 312ms (drop)
 
 stalls caught while running (1 most recent of 1 counted, newest last):
   task \"ingest\" (src/ingest.rs:42:5) held worker \"tokio-rt-worker\" for 312ms: blocked in read() on /data/users.json at src/store.rs:17 (std::fs::read_to_string). Use tokio::fs::read_to_string or spawn_blocking.
-      in span load_users{user=3}; 900µs on CPU since caught; at 20.0ms: sleeping at src/store.rs:17
+      in span load_users{user=3}; 900µs on CPU since caught; harm: up to 6 tasks waited in the global queue, 9 in its worker's own queue; 3.74s of task delay; at 20.0ms: sleeping at src/store.rs:17
 
 blocking call sites by spawn site:
   src/ingest.rs:42:5 \"ingest\" (1 stalls)
@@ -228,4 +236,46 @@ fn the_header_counts_in_words() {
         header.ends_with("; 1 poll, 3 slow, 1 task, 1 site, 1 thread"),
         "{header}"
     );
+}
+
+#[test]
+fn sites_are_ranked_by_harm_and_each_stall_says_what_waited_behind_it() {
+    let mut report = support::two_site_report();
+    // The quiet site did more harm: its one stall held up many tasks.
+    report.sites[1].stalls = 1;
+    report.sites[1].delay_task_ns = 9_000_000_000;
+    report.totals.delay_task_ns = report.sites.iter().map(|s| s.delay_task_ns).sum();
+    let text = render(&report, 10);
+    let table: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("top sites by harm"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(table.len(), 3, "{text}");
+    assert!(
+        table[0].starts_with("site ") && table[0].contains("delay"),
+        "{text}"
+    );
+    assert!(table[1].starts_with("src/tick.rs:80:9"), "{text}");
+    assert!(
+        table[0].ends_with("stalls  task delay  per stall    held"),
+        "{text}"
+    );
+    assert!(
+        table[1].ends_with("1       9.00s      9.00s  6.06ms"),
+        "{text}"
+    );
+    assert!(table[2].starts_with("src/ingest.rs:42:5") && table[2].contains("3.74s"));
+    assert!(
+        text.contains(
+            "harm: up to 6 tasks waited in the global queue, 9 in its worker's own queue; \
+             3.74s of task delay"
+        ),
+        "{text}"
+    );
+    // Without harm, no table.
+    report.sites.iter_mut().for_each(|s| s.delay_task_ns = 0);
+    report.totals.delay_task_ns = 0;
+    assert!(!render(&report, 10).contains("top sites by harm"));
 }

@@ -116,6 +116,8 @@ pub fn two_site_report() -> Report {
         site(1, "src/tick.rs:80:9", &tick),
     ];
     sites[0].stalls = 1;
+    // The stall's harm (see `stall`).
+    sites[0].delay_task_ns = 3_744_000_000;
     sites[0].call_sites = vec![CallSiteCount {
         call_site: "src/store.rs:17".to_owned(),
         blocking_call: Some("std::fs::read_to_string".to_owned()),
