@@ -1,5 +1,6 @@
 //! `pollwatch show`: the sites that held their threads longest, then the stalls grouped by
-//! blocking call site, with what to change.
+//! blocking call site, with what to change. With `--by harm`, the sites whose stalls delayed
+//! the tasks waiting behind them most, and the call sites whose recent stalls did.
 //!
 //! A report whose figures cannot all be true ([`Report::inconsistencies`]) is still shown, with
 //! one `warning: inconsistent report: ...` line per problem under the header (and, with
@@ -30,6 +31,20 @@ pub(crate) struct Args {
     /// Only the sites whose label (`file:line:col "name"`) contains PATTERN.
     #[arg(long, value_name = "PATTERN")]
     site: Option<String>,
+    /// Rank sites by the time they held their threads, or by harm: the delay their stalls
+    /// added to the tasks ready to run behind them.
+    #[arg(long, value_enum, default_value_t = By::Held)]
+    by: By,
+}
+
+/// What `show` ranks sites (and call sites) by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum By {
+    /// The time the site's tasks held their threads (`busy_ns`); call sites by stalls.
+    Held,
+    /// The task delay the site's stalls caused (`delay_task_ns`); call sites by the task
+    /// delay of their recent stalls.
+    Harm,
 }
 
 pub(crate) fn run(args: &Args) -> Result<Outcome, String> {
@@ -44,12 +59,16 @@ pub(crate) fn run(args: &Args) -> Result<Outcome, String> {
     let inconsistencies = report.inconsistencies();
     report.sites.retain(|s| input::matches(pattern, &s.label));
     let mut groups = call_sites::group(&report, |_| true);
+    if args.by == By::Harm {
+        // A stable sort: equal harm keeps the most stalls first.
+        groups.sort_by_key(|g| std::cmp::Reverse(g.recent_delay_task_ns));
+    }
     groups.truncate(args.top);
     if args.json {
         return Ok(Outcome::Done(json(
             &report,
             &groups,
-            args.top,
+            args,
             &inconsistencies,
         )));
     }
@@ -64,23 +83,30 @@ pub(crate) fn run(args: &Args) -> Result<Outcome, String> {
             pattern.unwrap_or_default()
         );
     }
-    text::sites(&mut out, &report, args.top);
-    stalls(&mut out, &report, &groups);
+    match args.by {
+        By::Held => text::sites(&mut out, &report, args.top),
+        By::Harm => text::sites_by_harm(&mut out, &report, args.top),
+    }
+    stalls(&mut out, &report, &groups, args.by);
     text::dropped(&mut out, &report);
     text::diagnostics(&mut out, &report);
     Ok(Outcome::Done(out))
 }
 
-fn stalls(out: &mut String, report: &Report, groups: &[CallSiteGroup]) {
+fn stalls(out: &mut String, report: &Report, groups: &[CallSiteGroup], by: By) {
     out.push('\n');
     let total: u64 = report.sites.iter().map(|s| s.stalls).sum();
     if total == 0 {
         out.push_str("no stalls: no poll held its thread past the threshold while watched\n");
         return;
     }
+    let order = match by {
+        By::Held => "",
+        By::Harm => ", most task delay first",
+    };
     let _ = writeln!(
         out,
-        "stalls by blocking call site ({total} stalls; {} call sites listed):",
+        "stalls by blocking call site ({total} stalls; {} call sites listed{order}):",
         groups.len()
     );
     for g in groups {
@@ -111,6 +137,13 @@ fn stalls(out: &mut String, report: &Report, groups: &[CallSiteGroup]) {
                 let _ = writeln!(out, "          longest {}", format_duration_ns(ns));
             }
             _ => {}
+        }
+        if g.recent_delay_task_ns > 0 {
+            let _ = writeln!(
+                out,
+                "          task delay {} (recent stalls)",
+                format_duration_ns(g.recent_delay_task_ns)
+            );
         }
         if let Some(fix) = &g.suggestion {
             let _ = writeln!(out, "          fix: {fix}");
@@ -148,17 +181,24 @@ struct SiteJson<'a> {
     max_ns: u64,
     percentiles: &'a Percentiles,
     stalls: u64,
+    delay_task_ns: u64,
 }
 
 fn json(
     report: &Report,
     groups: &[CallSiteGroup],
-    top: usize,
+    args: &Args,
     inconsistencies: &[String],
 ) -> String {
     let mut sites: Vec<_> = report.sites.iter().collect();
-    sites.sort_by_key(|s| std::cmp::Reverse(s.busy_ns));
-    sites.truncate(top);
+    match args.by {
+        By::Held => sites.sort_by_key(|s| std::cmp::Reverse(s.busy_ns)),
+        By::Harm => {
+            sites.retain(|s| s.delay_task_ns > 0);
+            sites.sort_by_key(|s| std::cmp::Reverse(s.delay_task_ns));
+        }
+    }
+    sites.truncate(args.top);
     let shown = ShowJson {
         pollwatch_version: &report.pollwatch_version,
         uptime_ns: report.uptime_ns,
@@ -176,6 +216,7 @@ fn json(
                 max_ns: s.max_ns,
                 percentiles: &s.percentiles,
                 stalls: s.stalls,
+                delay_task_ns: s.delay_task_ns,
             })
             .collect(),
         call_sites: groups,

@@ -62,3 +62,31 @@ fn site_and_top_narrow_the_json_too() {
         .all(|s| s["label"].as_str().unwrap().contains("bad_")));
     assert!(shown["call_sites"].as_array().unwrap().len() <= 2);
 }
+
+#[test]
+fn by_harm_lists_the_sites_with_task_delay_most_first() {
+    let out = pollwatch(&["show", "tests/data/before", "--json", "--by", "harm"]);
+    assert!(out.status.success());
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = pollwatch_report::json::read("tests/data/before".as_ref()).unwrap();
+    let mut harmful: Vec<_> = report
+        .sites
+        .iter()
+        .filter(|s| s.delay_task_ns > 0)
+        .collect();
+    harmful.sort_by_key(|s| std::cmp::Reverse(s.delay_task_ns));
+    assert!(!harmful.is_empty(), "the fixture run has harm");
+    let sites = shown["sites"].as_array().unwrap();
+    assert_eq!(sites.len(), harmful.len());
+    for (site, want) in sites.iter().zip(harmful) {
+        assert_eq!(site["label"], want.label.as_str());
+        assert_eq!(site["delay_task_ns"], want.delay_task_ns);
+    }
+    let bad = pollwatch(&["show", "tests/data/before", "--by", "pain"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("'pain'") && stderr.contains("harm"),
+        "{stderr}"
+    );
+}

@@ -29,6 +29,9 @@ pub struct CallSiteGroup {
     pub longest_ns: Option<u64>,
     /// What a recent stall's thread was blocked on (a file, a socket peer, a lock).
     pub blocked_on: Option<String>,
+    /// The scheduling delay the recent stalls at this call site (those the report lists)
+    /// added to the tasks waiting behind them, in task-nanoseconds (see [`crate::Harm`]).
+    pub recent_delay_task_ns: u64,
 }
 
 /// A spawn site and how many of its stalls were at one call site.
@@ -65,6 +68,7 @@ pub fn group(report: &Report, keep: impl Fn(&SiteReport) -> bool) -> Vec<CallSit
                         suggestion: None,
                         longest_ns: None,
                         blocked_on: None,
+                        recent_delay_task_ns: 0,
                     });
                     causes.push(Vec::new());
                     groups.len() - 1
@@ -98,6 +102,11 @@ pub fn group(report: &Report, keep: impl Fn(&SiteReport) -> bool) -> Vec<CallSit
                 && (!unlocated || group.causes.first() == Some(&s.cause))
         });
         for stall in recent {
+            if let Some(harm) = &stall.harm {
+                group.recent_delay_task_ns = group
+                    .recent_delay_task_ns
+                    .saturating_add(harm.delay_task_ns);
+            }
             if group.longest_ns.is_none_or(|n| stall.duration_ns > n) {
                 group.longest_ns = Some(stall.duration_ns);
                 if stall.blocked_on.is_some() {

@@ -121,6 +121,38 @@ mod tests {
     }
 
     #[test]
+    fn sites_are_ranked_by_harm_with_bars_to_scale() {
+        let mut report = example();
+        let mut quiet = report.sites[0].clone();
+        quiet.id = 1;
+        quiet.label = "src/quiet.rs:3:1".into();
+        quiet.delay_task_ns = report.sites[0].delay_task_ns * 4;
+        report.sites.push(quiet);
+        report.totals.delay_task_ns = report.sites.iter().map(|s| s.delay_task_ns).sum();
+        let page = render(&report, None, "harm");
+        assert_sound(&page, &report);
+        let harm = &page[page.find("<h2 id=\"harm\">").expect("a harm section")..];
+        let harm = &harm[..harm.find("</table>").unwrap()];
+        let quiet_at = harm.find("src/quiet.rs:3:1").unwrap();
+        let ingest_at = harm.find("src/ingest.rs:42:5").unwrap();
+        assert!(quiet_at < ingest_at, "most task delay first: {harm}");
+        assert!(harm.contains("style=\"width: 100%\""), "{harm}");
+        assert!(harm.contains("style=\"width: 25%\""), "{harm}");
+        assert!(
+            harm.contains(">3.74s<") && harm.contains(">936ms<"),
+            "{harm}"
+        );
+        // And each stall row says what waited behind it.
+        assert!(
+            page.contains("task delay 936ms · up to 3 tasks waiting"),
+            "{page}"
+        );
+        // A run without harm has no such section.
+        report.sites.iter_mut().for_each(|s| s.delay_task_ns = 0);
+        assert!(!render(&report, None, "none").contains("id=\"harm\""));
+    }
+
+    #[test]
     fn the_demo_run_has_timelines_and_stalls_with_backtraces() {
         let report = demo();
         let log = demo_log();

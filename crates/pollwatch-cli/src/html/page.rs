@@ -1,5 +1,6 @@
 //! The page around the charts: the document and its stylesheet, the header (run, totals, what
-//! was dropped, diagnostics), the table of sites by time held, and one section per site.
+//! was dropped, diagnostics), the table of sites by time held, the sites by harm, and one
+//! section per site.
 //!
 //! The page is polyglot: an HTML5 document that is also well-formed XML (every element
 //! closed, attributes quoted, all report text escaped by [`text`]), so both browsers
@@ -38,6 +39,9 @@ svg text.message { font-size: 14px; }
 table.stalls td { font-size: 13px; }
 tr.stall-detail td { border-bottom: 1px solid #ccc; padding-bottom: 8px; }
 ol.backtrace { margin: 4px 0; padding-left: 28px; }
+td.bar { width: 240px; }
+div.bar { height: 10px; background: #b03a2e; margin-top: 4px; }
+.harm { color: #b03a2e; }
 ul.diagnostics li { color: #8a5a00; }
 details summary { cursor: pointer; color: #1f5fa8; }
 ";
@@ -53,6 +57,7 @@ pub(crate) fn document(report: &Report, log: Option<&Log>, title: &str) -> Strin
     );
     header(&mut out, report, log, title);
     summary(&mut out, report);
+    harm(&mut out, report);
     if let Some(log) = log {
         let all = timeline::chart(
             log.series(None),
@@ -222,6 +227,46 @@ fn summary(out: &mut String, report: &Report) {
             format_duration_ns(p.p999_ns),
             format_duration_ns(s.max_ns),
             s.stalls,
+        );
+    }
+    out.push_str("</tbody></table>\n");
+}
+
+/// The sites whose stalls delayed the tasks waiting behind them, most task delay first, each
+/// with a bar to scale; nothing when no stall delayed a task.
+fn harm(out: &mut String, report: &Report) {
+    let mut sites: Vec<&SiteReport> = report
+        .sites
+        .iter()
+        .filter(|s| s.delay_task_ns > 0)
+        .collect();
+    let Some(most) = sites.iter().map(|s| s.delay_task_ns).max() else {
+        return;
+    };
+    sites.sort_by_key(|s| std::cmp::Reverse(s.delay_task_ns));
+    out.push_str(
+        "<h2 id=\"harm\">Sites by harm</h2>\n<p class=\"note\">The scheduling delay each \
+         site's stalls added to the tasks ready to run behind them (task delay: 1s is one task \
+         held up for a second, or ten for 100ms), from the runtime's queues read while each \
+         stall ran. Fix the top ones first.</p>\n\
+         <table class=\"summary harm\"><thead><tr><th>site</th><th class=\"num\">task delay</th>\
+         <th></th><th class=\"num\">stalls</th><th class=\"num\">per stall</th>\
+         <th class=\"num\">time held</th></tr></thead><tbody>\n",
+    );
+    for s in sites {
+        // Whole percent of the largest, at least 1 so every listed site shows a bar.
+        let width = (s.delay_task_ns.saturating_mul(100) / most).max(1);
+        let _ = writeln!(
+            out,
+            "<tr><td><a href=\"#site-{}\"><code>{}</code></a></td><td class=\"num\">{}</td>\
+             <td class=\"bar\"><div class=\"bar\" style=\"width: {width}%\"></div></td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            s.id,
+            text(&s.label),
+            format_duration_ns(s.delay_task_ns),
+            s.stalls,
+            format_duration_ns(s.delay_task_ns / s.stalls.max(1)),
+            format_duration_ns(s.busy_ns),
         );
     }
     out.push_str("</tbody></table>\n");

@@ -105,10 +105,17 @@ fn summary_row(out: &mut String, s: &Stall, number: usize) {
     let cpu = s.cpu_ns.map_or(String::new(), |cpu| {
         format!("<br/>cpu {} after detection", format_duration_ns(cpu))
     });
+    let harm = s.harm.as_ref().map_or(String::new(), |harm| {
+        let waiting = harm.global_queue_max + harm.local_queue_max.unwrap_or(0);
+        format!(
+            "<br/><span class=\"harm\">task delay {} · up to {waiting} tasks waiting</span>",
+            format_duration_ns(harm.delay_task_ns)
+        )
+    });
     let _ = writeln!(
         out,
         "<tr class=\"stall\"><td class=\"num\">{number}</td><td class=\"num\"><strong>{}</strong>{running}<br/>\
-         <span class=\"dim\">began at {} · caught after {}</span>{cpu}</td><td>{}</td><td>{state}</td>\
+         <span class=\"dim\">began at {} · caught after {}</span>{cpu}{harm}</td><td>{}</td><td>{state}</td>\
          <td>{}</td><td>{call_site}</td><td>{}</td><td>{}</td><td>{task}<br/>\
          <span class=\"dim\">on {}</span></td></tr>",
         format_duration_ns(s.duration_ns),

@@ -301,6 +301,7 @@ mod tests {
             suggestion: Some(format!("fix for {cause}")),
             longest_ns: None,
             blocked_on: None,
+            recent_delay_task_ns: 0,
         }
     }
 
