@@ -21,7 +21,7 @@
 //!
 //! stalls caught while running (1 most recent of 1 counted, newest last):
 //!   task "ingest" (src/ingest.rs:42:5) held worker "tokio-rt-worker" for 312ms: blocked in read() on /data/users.json at src/store.rs:17 (std::fs::read_to_string). Use tokio::fs::read_to_string or spawn_blocking.
-//!       in span load_users{user=3}; 900µs on CPU since caught; harm: up to 6 tasks waited in the global queue, 9 in its worker's own queue; 3.74s of task delay; at 20.0ms: sleeping at src/store.rs:17
+//!       in span load_users{user=3}; 900µs on CPU since caught; up to 15 tasks waited behind it (6 in the global queue, 9 in its worker's own queue): 3.74s of task delay; at 20.0ms: sleeping at src/store.rs:17
 //!
 //! blocking call sites by spawn site:
 //!   src/ingest.rs:42:5 "ingest" (1 stalls)
@@ -202,12 +202,17 @@ pub fn sites_by_harm(out: &mut String, report: &Report, top: usize) {
 
 /// One stall's harm as a detail: the tasks that waited behind it and the delay.
 pub fn harm_text(harm: &Harm) -> String {
+    let local = harm.local_queue_max.unwrap_or(0);
+    if harm.global_queue_max == 0 && local == 0 {
+        return "no task waited behind it".to_owned();
+    }
     let own = harm
         .local_queue_max
         .map(|n| format!(", {n} in its worker's own queue"))
         .unwrap_or_default();
     format!(
-        "harm: up to {} tasks waited in the global queue{own}; {} of task delay",
+        "up to {} waited behind it ({} in the global queue{own}): {} of task delay",
+        counted(harm.global_queue_max + local, "task"),
         harm.global_queue_max,
         format_duration_ns(harm.delay_task_ns)
     )

@@ -212,7 +212,7 @@ slow polls (2 most recent of 3 counted, newest last):
 
 stalls caught while running (1 most recent of 1 counted, newest last):
   task \"ingest\" (src/ingest.rs:42:5) held worker \"tokio-rt-worker\" for 312ms: blocked in read() on /data/users.json at src/store.rs:17 (std::fs::read_to_string). Use tokio::fs::read_to_string or spawn_blocking.
-      in span load_users{user=3}; 900µs on CPU since caught; harm: up to 6 tasks waited in the global queue, 9 in its worker's own queue; 3.74s of task delay; at 20.0ms: sleeping at src/store.rs:17
+      in span load_users{user=3}; 900µs on CPU since caught; up to 15 tasks waited behind it (6 in the global queue, 9 in its worker's own queue): 3.74s of task delay; at 20.0ms: sleeping at src/store.rs:17
 
 blocking call sites by spawn site:
   src/ingest.rs:42:5 \"ingest\" (1 stalls)
@@ -269,10 +269,20 @@ fn sites_are_ranked_by_harm_and_each_stall_says_what_waited_behind_it() {
     assert!(table[2].starts_with("src/ingest.rs:42:5") && table[2].contains("3.74s"));
     assert!(
         text.contains(
-            "harm: up to 6 tasks waited in the global queue, 9 in its worker's own queue; \
+            "up to 15 tasks waited behind it (6 in the global queue, 9 in its worker's own queue): \
              3.74s of task delay"
         ),
         "{text}"
+    );
+    // A stall nothing waited behind says so in a few words.
+    let idle = pollwatch_report::Harm {
+        looks: 3,
+        workers: 2,
+        ..Default::default()
+    };
+    assert_eq!(
+        pollwatch_report::text::harm_text(&idle),
+        "no task waited behind it"
     );
     // Without harm, no table.
     report.sites.iter_mut().for_each(|s| s.delay_task_ns = 0);
