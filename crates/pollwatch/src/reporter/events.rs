@@ -90,6 +90,11 @@ pub(crate) fn stall(dispatch: &Dispatch, stall: &Stall) {
             suggestion = %stall.suggestion,
             span = stall.span.as_deref(),
             cpu_ms = stall.cpu_ns.map(|c| c as f64 / 1e6),
+            tasks_waiting = stall
+                .harm
+                .as_ref()
+                .map(|h| h.global_queue_max + h.local_queue_max.unwrap_or(0)),
+            task_delay_ms = stall.harm.as_ref().map(|h| h.delay_task_ns as f64 / 1e6),
             "{}",
             stall.message
         );
