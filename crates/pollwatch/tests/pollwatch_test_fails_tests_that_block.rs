@@ -29,7 +29,7 @@ async fn a_test_returning_ok_passes() -> Result<(), std::num::ParseIntError> {
 
 #[pollwatch::test]
 #[should_panic(
-    expected = "pollwatch_test_fails_tests_that_block.rs:33: std::thread::sleep [sleep]"
+    expected = "pollwatch: 1 poll held a thread past the 10.0ms threshold:\n1. crates/pollwatch/tests/pollwatch_test_fails_tests_that_block.rs:35: std::thread::sleep [sleep]"
 )]
 async fn a_test_that_sleeps_in_its_body_fails_at_that_line() {
     std::thread::sleep(BLOCK);
@@ -37,7 +37,7 @@ async fn a_test_that_sleeps_in_its_body_fails_at_that_line() {
 
 #[pollwatch::test]
 #[should_panic(
-    expected = "pollwatch_test_fails_tests_that_block.rs:40: std::thread::sleep [sleep]"
+    expected = "pollwatch: 1 poll held a thread past the 10.0ms threshold:\n1. crates/pollwatch/tests/pollwatch_test_fails_tests_that_block.rs:44: std::thread::sleep [sleep]"
 )]
 async fn a_test_whose_task_sleeps_fails_at_that_line() {
     tokio::spawn(async {
@@ -49,7 +49,7 @@ async fn a_test_whose_task_sleeps_fails_at_that_line() {
 
 #[pollwatch::test(flavor = "multi_thread", worker_threads = 2)]
 #[should_panic(
-    expected = "pollwatch_test_fails_tests_that_block.rs:50: std::thread::sleep [sleep]"
+    expected = "pollwatch: 1 poll held a thread past the 10.0ms threshold:\n1. crates/pollwatch/tests/pollwatch_test_fails_tests_that_block.rs:56: std::thread::sleep [sleep]"
 )]
 async fn a_multi_thread_test_whose_task_sleeps_fails_at_that_line() {
     tokio::spawn(async {
@@ -57,6 +57,16 @@ async fn a_multi_thread_test_whose_task_sleeps_fails_at_that_line() {
     })
     .await
     .unwrap();
+}
+
+#[pollwatch::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_work_moved_off_the_workers_passes() {
+    tokio::task::spawn_blocking(|| std::thread::sleep(BLOCK))
+        .await
+        .unwrap();
+    tokio::spawn(async { tokio::task::block_in_place(|| std::thread::sleep(BLOCK)) })
+        .await
+        .unwrap();
 }
 
 #[pollwatch::test(threshold = "1s")]

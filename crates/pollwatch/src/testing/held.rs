@@ -32,7 +32,7 @@ impl Held {
     /// Whether an allow-list entry accepts this: the entry is part of the stall's call site
     /// (`file:line`, its absolute path or, without line tables, its function) or of the
     /// site's label.
-    pub fn is_allowed_by(&self, entry: &str) -> bool {
+    pub(crate) fn is_allowed_by(&self, entry: &str) -> bool {
         match self {
             Held::Stall(stall) => [
                 stall.call_site.as_deref(),
@@ -139,7 +139,8 @@ pub(crate) fn judge(report: &Report, allow: &[String]) -> Verdict {
 }
 
 /// Each site's slow polls that were not caught as stalls: a site's slow polls less its
-/// stalls that ended (an ended stall's poll is one of its slow polls, of the same length).
+/// stalls that ended (an ended stall's poll is one of its slow polls, of the same length) and
+/// its polls caught inside `block_in_place` (which hold no worker, and are not listed).
 fn uncaught(report: &Report) -> Vec<Held> {
     let mut out = Vec::new();
     for site in &report.sites {
@@ -151,7 +152,8 @@ fn uncaught(report: &Report) -> Vec<Held> {
         let running = stalls.iter().filter(|s| !s.ended).count() as u64;
         let count = site
             .slow_polls
-            .saturating_sub(site.stalls.saturating_sub(running));
+            .saturating_sub(site.stalls.saturating_sub(running))
+            .saturating_sub(site.polls_in_place);
         if count == 0 {
             continue;
         }
@@ -266,6 +268,24 @@ mod tests {
         assert!(verdict
             .message()
             .contains("2 polls, the longest held its thread for 23.0ms"));
+    }
+
+    #[test]
+    fn polls_inside_block_in_place_do_not_fail() {
+        let mut report = example();
+        report.stalls.clear();
+        for s in &mut report.sites {
+            s.stalls = 0;
+            s.slow_polls = 1;
+            s.polls_in_place = 1;
+        }
+        assert_eq!(
+            judge(&report, &[]),
+            Verdict {
+                threshold_ns: report.threshold_ns,
+                ..Verdict::default()
+            }
+        );
     }
 
     #[test]
