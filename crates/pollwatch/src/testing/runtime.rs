@@ -85,7 +85,7 @@ pub(crate) fn settle(runtime: &tokio::runtime::Runtime) {
             // is pending with nothing to do (a wake that comes first makes it only yield to
             // the driver, without its park hooks: then again).
             tokio::runtime::RuntimeFlavor::CurrentThread => {
-                runtime.block_on(WokenElsewhere { waking: None })
+                runtime.block_on(WokenElsewhere { woken: false })
             }
             _ => std::thread::sleep(Duration::from_micros(200)),
         }
@@ -107,28 +107,26 @@ fn parked_once(_runtime: &tokio::runtime::Runtime) -> bool {
 
 /// Pending on its first poll, woken by another thread; ready on the next.
 struct WokenElsewhere {
-    waking: Option<std::thread::JoinHandle<()>>,
+    woken: bool,
 }
 
 impl Future for WokenElsewhere {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(waking) = self.waking.take() {
-            let _ = waking.join();
+        if self.woken {
             return Poll::Ready(());
         }
         let waker = cx.waker().clone();
-        match std::thread::Builder::new()
+        let waking = std::thread::Builder::new()
             .name("pollwatch-test-wake".into())
-            .spawn(move || waker.wake())
-        {
-            Ok(waking) => {
-                self.waking = Some(waking);
-                Poll::Pending
-            }
-            // No thread to wake it: settle does without.
-            Err(_) => Poll::Ready(()),
+            .spawn(move || waker.wake());
+        // Without a thread to wake it, settle does without.
+        self.woken = true;
+        if waking.is_ok() {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
         }
     }
 }
