@@ -105,7 +105,8 @@ fn parked_once(_runtime: &tokio::runtime::Runtime) -> bool {
     true
 }
 
-/// Pending on its first poll, woken by another thread; ready on the next.
+/// Pending on its first poll, woken by a thread of the runtime's blocking pool (no task, so
+/// the runtime parks meanwhile); ready on the next.
 struct WokenElsewhere {
     woken: bool,
 }
@@ -117,16 +118,9 @@ impl Future for WokenElsewhere {
         if self.woken {
             return Poll::Ready(());
         }
-        let waker = cx.waker().clone();
-        let waking = std::thread::Builder::new()
-            .name("pollwatch-test-wake".into())
-            .spawn(move || waker.wake());
-        // Without a thread to wake it, settle does without.
         self.woken = true;
-        if waking.is_ok() {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
+        let waker = cx.waker().clone();
+        drop(tokio::task::spawn_blocking(move || waker.wake()));
+        Poll::Pending
     }
 }
