@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::runtime::RuntimeFlavor;
 
-const BLOCK: Duration = Duration::from_millis(60);
+const BLOCK: Duration = Duration::from_millis(150);
 
 #[pollwatch::test]
 async fn a_test_that_never_blocks_passes() {

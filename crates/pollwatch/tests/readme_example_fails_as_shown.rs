@@ -11,7 +11,7 @@ use std::time::Duration;
 async fn refreshing_the_cache_never_blocks() {
     let refresh = tokio::spawn(async {
         // The code under test, which waits the blocking way:
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(100));
     });
     refresh.await.unwrap();
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use pollwatch::testing::{Held, TestWatch};
 
 const FILE: &str = "testing_watch_guards_a_self_built_runtime.rs";
-const BLOCK: Duration = Duration::from_millis(60);
+const BLOCK: Duration = Duration::from_millis(150);
 
 /// A two-worker runtime watched by `watch`.
 fn runtime(watch: &TestWatch) -> tokio::runtime::Runtime {
