@@ -348,9 +348,23 @@ impl Builder {
         Guard::new(handle, metrics)
     }
 
+    /// Builds pollwatch fed by no source yet and *not* made the current pollwatch: a test's
+    /// watch (`testing`), which gives the threads it watches their own current pollwatch, so
+    /// that tests running at once in one process never feed each other's.
+    pub(crate) fn build_unlisted(self) -> Handle {
+        self.start_unlisted().1
+    }
+
     /// Starts pollwatch's threads on a new state, fed by no source yet, and makes it the
     /// current pollwatch (the one watched futures feed).
     fn start(self) -> (Arc<State>, Handle) {
+        let (state, handle) = self.start_unlisted();
+        crate::source::current::set(&state);
+        (state, handle)
+    }
+
+    /// Starts pollwatch's threads on a new state, fed by no source yet.
+    fn start_unlisted(self) -> (Arc<State>, Handle) {
         let config = self.config;
         let sites =
             Sites::new(config.max_sites_u32()).names_per_location(config.names_per_location);
@@ -382,7 +396,6 @@ impl Builder {
         let files = Files::new(&config);
         let reporter = Reporter::start(&state, files, to_reporter.clone(), from_watchdog);
         let watchdog = Watchdog::start(&state, inspector, to_reporter);
-        crate::source::current::set(&state);
         (state.clone(), Handle::new(state, reporter, watchdog))
     }
 

@@ -44,6 +44,8 @@ mod handle;
 mod guard;
 mod builder;
 mod init;
+// Tests that fail when they block the runtime: `#[pollwatch::test]` and its guard.
+pub mod testing;
 
 #[doc(hidden)]
 pub mod test_support;
@@ -72,6 +74,7 @@ pub use init::{init, runtime, try_init};
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub use metrics::{MetricsServer, POLL_DURATION_BUCKETS};
+pub use pollwatch_macros::test;
 pub use pollwatch_report as report;
 pub use pollwatch_report::Report;
 pub use source::layer::PollWatchLayer;

@@ -1,0 +1,228 @@
+//! [`TestWatch`], the guard that watches one test, and its [`Builder`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Weak;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::config::{DEFAULT_THRESHOLD, MIN_TICK};
+use crate::handle::Handle;
+use crate::source::watched::Watched;
+use crate::state::State;
+use crate::testing::held::{self, Held, Verdict};
+use crate::testing::runtime::{self, Flavor};
+
+/// Configures a [`TestWatch`]: `TestWatch::builder()`, or [`crate::testing::watch`] for the
+/// defaults.
+#[derive(Clone, Debug)]
+#[must_use = "a Builder does nothing until `build` or `run` is called"]
+pub struct Builder {
+    threshold: Duration,
+    allow: Vec<String>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            threshold: DEFAULT_THRESHOLD,
+            allow: Vec::new(),
+        }
+    }
+}
+
+impl Builder {
+    /// A poll that holds its thread for longer than this fails the test. Default
+    /// [`DEFAULT_THRESHOLD`] (10 ms).
+    pub fn threshold(mut self, threshold: Duration) -> Self {
+        self.threshold = threshold;
+        self
+    }
+
+    /// Accepts the polls that held a thread where `entry` is part of the call site (a file,
+    /// `src/legacy.rs`; its `file:line`; without line tables, its function) or of the site's
+    /// label: they do not fail the test, and the failure message counts them.
+    pub fn allow(mut self, entry: impl Into<String>) -> Self {
+        self.allow.push(entry.into());
+        self
+    }
+
+    /// Starts watching: pollwatch's watchdog and reporter threads, for this watch alone (it is
+    /// never the process-wide current pollwatch, so tests running at once never feed each
+    /// other). Nothing is watched until [`TestWatch::runtime`] or [`TestWatch::watch`].
+    pub fn build(self) -> TestWatch {
+        // The watchdog looks four times per threshold, so that a short stall is caught while
+        // it runs, with its call site.
+        let tick = (self.threshold / 4).max(MIN_TICK);
+        let handle = crate::builder::PollWatch::builder()
+            .threshold(self.threshold)
+            .tick(tick)
+            .write_while_running(false)
+            .build_unlisted();
+        TestWatch {
+            handle,
+            allow: self.allow,
+            judged: AtomicBool::new(false),
+        }
+    }
+
+    /// What `#[pollwatch::test]` expands to: builds a runtime of `flavor` with this watch on
+    /// it, runs `body` on it, drops it, and returns `body`'s output once
+    /// [`TestWatch::assert_no_stalls`] has passed.
+    ///
+    /// # Panics
+    ///
+    /// When a poll held a thread past the threshold (see [`TestWatch::assert_no_stalls`]), or
+    /// the runtime cannot be built.
+    #[track_caller]
+    pub fn run<F: Future>(self, flavor: Flavor, body: F) -> F::Output {
+        let watch = self.build();
+        let mut builder = flavor.builder();
+        watch.runtime(&mut builder);
+        let rt = builder
+            .build()
+            .unwrap_or_else(|e| panic!("pollwatch::test: cannot build the runtime: {e}"));
+        let output = watch.block_on(&rt, body);
+        drop(rt);
+        watch.assert_no_stalls();
+        output
+    }
+}
+
+/// Watches one test: the polls of the runtime it is attached to and of the futures it
+/// watches, measured by a pollwatch of its own, and fails the test when one held its thread
+/// past the threshold. Built by [`crate::testing::watch`] or [`TestWatch::builder`].
+///
+/// Dropped without [`assert_no_stalls`](Self::assert_no_stalls) or
+/// [`stalls`](Self::stalls), it asserts then, unless the thread is already panicking (a
+/// failing test is not failed twice).
+#[derive(Debug)]
+#[must_use = "a TestWatch watches nothing until attached, and asserts when dropped"]
+pub struct TestWatch {
+    handle: Handle,
+    allow: Vec<String>,
+    /// Whether the verdict was given or taken: the drop gives it otherwise.
+    judged: AtomicBool,
+}
+
+impl TestWatch {
+    /// A builder with the defaults: a threshold of [`DEFAULT_THRESHOLD`], nothing allowed.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Watches the runtime `runtime` builds: with `--cfg tokio_unstable` every task's polls
+    /// (tokio's task hooks: `on_task_spawn`, `on_before_task_poll`, `on_after_task_poll`);
+    /// without it, the workers (the stable worker hooks: `on_thread_park`,
+    /// `on_thread_unpark`, `on_thread_stop`), a worker asleep in a blocking call past the
+    /// threshold. Also sets `on_thread_start`, so that what the runtime's threads wrap with
+    /// `.watched()` or `pollwatch::spawn` feeds this watch. tokio keeps one callback per hook:
+    /// these replace any set before. No tracing subscriber is needed or installed.
+    #[track_caller]
+    pub fn runtime<'b>(
+        &self,
+        runtime: &'b mut tokio::runtime::Builder,
+    ) -> &'b mut tokio::runtime::Builder {
+        runtime::attach(&self.handle, runtime, std::panic::Location::caller());
+        runtime
+    }
+
+    /// `future`, each of its polls measured at the site of this call (in any build), and
+    /// what it wraps with `.watched()` or `pollwatch::spawn` while polled fed to this watch.
+    /// Wrap the test's body in it: `block_on` runs its future on the calling thread, where
+    /// no runtime hook sees it.
+    #[track_caller]
+    pub fn watch<F: Future>(&self, future: F) -> Watching<F> {
+        Watching {
+            inner: self.handle.watch(future),
+            state: std::sync::Arc::downgrade(self.handle.state()),
+        }
+    }
+
+    /// Runs `future`, [watched](Self::watch), on `runtime` (a runtime attached with
+    /// [`runtime`](Self::runtime)), once each of its workers has parked once: the worker
+    /// hooks of a build without `--cfg tokio_unstable` see a worker from its first park on.
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, runtime: &tokio::runtime::Runtime, future: F) -> F::Output {
+        let future = self.watch(future);
+        runtime::settle(runtime);
+        runtime.block_on(future)
+    }
+
+    /// Stops watching (pollwatch's threads finish describing what they caught) and returns
+    /// the polls that held a thread past the threshold and are not allowed: what
+    /// [`assert_no_stalls`](Self::assert_no_stalls) fails for. Polls after this are not
+    /// judged, and the watch no longer asserts when dropped: the caller has the verdict.
+    pub fn stalls(&self) -> Vec<Held> {
+        self.judged.store(true, Relaxed);
+        self.verdict().failing
+    }
+
+    /// Stops watching and fails, listing each poll that held a thread past the threshold:
+    /// its call site (or why it is unknown), blocking API, cause, duration and fix, and how
+    /// many more the allow-list accepted.
+    ///
+    /// # Panics
+    ///
+    /// When a poll that is not allowed held a thread past the threshold.
+    #[track_caller]
+    pub fn assert_no_stalls(self) {
+        self.judge();
+    }
+
+    /// This watch's pollwatch, for its report.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// The verdict, once every pending stall and slow poll is reported.
+    fn verdict(&self) -> Verdict {
+        self.handle.shutdown();
+        held::judge(&self.handle.report(), &self.allow)
+    }
+
+    /// Gives the verdict: panics when a poll fails the test.
+    #[track_caller]
+    fn judge(&self) {
+        self.judged.store(true, Relaxed);
+        let verdict = self.verdict();
+        if !verdict.failing.is_empty() {
+            panic!("{}", verdict.message());
+        }
+    }
+}
+
+impl Drop for TestWatch {
+    fn drop(&mut self) {
+        if !self.judged.load(Relaxed) && !std::thread::panicking() {
+            self.judge();
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future a [`TestWatch`] watches: [`TestWatch::watch`].
+    #[must_use = "futures do nothing unless awaited or polled"]
+    pub struct Watching<F> {
+        #[pin]
+        inner: Watched<F>,
+        state: Weak<State>,
+    }
+}
+
+impl<F> std::fmt::Debug for Watching<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watching").finish_non_exhaustive()
+    }
+}
+
+impl<F: Future> Future for Watching<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _current = crate::source::current::scope(this.state);
+        this.inner.poll(cx)
+    }
+}

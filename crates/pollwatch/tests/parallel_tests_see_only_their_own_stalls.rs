@@ -1,0 +1,90 @@
+//! Tests running at once in one process each have their own watch: one test's stall never
+//! fails another, whether it blocks in a task, in a watched future or in `pollwatch::spawn`,
+//! and no global subscriber is installed. Runs in both builds.
+
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use pollwatch::testing::{Held, TestWatch};
+use pollwatch::Watch;
+
+const THRESHOLD: Duration = Duration::from_millis(40);
+const BLOCK: Duration = Duration::from_millis(150);
+const FILE: &str = "parallel_tests_see_only_their_own_stalls.rs";
+
+/// One test: its own watch and runtime, started with the others, blocking or not; returns
+/// what its watch would fail for, and the blocking line.
+fn one_test(index: usize, blocks: bool, start: &Barrier) -> (Vec<Held>, u32) {
+    let watch = TestWatch::builder().threshold(THRESHOLD).build();
+    let mut builder = if index % 2 == 0 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(1);
+        builder
+    };
+    let rt = watch.runtime(builder.enable_all()).build().unwrap();
+    start.wait();
+    let line = watch.block_on(&rt, async move {
+        let line = if blocks {
+            pollwatch::spawn(async {
+                std::thread::sleep(BLOCK);
+                line!() - 1
+            })
+            .await
+            .unwrap()
+        } else {
+            0
+        };
+        // Meanwhile (or after), the others poll watched futures and tasks, briefly.
+        for _ in 0..20 {
+            async { tokio::time::sleep(Duration::from_millis(5)).await }
+                .watched()
+                .await;
+            pollwatch::spawn(async { tokio::task::yield_now().await })
+                .await
+                .unwrap();
+        }
+        line
+    });
+    drop(rt);
+    (watch.stalls(), line)
+}
+
+#[test]
+fn only_the_blocking_test_reports_its_stall() {
+    const TESTS: usize = 4;
+    const BLOCKING: usize = 1;
+    let start = Arc::new(Barrier::new(TESTS));
+    let tests: Vec<_> = (0..TESTS)
+        .map(|i| {
+            let start = start.clone();
+            std::thread::spawn(move || one_test(i, i == BLOCKING, &start))
+        })
+        .collect();
+    let results: Vec<(Vec<Held>, u32)> = tests.into_iter().map(|t| t.join().unwrap()).collect();
+    for (i, (stalls, line)) in results.iter().enumerate() {
+        if i != BLOCKING {
+            assert_eq!(stalls, &vec![], "test {i} saw another test's stall");
+            continue;
+        }
+        assert_eq!(stalls.len(), 1, "{stalls:#?}");
+        let Held::Stall(stall) = &stalls[0] else {
+            panic!("caught while it ran: {stalls:#?}");
+        };
+        assert!(
+            stall
+                .call_site
+                .as_deref()
+                .is_some_and(|c| c.ends_with(&format!("{FILE}:{line}"))),
+            "{stall:#?}"
+        );
+    }
+    let global = std::thread::spawn(|| {
+        tracing::dispatcher::get_default(|d| !d.is::<tracing::subscriber::NoSubscriber>())
+    });
+    assert!(
+        !global.join().unwrap(),
+        "no global subscriber was installed"
+    );
+}
