@@ -226,6 +226,26 @@ pub(crate) fn is_application(frame: &Frame) -> bool {
         .any(|p| frame.function.starts_with(p))
 }
 
+/// Whether a frame is in one of tokio's source files, given by their path in the crate
+/// (`/src/task/blocking.rs`): how a build with line tables only, whose inlined frames carry
+/// short names, shows tokio's functions.
+pub(crate) fn in_tokio_file(frame: &Frame, files: &[&str]) -> bool {
+    frame
+        .file
+        .as_deref()
+        .is_some_and(|f| f.contains("/tokio-1.") && files.iter().any(|m| f.ends_with(m)))
+}
+
+/// A frame at line 1 of `file`, for tests.
+#[cfg(test)]
+pub(crate) fn frame_at(function: &str, file: Option<&str>) -> Frame {
+    Frame {
+        function: function.to_owned(),
+        file: file.map(str::to_owned),
+        line: Some(1),
+    }
+}
+
 /// Why a stall has no call site (file and line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Missing {

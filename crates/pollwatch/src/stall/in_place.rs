@@ -5,6 +5,8 @@
 
 use pollwatch_report::Frame;
 
+use super::frames::in_tokio_file;
+
 /// tokio's functions that run a closure in place, by their full path.
 const FUNCTIONS: [&str; 3] = [
     "tokio::runtime::scheduler::multi_thread::worker::block_in_place",
@@ -35,24 +37,13 @@ fn is_block_in_place(frame: &Frame) -> bool {
         return true;
     }
     let short = function.split(['<', ':']).next().unwrap_or_default();
-    short == "block_in_place"
-        && frame
-            .file
-            .as_deref()
-            .is_some_and(|f| f.contains("/tokio-1.") && FILES.iter().any(|m| f.ends_with(m)))
+    short == "block_in_place" && in_tokio_file(frame, &FILES)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn frame(function: &str, file: Option<&str>) -> Frame {
-        Frame {
-            function: function.to_owned(),
-            file: file.map(str::to_owned),
-            line: Some(1),
-        }
-    }
+    use crate::stall::frames::frame_at as frame;
 
     const WORKER: &str =
         "/home/u/.cargo/registry/src/index.crates.io-6f17d22bba15001f/tokio-1.47.1/src/runtime/scheduler/multi_thread/worker.rs";

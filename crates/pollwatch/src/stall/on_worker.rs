@@ -9,6 +9,8 @@
 
 use pollwatch_report::Frame;
 
+use super::frames::in_tokio_file;
+
 /// tokio's scheduler modules that run tasks, by path.
 const MODULES: [&str; 2] = [
     "tokio::runtime::scheduler::multi_thread::worker::",
@@ -24,25 +26,14 @@ const FILES: [&str; 2] = [
 /// Whether the stack (innermost first, not trimmed) runs inside tokio's scheduler.
 pub(crate) fn runs_a_scheduler(frames: &[Frame]) -> bool {
     frames.iter().any(|frame| {
-        MODULES.iter().any(|m| frame.function.contains(m))
-            || frame
-                .file
-                .as_deref()
-                .is_some_and(|f| f.contains("/tokio-1.") && FILES.iter().any(|m| f.ends_with(m)))
+        MODULES.iter().any(|m| frame.function.contains(m)) || in_tokio_file(frame, &FILES)
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn frame(function: &str, file: Option<&str>) -> Frame {
-        Frame {
-            function: function.to_owned(),
-            file: file.map(str::to_owned),
-            line: Some(1),
-        }
-    }
+    use crate::stall::frames::frame_at as frame;
 
     const TOKIO: &str = "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1";
 
