@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::Duration;
 
 use pollwatch::PollWatch;
@@ -77,24 +77,7 @@ fn std_thread_sleep_is_a_sleep_at_its_line() {
 
 #[test]
 fn a_blocking_fifo_read_names_the_fifo() {
-    let dir = std::env::temp_dir().join(format!("pollwatch-fifo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let fifo = dir.join("users.fifo");
-    let _ = std::fs::remove_file(&fifo);
-    let status = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let writer_path = fifo.clone();
-    let writer = std::thread::spawn(move || {
-        let mut w = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&writer_path)
-            .unwrap();
-        std::thread::sleep(BLOCK);
-        w.write_all(b"{}").unwrap();
-    });
+    let (fifo, writer) = support::fifo_written_after("users.fifo", b"{}", BLOCK);
     let reader_path = fifo.clone();
     let (report, line) = run_in_task(&watched(), move || {
         blocking_at_line!(std::fs::read(&reader_path))
@@ -114,18 +97,12 @@ fn a_blocking_fifo_read_names_the_fifo() {
     assert_eq!(stall.blocking_call.as_deref(), Some("std::fs::read"));
     assert_call_site(stall, line);
     assert!(stall.suggestion.contains("tokio::fs::read"));
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(fifo.parent().unwrap()).unwrap();
 }
 
 #[test]
 fn a_tcp_read_from_a_slow_server_names_the_peer() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        std::thread::sleep(BLOCK);
-        conn.write_all(b"pong").unwrap();
-    });
+    let (addr, server) = support::slow_peer(b"pong", BLOCK);
     let (report, line) = run_in_task(&watched(), move || {
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
         let mut buf = [0u8; 4];

@@ -7,7 +7,7 @@
 mod support;
 
 use std::io::{BufRead, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -57,14 +57,7 @@ fn assert_named(stall: &pollwatch_report::Stall, api: &str, cause: &str, fix: &s
 
 /// A local server whose peer writes `reply` after [`BLOCK`], then closes the connection.
 fn slow_peer(reply: &'static [u8]) -> (SocketAddr, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        std::thread::sleep(BLOCK);
-        conn.write_all(reply).unwrap();
-    });
-    (addr, server)
+    support::slow_peer(reply, BLOCK)
 }
 
 #[test]

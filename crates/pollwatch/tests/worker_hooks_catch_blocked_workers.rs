@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use pollwatch::PollWatch;
@@ -156,24 +156,7 @@ fn a_sleep_in_an_unwatched_task_is_the_worker_s_stall_at_its_line() {
 #[test]
 fn a_blocking_fifo_read_is_file_io_at_its_line() {
     let _turn = one_at_a_time();
-    let dir = std::env::temp_dir().join(format!("pollwatch-worker-fifo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let fifo = dir.join("jobs.fifo");
-    let _ = std::fs::remove_file(&fifo);
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let writer_path = fifo.clone();
-    let writer = std::thread::spawn(move || {
-        let mut w = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&writer_path)
-            .unwrap();
-        std::thread::sleep(BLOCK);
-        w.write_all(b"{}").unwrap();
-    });
+    let (fifo, writer) = support::fifo_written_after("jobs.fifo", b"{}", BLOCK);
     let reader_path = fifo.clone();
     let (report, line) = run_in_task(move || {
         let mut file = std::fs::File::open(&reader_path).unwrap();
@@ -192,19 +175,13 @@ fn a_blocking_fifo_read_is_file_io_at_its_line() {
             .contains("jobs.fifo"),
         "{stall:#?}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(fifo.parent().unwrap()).unwrap();
 }
 
 #[test]
 fn a_tcp_read_from_a_slow_server_is_network_io_at_its_line() {
     let _turn = one_at_a_time();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        std::thread::sleep(BLOCK);
-        conn.write_all(b"pong").unwrap();
-    });
+    let (addr, server) = support::slow_peer(b"pong", BLOCK);
     let (report, line) = run_in_task(move || {
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
         let mut buf = [0u8; 4];

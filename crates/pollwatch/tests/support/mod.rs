@@ -282,3 +282,50 @@ pub fn assert_call_site_at(stall: &pollwatch_report::Stall, file: &str, line: u3
     }
     false
 }
+
+/// A local server that accepts one connection and writes `reply` to it after `after`, then
+/// closes it: a peer a blocking socket read waits on.
+pub fn slow_peer(
+    reply: &'static [u8],
+    after: Duration,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        std::thread::sleep(after);
+        conn.write_all(reply).unwrap();
+    });
+    (addr, server)
+}
+
+/// A FIFO named `name` in a fresh directory of its own, and a thread that opens it for
+/// writing and writes `data` after `after`: a file a blocking read waits on. Remove the
+/// directory (the path's parent) when done.
+pub fn fifo_written_after(
+    name: &str,
+    data: &'static [u8],
+    after: Duration,
+) -> (std::path::PathBuf, std::thread::JoinHandle<()>) {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!("pollwatch-fifo-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join(name);
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let writer_path = fifo.clone();
+    let writer = std::thread::spawn(move || {
+        let mut w = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&writer_path)
+            .unwrap();
+        std::thread::sleep(after);
+        w.write_all(data).unwrap();
+    });
+    (fifo, writer)
+}
