@@ -44,6 +44,14 @@ impl Config {
         Config::Dial9,
     ];
 
+    /// pollwatch's own poll sources, whose targets the suite checks.
+    pub const POLLWATCH: [Config; 4] = [
+        Config::Layer,
+        Config::Hooks,
+        Config::Watched,
+        Config::Workers,
+    ];
+
     /// The position of `self` in [`Config::ALL`].
     pub fn index(self) -> usize {
         Self::ALL.iter().position(|&c| c == self).unwrap()

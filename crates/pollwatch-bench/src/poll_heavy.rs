@@ -66,17 +66,8 @@ pub fn run() {
             );
         }
         println!();
-        let fmt = |s: &Vec<f64>| s.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>();
-        raw(
-            "wall ns/poll",
-            "ns",
-            &wall.iter().map(fmt).collect::<Vec<_>>(),
-        );
-        raw(
-            "CPU ns/poll",
-            "ns",
-            &cpu.iter().map(fmt).collect::<Vec<_>>(),
-        );
+        raw("wall ns/poll", "ns", &wall);
+        raw("CPU ns/poll", "ns", &cpu);
         println!();
         let hooks = Config::Hooks.index();
         let layer = Config::Layer.index();

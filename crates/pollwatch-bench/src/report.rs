@@ -40,10 +40,11 @@ pub fn at_least(what: &str, value: f64, limit: f64, unit: &str) {
     );
 }
 
-/// The raw per-round figures of every configuration, one line each.
-pub fn raw(title: &str, unit: &str, samples: &[Vec<String>]) {
+/// The raw per-round figures of every configuration, one line each, to one decimal.
+pub fn raw(title: &str, unit: &str, samples: &[Vec<f64>]) {
     println!("raw per-round {title} ({unit}), in table order:");
     for (config, figures) in Config::ALL.iter().zip(samples) {
+        let figures: Vec<String> = figures.iter().map(|v| format!("{v:.1}")).collect();
         println!("  {:<14} {}", config.key(), figures.join("  "));
     }
 }

@@ -71,24 +71,10 @@ pub fn run() {
         );
     }
     println!();
-    let fmt = |s: &Vec<f64>| s.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>();
-    raw(
-        "throughput",
-        "req/s",
-        &rps.iter().map(fmt).collect::<Vec<_>>(),
-    );
-    raw(
-        "p99 latency",
-        "µs",
-        &p99.iter().map(fmt).collect::<Vec<_>>(),
-    );
+    raw("throughput", "req/s", &rps);
+    raw("p99 latency", "µs", &p99);
     println!();
-    for config in [
-        Config::Layer,
-        Config::Hooks,
-        Config::Watched,
-        Config::Workers,
-    ] {
+    for config in Config::POLLWATCH {
         let i = config.index();
         at_least(
             &format!("{}: throughput vs plain tokio", config.key()),

@@ -101,17 +101,8 @@ pub fn run() {
         );
     }
     println!();
-    let fmt = |s: &Vec<f64>| s.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>();
-    raw(
-        "wall time",
-        "ms",
-        &wall_ms.iter().map(fmt).collect::<Vec<_>>(),
-    );
-    raw(
-        "peak RSS",
-        "MiB",
-        &peak_mib.iter().map(fmt).collect::<Vec<_>>(),
-    );
+    raw("wall time", "ms", &wall_ms);
+    raw("peak RSS", "MiB", &peak_mib);
     println!(
         "note: a round in which pollwatch caught a stall (here, a poll the busy machine kept \
          from finishing within the 10 ms threshold) parsed the binary's debug info to name it: \
@@ -123,12 +114,7 @@ pub fn run() {
         );
     }
     println!();
-    for config in [
-        Config::Layer,
-        Config::Hooks,
-        Config::Watched,
-        Config::Workers,
-    ] {
+    for config in Config::POLLWATCH {
         let i = config.index();
         at_most(
             &format!("{}: spawn-heavy peak RSS over plain tokio", config.key()),
