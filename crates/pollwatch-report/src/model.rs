@@ -331,6 +331,15 @@ pub struct Harm {
     pub delay_task_ns: u64,
 }
 
+impl Harm {
+    /// The most tasks seen waiting behind the stall: the global queue's most and the worker's
+    /// own queue's most (taken at their own looks, so at most this many at once).
+    pub fn tasks_waiting(&self) -> u64 {
+        self.global_queue_max
+            .saturating_add(self.local_queue_max.unwrap_or(0))
+    }
+}
+
 fn poll_kind() -> String {
     "poll".to_owned()
 }

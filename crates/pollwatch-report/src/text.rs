@@ -202,8 +202,8 @@ pub fn sites_by_harm(out: &mut String, report: &Report, top: usize) {
 
 /// One stall's harm as a detail: the tasks that waited behind it and the delay.
 pub fn harm_text(harm: &Harm) -> String {
-    let local = harm.local_queue_max.unwrap_or(0);
-    if harm.global_queue_max == 0 && local == 0 {
+    let waiting = harm.tasks_waiting();
+    if waiting == 0 {
         return "no task waited behind it".to_owned();
     }
     let own = harm
@@ -212,7 +212,7 @@ pub fn harm_text(harm: &Harm) -> String {
         .unwrap_or_default();
     format!(
         "up to {} waited behind it ({} in the global queue{own}): {} of task delay",
-        counted(harm.global_queue_max + local, "task"),
+        counted(waiting, "task"),
         harm.global_queue_max,
         format_duration_ns(harm.delay_task_ns)
     )

@@ -5,11 +5,11 @@ mod support;
 
 use std::time::Duration;
 
-use tracing_subscriber::layer::SubscriberExt;
-
 #[cfg(tokio_unstable)]
 #[test]
 fn a_registry_wide_filter_that_hides_task_spans_is_explained() {
+    use tracing_subscriber::layer::SubscriberExt;
+
     let (layer, handle) = pollwatch::PollWatch::builder()
         .setup_check_after(Duration::from_millis(100))
         .tick(Duration::from_millis(5))
@@ -81,11 +81,9 @@ fn a_build_without_tokio_unstable_is_explained_and_nothing_breaks() {
 /// explain: what the watched futures measure is what it reports.
 #[test]
 fn watched_futures_need_no_task_spans_so_nothing_is_explained() {
-    let (layer, handle) = pollwatch::PollWatch::builder()
-        .setup_check_after(Duration::from_millis(100))
-        .build();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    let watched = support::Watched { dispatch, handle };
+    let watched = support::Watched::new_with(
+        pollwatch::PollWatch::builder().setup_check_after(Duration::from_millis(100)),
+    );
     let rt = watched.runtime(2);
     let mut polls = 0;
     watched.scope(|| {
@@ -112,11 +110,9 @@ fn watched_futures_need_no_task_spans_so_nothing_is_explained() {
 
 /// pollwatch alone in a registry (no filter), with tasks spawned until its setup check ran.
 fn unfiltered_until_checked() -> support::Watched {
-    let (layer, handle) = pollwatch::PollWatch::builder()
-        .setup_check_after(Duration::from_millis(100))
-        .build();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    let watched = support::Watched { dispatch, handle };
+    let watched = support::Watched::new_with(
+        pollwatch::PollWatch::builder().setup_check_after(Duration::from_millis(100)),
+    );
     let rt = watched.runtime(2);
     watched.scope(|| {
         rt.block_on(async {

@@ -106,7 +106,7 @@ fn summary_row(out: &mut String, s: &Stall, number: usize) {
         format!("<br/>cpu {} after detection", format_duration_ns(cpu))
     });
     let harm = s.harm.as_ref().map_or(String::new(), |harm| {
-        let waiting = harm.global_queue_max + harm.local_queue_max.unwrap_or(0);
+        let waiting = harm.tasks_waiting();
         format!(
             "<br/><span class=\"harm\">task delay {} · up to {waiting} tasks waiting</span>",
             format_duration_ns(harm.delay_task_ns)

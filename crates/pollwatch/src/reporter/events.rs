@@ -3,7 +3,7 @@
 //! message a person can act on. Typed state is rendered here, at the edge.
 
 use pollwatch_report::units::format_duration_ns;
-use pollwatch_report::{SlowPoll, Stall};
+use pollwatch_report::{Harm, SlowPoll, Stall};
 use tracing_core::Dispatch;
 
 use crate::config::TARGET;
@@ -90,10 +90,7 @@ pub(crate) fn stall(dispatch: &Dispatch, stall: &Stall) {
             suggestion = %stall.suggestion,
             span = stall.span.as_deref(),
             cpu_ms = stall.cpu_ns.map(|c| c as f64 / 1e6),
-            tasks_waiting = stall
-                .harm
-                .as_ref()
-                .map(|h| h.global_queue_max + h.local_queue_max.unwrap_or(0)),
+            tasks_waiting = stall.harm.as_ref().map(Harm::tasks_waiting),
             task_delay_ms = stall.harm.as_ref().map(|h| h.delay_task_ns as f64 / 1e6),
             "{}",
             stall.message

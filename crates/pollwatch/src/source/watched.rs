@@ -178,13 +178,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    tokio::spawn(Watched::new(
-        future,
-        current::get(),
-        Location::caller(),
-        "",
-        Spawned::Yes,
-    ))
+    spawn_named("", future)
 }
 
 /// Like [`spawn`], the site named `name` (as [`Watch::watched_named`] names it).
