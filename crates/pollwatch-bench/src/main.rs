@@ -43,6 +43,7 @@ fn main() {
         "spawn-heavy" => spawn_heavy::run(),
         "disabled" => disabled::run(),
         "watchdog-idle" => watchdog_idle::run(),
+        disabled::CHILD_ARG => disabled::child(args.get(1).map_or("", String::as_str)),
         spawn_heavy::CHILD_ARG => spawn_heavy::child(args.get(1).map_or("", String::as_str)),
         other => {
             eprintln!(

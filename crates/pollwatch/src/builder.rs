@@ -92,6 +92,27 @@ fn global_subscriber_installed() -> bool {
     })
 }
 
+/// Installs `subscriber` with the fmt layer on stderr (filtered by `filter` alone) and
+/// pollwatch's layer as the global default. Every layer in it is filtered per layer, so a
+/// callsite no layer enables keeps the interest `never`.
+fn install_with_logs<S>(
+    subscriber: S,
+    filter: EnvFilter,
+    state: Arc<State>,
+) -> Result<(), tracing_subscriber::util::TryInitError>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a> + Send + Sync,
+{
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(crate::config::log_colours())
+        .with_filter(filter);
+    subscriber
+        .with(fmt)
+        .with(PollWatchLayer::new(state))
+        .try_init()
+}
+
 /// The entry point: `PollWatch::builder()`.
 #[derive(Debug)]
 pub struct PollWatch {
@@ -451,7 +472,7 @@ impl Builder {
             unavailable.or_fail(e, &mut without)?;
         }
         let config = self.config.clone();
-        let (layer, handle) = self.write_while_running(true).build();
+        let (state, handle) = self.write_while_running(true).start();
         // Feature `prometheus`: `/metrics` on pollwatch's own thread (None without it).
         let metrics = match crate::metrics::serve(&config, handle.state()) {
             Ok(metrics) => metrics,
@@ -477,14 +498,14 @@ impl Builder {
                     (None, None)
                 }
             };
-        let fmt = tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_filter(filter);
-        let installed = tracing_subscriber::registry()
-            .with(console)
-            .with(fmt)
-            .with(layer)
-            .try_init();
+        // Without the console layer the registry gets no layer in its place: an absent
+        // `Option<Layer>` would enable every callsite of the process.
+        let installed = match console {
+            Some(console) => {
+                install_with_logs(tracing_subscriber::registry().with(console), filter, state)
+            }
+            None => install_with_logs(tracing_subscriber::registry(), filter, state),
+        };
         if let Err(e) = installed {
             handle.shutdown();
             stop(metrics.as_ref());

@@ -92,6 +92,22 @@ pub const TEXT_REPORT_TOP_SITES: usize = 20;
 /// The fmt layer's filter when `RUST_LOG` is not set.
 pub const DEFAULT_LOG_FILTER: &str = "info";
 
+/// Whether `init()`'s log lines on stderr carry ANSI colours: only when stderr is a terminal
+/// and `NO_COLOR` is unset or empty (<https://no-color.org>), so a log file or journald gets
+/// plain text.
+pub(crate) fn log_colours() -> bool {
+    use std::io::IsTerminal;
+    colours_for(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    )
+}
+
+/// [`log_colours`] for a stderr that is a terminal or not and a `NO_COLOR` value.
+fn colours_for(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// The environment variable that turns stack capture `on` (default) or `off`.
 pub const ENV_BACKTRACE: &str = "POLLWATCH_BACKTRACE";
 /// The environment variable for the capture signal: `SIGRTMIN+N` or a signal number.
@@ -306,6 +322,15 @@ mod tests {
         assert_eq!(c.report_dir, PathBuf::from("/tmp/x"));
         assert!(c.write_while_running);
         assert_eq!(c.max_sites, 16);
+    }
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(colours_for(true, None));
+        assert!(colours_for(true, Some(OsStr::new(""))));
+        assert!(!colours_for(true, Some(OsStr::new("1"))));
+        assert!(!colours_for(false, None));
     }
 
     #[test]
