@@ -102,3 +102,170 @@ fn nothing_is_fetched_and_nothing_runs() {
         "no broken coordinates"
     );
 }
+
+fn parse(page: &str) -> roxmltree::Document<'_> {
+    roxmltree::Document::parse_with_options(
+        page,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// The text of `node` and everything in it.
+fn all_text(node: roxmltree::Node) -> String {
+    node.descendants()
+        .filter(|n| n.is_text())
+        .filter_map(|n| n.text())
+        .collect()
+}
+
+/// The `dropped` counters of `report` above zero, by name, as the report file has them.
+fn nonzero_dropped(report: &pollwatch_report::Report) -> Vec<(String, u64)> {
+    let counters = serde_json::to_value(&report.dropped).unwrap();
+    counters
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, n)| (name.clone(), n.as_u64().unwrap()))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+#[test]
+fn only_dropped_counters_above_zero_are_shown_after_the_sites() {
+    // `after` dropped nothing: one short line at the end, no table of zeros.
+    let (page, report) = render("after", "dropped-none");
+    assert!(nonzero_dropped(&report).is_empty(), "test data changed");
+    let doc = parse(&page);
+    assert!(
+        !with_class(&doc, "dropped")
+            .iter()
+            .any(|n| n.has_tag_name("table")),
+        "a dropped table of zeros"
+    );
+    let footer = doc
+        .descendants()
+        .find(|n| n.attribute("id") == Some("dropped"))
+        .expect("a line about what was dropped");
+    assert_eq!(all_text(footer).trim(), "Nothing dropped.");
+    let sites = with_class(&doc, "site");
+    assert!(sites.iter().all(|s| s.range().end < footer.range().start));
+    assert!(!page.contains("href=\"#dropped\""), "no link to nothing");
+
+    // `before` suppressed warnings and dropped nothing else: that one row, below every site.
+    let (page, report) = render("before", "dropped-some");
+    let nonzero = nonzero_dropped(&report);
+    assert_eq!(nonzero.len(), 1, "test data changed: {nonzero:?}");
+    let (name, n) = &nonzero[0];
+    let doc = parse(&page);
+    let tables = with_class(&doc, "dropped");
+    assert_eq!(tables.len(), 1);
+    let rows: Vec<_> = tables[0]
+        .descendants()
+        .filter(|n| n.has_tag_name("tr"))
+        .collect();
+    assert_eq!(rows.len(), 1, "just the counter above zero");
+    let cells: Vec<String> = rows[0]
+        .children()
+        .filter(|n| n.has_tag_name("td"))
+        .map(all_text)
+        .collect();
+    assert_eq!(cells[..2], [name.clone(), n.to_string()]);
+    let sites = with_class(&doc, "site");
+    assert_eq!(sites.len(), report.sites.len());
+    for site in sites.iter().chain(&with_class(&doc, "summary")) {
+        assert!(
+            site.range().end < tables[0].range().start,
+            "dropped above the sites"
+        );
+    }
+    // The top says that something was dropped, and links there.
+    let header = doc
+        .descendants()
+        .find(|n| n.has_tag_name("header"))
+        .unwrap();
+    let link = header
+        .descendants()
+        .find(|n| n.attribute("href") == Some("#dropped"))
+        .expect("a link to what was dropped");
+    assert!(all_text(link).contains(name.as_str()));
+}
+
+#[test]
+fn paths_wrap_only_between_directories_and_tables_scroll() {
+    let (page, report) = render("before", "paths");
+    let doc = parse(&page);
+    let style = all_text(doc.descendants().find(|n| n.has_tag_name("style")).unwrap());
+    // Nothing lets a browser break inside a word; the wide tables scroll instead of squeezing.
+    assert!(!style.contains("anywhere"), "breaks mid-word: {style}");
+    assert!(!style.contains("break-all"), "breaks mid-word: {style}");
+    assert!(style.contains(".nw { white-space: nowrap; }"), "{style}");
+    assert!(style.contains("div.wide { overflow-x: auto;"), "{style}");
+    for class in ["summary", "call-sites", "stalls"] {
+        let tables: Vec<_> = with_class(&doc, class)
+            .into_iter()
+            .filter(|n| n.has_tag_name("table"))
+            .collect();
+        assert!(!tables.is_empty(), "no {class} table");
+        for t in tables {
+            let parent = t.parent_element().unwrap();
+            assert_eq!(parent.attribute("class"), Some("wide"), "{class}");
+        }
+    }
+
+    // Every call site is written whole, with break opportunities only after a `/`: its
+    // `file.rs:line` is one piece of text.
+    let mut checked = 0;
+    let call_site_codes = with_class(&doc, "call-sites")
+        .into_iter()
+        .chain(with_class(&doc, "stalls"))
+        .flat_map(|t| t.descendants().filter(|n| n.has_tag_name("code")));
+    for code in call_site_codes {
+        let whole = all_text(code);
+        let Some(call_site) = report
+            .stalls
+            .iter()
+            .filter_map(|s| s.call_site.as_deref())
+            .find(|c| *c == whole)
+        else {
+            continue;
+        };
+        let pieces: Vec<&str> = code
+            .children()
+            .filter(|n| n.is_text())
+            .filter_map(|n| n.text())
+            .collect();
+        let breaks = code.children().filter(|n| n.has_tag_name("wbr")).count();
+        assert_eq!(pieces.concat(), call_site);
+        assert_eq!(breaks, call_site.matches('/').count(), "{call_site}");
+        for piece in &pieces[..pieces.len() - 1] {
+            assert!(piece.ends_with('/'), "{call_site} breaks after {piece:?}");
+        }
+        let file_line = call_site.rsplit('/').next().unwrap();
+        assert!(file_line.contains(".rs:"), "{call_site}");
+        assert_eq!(pieces.last(), Some(&file_line), "{call_site}");
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} call sites found");
+
+    // A word a browser would break at its hyphen is held whole (`demo-worker`, `->`).
+    let names_with_hyphens: Vec<_> = doc
+        .descendants()
+        .filter(|n| {
+            n.is_text()
+                && n.text().is_some_and(|t| t.contains('-'))
+                && n.ancestors().any(|a| a.has_tag_name("table"))
+                && n.ancestors()
+                    .any(|a| a.has_tag_name("code") || a.has_tag_name("span"))
+        })
+        .collect();
+    assert!(names_with_hyphens.len() > 10, "test data changed");
+    for n in names_with_hyphens {
+        let t = n.text().unwrap();
+        let held = n.ancestors().any(|a| a.attribute("class") == Some("nw"));
+        assert!(held, "{t:?} may break at its hyphen");
+    }
+}

@@ -1,15 +1,18 @@
 //! `pollwatch html`: one self-contained HTML page (inline SVG, no JavaScript, no network).
 //!
-//! The page has a header (the run, its totals, every `dropped` counter, the diagnostics), a
-//! table of the sites by time held, the poll time of all sites over the run, and one section
-//! per site (`<section id="site-<id>">`, in report order) with
+//! The page has a header (the run, its totals, the diagnostics), a table of the sites by time
+//! held, the sites by harm, the poll time of all sites over the run, one section per site
+//! (`<section id="site-<id>">`, in report order) with
 //!
 //! 1. the percentile distribution of its poll times, the classic HdrHistogram plot
 //!    ([`percentiles`]): exactly one `<svg class="chart percentiles">` per site, even for a
 //!    site without polls;
 //! 2. its poll time over the run from the interval log ([`timeline`]), or a
 //!    `<p class="no-timeline">` saying why there is none;
-//! 3. its blocking call sites and stalls, with backtraces folded in `<details>` ([`stalls`]).
+//! 3. its blocking call sites and stalls, with backtraces folded in `<details>` ([`stalls`]);
+//!
+//! and at the end the `dropped` counters that are above zero (`Nothing dropped.` when none is),
+//! out of the way of the sites a reader came for.
 //!
 //! The page is HTML5 and well-formed XML at once ([`page`]); charts are hand-written SVG
 //! ([`svg`]); every text from the report is escaped ([`escape`]).
@@ -115,7 +118,9 @@ mod tests {
         assert!(page.starts_with("<!DOCTYPE html>"));
         assert!(page.contains("<section id=\"site-0\" class=\"site\">"));
         assert!(page.contains("href=\"#site-0\""));
-        assert!(page.contains("nothing dropped"));
+        assert!(page.contains("<footer id=\"dropped\">\n<p class=\"note\">Nothing dropped.</p>"));
+        assert!(!page.contains("<table class=\"dropped\">"));
+        assert!(!page.contains("href=\"#dropped\""), "no link to nothing");
         assert!(page.contains("class=\"no-timeline\""));
         assert!(page.contains("threshold 10.0ms"));
     }
@@ -133,8 +138,8 @@ mod tests {
         assert_sound(&page, &report);
         let harm = &page[page.find("<h2 id=\"harm\">").expect("a harm section")..];
         let harm = &harm[..harm.find("</table>").unwrap()];
-        let quiet_at = harm.find("src/quiet.rs:3:1").unwrap();
-        let ingest_at = harm.find("src/ingest.rs:42:5").unwrap();
+        let quiet_at = harm.find("src/<wbr/>quiet.rs:3:1").unwrap();
+        let ingest_at = harm.find("src/<wbr/>ingest.rs:42:5").unwrap();
         assert!(quiet_at < ingest_at, "most task delay first: {harm}");
         assert!(harm.contains("style=\"width: 100%\""), "{harm}");
         assert!(harm.contains("style=\"width: 25%\""), "{harm}");
@@ -144,7 +149,10 @@ mod tests {
         );
         // And each stall row says what waited behind it.
         assert!(
-            page.contains("task delay 936ms · up to 3 tasks waiting"),
+            page.contains(
+                "<span class=\"harm\"><span class=\"nw\">task delay 936ms ·</span> \
+                 <span class=\"nw\">up to 3 tasks waiting</span></span>"
+            ),
             "{page}"
         );
         // A run without harm has no such section.
@@ -175,8 +183,8 @@ mod tests {
             .iter()
             .find(|s| s.call_site.is_some() && !s.backtrace.is_empty())
             .unwrap();
-        assert!(page.contains(&escape::text(stall.call_site.as_deref().unwrap())));
-        assert!(page.contains(&escape::text(&stall.backtrace[0].function)));
+        assert!(page.contains(&escape::path(stall.call_site.as_deref().unwrap())));
+        assert!(page.contains(&escape::symbol(&stall.backtrace[0].function)));
         assert!(page.contains("<summary>backtrace ("));
         // Every listed stall is in the table of its site.
         assert_eq!(
@@ -261,7 +269,7 @@ mod tests {
         let page = render(&report, Some(&log_for(label, 3)), "<title> & \"run\"");
         assert_sound(&page, &report);
         assert!(!page.contains("<script>"));
-        assert!(page.contains("src/&lt;script&gt;&amp;&quot;&#39;.rs:1:1"));
+        assert!(page.contains("src/<wbr/>&lt;script&gt;&amp;&quot;&#39;.rs:1:1"));
         assert!(page.contains("&lt;title&gt; &amp; &quot;run&quot;"));
         // The stall is listed with its site, whose label matched.
         assert_eq!(page.matches("<tr class=\"stall\">").count(), 1);
@@ -284,7 +292,16 @@ mod tests {
         let label = report.sites[0].label.clone();
         let page = render(&report, Some(&log_for(&label, 2_000)), "huge");
         assert_sound(&page, &report);
-        assert!(page.contains("class=\"nonzero\""));
+        // Just the one counter above zero, at the end of the page, linked from the top.
+        let dropped = &page[page
+            .find("<footer id=\"dropped\">")
+            .expect("a dropped footer")..];
+        assert_eq!(dropped.matches("<tr").count(), 1, "{dropped}");
+        assert!(dropped.contains(
+            "<tr class=\"nonzero\"><td><code>values_clamped</code></td><td class=\"num\">1</td>"
+        ));
+        assert!(!page[page.find("</footer>").unwrap()..].contains("<section"));
+        assert!(page.contains("<a href=\"#dropped\">dropped: values_clamped</a>"));
         for points in page.split("points=\"").skip(1) {
             let n = points.split('"').next().unwrap_or("").split(' ').count();
             assert!(n <= svg::MAX_POINTS, "{n} points in a line");

@@ -1,11 +1,18 @@
-//! The page around the charts: the document and its stylesheet, the header (run, totals, what
-//! was dropped, diagnostics), the table of sites by time held, the sites by harm, and one
-//! section per site.
+//! The page around the charts: the document and its stylesheet, the header (run, totals,
+//! diagnostics), the table of sites by time held, the sites by harm, one section per site, and
+//! at the end what was dropped (only the counters above zero).
 //!
 //! The page is polyglot: an HTML5 document that is also well-formed XML (every element
 //! closed, attributes quoted, all report text escaped by [`text`]), so both browsers
 //! and XML tools read it. It has an inline stylesheet and nothing else: no script, no fonts or
 //! images fetched.
+//!
+//! Paths and call sites never wrap inside a name: they are written with [`path`], which lets
+//! a line break only after `/` or `\` and keeps hyphenated words in a `span.nw` (so
+//! `db.rs:71` and `pollwatch-cli` stay whole); the stylesheet breaks code only where a word
+//! overflows a block (`overflow-wrap: break-word`, for which a table column widens instead,
+//! unlike `anywhere`); and the wide tables sit in a `div.wide` that scrolls sideways rather
+//! than squeezing them.
 
 use std::fmt::Write as _;
 
@@ -13,30 +20,35 @@ use pollwatch_report::hlog::Log;
 use pollwatch_report::units::format_duration_ns;
 use pollwatch_report::{Report, SiteReport};
 
-use super::escape::text;
+use super::escape::{path, text};
 use super::{percentiles, plural, stalls, timeline};
 
 /// The page's stylesheet.
 const STYLE: &str = "
 body { font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', sans-serif; color: #222;
   margin: 0 auto; padding: 0 24px 48px; max-width: 1180px; }
-h1 { font-size: 22px; margin: 20px 0 4px; overflow-wrap: anywhere; }
-h2 { font-size: 17px; margin: 0 0 6px; overflow-wrap: anywhere; }
+h1 { font-size: 22px; margin: 20px 0 4px; overflow-wrap: break-word; }
+h2 { font-size: 17px; margin: 0 0 6px; overflow-wrap: break-word; }
 h3 { font-size: 14px; margin: 18px 0 6px; color: #444; }
-code { font: 12px ui-monospace, 'SF Mono', Menlo, Consolas, monospace; overflow-wrap: anywhere; }
+code { font: 12px ui-monospace, 'SF Mono', Menlo, Consolas, monospace;
+  overflow-wrap: break-word; }
 h2 code { font-size: 16px; }
 table { border-collapse: collapse; margin: 6px 0; }
+div.wide { overflow-x: auto; max-width: 100%; }
 th, td { text-align: left; padding: 3px 8px; border-bottom: 1px solid #e5e5e5; vertical-align: top; }
 th { background: #f4f4f4; font-weight: 600; }
 .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .meta, .dim, .note { color: #666; }
 .nonzero td { color: #b03a2e; font-weight: 600; }
-section.site, section.overview { border-top: 2px solid #ddd; padding-top: 14px; margin-top: 26px; }
+section.site, section.overview, footer { border-top: 2px solid #ddd; padding-top: 14px;
+  margin-top: 26px; }
 svg.chart { display: block; margin: 4px 0; max-width: 100%; height: auto; }
 svg text { font: 11px system-ui, sans-serif; }
 svg text.axis-title, svg text.summary { font-size: 12px; }
 svg text.message { font-size: 14px; }
 table.stalls td { font-size: 13px; }
+td.held { white-space: normal; }
+.nw { white-space: nowrap; }
 tr.stall-detail td { border-bottom: 1px solid #ccc; padding-bottom: 8px; }
 ol.backtrace { margin: 4px 0; padding-left: 28px; }
 td.bar { width: 240px; }
@@ -44,6 +56,8 @@ div.bar { height: 10px; background: #b03a2e; margin-top: 4px; }
 .harm { color: #b03a2e; }
 ul.diagnostics li { color: #8a5a00; }
 details summary { cursor: pointer; color: #1f5fa8; }
+a { text-underline-offset: 0.3em; }
+@media (max-width: 900px) { body { padding: 0 12px 36px; } th, td { padding: 3px 5px; } }
 ";
 
 /// The whole page.
@@ -75,18 +89,32 @@ pub(crate) fn document(report: &Report, log: Option<&Log>, title: &str) -> Strin
         section(&mut out, report, log, site);
     }
     other_stalls(&mut out, report);
+    dropped(&mut out, report);
     out.push_str("</body>\n</html>\n");
     out
 }
 
-/// The run, its totals, what was dropped and the diagnostics.
+/// The run, its totals and the diagnostics, with a link to what was dropped when anything was.
 fn header(out: &mut String, report: &Report, log: Option<&Log>, title: &str) {
     let t = &report.totals;
+    let nonzero: Vec<&str> = dropped_counters(report)
+        .iter()
+        .filter(|(_, n, _)| *n > 0)
+        .map(|(name, _, _)| *name)
+        .collect();
+    let dropped = if nonzero.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " · <a href=\"#dropped\">dropped: {}</a>",
+            nonzero.join(", ")
+        )
+    };
     let _ = write!(
         out,
         "<header>\n<h1>{}</h1>\n<p class=\"meta\">pollwatch {} · report taken {} · observed for \
-         {} · slow-poll threshold {}</p>\n",
-        text(title),
+         {} · slow-poll threshold {}{dropped}</p>\n",
+        path(title),
         text(&report.pollwatch_version),
         utc(report.taken_at_unix_ms),
         format_duration_ns(report.uptime_ns),
@@ -109,7 +137,6 @@ fn header(out: &mut String, report: &Report, log: Option<&Log>, title: &str) {
         report.sites.len(),
         t.threads,
     );
-    dropped(out, report);
     if !report.diagnostics.is_empty() {
         out.push_str("<h3>Diagnostics</h3>\n<ul class=\"diagnostics\">\n");
         for d in &report.diagnostics {
@@ -131,10 +158,10 @@ fn header(out: &mut String, report: &Report, log: Option<&Log>, title: &str) {
     out.push_str("</header>\n");
 }
 
-/// Every `dropped` counter, or `nothing dropped` when they are all zero.
-fn dropped(out: &mut String, report: &Report) {
+/// The report's `dropped` counters: name, count and what a count means.
+fn dropped_counters(report: &Report) -> [(&'static str, u64, &'static str); 8] {
     let d = &report.dropped;
-    let counters = [
+    [
         (
             "tasks_in_overflow_site",
             d.tasks_in_overflow_site,
@@ -175,20 +202,33 @@ fn dropped(out: &mut String, report: &Report) {
             d.host_panics,
             "panics caught on pollwatch's threads (see the diagnostics)",
         ),
-    ];
-    if counters.iter().all(|(_, n, _)| *n == 0) {
-        out.push_str("<p class=\"dropped\">Dropped: nothing dropped.</p>\n");
+    ]
+}
+
+/// At the end of the page, the `dropped` counters above zero, one row each, or one line saying
+/// nothing was dropped.
+fn dropped(out: &mut String, report: &Report) {
+    let counters = dropped_counters(report);
+    let mut nonzero = counters.iter().filter(|(_, n, _)| *n > 0).peekable();
+    if nonzero.peek().is_none() {
+        out.push_str(
+            "<footer id=\"dropped\">\n<p class=\"note\">Nothing dropped.</p>\n</footer>\n",
+        );
         return;
     }
-    out.push_str("<h3>Dropped</h3>\n<table class=\"dropped\"><tbody>\n");
-    for (name, n, meaning) in counters {
-        let class = if n > 0 { " class=\"nonzero\"" } else { "" };
+    out.push_str(
+        "<footer id=\"dropped\">\n<h2>Dropped</h2>\n<p class=\"note\">What the report counted \
+         but could not keep or show in full (counters that stayed at zero are left out).</p>\n\
+         <table class=\"dropped\"><tbody>\n",
+    );
+    for (name, n, meaning) in nonzero {
         let _ = writeln!(
             out,
-            "<tr{class}><td><code>{name}</code></td><td class=\"num\">{n}</td><td>{meaning}</td></tr>"
+            "<tr class=\"nonzero\"><td><code>{name}</code></td><td class=\"num\">{n}</td>\
+             <td>{meaning}</td></tr>"
         );
     }
-    out.push_str("</tbody></table>\n");
+    out.push_str("</tbody></table>\n</footer>\n");
 }
 
 /// The sites by time held, each linking to its section.
@@ -199,7 +239,7 @@ fn summary(out: &mut String, report: &Report) {
         return;
     }
     out.push_str(
-        "<table class=\"summary\"><thead><tr><th>site</th><th>kind</th>\
+        "<div class=\"wide\"><table class=\"summary\"><thead><tr><th>site</th><th>kind</th>\
          <th class=\"num\">time held</th><th class=\"num\">polls</th><th class=\"num\">slow</th>\
          <th class=\"num\">p50</th><th class=\"num\">p90</th><th class=\"num\">p99</th>\
          <th class=\"num\">p99.9</th><th class=\"num\">max</th><th class=\"num\">stalls</th>\
@@ -216,7 +256,7 @@ fn summary(out: &mut String, report: &Report) {
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             s.id,
-            text(&s.label),
+            path(&s.label),
             text(&s.kind),
             format_duration_ns(s.busy_ns),
             s.polls,
@@ -229,7 +269,7 @@ fn summary(out: &mut String, report: &Report) {
             s.stalls,
         );
     }
-    out.push_str("</tbody></table>\n");
+    out.push_str("</tbody></table></div>\n");
 }
 
 /// The sites whose stalls delayed the tasks waiting behind them, most task delay first, each
@@ -249,7 +289,8 @@ fn harm(out: &mut String, report: &Report) {
          site's stalls added to the tasks ready to run behind them (task delay: 1s is one task \
          held up for a second, or ten for 100ms), from the runtime's queues read while each \
          stall ran. Fix the top ones first.</p>\n\
-         <table class=\"summary harm\"><thead><tr><th>site</th><th class=\"num\">task delay</th>\
+         <div class=\"wide\"><table class=\"summary harm\"><thead><tr><th>site</th>\
+         <th class=\"num\">task delay</th>\
          <th></th><th class=\"num\">stalls</th><th class=\"num\">per stall</th>\
          <th class=\"num\">time held</th></tr></thead><tbody>\n",
     );
@@ -262,14 +303,14 @@ fn harm(out: &mut String, report: &Report) {
              <td class=\"bar\"><div class=\"bar\" style=\"width: {width}%\"></div></td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             s.id,
-            text(&s.label),
+            path(&s.label),
             format_duration_ns(s.delay_task_ns),
             s.stalls,
             format_duration_ns(s.delay_task_ns / s.stalls.max(1)),
             format_duration_ns(s.busy_ns),
         );
     }
-    out.push_str("</tbody></table>\n");
+    out.push_str("</tbody></table></div>\n");
 }
 
 /// One site's section: its figures, its two charts and its stalls.
@@ -285,7 +326,7 @@ fn section(out: &mut String, report: &Report, log: Option<&Log>, site: &SiteRepo
          {name} · {} spawned · {} · {} slow · {} held · {} dropped in {} · {} · {} \
          suppressed · <a href=\"#sites\">back to sites</a></p>\n",
         site.id,
-        text(&site.label),
+        path(&site.label),
         text(&site.kind),
         plural(site.tasks_spawned, "task"),
         plural(site.polls, "poll"),
@@ -349,7 +390,7 @@ fn other_stalls(out: &mut String, report: &Report) {
         "<p class=\"meta\">sites: {}</p>",
         sites
             .iter()
-            .map(|s| format!("<code>{}</code>", text(s)))
+            .map(|s| format!("<code>{}</code>", path(s)))
             .collect::<Vec<_>>()
             .join(", ")
     );

@@ -8,13 +8,18 @@
 //!
 //! A stall belongs to a site when [`Stall::site`] equals the site's [`SiteReport::label`]
 //! (the report model stores the label, `file:line:col "name"`, in both).
+//!
+//! Call sites, blocking calls, what a thread was blocked on, spans and backtrace frames are
+//! written with [`path`] (function names, and the suggestions that name them, with [`symbol`]),
+//! so they wrap only after a `/` (or a `::`), never inside a name or between a file and its
+//! line; both tables sit in a `div.wide` that scrolls sideways on a page too narrow for them.
 
 use std::fmt::Write as _;
 
 use pollwatch_report::units::format_duration_ns;
 use pollwatch_report::{CallSiteCount, Frame, SiteReport, Stall, StallSample};
 
-use super::escape::text;
+use super::escape::{path, symbol, text};
 use super::plural;
 
 /// The stalls of `stalls` that belong to `site`, in report order (oldest first).
@@ -28,20 +33,21 @@ pub(crate) fn call_sites(call_sites: &[CallSiteCount]) -> String {
         return String::new();
     }
     let mut out = String::from(
-        "<table class=\"call-sites\"><thead><tr><th>blocking call site</th><th>blocking call</th>\
+        "<div class=\"wide\"><table class=\"call-sites\"><thead><tr><th>blocking call site</th>\
+         <th>blocking call</th>\
          <th>cause</th><th class=\"num\">stalls</th></tr></thead><tbody>\n",
     );
     for c in call_sites {
         let _ = writeln!(
             out,
             "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
-            text(&c.call_site),
+            path(&c.call_site),
             code_or_dash(c.blocking_call.as_deref()),
             text(&c.cause),
             c.count
         );
     }
-    out.push_str("</tbody></table>\n");
+    out.push_str("</tbody></table></div>\n");
     out
 }
 
@@ -68,7 +74,8 @@ pub(crate) fn table(stalls: &[&Stall], counted: u64) -> String {
         );
     }
     out.push_str(
-        "<table class=\"stalls\"><thead><tr><th class=\"num\">#</th><th>held for</th><th>cause</th><th>state</th>\
+        "<div class=\"wide\"><table class=\"stalls\"><thead><tr><th class=\"num\">#</th>\
+         <th>held for</th><th>cause</th><th>state</th>\
          <th>blocked on</th><th>call site</th><th>suggestion</th><th>span</th><th>task</th>\
          </tr></thead><tbody>\n",
     );
@@ -85,7 +92,7 @@ pub(crate) fn table(stalls: &[&Stall], counted: u64) -> String {
         }
         row(&mut out, s, number, same_as);
     }
-    out.push_str("</tbody></table>\n");
+    out.push_str("</tbody></table></div>\n");
     out
 }
 
@@ -102,31 +109,55 @@ fn summary_row(out: &mut String, s: &Stall, number: usize) {
     let state = state_cell(&s.state, s.syscall.as_deref());
     let call_site = call_site_cell(s);
     let task = task_cell(s);
+    let when = phrases(&[
+        format!("began at {}", format_duration_ns(s.started_at_ns)),
+        format!("caught after {}", format_duration_ns(s.detected_after_ns)),
+    ]);
     let cpu = s.cpu_ns.map_or(String::new(), |cpu| {
-        format!("<br/>cpu {} after detection", format_duration_ns(cpu))
+        format!(
+            "<br/><span class=\"nw\">cpu {} after detection</span>",
+            format_duration_ns(cpu)
+        )
     });
     let harm = s.harm.as_ref().map_or(String::new(), |harm| {
         let waiting = harm.tasks_waiting();
         format!(
-            "<br/><span class=\"harm\">task delay {} · up to {waiting} tasks waiting</span>",
-            format_duration_ns(harm.delay_task_ns)
+            "<br/><span class=\"harm\">{}</span>",
+            phrases(&[
+                format!("task delay {}", format_duration_ns(harm.delay_task_ns)),
+                format!("up to {waiting} tasks waiting"),
+            ])
         )
     });
     let _ = writeln!(
         out,
-        "<tr class=\"stall\"><td class=\"num\">{number}</td><td class=\"num\"><strong>{}</strong>{running}<br/>\
-         <span class=\"dim\">began at {} · caught after {}</span>{cpu}{harm}</td><td>{}</td><td>{state}</td>\
+        "<tr class=\"stall\"><td class=\"num\">{number}</td><td class=\"num held\">\
+         <strong>{}</strong>{running}<br/>\
+         <span class=\"dim\">{when}</span>{cpu}{harm}</td><td>{}</td><td>{state}</td>\
          <td>{}</td><td>{call_site}</td><td>{}</td><td>{}</td><td>{task}<br/>\
          <span class=\"dim\">on {}</span></td></tr>",
         format_duration_ns(s.duration_ns),
-        format_duration_ns(s.started_at_ns),
-        format_duration_ns(s.detected_after_ns),
         text(&s.cause),
         code_or_dash(s.blocked_on.as_deref()),
-        text(&s.suggestion),
+        symbol(&s.suggestion),
         code_or_dash(s.span.as_deref()),
-        text(&s.thread),
+        path(&s.thread),
     );
+}
+
+/// `parts` (already markup) joined by ` · `, each kept on one line with the dot after it: a
+/// narrow cell wraps between the parts, never inside one or before a dot.
+fn phrases(parts: &[String]) -> String {
+    let last = parts.len().saturating_sub(1);
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let dot = if i < last { " ·" } else { "" };
+            format!("<span class=\"nw\">{part}{dot}</span>")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The thread's scheduler state, with the system call it was in when known.
@@ -143,12 +174,12 @@ fn call_site_cell(s: &Stall) -> String {
         (Some(site), Some(call)) => {
             format!(
                 "<code>{}</code><br/><code>{}</code>",
-                text(site),
-                text(call)
+                path(site),
+                path(call)
             )
         }
-        (Some(site), None) => format!("<code>{}</code>", text(site)),
-        (None, Some(call)) => format!("<code>{}</code>", text(call)),
+        (Some(site), None) => format!("<code>{}</code>", path(site)),
+        (None, Some(call)) => format!("<code>{}</code>", path(call)),
         (None, None) => "unknown".to_owned(),
     }
 }
@@ -158,13 +189,13 @@ fn task_cell(s: &Stall) -> String {
     if s.task_name.is_empty() {
         format!("#{}", s.task_id)
     } else {
-        format!("{} #{}", text(&s.task_name), s.task_id)
+        format!("{} #{}", path(&s.task_name), s.task_id)
     }
 }
 
-/// `value` as code, or a dash when there is none.
+/// `value` as code that wraps only after a path separator, or a dash when there is none.
 fn code_or_dash(value: Option<&str>) -> String {
-    value.map_or_else(|| "–".to_owned(), |v| format!("<code>{}</code>", text(v)))
+    value.map_or_else(|| "–".to_owned(), |v| format!("<code>{}</code>", path(v)))
 }
 
 /// The folded row below a stall with its backtrace (or, with `same_as`, a pointer to the stall
@@ -209,7 +240,7 @@ fn later_looks(out: &mut String, samples: &[StallSample]) {
                 .map_or(String::new(), |c| format!(" in <code>{}</code>", text(c))),
             look.call_site
                 .as_deref()
-                .map_or(String::new(), |c| format!(" at <code>{}</code>", text(c))),
+                .map_or(String::new(), |c| format!(" at <code>{}</code>", path(c))),
         );
     }
     out.push_str("</ul></details>");
@@ -225,12 +256,19 @@ fn backtrace(out: &mut String, stack: &[Frame]) {
     for f in stack {
         let location = match (&f.file, f.line) {
             (Some(file), Some(line)) => {
-                format!(" <span class=\"dim\">{}:{line}</span>", text(file))
+                format!(
+                    " <span class=\"dim\">{}</span>",
+                    path(&format!("{file}:{line}"))
+                )
             }
-            (Some(file), None) => format!(" <span class=\"dim\">{}</span>", text(file)),
+            (Some(file), None) => format!(" <span class=\"dim\">{}</span>", path(file)),
             _ => String::new(),
         };
-        let _ = write!(out, "<li><code>{}</code>{location}</li>", text(&f.function));
+        let _ = write!(
+            out,
+            "<li><code>{}</code>{location}</li>",
+            symbol(&f.function)
+        );
     }
     out.push_str("</ol></details>");
 }
@@ -286,9 +324,9 @@ mod tests {
         let s = stall();
         let html = table(&[&s], 3);
         assert!(html.contains("1 of 3 stalls listed"));
-        assert!(html.contains("<code>src/a.rs:3</code>"));
+        assert!(html.contains("<code>src/<wbr/>a.rs:3</code>"));
         assert!(html.contains("<summary>backtrace (1 frame)</summary>"));
-        assert!(html.contains("a::&lt;b&gt;"));
+        assert!(html.contains("a::<wbr/>&lt;b&gt;"));
         assert!(html.contains("&amp; friends"));
         assert!(html.contains("still running"));
     }
