@@ -3,6 +3,7 @@
 //! floor, and the peers (console-subscriber, tokio-metrics, tokio-blocked,
 //! dial9-tokio-telemetry), each set up as its documentation shows.
 
+use pollwatch::test_support::start;
 use std::any::Any;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -110,7 +111,7 @@ impl Config {
             Config::Dial9 => None,
             Config::Registry => Some(Dispatch::new(tracing_subscriber::registry())),
             Config::Layer => {
-                let (layer, h) = pollwatch::PollWatch::builder().build();
+                let (layer, h) = pollwatch::Builder::new().build();
                 handle = Some(h);
                 Some(Dispatch::new(tracing_subscriber::registry().with(layer)))
             }
@@ -126,15 +127,21 @@ impl Config {
             }
         };
         match self {
+            // Each source alone, without the guard's report files: the handle keeps it running.
             Config::Hooks => {
-                handle = Some(pollwatch::PollWatch::builder().build_hooks(&mut builder))
+                let hooks = start(pollwatch::Builder::new());
+                // The task hooks: `pollwatch::runtime`'s choice in a build with the flag.
+                hooks.runtime(&mut builder);
+                handle = Some(hooks);
             }
             Config::Watched => {
-                handle = Some(pollwatch::PollWatch::builder().build_watched());
+                handle = Some(start(pollwatch::Builder::new()));
                 spawner = Spawner::Watched;
             }
             Config::Workers => {
-                handle = Some(pollwatch::PollWatch::builder().build_worker_hooks(&mut builder));
+                let workers = start(pollwatch::Builder::new());
+                pollwatch::test_support::worker_hooks(&workers, &mut builder);
+                handle = Some(workers);
             }
             Config::Floor => crate::floor::attach(&mut builder),
             Config::TokioMetrics => spawner = Spawner::Monitored(tokio_metrics::TaskMonitor::new()),

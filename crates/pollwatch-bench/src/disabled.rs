@@ -177,7 +177,7 @@ fn one(with_pollwatch: bool, iters: usize) -> (f64, String) {
         .with_filter(LevelFilter::INFO);
     let registry = tracing_subscriber::registry().with(fmt);
     let (dispatch, handle) = if with_pollwatch {
-        let (layer, handle) = pollwatch::PollWatch::builder().build();
+        let (layer, handle) = pollwatch::Builder::new().build();
         (Dispatch::new(registry.with(layer)), Some(handle))
     } else {
         (Dispatch::new(registry), None)

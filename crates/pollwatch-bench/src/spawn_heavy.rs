@@ -106,7 +106,7 @@ pub fn run() {
     println!(
         "note: a round in which pollwatch caught a stall (here, a poll the busy machine kept \
          from finishing within the 10 ms threshold) parsed the binary's debug info to name it: \
-         its peak RSS includes that (see the README's Limitations)"
+         its peak RSS includes that (see docs/limitations.md)"
     );
     if !with_console {
         println!(

@@ -20,7 +20,7 @@ pub fn run() {
     let sites = env_usize("SITES", 1000);
     println!();
     println!("## watchdog idle CPU: {sites} sites registered, {idle_secs} s idle, 2 workers");
-    let (layer, handle) = pollwatch::PollWatch::builder()
+    let (layer, handle) = pollwatch::Builder::new()
         .max_sites(sites * 2 + 16)
         .names_per_location(sites + 16)
         .build();

@@ -83,7 +83,7 @@
 //! polls its pipes so, mio's and tokio's event loops ignore it). A thread on a CPU, or in user
 //! space, is signalled: the handler runs at once.
 //! What remains is the time from the check to the signal's delivery (12-19 µs median, see
-//! the README), in which the thread could enter such a call. Where the syscall table names
+//! BENCHMARKS.md), in which the thread could enter such a call. Where the syscall table names
 //! nothing (architectures other than x86_64 and aarch64), every capture signals. Capture can
 //! be switched off (`inspector(false)`).
 //!

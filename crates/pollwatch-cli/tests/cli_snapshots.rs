@@ -1,5 +1,5 @@
 //! The `pollwatch` command's output, as snapshots: the cases in `tests/cmd/*.trycmd` and the
-//! examples in the README, run against real reports in `tests/data` (two demo runs: `before`
+//! examples in the README and the guide (`docs/`), run against real reports in `tests/data` (two demo runs: `before`
 //! with the blocking routes, `after` with their fixed versions).
 //!
 //! Update the snapshots after an intended change with
@@ -16,5 +16,6 @@ fn cli_snapshots() {
             std::path::Path::new(env!("CARGO_BIN_EXE_pollwatch")),
         )
         .case("crates/pollwatch-cli/tests/cmd/*.trycmd")
-        .case("README.md");
+        .case("README.md")
+        .case("docs/*.md");
 }

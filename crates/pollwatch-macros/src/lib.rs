@@ -214,7 +214,7 @@ fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
             let body = async move #block;
             let body: ::core::pin::Pin<&mut dyn ::core::future::Future<Output = #output_type>> =
                 ::core::pin::pin!(body);
-            ::pollwatch::testing::TestWatch::builder()
+            ::pollwatch::testing::Check::new()
                 #threshold
                 #(#allow)*
                 .run(#flavor, body)

@@ -324,7 +324,7 @@ fn install(config: &str, p: Params, dir: &Path) -> Option<pollwatch::Handle> {
             None
         }
         "pollwatch" => {
-            let (layer, handle) = pollwatch::PollWatch::builder()
+            let (layer, handle) = pollwatch::Builder::new()
                 .threshold(p.threshold)
                 .tick(Duration::from_millis(1))
                 // Every name a site of its own (names take at most 3/4 of the table).

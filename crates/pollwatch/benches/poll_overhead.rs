@@ -63,7 +63,7 @@ impl Config {
             Config::Plain => (None, None),
             Config::Registry => (Some(Dispatch::new(tracing_subscriber::registry())), None),
             Config::PollWatch => {
-                let (layer, handle) = pollwatch::PollWatch::builder().build();
+                let (layer, handle) = pollwatch::Builder::new().build();
                 (
                     Some(Dispatch::new(tracing_subscriber::registry().with(layer))),
                     Some(handle),
@@ -82,7 +82,7 @@ impl Config {
             }
             #[cfg(feature = "console")]
             Config::ConsolePollWatch => {
-                let builder = pollwatch::PollWatch::builder()
+                let builder = pollwatch::Builder::new()
                     .console_addr(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
                 let console = builder.console_layer().expect("console layer");
                 let (layer, handle) = builder.build();

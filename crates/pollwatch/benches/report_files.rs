@@ -80,7 +80,7 @@ fn run(live: bool, sites: usize, secs: u64, flush: Duration) -> Run {
     let _ = std::fs::remove_dir_all(&dir);
     let before = reporter_tids();
     // Every name a site of its own (names are sites only up to 3/4 of the table).
-    let builder = pollwatch::PollWatch::builder()
+    let builder = pollwatch::Builder::new()
         .max_sites(sites * 2)
         .names_per_location(sites);
     let builder = if live {

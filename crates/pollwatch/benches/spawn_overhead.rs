@@ -32,7 +32,7 @@ fn run(config: usize, tasks: usize) -> f64 {
         0 => None,
         1 | 3 => Some(Dispatch::new(tracing_subscriber::registry())),
         _ => {
-            let (layer, handle) = pollwatch::PollWatch::builder().build();
+            let (layer, handle) = pollwatch::Builder::new().build();
             // The handle's threads stop when the layer's last user is gone.
             drop(handle);
             Some(Dispatch::new(tracing_subscriber::registry().with(layer)))

@@ -38,7 +38,7 @@ fn main() {
     }
     let stalls = env("STALLS", 60);
     let idle_secs = env("IDLE_SECS", 10);
-    let (layer, handle) = pollwatch::PollWatch::builder().threshold(THRESHOLD).build();
+    let (layer, handle) = pollwatch::Builder::new().threshold(THRESHOLD).build();
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
     let rt = runtime(&dispatch);
 
@@ -68,7 +68,7 @@ fn main() {
         "stall_detection: {stalls} stalls of {}ms (threshold {}ms, tick {}ms), 2 workers",
         (THRESHOLD * 3).as_millis(),
         THRESHOLD.as_millis(),
-        pollwatch::DEFAULT_TICK.as_millis()
+        pollwatch::config::DEFAULT_TICK.as_millis()
     );
     print_detection(&report.stalls, stalls);
     print_watchdog_cpu(cpu_before, cpu_after, idle_wall);

@@ -8,15 +8,12 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 /// Starts a named background thread under `NoSubscriber`; says so on stderr if it cannot.
-///
-/// `Dispatch::none()` is never registered with tracing's callsite registry, unlike a
-/// `Dispatch::new(NoSubscriber)`: a registered one would be asked about every callsite of the
-/// process and, answering `never`, turn the application's `always` into `sometimes` (one more
-/// `enabled` call per enabled event).
 pub(crate) fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Option<JoinHandle<()>> {
     let spawned = std::thread::Builder::new()
         .name(name.to_owned())
-        .spawn(move || tracing::dispatcher::with_default(&tracing::Dispatch::none(), f));
+        .spawn(move || {
+            tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), f)
+        });
     match spawned {
         Ok(handle) => Some(handle),
         Err(e) => {

@@ -65,12 +65,9 @@ fn check_report_dir(dir: &std::path::Path) -> Result<(), InitError> {
     std::fs::create_dir_all(dir)
         .and_then(|()| std::fs::write(&probe, b""))
         .and_then(|()| std::fs::remove_file(&probe))
-        .map_err(|e| {
-            InitError::ReportDir(format!(
-                "cannot write report files in {} ({e}); set {ENV_REPORT_DIR} to a writable \
-                 directory",
-                dir.display()
-            ))
+        .map_err(|source| InitError::ReportDir {
+            dir: dir.to_owned(),
+            source,
         })
 }
 
@@ -113,27 +110,33 @@ where
         .try_init()
 }
 
-/// The entry point: `PollWatch::builder()`.
-#[derive(Debug)]
-pub struct PollWatch {
-    _private: (),
-}
-
-impl PollWatch {
-    /// A builder with every setting at its default.
-    pub fn builder() -> Builder {
-        Builder::default()
-    }
-}
-
-/// Configures and builds a [`PollWatchLayer`] and its [`Handle`].
+/// Configures pollwatch, then installs it one of three ways: [`init`](Self::init) /
+/// [`try_init`](Self::try_init) (a service's subscriber with the layer, as [`crate::init`]),
+/// [`runtime`](Self::runtime) (a runtime's hooks, as [`crate::runtime`]) or
+/// [`build`](Self::build) (the layer, for a subscriber you compose).
+///
+/// ```no_run
+/// use std::time::Duration;
+///
+/// let _guard = pollwatch::Builder::new()
+///     .threshold(Duration::from_millis(25))
+///     .report_dir("/var/tmp/pollwatch")
+///     .with_default_env()? // POLLWATCH_* variables, where set, win
+///     .init();
+/// # Ok::<(), pollwatch::config::ConfigError>(())
+/// ```
 #[derive(Clone, Debug, Default)]
-#[must_use = "a Builder does nothing until `build` or `try_init` is called"]
+#[must_use = "a Builder does nothing until `init`, `try_init`, `runtime` or `build` is called"]
 pub struct Builder {
     config: Config,
 }
 
 impl Builder {
+    /// A builder with every setting at its default (the constants in [`crate::config`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// A poll that holds its thread for longer than this is slow: counted, and reported as a
     /// WARN event. Default [`DEFAULT_THRESHOLD`].
     pub fn threshold(mut self, threshold: Duration) -> Self {
@@ -216,8 +219,8 @@ impl Builder {
 
     /// Whether the watchdog has a stuck thread record its stack (Linux: a realtime signal,
     /// `SA_RESTART`). Default on. Off, no signal is ever installed or sent; stalls are still
-    /// caught, with the thread's state and syscall but no call site. See the README on
-    /// `EINTR`.
+    /// caught, with the thread's state and syscall but no call site. See docs/configuration.md
+    /// on `EINTR`.
     pub fn backtraces(mut self, on: bool) -> Self {
         self.config.backtraces = on;
         self
@@ -290,60 +293,25 @@ impl Builder {
         (PollWatchLayer::new(state), handle)
     }
 
-    /// Builds pollwatch fed by watched futures alone ([`crate::Watch::watched`],
-    /// [`crate::spawn`], [`Handle::watch`]), in any build: no `--cfg tokio_unstable`, no
-    /// subscriber, no layer. It becomes the current pollwatch (as every pollwatch built does).
-    /// Stall events go to the default subscriber of the thread that creates the first
-    /// watched future (install your logging first). [`crate::init`] also works without the
-    /// flag, and writes the report files.
-    pub fn build_watched(self) -> Handle {
-        self.start().1
-    }
-
-    /// Builds pollwatch fed by tokio's runtime hooks instead of the tracing layer (see
-    /// [`Handle::add_runtime_hooks`]) and returns its handle: no subscriber needed.
-    /// [`Builder::hooks`] also keeps the report files and writes them at the end.
-    #[cfg(tokio_unstable)]
-    #[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
-    pub fn build_hooks(self, runtime: &mut tokio::runtime::Builder) -> Handle {
-        let (_, handle) = self.start();
-        handle.add_runtime_hooks(runtime);
-        handle
-    }
-
-    /// Sets `runtime`'s task hooks to feed pollwatch, like [`crate::init`] does with a layer:
-    /// the report files are kept current and written when the guard is dropped, `/metrics`
-    /// is served with the `prometheus` feature, and an output that cannot start is a
-    /// diagnostic and pollwatch runs on without it. No subscriber is installed: stall events go
-    /// to the default subscriber of the calling thread (install your logging first).
-    #[cfg(tokio_unstable)]
-    #[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
-    #[must_use = "dropping the guard immediately writes the report and stops reporting"]
-    pub fn hooks(self, runtime: &mut tokio::runtime::Builder) -> Guard {
-        self.attached(|handle| handle.add_runtime_hooks(runtime))
-    }
-
-    /// Builds pollwatch fed by tokio's stable worker hooks (see [`Handle::add_worker_hooks`])
-    /// and returns its handle, in any build: no `--cfg tokio_unstable`, no subscriber.
-    /// [`Builder::runtime`] also keeps the report files and writes them at the end.
-    #[track_caller]
-    pub fn build_worker_hooks(self, runtime: &mut tokio::runtime::Builder) -> Handle {
-        let location = std::panic::Location::caller();
-        let (state, handle) = self.start();
-        crate::source::workers::attach(&state, runtime, location);
-        handle
-    }
-
-    /// Sets `runtime`'s stable worker hooks to feed pollwatch (see
-    /// [`Handle::add_worker_hooks`]), in any build, set up like `Builder::hooks` (the task hooks, under the flag): the
-    /// report files kept current and written when the guard is dropped, `/metrics` served
-    /// with the `prometheus` feature, an output that cannot start a diagnostic, and stall
-    /// events to the default subscriber of the calling thread.
+    /// Feeds pollwatch from `runtime`'s hooks, with no tracing subscriber, like
+    /// [`crate::runtime`] does with this configuration: the report files kept current and
+    /// written when the guard is dropped, `/metrics` served with the `prometheus` feature, an
+    /// output that cannot start an ERROR event and a diagnostic. Stall events go to the
+    /// default subscriber of the calling thread (install your logging first).
+    ///
+    /// The build chooses the hooks: with `--cfg tokio_unstable`, tokio's task hooks
+    /// (`on_task_spawn`, `on_before_task_poll`, `on_after_task_poll`: every task's polls, by
+    /// spawn location); without it, the stable worker hooks (`on_thread_park`,
+    /// `on_thread_unpark`, `on_thread_stop`: a worker asleep in one blocking call past the
+    /// threshold, whatever task runs on it). tokio keeps one callback per hook: these replace
+    /// any set before (`on_thread_start` is left alone).
     #[track_caller]
     #[must_use = "dropping the guard immediately writes the report and stops reporting"]
     pub fn runtime(self, runtime: &mut tokio::runtime::Builder) -> Guard {
         let location = std::panic::Location::caller();
-        self.attached(|handle| crate::source::workers::attach(handle.state(), runtime, location))
+        self.attached(|handle| {
+            crate::source::attach_runtime(handle.state(), runtime, location);
+        })
     }
 
     /// Starts pollwatch with the report files kept current, lets `attach` connect a source to
@@ -367,6 +335,11 @@ impl Builder {
             handle.state().diagnostics.record(text);
         }
         Guard::new(handle, metrics)
+    }
+
+    /// Builds pollwatch fed by no source yet (but watched futures), made the current one.
+    pub(crate) fn build_handle(self) -> Handle {
+        self.start().1
     }
 
     /// Builds pollwatch fed by no source yet and *not* made the current pollwatch: a test's
@@ -451,14 +424,10 @@ impl Builder {
         // no address taken, and not mistaken for an output that cannot start because the
         // first install holds its address.
         if global_subscriber_installed() {
-            return Err(InitError::AlreadyInstalled(
-                "a global default trace dispatcher has already been set".to_owned(),
-            ));
+            return Err(InitError::AlreadyInstalled);
         }
         let filter = match std::env::var("RUST_LOG") {
-            Ok(spec) => {
-                EnvFilter::try_new(&spec).map_err(|e| InitError::LogFilter(e.to_string()))?
-            }
+            Ok(spec) => EnvFilter::try_new(&spec).map_err(InitError::LogFilter)?,
             Err(_) => EnvFilter::new(DEFAULT_LOG_FILTER),
         };
         let mut without = Vec::new();
@@ -506,10 +475,10 @@ impl Builder {
             }
             None => install_with_logs(tracing_subscriber::registry(), filter, state),
         };
-        if let Err(e) = installed {
+        if installed.is_err() {
             handle.shutdown();
             stop(metrics.as_ref());
-            return Err(InitError::AlreadyInstalled(e.to_string()));
+            return Err(InitError::AlreadyInstalled);
         }
         if let Some(feed) = feed {
             feed.serve();
@@ -548,7 +517,7 @@ impl Builder {
     /// ```no_run
     /// use tracing_subscriber::prelude::*;
     ///
-    /// let builder = pollwatch::PollWatch::builder().with_default_env()?;
+    /// let builder = pollwatch::Builder::new().with_default_env()?;
     /// let console = builder.console_layer()?;
     /// let (layer, handle) = builder.build();
     /// tracing_subscriber::registry().with(console).with(layer).init();

@@ -14,7 +14,8 @@ use crate::source::watched::{Spawned, Watched};
 use crate::state::State;
 use crate::watchdog::Watchdog;
 
-/// Reads the measurements of one [`crate::PollWatchLayer`]. Cheap to clone.
+/// Reads one pollwatch's measurements, from any thread, at any time: returned by
+/// [`Builder::build`](crate::Builder::build), and by [`crate::Guard::handle`]. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Handle {
     state: Arc<State>,
@@ -49,69 +50,33 @@ impl Handle {
         self.reporter.write_report(&self.state, dir.as_ref())
     }
 
-    /// Feeds this pollwatch from `runtime`'s task hooks too (`on_task_spawn`,
-    /// `on_before_task_poll`, `on_after_task_poll`; `--cfg tokio_unstable`), replacing any
-    /// set on it before. Cheaper than the tracing layer and needs no subscriber; it does not
-    /// see the `block_on` root future, `LocalSet` tasks, task names or drops. Beside this
-    /// pollwatch's layer, a poll both see is counted once, at the layer's (named) site.
+    /// Feeds this pollwatch from `runtime`'s hooks too, the ones the build allows (see
+    /// [`Builder::runtime`](crate::Builder::runtime)): for a service that uses both the layer
+    /// ([`crate::init`] or [`Builder::build`](crate::Builder::build)) and a runtime it builds.
+    /// A poll both the layer and the task hooks see is counted once, at the layer's site,
+    /// which has the task's name.
     ///
     /// ```no_run
-    /// let (layer, handle) = pollwatch::PollWatch::builder().build();
-    /// # let _: &pollwatch::PollWatchLayer = &layer;
+    /// let guard = pollwatch::init();
     /// let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    /// handle.add_runtime_hooks(runtime.enable_all());
-    /// let runtime = runtime.build()?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    #[cfg(tokio_unstable)]
-    #[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
-    pub fn add_runtime_hooks(&self, runtime: &mut tokio::runtime::Builder) {
-        crate::source::hooks::attach(&self.state, runtime);
-    }
-
-    /// Feeds this pollwatch from `runtime`'s stable worker hooks too (`on_thread_unpark`,
-    /// `on_thread_park`, `on_thread_stop`), in any build: no `--cfg tokio_unstable`, no
-    /// subscriber. tokio's `Builder` keeps one callback per hook: these replace any set on it
-    /// before (set your own `on_thread_start`; it is left alone).
-    ///
-    /// Each busy period of a worker (from leaving its park to parking again) is a poll of the
-    /// site `"worker (task unknown)"` (kind `worker`) at this call's location, which counts
-    /// busy periods and the worker's time outside the polls other sources measure. It is not
-    /// judged by its length: a stall is a worker asleep in one blocking syscall (a read, a
-    /// sleep, a lock, ...) for longer than the threshold while it holds its queue, reported
-    /// with task id 0, the call site from its stack, the cause and the fix. A poll another
-    /// source measures (a watched future, the layer, the task hooks) is judged and reported
-    /// as that poll's. Out of reach: CPU work in a task no other source measures, and a
-    /// worker's busy period before its first park (the README compares the sources).
-    ///
-    /// ```no_run
-    /// let handle = pollwatch::PollWatch::builder().build_watched();
-    /// let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    /// handle.add_worker_hooks(runtime.enable_all());
+    /// guard.handle().runtime(runtime.enable_all());
     /// let runtime = runtime.build()?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[track_caller]
-    pub fn add_worker_hooks(&self, runtime: &mut tokio::runtime::Builder) {
-        crate::source::workers::attach(&self.state, runtime, std::panic::Location::caller());
+    pub fn runtime(&self, runtime: &mut tokio::runtime::Builder) {
+        crate::source::attach_runtime(&self.state, runtime, std::panic::Location::caller());
     }
 
     /// `future`, its polls measured by this pollwatch at the site of this call, whichever
     /// pollwatch is current: for a process with several. See [`crate::Watch::watched`].
     #[track_caller]
     pub fn watch<F: std::future::Future>(&self, future: F) -> Watched<F> {
-        self.watch_named("", future)
-    }
-
-    /// Like [`Handle::watch`], the site named `name` (unless empty), as
-    /// [`crate::Watch::watched_named`] names it.
-    #[track_caller]
-    pub fn watch_named<F: std::future::Future>(&self, name: &str, future: F) -> Watched<F> {
         Watched::new(
             future,
             Some(self.state.clone()),
             std::panic::Location::caller(),
-            name,
+            "",
             Spawned::No,
         )
     }

@@ -1,7 +1,7 @@
 //! One-line setup: `pollwatch::init()` installs a registry with a fmt layer and pollwatch's
 //! layer as the global default subscriber, and returns a [`Guard`] that writes the report.
 
-use crate::builder::PollWatch;
+use crate::builder::Builder;
 use crate::error::InitError;
 use crate::guard::Guard;
 
@@ -28,7 +28,7 @@ use crate::guard::Guard;
 /// first running as it was.
 #[must_use = "dropping the guard immediately writes the report and stops reporting"]
 pub fn init() -> Guard {
-    match PollWatch::builder().with_default_env() {
+    match Builder::new().with_default_env() {
         Ok(builder) => builder.init(),
         Err(e) => panic!("pollwatch::init: {e}"),
     }
@@ -38,46 +38,20 @@ pub fn init() -> Guard {
 /// when an output cannot start, in which case nothing is left running. A second call returns
 /// [`InitError::AlreadyInstalled`] before starting anything.
 pub fn try_init() -> Result<Guard, InitError> {
-    PollWatch::builder().with_default_env()?.try_init()
+    Builder::new().with_default_env()?.try_init()
 }
 
-/// Feeds pollwatch from `runtime`'s task hooks (tokio's `on_before_task_poll` /
-/// `on_after_task_poll`, `--cfg tokio_unstable`) with no tracing subscriber, configured from
-/// the `POLLWATCH_*` variables: the cheapest poll source. Like [`init`], it keeps the report
-/// files current and writes them when the guard is dropped. It does not see the `block_on`
-/// root future, `LocalSet` tasks, task names or drops (the README compares the sources).
+/// Feeds pollwatch from `runtime`'s hooks, with no tracing subscriber, configured from the
+/// `POLLWATCH_*` variables: for a service that builds its own runtime. Like [`init`], it keeps
+/// the report files current and writes them when the guard is dropped.
 ///
-/// ```no_run
-/// fn main() -> std::io::Result<()> {
-///     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-///     let _guard = pollwatch::hooks(runtime.enable_all());
-///     runtime.build()?.block_on(async {
-///         tokio::spawn(async { /* the service */ }).await.unwrap();
-///     });
-///     Ok(())
-/// }
-/// ```
-///
-/// # Panics
-///
-/// With a clear message when a `POLLWATCH_*` variable is invalid.
-#[cfg(tokio_unstable)]
-#[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
-#[must_use = "dropping the guard immediately writes the report and stops reporting"]
-pub fn hooks(runtime: &mut tokio::runtime::Builder) -> Guard {
-    match PollWatch::builder().with_default_env() {
-        Ok(builder) => builder.hooks(runtime),
-        Err(e) => panic!("pollwatch::hooks: {e}"),
-    }
-}
-
-/// Feeds pollwatch from `runtime`'s stable worker hooks (tokio's `on_thread_park` /
-/// `on_thread_unpark`), in any build: no `--cfg tokio_unstable`, no tracing subscriber,
-/// configured from the `POLLWATCH_*` variables. Like [`init`], it keeps the report files
-/// current and writes them when the guard is dropped. It catches a worker asleep in one
-/// blocking call (a read, a sleep, a lock, ...) for longer than the threshold, whatever task
-/// runs on it; not CPU work in a task (the README compares the sources, and
-/// [`Handle::add_worker_hooks`](crate::Handle::add_worker_hooks) says what it replaces).
+/// The build chooses the hooks (see [`Builder::runtime`](crate::Builder::runtime)): with
+/// `--cfg tokio_unstable`, tokio's task hooks, which measure every task's polls by spawn
+/// location (the cheapest poll source; no task names, no `block_on` root future); without
+/// it, the stable worker hooks, which catch a worker asleep in one blocking call past the
+/// threshold, whatever task runs on it (not CPU work: wrap what you want measured with
+/// [`Watch::watched`](crate::Watch::watched) or [`spawn`](crate::spawn)). Stall events go to
+/// the default subscriber of the calling thread: install your logging first.
 ///
 /// ```no_run
 /// fn main() -> std::io::Result<()> {
@@ -96,7 +70,7 @@ pub fn hooks(runtime: &mut tokio::runtime::Builder) -> Guard {
 #[track_caller]
 #[must_use = "dropping the guard immediately writes the report and stops reporting"]
 pub fn runtime(runtime: &mut tokio::runtime::Builder) -> Guard {
-    match PollWatch::builder().with_default_env() {
+    match Builder::new().with_default_env() {
         Ok(builder) => builder.runtime(runtime),
         Err(e) => panic!("pollwatch::runtime: {e}"),
     }

@@ -1,4 +1,85 @@
-#![doc = include_str!("../../../README.md")]
+//! pollwatch finds the tokio task polls that hold a worker thread too long, and names the line
+//! of code that blocked.
+//!
+//! A poll that holds its thread past a threshold (10 ms by default) is caught *while it runs*
+//! by a watchdog thread, which says what the thread is doing (a syscall and the file or socket
+//! it waits on, a lock, CPU), captures its stack down to the blocking call, and names the
+//! blocking API and the fix. Every poll is timed into a histogram per spawn site; the report
+//! files (`report.json`, `report.txt`, the interval log `report.hlog`) are kept current while
+//! the service runs and are read with the `pollwatch` command.
+//!
+//! # One call per situation
+//!
+//! | situation | call |
+//! | --- | --- |
+//! | a service (`--cfg tokio_unstable`) | [`init()`]: logs on stderr and pollwatch's layer, as the global subscriber |
+//! | your own `tracing` subscriber | [`Builder::build`]: the [`PollWatchLayer`] to add, and its [`Handle`] |
+//! | a service that builds its runtime, in any build | [`runtime()`]: the best hooks the build allows |
+//! | futures to measure in a build without the flag | [`spawn()`], [`Watch::watched`] |
+//! | a test that must not block | [`#[pollwatch::test]`](macro@test), [`testing::Check`] |
+//! | any setting | [`Builder`], whose defaults are in [`config`] |
+//!
+//! A service:
+//!
+//! ```no_run
+//! #[tokio::main]
+//! async fn main() {
+//!     let _guard = pollwatch::init(); // report written when dropped
+//!     // ... run the service ...
+//! }
+//! ```
+//!
+//! A runtime built by hand, with a future whose polls are measured in any build. The stall
+//! is in the report (and a WARN event), with the line that blocked:
+//!
+//! ```
+//! use std::time::Duration;
+//! use pollwatch::Watch;
+//!
+//! let dir = std::env::temp_dir().join("pollwatch-doc-example");
+//! let mut runtime = tokio::runtime::Builder::new_current_thread();
+//! let guard = pollwatch::Builder::new()
+//!     .threshold(Duration::from_millis(10))
+//!     .report_dir(&dir)
+//!     .runtime(runtime.enable_all());
+//! runtime.build()?.block_on(
+//!     async { std::thread::sleep(Duration::from_millis(50)) }.watched(),
+//! );
+//! guard.handle().flush();
+//! let report = guard.handle().report();
+//! assert_eq!(report.totals.slow_polls, 1);
+//! let written = guard.finish()?; // report.json, report.txt, report.hlog
+//! assert!(written.text.exists());
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Composed into a subscriber of your own (filter the output layers, not the registry, or
+//! the filter hides tokio's TRACE task spans from pollwatch):
+//!
+//! ```no_run
+//! use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+//!
+//! let (layer, handle) = pollwatch::Builder::new().build();
+//! tracing_subscriber::registry()
+//!     .with(fmt::layer().with_filter(EnvFilter::from_default_env()))
+//!     .with(layer)
+//!     .init();
+//! // later, from any thread:
+//! let report: pollwatch::Report = handle.report();
+//! handle.write_report("target/pollwatch")?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Features
+//!
+//! - `console`: [`init()`] also serves the tokio-console feed (console-subscriber's
+//!   `ConsoleLayer`), and each site that stalled is a `BlockingSite` resource in it.
+//! - `prometheus`: [`init()`] and [`runtime()`] also serve `/metrics`; [`Handle`] can register
+//!   the same metrics into your own `prometheus_client` registry.
+//!
+//! The guide (setup, reports and the `pollwatch` command, tokio-console, Prometheus, tests,
+//! configuration, how it works, limitations) is the `docs/` folder of the repository.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -8,7 +89,7 @@
 
 // Foundations: settings, threads, diagnostics, errors, what a task span says.
 mod background;
-mod config;
+pub mod config;
 mod diagnostics;
 mod error;
 mod task;
@@ -47,35 +128,46 @@ mod init;
 // Tests that fail when they block the runtime: `#[pollwatch::test]` and its guard.
 pub mod testing;
 
+/// Every Rust block in the README and the guide's pages, compiled and run as a doctest.
+#[cfg(doctest)]
+mod guide {
+    #[doc = include_str!("../../../README.md")]
+    mod readme {}
+    #[doc = include_str!("../../../docs/setup.md")]
+    mod setup {}
+    #[doc = include_str!("../../../docs/reports.md")]
+    mod reports {}
+    #[doc = include_str!("../../../docs/harm.md")]
+    mod harm {}
+    #[doc = include_str!("../../../docs/testing.md")]
+    mod testing {}
+    #[doc = include_str!("../../../docs/console.md")]
+    mod console {}
+    #[doc = include_str!("../../../docs/prometheus.md")]
+    mod prometheus {}
+    #[doc = include_str!("../../../docs/configuration.md")]
+    mod configuration {}
+    #[doc = include_str!("../../../docs/how-it-works.md")]
+    mod how_it_works {}
+    #[doc = include_str!("../../../docs/poll-sources.md")]
+    mod poll_sources {}
+    #[doc = include_str!("../../../docs/limitations.md")]
+    mod limitations {}
+}
+
 #[doc(hidden)]
 pub mod test_support;
 
-pub use builder::{Builder, PollWatch};
-pub use config::{
-    ConfigError, DEFAULT_FLUSH_EVERY, DEFAULT_LOG_FILTER, DEFAULT_LOG_INTERVAL,
-    DEFAULT_LOG_MAX_BYTES, DEFAULT_MAX_SITES, DEFAULT_NAMES_PER_LOCATION, DEFAULT_REPORT_DIR,
-    DEFAULT_SETUP_CHECK_AFTER, DEFAULT_STALL_WARNINGS_PER_MINUTE, DEFAULT_THRESHOLD, DEFAULT_TICK,
-    ENV_BACKTRACE, ENV_MAX_SITES, ENV_REPORT_DIR, ENV_SIGNAL, ENV_THRESHOLD, MAX_SITES_LIMIT,
-    MIN_LOG_INTERVAL, MIN_TICK, TARGET, TEXT_REPORT_TOP_SITES,
-};
-#[cfg(feature = "console")]
-#[cfg_attr(docsrs, doc(cfg(feature = "console")))]
-pub use config::{DEFAULT_CONSOLE_BIND, ENV_CONSOLE_BIND};
-#[cfg(feature = "prometheus")]
-#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
-pub use config::{DEFAULT_METRICS_ADDR, ENV_METRICS_ADDR};
+pub use builder::Builder;
 pub use error::InitError;
 pub use guard::Guard;
 pub use handle::Handle;
-#[cfg(tokio_unstable)]
-#[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
-pub use init::hooks;
 pub use init::{init, runtime, try_init};
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
-pub use metrics::{MetricsServer, POLL_DURATION_BUCKETS};
+pub use metrics::MetricsServer;
 pub use pollwatch_macros::test;
 pub use pollwatch_report as report;
 pub use pollwatch_report::Report;
 pub use source::layer::PollWatchLayer;
-pub use source::watched::{spawn, spawn_named, Watch, Watched};
+pub use source::watched::{spawn, Watch, Watched};

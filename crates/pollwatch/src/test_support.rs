@@ -1,7 +1,22 @@
 //! Internals that pollwatch's own integration tests and benchmarks measure. Not part of the
 //! public API: hidden from the docs and free to change in any release.
 
+use crate::builder::Builder;
 use crate::handle::Handle;
+
+/// pollwatch with `builder`'s settings, fed by no source yet (watched futures feed it: it is
+/// the current one): no subscriber, no report files kept, no guard.
+pub fn start(builder: Builder) -> Handle {
+    builder.build_handle()
+}
+
+/// Feeds `handle` from `runtime`'s stable worker hooks, in any build: the source
+/// `pollwatch::runtime` chooses without `--cfg tokio_unstable`, for tests of it in a build
+/// with the flag.
+#[track_caller]
+pub fn worker_hooks(handle: &Handle, runtime: &mut tokio::runtime::Builder) {
+    crate::source::workers::attach(handle.state(), runtime, std::panic::Location::caller());
+}
 
 /// The watchdog thread's OS thread id (0 before it has started or where unknown), for
 /// measuring the watchdog's own CPU use.

@@ -11,7 +11,7 @@ mod support;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use pollwatch::{PollWatch, Report};
+use pollwatch::{Builder, Report};
 use support::Watched;
 
 const THRESHOLD: Duration = Duration::from_millis(10);
@@ -87,7 +87,7 @@ fn quick_thread(watched: &Watched) -> (mpsc::Sender<()>, std::thread::JoinHandle
 fn threads_that_exit_after_a_stall_leave_one_stall_each_and_no_slot() {
     // A long tick: everything below happens between two of the watchdog's looks.
     let watched = Watched::new_with(
-        PollWatch::builder()
+        Builder::new()
             .threshold(THRESHOLD)
             .tick(Duration::from_millis(100)),
     );

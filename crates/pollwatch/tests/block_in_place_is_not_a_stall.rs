@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use pollwatch::PollWatch;
+use pollwatch::Builder;
 use support::{Captured, Watched};
 
 const THRESHOLD: Duration = Duration::from_millis(20);
@@ -18,7 +18,7 @@ const BLOCK: Duration = Duration::from_millis(150);
 /// final report and the WARN events about this file's tasks.
 fn run_in_task(blocking: impl FnOnce() + Send + 'static) -> (pollwatch::Report, Vec<String>) {
     let output = Captured::default();
-    let watched = Watched::with_output(PollWatch::builder().threshold(THRESHOLD), &output);
+    let watched = Watched::with_output(Builder::new().threshold(THRESHOLD), &output);
     let rt = watched.runtime(2);
     watched.scope(|| rt.block_on(async { tokio::spawn(async move { blocking() }).await.unwrap() }));
     drop(rt);

@@ -9,14 +9,14 @@ mod support;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use pollwatch::PollWatch;
+use pollwatch::Builder;
 use support::{Captured, Watched};
 
 const THRESHOLD: Duration = Duration::from_millis(20);
 
 #[test]
 fn every_worker_and_the_block_on_thread_stuck_are_all_caught_while_stuck() {
-    let watched = Watched::new_with(PollWatch::builder().threshold(THRESHOLD));
+    let watched = Watched::new_with(Builder::new().threshold(THRESHOLD));
     let rt = watched.runtime(2);
     let block = Duration::from_millis(200);
     // Both workers and the block_on thread block at the same time.
@@ -61,7 +61,7 @@ fn every_worker_and_the_block_on_thread_stuck_are_all_caught_while_stuck() {
 
 #[test]
 fn two_runtimes_in_one_process_are_both_watched() {
-    let watched = Watched::new_with(PollWatch::builder().threshold(THRESHOLD));
+    let watched = Watched::new_with(Builder::new().threshold(THRESHOLD));
     let first = watched.runtime(1);
     let second = watched.runtime(1);
     let block = Duration::from_millis(100);
@@ -79,7 +79,7 @@ fn two_runtimes_in_one_process_are_both_watched() {
 
 #[test]
 fn a_long_stall_is_looked_at_again_and_an_unfinished_one_is_still_reported() {
-    let watched = Watched::new_with(PollWatch::builder().threshold(THRESHOLD));
+    let watched = Watched::new_with(Builder::new().threshold(THRESHOLD));
     let rt = watched.runtime(1);
     let release = Arc::new(Barrier::new(2));
     let in_task = release.clone();
@@ -116,11 +116,7 @@ fn a_long_stall_is_looked_at_again_and_an_unfinished_one_is_still_reported() {
 
 #[test]
 fn without_proc_or_signals_a_stall_still_has_task_site_and_duration() {
-    let watched = Watched::new_with(
-        PollWatch::builder()
-            .threshold(THRESHOLD)
-            .inspect_threads(false),
-    );
+    let watched = Watched::new_with(Builder::new().threshold(THRESHOLD).inspect_threads(false));
     let rt = watched.runtime(1);
     watched.scope(|| {
         rt.block_on(async {
@@ -145,7 +141,7 @@ fn without_proc_or_signals_a_stall_still_has_task_site_and_duration() {
 
 #[test]
 fn with_backtraces_off_the_thread_state_is_still_read() {
-    let watched = Watched::new_with(PollWatch::builder().threshold(THRESHOLD).backtraces(false));
+    let watched = Watched::new_with(Builder::new().threshold(THRESHOLD).backtraces(false));
     let rt = watched.runtime(1);
     watched.scope(|| {
         rt.block_on(async {
@@ -168,7 +164,7 @@ fn with_backtraces_off_the_thread_state_is_still_read() {
 fn warnings_are_rate_limited_per_site_but_every_stall_is_counted() {
     let output = Captured::default();
     let watched = Watched::with_output(
-        PollWatch::builder()
+        Builder::new()
             .threshold(THRESHOLD)
             .stall_warnings_per_minute(2),
         &output,
@@ -206,7 +202,7 @@ fn warnings_are_rate_limited_per_site_but_every_stall_is_counted() {
 #[test]
 fn the_innermost_span_inside_the_task_is_named() {
     let output = Captured::default();
-    let watched = Watched::with_output(PollWatch::builder().threshold(THRESHOLD), &output);
+    let watched = Watched::with_output(Builder::new().threshold(THRESHOLD), &output);
     let rt = watched.runtime(1);
     watched.scope(|| {
         rt.block_on(async {
@@ -242,7 +238,7 @@ fn a_stall_followed_by_other_polls_keeps_its_exact_duration() {
     // other tasks, so the watchdog can only estimate the end. The report has the poll's own
     // measurement instead.
     let watched = Watched::new_with(
-        PollWatch::builder()
+        Builder::new()
             .threshold(Duration::from_millis(10))
             .tick(Duration::from_millis(25)),
     );

@@ -15,7 +15,7 @@ use tracing_subscriber::Layer;
 #[test]
 fn composes_with_fmt_and_console_layers_and_warns_through_fmt() {
     let (console, _server) = console_subscriber::ConsoleLayer::builder().build();
-    let (layer, handle) = pollwatch::PollWatch::builder()
+    let (layer, handle) = pollwatch::Builder::new()
         .threshold(Duration::from_millis(20))
         .build();
     let output = Captured::default();

@@ -16,7 +16,7 @@ use std::time::Duration;
 use console_api::field::Value;
 use console_api::instrument::instrument_client::InstrumentClient;
 use console_api::instrument::InstrumentRequest;
-use pollwatch::PollWatch;
+use pollwatch::Builder;
 use support::Watched;
 use tracing::Dispatch;
 use tracing_subscriber::layer::SubscriberExt;
@@ -30,7 +30,7 @@ const THIS_FILE: &str = "console_feed_shows_blocking_sites.rs";
 #[test]
 fn console_feed_shows_the_blocking_task_and_its_blocking_site() {
     let addr = free_local_addr();
-    let builder = PollWatch::builder()
+    let builder = Builder::new()
         .threshold(Duration::from_millis(20))
         .console_addr(addr);
     let console = builder.console_layer().expect("console layer");

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use pollwatch::PollWatch;
+use pollwatch::Builder;
 use support::Watched;
 
 const THRESHOLD: Duration = Duration::from_millis(10);
@@ -28,7 +28,7 @@ const WORK: Duration = Duration::from_micros(200);
 
 fn watched() -> Watched {
     Watched::new_with(
-        PollWatch::builder()
+        Builder::new()
             .threshold(THRESHOLD)
             .tick(Duration::from_millis(1)),
     )

@@ -8,14 +8,14 @@ mod support;
 use std::io::Read;
 use std::time::Duration;
 
-use pollwatch::PollWatch;
+use pollwatch::Builder;
 use support::Watched;
 
 const THRESHOLD: Duration = Duration::from_millis(20);
 const BLOCK: Duration = Duration::from_millis(150);
 
 fn watched() -> Watched {
-    Watched::new_with(PollWatch::builder().threshold(THRESHOLD))
+    Watched::new_with(Builder::new().threshold(THRESHOLD))
 }
 
 /// Evaluates a blocking call and returns the line it is on, for checking the call site.

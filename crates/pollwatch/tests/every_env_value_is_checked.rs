@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
-use pollwatch::{InitError, PollWatch};
+use pollwatch::{Builder, InitError};
 
 /// Every variable pollwatch reads, with the features this build has.
 const VARIABLES: &[&str] = &[
@@ -110,17 +110,17 @@ fn accepted(variable: &str, value: &str) -> bool {
 fn read_env(
     variable: &str,
     value: &OsString,
-) -> Result<pollwatch::Builder, pollwatch::ConfigError> {
+) -> Result<pollwatch::Builder, pollwatch::config::ConfigError> {
     for v in VARIABLES {
         std::env::remove_var(v);
     }
     std::env::set_var(variable, value);
-    catch_unwind(AssertUnwindSafe(|| PollWatch::builder().with_default_env()))
+    catch_unwind(AssertUnwindSafe(|| Builder::new().with_default_env()))
         .unwrap_or_else(|_| panic!("{variable}={value:?}: reading the environment panicked"))
 }
 
 /// The error names `variable`, and shows `value` as pollwatch read it, cut at 100 characters.
-fn check_error(e: &pollwatch::ConfigError, variable: &str, value: &OsString) {
+fn check_error(e: &pollwatch::config::ConfigError, variable: &str, value: &OsString) {
     let text = e.to_string();
     let shown = match value.to_str() {
         Some(s) => s.trim().to_owned(),
@@ -161,7 +161,7 @@ fn try_init_fails(variable: &str, value: &str) {
 /// `try_init` from the environment with the outputs this build cannot start here turned off
 /// (the console feed needs `--cfg tokio_unstable`) and `/metrics` on a free port.
 fn try_init_here() -> Result<pollwatch::Guard, InitError> {
-    let builder = PollWatch::builder().with_default_env()?;
+    let builder = Builder::new().with_default_env()?;
     #[cfg(feature = "console")]
     let builder = builder.console(false);
     #[cfg(feature = "prometheus")]
@@ -237,7 +237,9 @@ fn every_value_of_every_variable_is_an_error_naming_it_or_usable() {
     ] {
         std::env::set_var("POLLWATCH_REPORT_DIR", &unusable);
         match try_init_here() {
-            Err(InitError::ReportDir(e)) => assert!(e.contains("POLLWATCH_REPORT_DIR"), "{e}"),
+            Err(e @ InitError::ReportDir { .. }) => {
+                assert!(e.to_string().contains("POLLWATCH_REPORT_DIR"), "{e}")
+            }
             Err(e) => panic!("{}: the wrong error: {e}", unusable.display()),
             Ok(_) => panic!("{}: installed", unusable.display()),
         }

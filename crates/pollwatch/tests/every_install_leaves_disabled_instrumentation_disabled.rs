@@ -129,20 +129,20 @@ fn child(path: &str) {
         "init" => Some(pollwatch::init()),
         "try_init" => Some(pollwatch::try_init().expect("try_init")),
         "builder_init" => Some(
-            pollwatch::PollWatch::builder()
+            pollwatch::Builder::new()
                 .with_default_env()
                 .expect("the environment")
                 .init(),
         ),
         "builder_try_init" => Some(
-            pollwatch::PollWatch::builder()
+            pollwatch::Builder::new()
                 .with_default_env()
                 .expect("the environment")
                 .try_init()
                 .expect("try_init"),
         ),
         "build_into_own_registry" => {
-            let (layer, handle) = pollwatch::PollWatch::builder().build();
+            let (layer, handle) = pollwatch::Builder::new().build();
             tracing_subscriber::registry()
                 .with(own_logs())
                 .with(layer)

@@ -10,7 +10,7 @@ use std::time::Duration;
 fn a_registry_wide_filter_that_hides_task_spans_is_explained() {
     use tracing_subscriber::layer::SubscriberExt;
 
-    let (layer, handle) = pollwatch::PollWatch::builder()
+    let (layer, handle) = pollwatch::Builder::new()
         .setup_check_after(Duration::from_millis(100))
         .tick(Duration::from_millis(5))
         .build();
@@ -82,7 +82,7 @@ fn a_build_without_tokio_unstable_is_explained_and_nothing_breaks() {
 #[test]
 fn watched_futures_need_no_task_spans_so_nothing_is_explained() {
     let watched = support::Watched::new_with(
-        pollwatch::PollWatch::builder().setup_check_after(Duration::from_millis(100)),
+        pollwatch::Builder::new().setup_check_after(Duration::from_millis(100)),
     );
     let rt = watched.runtime(2);
     let mut polls = 0;
@@ -111,7 +111,7 @@ fn watched_futures_need_no_task_spans_so_nothing_is_explained() {
 /// pollwatch alone in a registry (no filter), with tasks spawned until its setup check ran.
 fn unfiltered_until_checked() -> support::Watched {
     let watched = support::Watched::new_with(
-        pollwatch::PollWatch::builder().setup_check_after(Duration::from_millis(100)),
+        pollwatch::Builder::new().setup_check_after(Duration::from_millis(100)),
     );
     let rt = watched.runtime(2);
     watched.scope(|| {

@@ -1,6 +1,7 @@
-//! The README's example of a test that blocks, and its failure message: the README shows the
+//! The guide's example of a test that blocks (`docs/testing.md`), and its failure message: the
+//! guide shows the
 //! message this test fails with (but for durations and task ids, which vary from run to run).
-//! Print it with `cargo test -p pollwatch --test readme_example_fails_as_shown -- --nocapture`.
+//! Print it with `cargo test -p pollwatch --test guide_example_fails_as_shown -- --nocapture`.
 //! Runs in both builds; without `--cfg tokio_unstable` the stall is the worker's, and its
 //! `in:` line names the worker site instead, so that line is compared in the default build only.
 
@@ -36,7 +37,7 @@ fn masked(text: &str) -> String {
 }
 
 #[test]
-fn the_readme_shows_the_example_s_failure() {
+fn the_guide_shows_the_example_s_failure() {
     // On a thread named like the example, as the test harness runs it.
     let payload = std::thread::Builder::new()
         .name("refreshing_the_cache_never_blocks".to_owned())
@@ -46,14 +47,14 @@ fn the_readme_shows_the_example_s_failure() {
         .expect_err("the example fails");
     let message = payload.downcast_ref::<String>().unwrap();
     println!("{message}");
-    let readme = masked(include_str!("../../../README.md"));
+    let guide = masked(include_str!("../../../docs/testing.md"));
     for line in masked(message).lines() {
         if line.trim_start().starts_with("in: ") && !cfg!(tokio_unstable) {
             continue;
         }
         assert!(
-            readme.lines().any(|l| l == line),
-            "the README lacks this line of the failure message (paste it from this test's \
+            guide.lines().any(|l| l == line),
+            "docs/testing.md lacks this line of the failure message (paste it from this test's \
              output):\n{line}\n\nthe message:\n{message}"
         );
     }

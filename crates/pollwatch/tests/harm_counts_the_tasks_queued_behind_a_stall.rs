@@ -7,7 +7,7 @@ mod support;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use pollwatch::PollWatch;
+use pollwatch::Builder;
 use support::consistent;
 
 /// Long enough that the queue is full by the first look, even when the workers that block
@@ -43,7 +43,7 @@ fn assert_delay(harm: &pollwatch_report::Harm, tasks: f64, stall: &pollwatch_rep
 /// only worker cannot reach while a watched future holds it.
 #[test]
 fn tasks_in_the_global_queue_behind_a_stall_are_its_harm() {
-    let handle = PollWatch::builder().threshold(THRESHOLD).build_watched();
+    let handle = pollwatch::test_support::start(Builder::new().threshold(THRESHOLD));
     let rt = one_worker();
     let (blocking_tx, blocking) = mpsc::channel();
     let watched = handle.watch(async move {
@@ -113,7 +113,7 @@ fn tasks_in_the_global_queue_behind_a_stall_are_its_harm() {
 /// worker stands in front of a quarter of it (the others take the rest).
 #[test]
 fn a_held_worker_stands_in_front_of_its_share_of_the_global_queue() {
-    let handle = PollWatch::builder().threshold(THRESHOLD).build_watched();
+    let handle = pollwatch::test_support::start(Builder::new().threshold(THRESHOLD));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()

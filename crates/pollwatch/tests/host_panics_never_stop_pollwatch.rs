@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use pollwatch::{Handle, PollWatch, Report};
+use pollwatch::{Builder, Handle, Report};
 use tracing::{Dispatch, Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
@@ -53,7 +53,7 @@ fn stalls_under<L>(layer: L, handle_out: Option<&OnceLock<Handle>>) -> Report
 where
     L: Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
 {
-    let (pollwatch, handle) = PollWatch::builder().threshold(THRESHOLD).build();
+    let (pollwatch, handle) = Builder::new().threshold(THRESHOLD).build();
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer).with(pollwatch));
     if let Some(out) = handle_out {
         let _ = out.set(handle.clone());

@@ -9,7 +9,7 @@ use support::http;
 #[test]
 fn init_serves_metrics_until_the_guard_is_dropped() {
     let report_dir = std::env::temp_dir().join(format!("pollwatch-metrics-{}", std::process::id()));
-    let builder = pollwatch::PollWatch::builder()
+    let builder = pollwatch::Builder::new()
         .report_dir(&report_dir)
         .metrics_addr("127.0.0.1:0".parse().unwrap());
     // This test is about /metrics alone: no tokio-console feed when that feature is on too.

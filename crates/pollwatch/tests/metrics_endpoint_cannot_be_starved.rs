@@ -61,7 +61,7 @@ mod large_response {
         // buffers hold (loopback's take several). Names are sites of their own here (letters:
         // a name's digits would fold into one site; names use up to 3/4 of the table).
         let watched = Watched::new_with(
-            pollwatch::PollWatch::builder()
+            pollwatch::Builder::new()
                 .threshold(Duration::from_millis(20))
                 .max_sites(400)
                 .names_per_location(200),

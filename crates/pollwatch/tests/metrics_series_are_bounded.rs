@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use pollwatch::PollWatch;
+use pollwatch::Builder;
 use support::{letters, spawn_named, Watched};
 
 const SITES: usize = 1_000;
@@ -29,7 +29,7 @@ fn series<'a>(text: &'a str, family: &str) -> Vec<(&'a str, f64)> {
 #[test]
 fn a_thousand_sites_make_a_hundred_series_and_one_other() {
     let watched = Watched::new_with(
-        PollWatch::builder()
+        Builder::new()
             .threshold(Duration::from_millis(50))
             .max_sites(2 * SITES)
             .names_per_location(SITES),

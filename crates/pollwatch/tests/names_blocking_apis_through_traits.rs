@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use pollwatch::PollWatch;
+use pollwatch::Builder;
 use support::Watched;
 
 const THRESHOLD: Duration = Duration::from_millis(20);
@@ -32,7 +32,7 @@ macro_rules! blocking_at_line {
 /// Runs `blocking` in one task and returns its one stall, after checking that the stall's
 /// call site is the line `blocking` reported.
 fn stall_of(blocking: impl FnOnce() -> u32 + Send + 'static) -> pollwatch_report::Stall {
-    let watched = Watched::new_with(PollWatch::builder().threshold(THRESHOLD));
+    let watched = Watched::new_with(Builder::new().threshold(THRESHOLD));
     let rt = watched.runtime(2);
     let line = watched
         .scope(|| rt.block_on(async { tokio::spawn(async move { blocking() }).await.unwrap() }));

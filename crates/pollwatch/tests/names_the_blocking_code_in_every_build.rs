@@ -11,7 +11,7 @@ mod support;
 
 use std::time::Duration;
 
-use pollwatch::PollWatch;
+use pollwatch::Builder;
 use support::{binary_has_line_tables, Captured, Watched};
 
 const THRESHOLD: Duration = Duration::from_millis(20);
@@ -37,7 +37,7 @@ impl Drop for FlushOnDrop {
 }
 
 fn watched(output: &Captured) -> Watched {
-    Watched::with_output(PollWatch::builder().threshold(THRESHOLD), output)
+    Watched::with_output(Builder::new().threshold(THRESHOLD), output)
 }
 
 /// The one stall of tasks spawned in this file.

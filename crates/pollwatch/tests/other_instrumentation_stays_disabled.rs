@@ -37,7 +37,7 @@ fn instrumentation_the_output_filters_out_stays_disabled() {
     assert_eq!(alone, [false, false, false, true, true]);
     drop(without);
 
-    let (layer, handle) = pollwatch::PollWatch::builder().build();
+    let (layer, handle) = pollwatch::Builder::new().build();
     let with = Dispatch::new(
         tracing_subscriber::registry()
             .with(output(LevelFilter::INFO))
@@ -80,7 +80,7 @@ fn instrumentation_the_output_filters_out_stays_disabled() {
     drop(with);
 
     // A layer that wants everything still gets everything.
-    let (layer, handle) = pollwatch::PollWatch::builder().build();
+    let (layer, handle) = pollwatch::Builder::new().build();
     let verbose = Dispatch::new(
         tracing_subscriber::registry()
             .with(output(LevelFilter::TRACE))

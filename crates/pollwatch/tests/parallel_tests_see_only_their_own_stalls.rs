@@ -1,21 +1,21 @@
-//! Tests running at once in one process each have their own watch: one test's stall never
+//! Tests running at once in one process each have their own check: one test's stall never
 //! fails another, whether it blocks in a task, in a watched future or in `pollwatch::spawn`,
 //! and no global subscriber is installed. Runs in both builds.
 
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use pollwatch::testing::{Held, TestWatch};
+use pollwatch::testing::{Check, Held};
 use pollwatch::Watch;
 
 const THRESHOLD: Duration = Duration::from_millis(40);
 const BLOCK: Duration = Duration::from_millis(150);
 const FILE: &str = "parallel_tests_see_only_their_own_stalls.rs";
 
-/// One test: its own watch and runtime, started with the others, blocking or not; returns
-/// what its watch would fail for, and the blocking line.
+/// One test: its own check and runtime, started with the others, blocking or not; returns
+/// what its check would fail for, and the blocking line.
 fn one_test(index: usize, blocks: bool, start: &Barrier) -> (Vec<Held>, u32) {
-    let watch = TestWatch::builder().threshold(THRESHOLD).build();
+    let check = Check::new().threshold(THRESHOLD);
     let mut builder = if index % 2 == 0 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -23,9 +23,9 @@ fn one_test(index: usize, blocks: bool, start: &Barrier) -> (Vec<Held>, u32) {
         builder.worker_threads(1);
         builder
     };
-    let rt = watch.runtime(builder.enable_all()).build().unwrap();
+    let rt = check.runtime(builder.enable_all()).build().unwrap();
     start.wait();
-    let line = watch.block_on(&rt, async move {
+    let line = check.block_on(&rt, async move {
         let line = if blocks {
             pollwatch::spawn(async {
                 std::thread::sleep(BLOCK);
@@ -48,7 +48,7 @@ fn one_test(index: usize, blocks: bool, start: &Barrier) -> (Vec<Held>, u32) {
         line
     });
     drop(rt);
-    (watch.stalls(), line)
+    (check.stalls(), line)
 }
 
 #[test]

@@ -14,13 +14,11 @@ fn init_rejects_a_bad_threshold_naming_the_variable() {
 
     std::env::set_var("POLLWATCH_THRESHOLD", "15ms");
     std::env::set_var("POLLWATCH_MAX_SITES", "lots");
-    let err = pollwatch::PollWatch::builder()
-        .with_default_env()
-        .unwrap_err();
+    let err = pollwatch::Builder::new().with_default_env().unwrap_err();
     assert_eq!(err.variable(), "POLLWATCH_MAX_SITES");
 
     std::env::remove_var("POLLWATCH_MAX_SITES");
-    let builder = pollwatch::PollWatch::builder().with_default_env().unwrap();
+    let builder = pollwatch::Builder::new().with_default_env().unwrap();
     let (_layer, handle): (pollwatch::PollWatchLayer, _) = builder.build();
     assert_eq!(handle.threshold(), std::time::Duration::from_millis(15));
 }

@@ -9,7 +9,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pollwatch::PollWatch;
+use pollwatch::Builder;
 use pollwatch_report::{hlog, json, Report};
 use support::{site_named, spawn_named, Watched};
 
@@ -64,7 +64,7 @@ fn count(log: &hlog::Log, site: Option<&str>) -> u64 {
 fn the_interval_log_counts_every_poll_once() {
     let dir = temp_dir("live-log");
     let watched = Watched::new_with(
-        PollWatch::builder()
+        Builder::new()
             .report_dir(&dir)
             .log_interval(Duration::from_millis(20)),
     );
@@ -108,7 +108,7 @@ fn the_interval_log_counts_every_poll_once() {
 fn reports_are_rewritten_while_running() {
     let dir = temp_dir("flush");
     let watched = Watched::new_with(
-        PollWatch::builder()
+        Builder::new()
             .report_dir(&dir)
             .flush_every(Duration::from_millis(50))
             .log_interval(Duration::from_millis(20)),
@@ -150,7 +150,7 @@ fn write_report_works_any_number_of_times_anywhere() {
     let live = temp_dir("again-live");
     let elsewhere = temp_dir("again-elsewhere");
     let watched = Watched::new_with(
-        PollWatch::builder()
+        Builder::new()
             .report_dir(&live)
             .log_interval(Duration::from_millis(20)),
     );
@@ -201,7 +201,7 @@ fn an_unwritable_report_dir_is_diagnosed_and_counted() {
     let blocker = temp_dir("not-a-dir");
     std::fs::write(&blocker, b"a file where the report directory should be").unwrap();
     let watched = Watched::new_with(
-        PollWatch::builder()
+        Builder::new()
             .report_dir(blocker.join("reports"))
             .log_interval(Duration::from_millis(10)),
     );
@@ -236,7 +236,7 @@ fn an_unwritable_report_dir_is_diagnosed_and_counted() {
 fn a_full_interval_log_rolls_over_and_keeps_its_timing() {
     let dir = temp_dir("roll-over");
     let watched = Watched::new_with(
-        PollWatch::builder()
+        Builder::new()
             .report_dir(&dir)
             .log_interval(Duration::from_millis(10))
             .log_max_bytes(4096),

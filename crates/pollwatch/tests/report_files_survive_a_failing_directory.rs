@@ -14,7 +14,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pollwatch::PollWatch;
+use pollwatch::Builder;
 use pollwatch_report::hlog;
 use support::{site_named, spawn_named, Watched};
 
@@ -28,7 +28,7 @@ fn temp_dir(name: &str) -> PathBuf {
 /// pollwatch writing its live files into `dir`, every 20 ms.
 fn watched(dir: &Path, log_max_bytes: u64) -> Watched {
     Watched::new_with(
-        PollWatch::builder()
+        Builder::new()
             .report_dir(dir)
             .log_interval(Duration::from_millis(20))
             .flush_every(Duration::from_millis(20))

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use pollwatch::PollWatch;
+use pollwatch::Builder;
 
 #[test]
 fn a_program_without_a_runtime_gets_an_empty_report() {
@@ -15,7 +15,7 @@ fn a_program_without_a_runtime_gets_an_empty_report() {
     std::env::set_var("POLLWATCH_REPORT_DIR", &dir);
     std::env::set_var("POLLWATCH_METRICS_ADDR", "127.0.0.1:0");
     std::env::set_var("TOKIO_CONSOLE_BIND", "127.0.0.1:0");
-    let guard = PollWatch::builder()
+    let guard = Builder::new()
         .with_default_env()
         .unwrap()
         .setup_check_after(Duration::from_millis(20))

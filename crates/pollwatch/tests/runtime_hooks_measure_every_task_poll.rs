@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use pollwatch::{Handle, PollWatch, Report};
+use pollwatch::{Builder, Handle, Report};
 use tracing_subscriber::layer::SubscriberExt;
 
 const THRESHOLD: Duration = Duration::from_millis(20);
@@ -18,7 +18,7 @@ const TASKS: u64 = 10;
 fn runtime_with(handle: &Handle) -> tokio::runtime::Runtime {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(2).enable_all();
-    handle.add_runtime_hooks(&mut builder);
+    handle.runtime(&mut builder);
     builder.build().unwrap()
 }
 
@@ -55,13 +55,18 @@ fn the_hooks_alone_count_every_poll_and_catch_a_stall() {
     // No subscriber anywhere: the thread's default is `NoSubscriber`.
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(2).enable_all();
-    let handle = PollWatch::builder()
+    let dir = std::env::temp_dir().join(format!("pollwatch-hooks-{}", std::process::id()));
+    // What `pollwatch::runtime` does, with a threshold and a report directory of the test's.
+    let guard = Builder::new()
         .threshold(THRESHOLD)
-        .build_hooks(&mut builder);
+        .report_dir(&dir)
+        .runtime(&mut builder);
+    let handle = guard.handle().clone();
     let rt = builder.build().unwrap();
     let line = rt.block_on(workload());
     drop(rt);
-    handle.shutdown();
+    guard.finish().expect("the report is written");
+    let _ = std::fs::remove_dir_all(&dir);
     let report = support::consistent(handle.report());
 
     let sites = sites_here(&report);
@@ -84,7 +89,7 @@ fn the_hooks_alone_count_every_poll_and_catch_a_stall() {
 
 #[test]
 fn hooks_beside_the_layer_count_each_poll_once_at_the_named_site() {
-    let (layer, handle) = PollWatch::builder().threshold(THRESHOLD).build();
+    let (layer, handle) = Builder::new().threshold(THRESHOLD).build();
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     let rt = runtime_with(&handle);
     tracing::dispatcher::with_default(&dispatch, || rt.block_on(workload()));

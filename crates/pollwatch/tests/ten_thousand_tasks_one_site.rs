@@ -32,7 +32,7 @@ fn ten_thousand_tasks_from_one_spawn_site_make_one_site() {
 
 #[test]
 fn sites_beyond_the_bound_share_the_overflow_site_and_are_counted() {
-    let (layer, handle) = pollwatch::PollWatch::builder().max_sites(2).build();
+    let (layer, handle) = pollwatch::Builder::new().max_sites(2).build();
     let watched = Watched {
         dispatch: tracing::Dispatch::new(tracing_subscriber::layer::SubscriberExt::with(
             tracing_subscriber::registry(),

@@ -1,25 +1,25 @@
-//! `pollwatch::testing::watch()` guards a test that builds its own runtime: attached to the
+//! `Check::new()` guards a test that builds its own runtime: attached to the
 //! runtime's builder, it lists what blocked a thread past the threshold, asserts on it, and
 //! asserts when dropped unasserted. Every test here runs in both builds.
 
 use std::time::Duration;
 
-use pollwatch::testing::{Held, TestWatch};
+use pollwatch::testing::{Check, Held};
 
-const FILE: &str = "testing_watch_guards_a_self_built_runtime.rs";
+const FILE: &str = "testing_check_guards_a_self_built_runtime.rs";
 const BLOCK: Duration = Duration::from_millis(150);
 
-/// A two-worker runtime watched by `watch`.
-fn runtime(watch: &TestWatch) -> tokio::runtime::Runtime {
+/// A two-worker runtime checked by `check`.
+fn runtime(check: &Check) -> tokio::runtime::Runtime {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(2).enable_all();
-    watch.runtime(&mut builder).build().unwrap()
+    check.runtime(&mut builder).build().unwrap()
 }
 
-/// Runs a task that sleeps for `BLOCK` on a runtime `watch` watches; returns the line.
-fn block_in_a_task(watch: &TestWatch) -> u32 {
-    let rt = runtime(watch);
-    let line = watch.block_on(&rt, async {
+/// Runs a task that sleeps for `BLOCK` on a runtime `check` checks; returns the line.
+fn block_in_a_task(check: &Check) -> u32 {
+    let rt = runtime(check);
+    let line = check.block_on(&rt, async {
         tokio::spawn(async {
             std::thread::sleep(BLOCK);
             line!() - 1
@@ -44,9 +44,9 @@ fn panic_message(f: impl FnOnce()) -> String {
 
 #[test]
 fn a_runtime_that_never_blocks_has_no_stalls() {
-    let watch = pollwatch::testing::watch();
-    let rt = runtime(&watch);
-    watch.block_on(&rt, async {
+    let check = Check::new();
+    let rt = runtime(&check);
+    check.block_on(&rt, async {
         let tasks: Vec<_> = (0..8)
             .map(|_| tokio::spawn(async { tokio::time::sleep(Duration::from_millis(2)).await }))
             .collect();
@@ -55,15 +55,15 @@ fn a_runtime_that_never_blocks_has_no_stalls() {
         }
     });
     drop(rt);
-    assert_eq!(watch.stalls(), vec![]);
-    watch.assert_no_stalls();
+    assert_eq!(check.stalls(), vec![]);
+    check.assert_no_stalls();
 }
 
 #[test]
 fn a_task_that_blocks_is_listed_with_its_call_site_api_cause_and_fix() {
-    let watch = pollwatch::testing::watch();
-    let line = block_in_a_task(&watch);
-    let stalls = watch.stalls();
+    let check = Check::new();
+    let line = block_in_a_task(&check);
+    let stalls = check.stalls();
     assert_eq!(stalls.len(), 1, "{stalls:#?}");
     let Held::Stall(stall) = &stalls[0] else {
         panic!("caught while it ran: {stalls:#?}");
@@ -74,7 +74,7 @@ fn a_task_that_blocks_is_listed_with_its_call_site_api_cause_and_fix() {
     );
     assert_eq!(stall.blocking_call.as_deref(), Some("std::thread::sleep"));
     assert_eq!(stall.cause, "sleep");
-    let message = panic_message(move || watch.assert_no_stalls());
+    let message = panic_message(move || check.assert_no_stalls());
     // What a failing test prints (the README shows it).
     println!("{message}");
     for part in [
@@ -88,26 +88,24 @@ fn a_task_that_blocks_is_listed_with_its_call_site_api_cause_and_fix() {
 
 #[test]
 fn an_allowed_stall_is_counted_not_failed() {
-    let watch = TestWatch::builder().allow(FILE).build();
-    block_in_a_task(&watch);
-    assert_eq!(watch.stalls(), vec![]);
-    watch.assert_no_stalls();
+    let check = Check::new().allow(FILE);
+    block_in_a_task(&check);
+    assert_eq!(check.stalls(), vec![]);
+    check.assert_no_stalls();
 }
 
 #[test]
 fn a_raised_threshold_lets_the_same_task_pass() {
-    let watch = TestWatch::builder()
-        .threshold(Duration::from_secs(1))
-        .build();
-    block_in_a_task(&watch);
-    watch.assert_no_stalls();
+    let check = Check::new().threshold(Duration::from_secs(1));
+    block_in_a_task(&check);
+    check.assert_no_stalls();
 }
 
 #[test]
-fn a_watch_dropped_unasserted_asserts() {
+fn a_check_dropped_unasserted_asserts() {
     let message = panic_message(|| {
-        let watch = pollwatch::testing::watch();
-        block_in_a_task(&watch);
+        let check = Check::new();
+        block_in_a_task(&check);
     });
     assert!(message.contains("std::thread::sleep [sleep]"), "{message}");
 }

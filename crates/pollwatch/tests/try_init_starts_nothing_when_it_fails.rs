@@ -6,7 +6,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 
-use pollwatch::{InitError, PollWatch};
+use pollwatch::{Builder, InitError};
 
 /// The names of this process's threads that belong to pollwatch or console-subscriber.
 fn background_threads() -> Vec<String> {
@@ -30,7 +30,7 @@ fn a_failed_try_init_leaves_nothing_running_and_a_later_one_installs() {
     let not_a_dir = dir.with_extension("file");
     std::fs::write(&not_a_dir, b"").unwrap();
     let builder = || {
-        PollWatch::builder()
+        Builder::new()
             .report_dir(&dir)
             .console_addr(free())
             .metrics_addr(free())
@@ -46,14 +46,22 @@ fn a_failed_try_init_leaves_nothing_running_and_a_later_one_installs() {
     ];
     for (what, attempt) in cases {
         match attempt.try_init() {
-            Err(InitError::Console(e)) if what == "console" => {
-                assert!(e.contains(&taken_addr.to_string()), "{e}")
+            // Typed: the address or directory, and the operating system's error as the source.
+            Err(InitError::ConsoleAddr { addr, source }) if what == "console" => {
+                assert_eq!(addr, taken_addr);
+                assert_eq!(source.kind(), std::io::ErrorKind::AddrInUse);
             }
-            Err(InitError::Metrics(e)) if what == "metrics" => {
-                assert!(e.contains(&taken_addr.to_string()), "{e}")
+            Err(InitError::MetricsAddr { addr, source }) if what == "metrics" => {
+                assert_eq!(addr, taken_addr);
+                assert_eq!(source.kind(), std::io::ErrorKind::AddrInUse);
             }
-            Err(InitError::ReportDir(e)) if what == "report dir" => {
-                assert!(e.contains("POLLWATCH_REPORT_DIR"), "{e}")
+            Err(e @ InitError::ReportDir { .. }) if what == "report dir" => {
+                assert!(e.to_string().contains("POLLWATCH_REPORT_DIR"), "{e}");
+                let InitError::ReportDir { dir, .. } = &e else {
+                    unreachable!()
+                };
+                assert_eq!(dir, &not_a_dir.join("reports"));
+                assert!(std::error::Error::source(&e).is_some(), "{e:?}");
             }
             Err(e) => panic!("{what}: the wrong error: {e}"),
             Ok(_) => panic!("{what}: installed although it cannot start"),

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use pollwatch::{PollWatch, Watch};
+use pollwatch::{Builder, Watch};
 use support::{consistent, site_at, site_named};
 
 const THRESHOLD: Duration = Duration::from_millis(20);
@@ -25,7 +25,7 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 
 /// A pollwatch fed by watched futures alone (no layer, no hooks), now the current one.
 fn pollwatch() -> pollwatch::Handle {
-    PollWatch::builder().threshold(THRESHOLD).build_watched()
+    pollwatch::test_support::start(Builder::new().threshold(THRESHOLD))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -137,7 +137,7 @@ fn every_poll_of_every_watched_future_is_counted_once() {
         // Named sites: digit runs fold, so these are one site.
         let named_at = line!() + 2;
         let named: Vec<_> = (0..FUTURES)
-            .map(|i| pollwatch::spawn_named(&format!("job-{i}"), polled(POLLS)))
+            .map(|i| tokio::spawn(polled(POLLS).watched_named(&format!("job-{i}"))))
             .collect();
         for task in tasks.into_iter().chain(named) {
             task.await.unwrap();

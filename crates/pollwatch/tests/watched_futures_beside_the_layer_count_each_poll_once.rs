@@ -42,7 +42,8 @@ fn counted_once(with_hooks: bool) {
     let handle = watched.handle.clone();
     let rt = watched.runtime_with(2, |runtime| {
         if with_hooks {
-            handle.add_runtime_hooks(runtime);
+            // The task hooks, in this build.
+            handle.runtime(runtime);
         }
     });
     let block_on_at = line!() + 2;

@@ -2,7 +2,7 @@
 //! measured by none, not even by a pollwatch built while it runs. No `cfg` gate: CI runs this
 //! in the stable build. (A binary of its own: no other test here builds a pollwatch first.)
 
-use pollwatch::{PollWatch, Watch};
+use pollwatch::{Builder, Watch};
 
 #[test]
 fn a_future_watched_before_any_pollwatch_runs_and_records_nothing() {
@@ -18,7 +18,7 @@ fn a_future_watched_before_any_pollwatch_runs_and_records_nothing() {
     let spawned = rt.block_on(async { pollwatch::spawn(async { 6 }).await.unwrap() });
     assert_eq!(spawned, 6);
 
-    let handle = PollWatch::builder().build_watched();
+    let handle = pollwatch::test_support::start(Builder::new());
     assert_eq!(rt.block_on(early), 7, "the output is the wrapped future's");
     let report = handle.report();
     assert!(

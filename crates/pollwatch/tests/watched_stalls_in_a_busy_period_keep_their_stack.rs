@@ -10,7 +10,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pollwatch::PollWatch;
+use pollwatch::{Builder, Watch};
 use support::consistent;
 
 const FILE: &str = "watched_stalls_in_a_busy_period_keep_their_stack.rs";
@@ -59,10 +59,13 @@ fn file_read_in(dir: &Path) -> (PathBuf, Duration) {
 fn runtime(threshold: Duration) -> (tokio::runtime::Runtime, pollwatch::Handle) {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(2).enable_all();
-    let handle = PollWatch::builder()
-        .threshold(threshold)
-        .tick(Duration::from_millis(1))
-        .build_worker_hooks(&mut builder);
+    let handle = pollwatch::test_support::start(
+        Builder::new()
+            .threshold(threshold)
+            .tick(Duration::from_millis(1)),
+    );
+    // The stable worker hooks, in either build.
+    pollwatch::test_support::worker_hooks(&handle, &mut builder);
     let runtime = builder.build().unwrap();
     let metrics = runtime.metrics();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -77,10 +80,13 @@ fn runtime(threshold: Duration) -> (tokio::runtime::Runtime, pollwatch::Handle) 
 /// task's poll, so the poll ends as soon as the read returns) and the read's line.
 async fn read_in_watched_task(path: &Path) -> (Vec<u8>, u32) {
     let path = path.to_owned();
-    pollwatch::spawn_named("read", async move {
-        let (data, line) = blocking_at_line!(std::fs::read(&path).unwrap());
-        (data, line)
-    })
+    tokio::spawn(
+        async move {
+            let (data, line) = blocking_at_line!(std::fs::read(&path).unwrap());
+            (data, line)
+        }
+        .watched_named("read"),
+    )
     .await
     .unwrap()
 }
@@ -100,9 +106,10 @@ fn every_stall_of_a_watched_future_in_a_busy_period_names_its_blocking_line() {
             let (data, line) = read_in_watched_task(&big).await;
             assert!(!data.is_empty());
             read_lines.push(line);
-            let slept = pollwatch::spawn_named("sleep", async move {
-                blocking_at_line!(std::thread::sleep(10 * threshold)).1
-            });
+            let slept = tokio::spawn(
+                async move { blocking_at_line!(std::thread::sleep(10 * threshold)).1 }
+                    .watched_named("sleep"),
+            );
             slept_lines.push(slept.await.unwrap());
         }
         (read_lines, slept_lines)

@@ -19,7 +19,7 @@ use std::time::Duration;
 use clap::builder::RangedU64ValueParser;
 use clap::{Parser, ValueEnum};
 use pollwatch::report::write::WrittenFiles;
-use pollwatch::PollWatch;
+use pollwatch::Builder;
 use pollwatch_demo::load::{self, LoadConfig, LoadSummary};
 use pollwatch_demo::routes::cpu::Hashing;
 use pollwatch_demo::routes::fs::DataFile;
@@ -181,7 +181,7 @@ fn start_pollwatch(
     args: &Args,
     runtime: &mut tokio::runtime::Builder,
 ) -> Result<pollwatch::Guard, String> {
-    let mut builder = PollWatch::builder()
+    let mut builder = Builder::new()
         .report_dir(DEFAULT_REPORT_DIR)
         // The blocking client retries a read a signal interrupted (see `client.rs`), so its
         // stalls on a socket with a timeout may be signalled for their stack too.
@@ -189,7 +189,10 @@ fn start_pollwatch(
         .with_default_env()
         .map_err(|e| format!("bad pollwatch configuration: {e}"))?
         .console(args.console)
-        .metrics(args.metrics.is_some() || std::env::var_os(pollwatch::ENV_METRICS_ADDR).is_some());
+        .metrics(
+            args.metrics.is_some()
+                || std::env::var_os(pollwatch::config::ENV_METRICS_ADDR).is_some(),
+        );
     if let Some(addr) = args.metrics {
         builder = builder.metrics_addr(addr);
     }
@@ -277,8 +280,8 @@ fn print_setup(
         println!(
             "tokio-console: feed on http://{}; attach with `tokio-console` (press `r` for the \
              BlockingSite resources)",
-            std::env::var(pollwatch::ENV_CONSOLE_BIND)
-                .unwrap_or_else(|_| pollwatch::DEFAULT_CONSOLE_BIND.to_owned())
+            std::env::var(pollwatch::config::ENV_CONSOLE_BIND)
+                .unwrap_or_else(|_| pollwatch::config::DEFAULT_CONSOLE_BIND.to_owned())
         );
     }
 }

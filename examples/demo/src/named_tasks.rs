@@ -7,12 +7,13 @@ use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
+use pollwatch::Watch;
 use tokio::task::JoinHandle;
 
 /// Set by `--stable`: spawn named tasks as watched futures even where tokio can name them.
 static WATCHED: AtomicBool = AtomicBool::new(false);
 
-/// Spawns every later named task as a pollwatch watched future (`pollwatch::spawn_named`).
+/// Spawns every later named task as a pollwatch watched future (`.watched_named(name)`).
 pub fn spawn_watched(on: bool) {
     WATCHED.store(on, Relaxed);
 }
@@ -33,5 +34,5 @@ where
     if !spawns_watched() {
         return tokio::task::Builder::new().name(name).spawn(future);
     }
-    Ok(pollwatch::spawn_named(name, future))
+    Ok(tokio::spawn(future.watched_named(name)))
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
-use pollwatch::PollWatch;
+use pollwatch::Builder;
 use pollwatch_demo::client;
 use pollwatch_demo::watch_routes::watch_routes;
 
@@ -14,7 +14,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[test]
 fn each_route_is_a_site_named_by_its_template_with_its_own_polls_and_stalls() {
-    let handle = PollWatch::builder().threshold(THRESHOLD).build_watched();
+    let handle = pollwatch::test_support::start(Builder::new().threshold(THRESHOLD));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -1,6 +1,7 @@
-//! Configuration: every setting, its documented default and bounds, the `POLLWATCH_*`
-//! variables that set it, and [`ConfigError`]. The [`crate::Builder`] is a thin shell over
-//! [`Config`]; nothing here starts a thread or touches the runtime.
+//! Defaults, bounds and environment variables: every setting of [`crate::Builder`] has its
+//! default here, and [`crate::Builder::with_default_env`] (which [`crate::init`] and
+//! [`crate::runtime`] call) reads the `ENV_*` variables. A variable that is set but invalid is
+//! a [`ConfigError`] naming it.
 
 #[cfg(feature = "console")]
 mod console;
@@ -13,9 +14,10 @@ use std::time::Duration;
 
 #[cfg(feature = "console")]
 pub(crate) use console::ConsoleConfig;
-#[cfg(feature = "console")]
+#[cfg(all(feature = "console", test))]
 pub(crate) use console::ENV_RECORD_PATH;
 #[cfg(feature = "console")]
+#[cfg_attr(docsrs, doc(cfg(feature = "console")))]
 pub use console::{DEFAULT_CONSOLE_BIND, ENV_CONSOLE_BIND};
 #[cfg(test)]
 pub(crate) use env::test_env;
@@ -24,7 +26,8 @@ use env::{env_text, Lookup};
 #[cfg(feature = "prometheus")]
 pub(crate) use metrics::MetricsConfig;
 #[cfg(feature = "prometheus")]
-pub use metrics::{DEFAULT_METRICS_ADDR, ENV_METRICS_ADDR};
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub use metrics::{DEFAULT_METRICS_ADDR, ENV_METRICS_ADDR, POLL_DURATION_BUCKETS};
 
 /// The target of every event and span pollwatch emits (filter on it to route pollwatch's
 /// warnings).

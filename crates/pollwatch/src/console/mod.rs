@@ -34,7 +34,7 @@ use tracing_subscriber::filter::FilterFn;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use crate::config::{Config, ConsoleConfig, ENV_CONSOLE_BIND, ENV_RECORD_PATH};
+use crate::config::{Config, ConsoleConfig};
 use crate::error::InitError;
 
 pub(crate) use resources::Resources;
@@ -155,20 +155,13 @@ fn console_filter(meta: &tracing::Metadata<'_>) -> bool {
 fn check_serving(config: &ConsoleConfig) -> Result<(), InitError> {
     if !cfg!(tokio_unstable) {
         // console-subscriber would panic in `build()`.
-        return Err(InitError::Console(
-            "tokio-console needs a build with `--cfg tokio_unstable` (RUSTFLAGS or \
-             .cargo/config.toml `[build] rustflags`)"
-                .to_owned(),
-        ));
+        return Err(InitError::ConsoleNeedsTokioUnstable);
     }
     std::net::TcpListener::bind(config.addr)
         .map(drop)
-        .map_err(|e| {
-            InitError::Console(format!(
-                "cannot serve the console feed on {} ({e}); set {ENV_CONSOLE_BIND} to a free \
-                 address",
-                config.addr
-            ))
+        .map_err(|source| InitError::ConsoleAddr {
+            addr: config.addr,
+            source,
         })?;
     config
         .record_path
@@ -184,18 +177,16 @@ fn check_record_path(path: &std::path::Path) -> Result<(), InitError> {
         .create(true)
         .open(path)
         .map(drop)
-        .map_err(|e| {
-            InitError::Console(format!(
-                "cannot write the console recording to {} ({e}); set {ENV_RECORD_PATH} to a \
-                 writable file",
-                path.display()
-            ))
+        .map_err(|source| InitError::ConsoleRecording {
+            path: path.to_owned(),
+            source,
         })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{ENV_CONSOLE_BIND, ENV_RECORD_PATH};
 
     #[test]
     fn a_recording_file_that_cannot_be_created_is_an_init_error_not_a_panic() {

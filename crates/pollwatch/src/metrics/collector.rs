@@ -35,6 +35,7 @@ use prometheus_client::registry::Unit;
 
 use pollwatch_report::Dropped;
 
+use crate::config::POLL_DURATION_BUCKETS;
 use crate::poll::recorder::{fold_index, SiteTotals, FOLDED};
 use crate::poll::thread::ThreadSlot;
 use crate::poll::PollPath;
@@ -42,13 +43,6 @@ use crate::sites::SiteId;
 use crate::snapshot;
 use crate::stall::book::EndedStalls;
 use crate::state::State;
-
-/// The upper bounds (`le`) of the poll-duration histogram's buckets, in seconds; `+Inf` follows.
-/// (The poll path's `FOLD_BOUNDS_NS` are the same bounds in nanoseconds.)
-pub const POLL_DURATION_BUCKETS: [f64; 17] = [
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0, 10.0,
-];
 
 const NS_PER_SECOND: f64 = 1e9;
 

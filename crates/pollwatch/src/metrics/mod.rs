@@ -14,7 +14,7 @@
 //! ```
 //! use prometheus_client::registry::Registry;
 //!
-//! let (layer, handle): (pollwatch::PollWatchLayer, _) = pollwatch::PollWatch::builder().build();
+//! let (layer, handle): (pollwatch::PollWatchLayer, _) = pollwatch::Builder::new().build();
 //! let mut registry = Registry::default();
 //! handle.register_metrics(&mut registry);
 //! let mut text = String::new();
@@ -26,7 +26,7 @@
 //!
 //! **The metrics** (names, types, units and labels in `dashboards/README.md`):
 //! `pollwatch_poll_duration_seconds` (histogram by `site`, bounds
-//! [`POLL_DURATION_BUCKETS`]), `pollwatch_slow_polls_total`, `pollwatch_stalls_total` (by `site`
+//! [`POLL_DURATION_BUCKETS`](crate::config::POLL_DURATION_BUCKETS)), `pollwatch_slow_polls_total`, `pollwatch_stalls_total` (by `site`
 //! and `cause`), `pollwatch_stall_held_seconds_total`, `pollwatch_stall_delay_task_seconds_total`,
 //! `pollwatch_call_site_stalls_total`,
 //! `pollwatch_dropped_events_total` (by `kind`), and the gauges `pollwatch_workers_stalled`,
@@ -49,11 +49,10 @@ use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
 
-use crate::config::{Config, ENV_METRICS_ADDR};
+use crate::config::Config;
 use crate::error::InitError;
 use crate::state::State;
 
-pub use collector::POLL_DURATION_BUCKETS;
 pub use server::MetricsServer;
 pub(crate) use server::{HEAD_TIMEOUT, MAX_CONNECTIONS, MAX_HEAD_BYTES, RESPONSE_TIMEOUT};
 
@@ -95,5 +94,8 @@ pub(crate) fn serve(config: &Config, state: &Arc<State>) -> Result<Option<Server
     }
     start(state, config.metrics.addr)
         .map(Some)
-        .map_err(|e| InitError::Metrics(format!("{e}; set {ENV_METRICS_ADDR} to a free address")))
+        .map_err(|source| InitError::MetricsAddr {
+            addr: config.metrics.addr,
+            source,
+        })
 }

@@ -30,7 +30,7 @@ use crate::state::State;
 use crate::task::{is_task_span, TaskFields, TASK_TARGET};
 
 /// The layer that measures every poll of every tokio task. Build it with
-/// [`crate::PollWatch::builder`] and add it to a `tracing_subscriber::registry()`.
+/// [`crate::Builder::build`] and add it to a `tracing_subscriber::registry()`.
 ///
 /// It observes the `runtime.spawn` spans tokio opens around every poll when built with
 /// `--cfg tokio_unstable` and its `tracing` feature, and ignores every other span. It never

@@ -17,6 +17,11 @@
 //! [`current`] is the pollwatch watched futures feed when not given one; [`location_cache`]
 //! finds the site of a `&'static Location` without the site table's lock.
 
+use std::panic::Location;
+use std::sync::Arc;
+
+use crate::state::State;
+
 pub(crate) mod current;
 pub(crate) mod location_cache;
 #[cfg(tokio_unstable)]
@@ -25,3 +30,20 @@ pub(crate) mod layer;
 mod task_table;
 pub(crate) mod watched;
 pub(crate) mod workers;
+
+/// Feeds `state` from `runtime`'s hooks, the best source the build allows: the task hooks
+/// (every task's polls) under `--cfg tokio_unstable`, the stable worker hooks (a worker asleep
+/// in a blocking call) otherwise. `location` is the call's, the worker site's location.
+pub(crate) fn attach_runtime(
+    state: &Arc<State>,
+    runtime: &mut tokio::runtime::Builder,
+    location: &'static Location<'static>,
+) {
+    #[cfg(tokio_unstable)]
+    {
+        let _ = location;
+        hooks::attach(state, runtime);
+    }
+    #[cfg(not(tokio_unstable))]
+    workers::attach(state, runtime, location);
+}

@@ -2,9 +2,8 @@
 //! wraps, in any build: no `--cfg tokio_unstable`, no tracing feature, no subscriber.
 //!
 //! What it sees: every poll of a future wrapped with [`Watch::watched`] (or spawned with
-//! [`spawn`] / [`spawn_named`], or wrapped by [`Handle::watch`](crate::Handle::watch)), with
-//! its site: the location of that call (`#[track_caller]`), and a name for the `_named`
-//! variants. What it misses: every future that is not wrapped, and drops.
+//! [`spawn`], or wrapped by [`Handle::watch`](crate::Handle::watch)), with its site: the
+//! location of that call (`#[track_caller]`), and a name for [`Watch::watched_named`]. What it misses: every future that is not wrapped, and drops.
 //!
 //! Which pollwatch it feeds: the one given ([`Handle::watch`](crate::Handle::watch)), or the
 //! current one ([`crate::source::current`]), resolved once when the wrapper is created. With
@@ -171,19 +170,10 @@ pub trait Watch: Future + Sized {
 impl<F: Future> Watch for F {}
 
 /// `tokio::spawn`s `future`, its polls measured at the site of this call: works in a build
-/// without `--cfg tokio_unstable`. Panics like `tokio::spawn` outside a runtime.
+/// without `--cfg tokio_unstable`. Panics like `tokio::spawn` outside a runtime. For a named
+/// site, spawn `future.watched_named(name)` with `tokio::spawn`.
 #[track_caller]
 pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    spawn_named("", future)
-}
-
-/// Like [`spawn`], the site named `name` (as [`Watch::watched_named`] names it).
-#[track_caller]
-pub fn spawn_named<F>(name: &str, future: F) -> tokio::task::JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -192,7 +182,7 @@ where
         future,
         current::get(),
         Location::caller(),
-        name,
+        "",
         Spawned::Yes,
     ))
 }

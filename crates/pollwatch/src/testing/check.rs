@@ -1,9 +1,9 @@
-//! [`TestWatch`], the guard that watches one test, and its [`Builder`].
+//! [`Check`], the guard that checks one test.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Weak;
+use std::sync::{OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,27 +14,49 @@ use crate::state::State;
 use crate::testing::held::{self, Held, Verdict};
 use crate::testing::runtime::{self, Flavor};
 
-/// Configures a [`TestWatch`]: `TestWatch::builder()`, or [`crate::testing::watch`] for the
-/// defaults.
-#[derive(Clone, Debug)]
-#[must_use = "a Builder does nothing until `build` or `run` is called"]
-pub struct Builder {
+/// Checks one test: the polls of the runtimes it is given and of the futures it watches,
+/// measured by a pollwatch of its own, and fails the test when one held its thread past the
+/// threshold. What `#[pollwatch::test]` uses; for a test that builds its own runtime.
+///
+/// Its settings ([`threshold`](Self::threshold), [`allow`](Self::allow)) are given first:
+/// the check starts (pollwatch's watchdog and reporter threads, for this check alone) at its
+/// first [`runtime`](Self::runtime), [`watch`](Self::watch) or [`block_on`](Self::block_on).
+/// It is never the process-wide current pollwatch, so tests running at once never feed each
+/// other.
+///
+/// Dropped without [`assert_no_stalls`](Self::assert_no_stalls) or
+/// [`stalls`](Self::stalls), it asserts then, unless the thread is already panicking (a
+/// failing test is not failed twice).
+#[derive(Debug)]
+#[must_use = "a Check checks nothing until given a runtime or a future, and asserts when dropped"]
+pub struct Check {
     threshold: Duration,
     allow: Vec<String>,
+    handle: OnceLock<Handle>,
+    /// Whether the verdict was given or taken: the drop gives it otherwise.
+    judged: AtomicBool,
 }
 
-impl Default for Builder {
+impl Default for Check {
     fn default() -> Self {
         Self {
             threshold: DEFAULT_THRESHOLD,
             allow: Vec::new(),
+            handle: OnceLock::new(),
+            judged: AtomicBool::new(false),
         }
     }
 }
 
-impl Builder {
+impl Check {
+    /// A check with the defaults: a threshold of [`DEFAULT_THRESHOLD`] (10 ms), nothing
+    /// allowed.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// A poll that holds its thread for longer than this fails the test. Default
-    /// [`DEFAULT_THRESHOLD`] (10 ms).
+    /// [`DEFAULT_THRESHOLD`] (10 ms). Set it before the check starts.
     pub fn threshold(mut self, threshold: Duration) -> Self {
         self.threshold = threshold;
         self
@@ -48,68 +70,40 @@ impl Builder {
         self
     }
 
-    /// Starts watching: pollwatch's watchdog and reporter threads, for this watch alone (it is
-    /// never the process-wide current pollwatch, so tests running at once never feed each
-    /// other). Nothing is watched until [`TestWatch::runtime`] or [`TestWatch::watch`].
-    pub fn build(self) -> TestWatch {
-        // The watchdog looks four times per threshold, so that a short stall is caught while
-        // it runs, with its call site.
-        let tick = (self.threshold / 4).max(MIN_TICK);
-        let handle = crate::builder::PollWatch::builder()
-            .threshold(self.threshold)
-            .tick(tick)
-            .write_while_running(false)
-            .build_unlisted();
-        TestWatch {
-            handle,
-            allow: self.allow,
-            judged: AtomicBool::new(false),
-        }
-    }
-
-    /// What `#[pollwatch::test]` expands to: builds a runtime of `flavor` with this watch on
+    /// What `#[pollwatch::test]` expands to: builds a runtime of `flavor` with this check on
     /// it, runs `body` on it, drops it, and returns `body`'s output once
-    /// [`TestWatch::assert_no_stalls`] has passed.
+    /// [`assert_no_stalls`](Self::assert_no_stalls) has passed.
     ///
     /// # Panics
     ///
-    /// When a poll held a thread past the threshold (see [`TestWatch::assert_no_stalls`]), or
-    /// the runtime cannot be built.
+    /// When a poll held a thread past the threshold (see
+    /// [`assert_no_stalls`](Self::assert_no_stalls)), or the runtime cannot be built.
+    #[doc(hidden)]
     #[track_caller]
     pub fn run<F: Future>(self, flavor: Flavor, body: F) -> F::Output {
-        let watch = self.build();
         let mut builder = flavor.builder();
-        watch.runtime(&mut builder);
+        self.runtime(&mut builder);
         let rt = builder
             .build()
             .unwrap_or_else(|e| panic!("pollwatch::test: cannot build the runtime: {e}"));
-        let output = watch.block_on(&rt, body);
+        let output = self.block_on(&rt, body);
         drop(rt);
-        watch.assert_no_stalls();
+        self.assert_no_stalls();
         output
     }
-}
 
-/// Watches one test: the polls of the runtime it is attached to and of the futures it
-/// watches, measured by a pollwatch of its own, and fails the test when one held its thread
-/// past the threshold. Built by [`crate::testing::watch`] or [`TestWatch::builder`].
-///
-/// Dropped without [`assert_no_stalls`](Self::assert_no_stalls) or
-/// [`stalls`](Self::stalls), it asserts then, unless the thread is already panicking (a
-/// failing test is not failed twice).
-#[derive(Debug)]
-#[must_use = "a TestWatch watches nothing until attached, and asserts when dropped"]
-pub struct TestWatch {
-    handle: Handle,
-    allow: Vec<String>,
-    /// Whether the verdict was given or taken: the drop gives it otherwise.
-    judged: AtomicBool,
-}
-
-impl TestWatch {
-    /// A builder with the defaults: a threshold of [`DEFAULT_THRESHOLD`], nothing allowed.
-    pub fn builder() -> Builder {
-        Builder::default()
+    /// This check's pollwatch, started at the first call.
+    fn started(&self) -> &Handle {
+        self.handle.get_or_init(|| {
+            // The watchdog looks four times per threshold, so that a short stall is caught
+            // while it runs, with its call site.
+            let tick = (self.threshold / 4).max(MIN_TICK);
+            crate::builder::Builder::new()
+                .threshold(self.threshold)
+                .tick(tick)
+                .write_while_running(false)
+                .build_unlisted()
+        })
     }
 
     /// Watches the runtime `runtime` builds: with `--cfg tokio_unstable` every task's polls
@@ -117,26 +111,27 @@ impl TestWatch {
     /// without it, the workers (the stable worker hooks: `on_thread_park`,
     /// `on_thread_unpark`, `on_thread_stop`), a worker asleep in a blocking call past the
     /// threshold. Also sets `on_thread_start`, so that what the runtime's threads wrap with
-    /// `.watched()` or `pollwatch::spawn` feeds this watch. tokio keeps one callback per hook:
+    /// `.watched()` or `pollwatch::spawn` feeds this check. tokio keeps one callback per hook:
     /// these replace any set before. No tracing subscriber is needed or installed.
     #[track_caller]
     pub fn runtime<'b>(
         &self,
         runtime: &'b mut tokio::runtime::Builder,
     ) -> &'b mut tokio::runtime::Builder {
-        runtime::attach(&self.handle, runtime, std::panic::Location::caller());
+        runtime::attach(self.started(), runtime, std::panic::Location::caller());
         runtime
     }
 
     /// `future`, each of its polls measured at the site of this call (in any build), and
-    /// what it wraps with `.watched()` or `pollwatch::spawn` while polled fed to this watch.
+    /// what it wraps with `.watched()` or `pollwatch::spawn` while polled fed to this check.
     /// Wrap the test's body in it: `block_on` runs its future on the calling thread, where
     /// no runtime hook sees it.
     #[track_caller]
-    pub fn watch<F: Future>(&self, future: F) -> Watching<F> {
+    pub fn watch<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+        let handle = self.started();
         Watching {
-            inner: self.handle.watch(future),
-            state: std::sync::Arc::downgrade(self.handle.state()),
+            inner: handle.watch(future),
+            state: std::sync::Arc::downgrade(handle.state()),
         }
     }
 
@@ -153,7 +148,7 @@ impl TestWatch {
     /// Stops watching (pollwatch's threads finish describing what they caught) and returns
     /// the polls that held a thread past the threshold and are not allowed: what
     /// [`assert_no_stalls`](Self::assert_no_stalls) fails for. Polls after this are not
-    /// judged, and the watch no longer asserts when dropped: the caller has the verdict.
+    /// judged, and the check no longer asserts when dropped: the caller has the verdict.
     pub fn stalls(&self) -> Vec<Held> {
         self.judged.store(true, Relaxed);
         self.verdict().failing
@@ -171,15 +166,16 @@ impl TestWatch {
         self.judge();
     }
 
-    /// This watch's pollwatch, for its report.
+    /// This check's pollwatch, for its report.
     pub fn handle(&self) -> &Handle {
-        &self.handle
+        self.started()
     }
 
     /// The verdict, once every pending stall and slow poll is reported.
     fn verdict(&self) -> Verdict {
-        self.handle.shutdown();
-        held::judge(&self.handle.report(), &self.allow)
+        let handle = self.started();
+        handle.shutdown();
+        held::judge(&handle.report(), &self.allow)
     }
 
     /// Gives the verdict: panics when a poll fails the test.
@@ -193,7 +189,7 @@ impl TestWatch {
     }
 }
 
-impl Drop for TestWatch {
+impl Drop for Check {
     fn drop(&mut self) {
         if !self.judged.load(Relaxed) && !std::thread::panicking() {
             self.judge();
@@ -202,9 +198,9 @@ impl Drop for TestWatch {
 }
 
 pin_project_lite::pin_project! {
-    /// A future a [`TestWatch`] watches: [`TestWatch::watch`].
+    /// A future a [`Check`] watches: [`Check::watch`].
     #[must_use = "futures do nothing unless awaited or polled"]
-    pub struct Watching<F> {
+    pub(crate) struct Watching<F> {
         #[pin]
         inner: Watched<F>,
         state: Weak<State>,

@@ -1,5 +1,5 @@
 //! Tests that fail when they block the runtime: [`#[pollwatch::test]`](crate::test) and
-//! [`watch`].
+//! [`Check`].
 //!
 //! `#[pollwatch::test]` is a drop-in for `#[tokio::test]` (the same `flavor` and
 //! `worker_threads`) that runs the test with pollwatch watching and fails it when any poll
@@ -20,17 +20,17 @@
 //! }
 //! ```
 //!
-//! A test that builds its own runtime uses the guard, [`watch`]:
+//! A test that builds its own runtime uses the guard, [`Check`]:
 //!
 //! ```
-//! let watch = pollwatch::testing::watch();
+//! let check = pollwatch::testing::Check::new();
 //! let mut builder = tokio::runtime::Builder::new_multi_thread();
-//! let runtime = watch.runtime(builder.enable_all()).build()?;
-//! watch.block_on(&runtime, async {
+//! let runtime = check.runtime(builder.enable_all()).build()?;
+//! check.block_on(&runtime, async {
 //!     tokio::spawn(async { /* the code under test */ }).await.unwrap();
 //! });
 //! drop(runtime);
-//! watch.assert_no_stalls();
+//! check.assert_no_stalls();
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
@@ -43,16 +43,11 @@
 //! written: each test has a pollwatch of its own, so tests running at once in one process
 //! never see each other's stalls.
 
+mod check;
 mod held;
 mod runtime;
-mod watch;
 
+pub use check::Check;
 pub use held::Held;
+#[doc(hidden)]
 pub use runtime::Flavor;
-pub use watch::{Builder, TestWatch, Watching};
-
-/// A [`TestWatch`] with the defaults: a 10 ms threshold, nothing allowed
-/// ([`TestWatch::builder`] sets them).
-pub fn watch() -> TestWatch {
-    TestWatch::builder().build()
-}

@@ -43,25 +43,15 @@ impl Flavor {
     }
 }
 
-/// Feeds `handle` from `runtime`'s task hooks (`--cfg tokio_unstable`): every task's polls.
-#[cfg(tokio_unstable)]
-pub(crate) fn attach(
-    handle: &Handle,
-    runtime: &mut tokio::runtime::Builder,
-    _location: &'static Location<'static>,
-) {
-    handle.add_runtime_hooks(runtime);
-    own_current(handle.state(), runtime);
-}
-
-/// Feeds `handle` from `runtime`'s stable worker hooks: a worker asleep in a blocking call.
-#[cfg(not(tokio_unstable))]
+/// Feeds `handle` from `runtime`'s hooks, the ones the build allows (the task hooks under
+/// `--cfg tokio_unstable`, the stable worker hooks otherwise), and makes it the current
+/// pollwatch of the runtime's threads.
 pub(crate) fn attach(
     handle: &Handle,
     runtime: &mut tokio::runtime::Builder,
     location: &'static Location<'static>,
 ) {
-    crate::source::workers::attach(handle.state(), runtime, location);
+    crate::source::attach_runtime(handle.state(), runtime, location);
     own_current(handle.state(), runtime);
 }
 

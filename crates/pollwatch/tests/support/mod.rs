@@ -7,7 +7,7 @@ pub mod http;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pollwatch::{Handle, PollWatch, Report};
+use pollwatch::{Builder, Handle, Report};
 use pollwatch_report::SiteReport;
 use tracing::Dispatch;
 use tracing_subscriber::layer::SubscriberExt;
@@ -21,7 +21,7 @@ pub struct Watched {
 impl Watched {
     /// pollwatch alone in a registry, with `threshold`.
     pub fn new(threshold: Duration) -> Self {
-        Self::new_with(PollWatch::builder().threshold(threshold))
+        Self::new_with(Builder::new().threshold(threshold))
     }
 
     /// pollwatch alone in a registry, built by `builder`.
