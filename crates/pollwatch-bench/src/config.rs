@@ -143,7 +143,7 @@ impl Config {
                 pollwatch::test_support::worker_hooks(&workers, &mut builder);
                 handle = Some(workers);
             }
-            Config::Floor => crate::floor::attach(&mut builder),
+            Config::Floor => crate::floor::set_hooks(&mut builder),
             Config::TokioMetrics => spawner = Spawner::Monitored(tokio_metrics::TaskMonitor::new()),
             _ => {}
         }

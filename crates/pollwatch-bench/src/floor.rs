@@ -11,7 +11,7 @@ thread_local! {
 }
 
 /// Sets `runtime`'s before/after task poll hooks to time every poll.
-pub fn attach(runtime: &mut tokio::runtime::Builder) {
+pub fn set_hooks(runtime: &mut tokio::runtime::Builder) {
     let clock = quanta::Clock::new();
     let end_clock = clock.clone();
     runtime

@@ -1,6 +1,7 @@
 //! `pollwatch diff BEFORE AFTER`: per-site changes in poll counts and percentiles, new and
 //! vanished sites, new and fixed blocking call sites, and gates that fail on a regression.
 
+use crate::table::plural;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -362,15 +363,6 @@ fn check_gate(
             out.push('\n');
         }
         true
-    }
-}
-
-/// `1 stall`, `2 stalls`.
-fn plural(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("{n} {noun}")
-    } else {
-        format!("{n} {noun}s")
     }
 }
 

@@ -106,8 +106,8 @@ fn stalls(out: &mut String, report: &Report, groups: &[CallSiteGroup], by: By) {
     };
     let _ = writeln!(
         out,
-        "stalls by blocking call site ({total} stalls; {} call sites listed{order}):",
-        groups.len()
+        "stalls by blocking call site ({total} stalls; {} listed{order}):",
+        crate::table::plural(groups.len() as u64, "call site")
     );
     for g in groups {
         let call = g

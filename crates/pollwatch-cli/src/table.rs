@@ -71,6 +71,15 @@ impl Table {
     }
 }
 
+/// `1 poll`, `2 polls`: `n` and `noun`, plural unless `n` is 1.
+pub(crate) fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

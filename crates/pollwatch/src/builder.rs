@@ -309,22 +309,22 @@ impl Builder {
     #[must_use = "dropping the guard immediately writes the report and stops reporting"]
     pub fn runtime(self, runtime: &mut tokio::runtime::Builder) -> Guard {
         let location = std::panic::Location::caller();
-        self.attached(|handle| {
-            crate::source::attach_runtime(handle.state(), runtime, location);
+        self.installed_with(|handle| {
+            crate::source::hook_runtime(handle.state(), runtime, location);
         })
     }
 
-    /// Starts pollwatch with the report files kept current, lets `attach` connect a source to
+    /// Starts pollwatch with the report files kept current, lets `set_source` connect a source to
     /// its handle, then starts `/metrics`: an output that cannot start is an ERROR event and
     /// a diagnostic, and pollwatch runs on without it.
-    fn attached(self, attach: impl FnOnce(&Handle)) -> Guard {
+    fn installed_with(self, set_source: impl FnOnce(&Handle)) -> Guard {
         let mut without = Vec::new();
         if let Err(e) = check_report_dir(&self.config.report_dir) {
             without.push(e.to_string());
         }
         let config = self.config.clone();
         let (_, handle) = self.write_while_running(true).start();
-        attach(&handle);
+        set_source(&handle);
         let metrics = crate::metrics::serve(&config, handle.state()).unwrap_or_else(|e| {
             without.push(e.to_string());
             None

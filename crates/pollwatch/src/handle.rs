@@ -65,7 +65,7 @@ impl Handle {
     /// ```
     #[track_caller]
     pub fn runtime(&self, runtime: &mut tokio::runtime::Builder) {
-        crate::source::attach_runtime(&self.state, runtime, std::panic::Location::caller());
+        crate::source::hook_runtime(&self.state, runtime, std::panic::Location::caller());
     }
 
     /// `future`, its polls measured by this pollwatch at the site of this call, whichever

@@ -71,6 +71,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! A test that fails when a poll blocks its thread, with the line and the fix in its message:
+//!
+//! ```
+//! #[pollwatch::test]
+//! async fn answers_without_blocking() {
+//!     tokio::task::yield_now().await;
+//! }
+//! ```
+//!
 //! # Features
 //!
 //! - `console`: [`init()`] also serves the tokio-console feed (console-subscriber's

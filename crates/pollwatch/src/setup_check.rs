@@ -100,7 +100,7 @@ impl SetupCheck {
         }
     }
 
-    /// A poll source that needs no task spans (the runtime hooks) is attached: there is
+    /// A poll source that needs no task spans (the runtime hooks) is set: there is
     /// nothing to diagnose about spans.
     pub(crate) fn source_needs_no_spans(&self) {
         self.saw_task.store(true, Relaxed);

@@ -15,7 +15,7 @@ pub fn start(builder: Builder) -> Handle {
 /// with the flag.
 #[track_caller]
 pub fn worker_hooks(handle: &Handle, runtime: &mut tokio::runtime::Builder) {
-    crate::source::workers::attach(handle.state(), runtime, std::panic::Location::caller());
+    crate::source::workers::set_hooks(handle.state(), runtime, std::panic::Location::caller());
 }
 
 /// The watchdog thread's OS thread id (0 before it has started or where unknown), for

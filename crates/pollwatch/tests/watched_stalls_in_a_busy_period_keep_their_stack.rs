@@ -23,6 +23,10 @@ const READ_TIME: Duration = Duration::from_millis(12);
 const LAST_MOMENTS: Duration = Duration::from_millis(2);
 /// The longest the watchdog waits for a thread to store its stack.
 const CAPTURE_WAIT: Duration = Duration::from_millis(50);
+/// How long each sleep lasts past the threshold: caught well before its last moments, and
+/// done well within the capture's wait however long the file's reads (and so the threshold)
+/// turn out on this machine.
+const SLEEP_PAST: Duration = Duration::from_millis(20);
 
 /// Evaluates a blocking call and returns its value and the line it is on.
 macro_rules! blocking_at_line {
@@ -107,7 +111,7 @@ fn every_stall_of_a_watched_future_in_a_busy_period_names_its_blocking_line() {
             assert!(!data.is_empty());
             read_lines.push(line);
             let slept = tokio::spawn(
-                async move { blocking_at_line!(std::thread::sleep(10 * threshold)).1 }
+                async move { blocking_at_line!(std::thread::sleep(threshold + SLEEP_PAST)).1 }
                     .watched_named("sleep"),
             );
             slept_lines.push(slept.await.unwrap());

@@ -86,12 +86,12 @@ struct Args {
     /// [default: off, unless $POLLWATCH_METRICS_ADDR is set].
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
-    /// Watch the service as a build without `--cfg tokio_unstable` must: no tracing layer,
-    /// the runtime's stable worker hooks (a worker blocked in a syscall, whatever task it
-    /// runs) and the handlers' tasks spawned as watched futures. A build without the flag
-    /// always runs this way.
+    /// Watch the service without pollwatch's tracing layer: `pollwatch::runtime` on the
+    /// service's runtime (tokio's task hooks in a build with `--cfg tokio_unstable`, the
+    /// stable worker hooks in one without) and the handlers' tasks spawned as watched
+    /// futures. A build without the flag always runs this way.
     #[arg(long)]
-    stable: bool,
+    no_layer: bool,
 }
 
 /// Which routes the load requests.
@@ -174,9 +174,9 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 /// Starts pollwatch with the builder's defaults, then the POLLWATCH_* variables, then the
-/// flags: its tracing layer, or with `--stable` (and in a build without `--cfg
-/// tokio_unstable`) a fmt subscriber for its events, the stable worker hooks on `runtime` and
-/// the handlers' tasks as watched futures.
+/// flags: its tracing layer, or with `--no-layer` (and in a build without `--cfg
+/// tokio_unstable`) a fmt subscriber for its events, `pollwatch::runtime`'s hooks on `runtime`
+/// and the handlers' tasks as watched futures.
 fn start_pollwatch(
     args: &Args,
     runtime: &mut tokio::runtime::Builder,
@@ -202,13 +202,13 @@ fn start_pollwatch(
     if let Some(dir) = &args.report_dir {
         builder = builder.report_dir(dir.clone());
     }
-    if !args.stable && cfg!(tokio_unstable) {
+    if !args.no_layer && cfg!(tokio_unstable) {
         return builder
             .try_init()
             .map_err(|e| format!("cannot start pollwatch: {e}"));
     }
     if args.console {
-        return Err("--console needs pollwatch's tracing layer: not with --stable".into());
+        return Err("--console needs pollwatch's tracing layer: not with --no-layer".into());
     }
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -1,7 +1,7 @@
 //! Spawning the demo's named tasks: with tokio's task `Builder` (names only exist under
 //! `--cfg tokio_unstable`, where pollwatch's tracing layer reads them), or as pollwatch watched
 //! futures named the same way, which need no flag: always in a build without it, and with
-//! `--stable` in one with it.
+//! `--no-layer` in one with it.
 
 use std::future::Future;
 use std::io;
@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use pollwatch::Watch;
 use tokio::task::JoinHandle;
 
-/// Set by `--stable`: spawn named tasks as watched futures even where tokio can name them.
+/// Set by `--no-layer`: spawn named tasks as watched futures even where tokio can name them.
 static WATCHED: AtomicBool = AtomicBool::new(false);
 
 /// Spawns every later named task as a pollwatch watched future (`.watched_named(name)`).

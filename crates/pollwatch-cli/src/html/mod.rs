@@ -35,15 +35,6 @@ pub(crate) fn render(report: &Report, log: Option<&hlog::Log>, title: &str) -> S
     page::document(report, log, title)
 }
 
-/// `1 poll`, `2 polls`: `n` and `noun`, plural unless `n` is 1.
-fn plural(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};

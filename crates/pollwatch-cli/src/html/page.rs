@@ -21,7 +21,8 @@ use pollwatch_report::units::format_duration_ns;
 use pollwatch_report::{Report, SiteReport};
 
 use super::escape::{path, text};
-use super::{percentiles, plural, stalls, timeline};
+use super::{percentiles, stalls, timeline};
+use crate::table::plural;
 
 /// The page's stylesheet.
 const STYLE: &str = "

@@ -11,8 +11,8 @@ use pollwatch_report::histogram::{self, Histogram};
 use pollwatch_report::units::format_duration_ns;
 use pollwatch_report::SiteReport;
 
-use super::plural;
 use super::svg::{self, Frame, LinearScale, LogScale, Scale};
+use crate::table::plural;
 
 /// The chart's size and plot area.
 const FRAME: Frame = Frame {

@@ -20,7 +20,7 @@ use pollwatch_report::units::format_duration_ns;
 use pollwatch_report::{CallSiteCount, Frame, SiteReport, Stall, StallSample};
 
 use super::escape::{path, symbol, text};
-use super::plural;
+use crate::table::plural;
 
 /// The stalls of `stalls` that belong to `site`, in report order (oldest first).
 pub(crate) fn of_site<'a>(stalls: &'a [Stall], site: &SiteReport) -> Vec<&'a Stall> {

@@ -1,6 +1,7 @@
 //! The text of `pollwatch lint`: the `clippy.toml` rules, one per blocking API however many
 //! call sites used it, then the fix for each call site, as TOML comments.
 
+use crate::table::plural;
 use std::fmt::Write as _;
 
 use pollwatch_report::call_sites::CallSiteGroup;
@@ -247,15 +248,6 @@ impl<'a> Lint<'a> {
             opt_in,
             plural(self.left_out.len() as u64, "call")
         )
-    }
-}
-
-/// `n thing` or `n things`.
-fn plural(n: u64, thing: &str) -> String {
-    if n == 1 {
-        format!("1 {thing}")
-    } else {
-        format!("{n} {thing}s")
     }
 }
 

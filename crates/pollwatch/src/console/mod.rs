@@ -186,7 +186,7 @@ fn check_record_path(path: &std::path::Path) -> Result<(), InitError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ENV_CONSOLE_BIND, ENV_RECORD_PATH};
+    use crate::config::ENV_RECORD_PATH;
 
     #[test]
     fn a_recording_file_that_cannot_be_created_is_an_init_error_not_a_panic() {
@@ -210,6 +210,9 @@ mod tests {
             Err(e) => e,
             Ok(_) => panic!("bound a taken address"),
         };
-        assert!(err.to_string().contains(ENV_CONSOLE_BIND), "{err}");
+        assert!(
+            err.to_string().contains(crate::config::ENV_CONSOLE_BIND),
+            "{err}"
+        );
     }
 }

@@ -27,7 +27,7 @@ const KIND: &str = "task";
 
 /// Sets the task spawn and poll hooks of `runtime` to feed `state`. Replaces any
 /// `on_task_spawn`, `on_before_task_poll` or `on_after_task_poll` hook set on it before.
-pub(crate) fn attach(state: &Arc<State>, runtime: &mut tokio::runtime::Builder) {
+pub(crate) fn set_hooks(state: &Arc<State>, runtime: &mut tokio::runtime::Builder) {
     state.setup.installed();
     state.setup.source_needs_no_spans();
     state.subscriber.set_fallback_to_current();

@@ -34,7 +34,7 @@ pub(crate) mod workers;
 /// Feeds `state` from `runtime`'s hooks, the best source the build allows: the task hooks
 /// (every task's polls) under `--cfg tokio_unstable`, the stable worker hooks (a worker asleep
 /// in a blocking call) otherwise. `location` is the call's, the worker site's location.
-pub(crate) fn attach_runtime(
+pub(crate) fn hook_runtime(
     state: &Arc<State>,
     runtime: &mut tokio::runtime::Builder,
     location: &'static Location<'static>,
@@ -42,8 +42,8 @@ pub(crate) fn attach_runtime(
     #[cfg(tokio_unstable)]
     {
         let _ = location;
-        hooks::attach(state, runtime);
+        hooks::set_hooks(state, runtime);
     }
     #[cfg(not(tokio_unstable))]
-    workers::attach(state, runtime, location);
+    workers::set_hooks(state, runtime, location);
 }

@@ -29,7 +29,7 @@
 //! without the worker back, or a `block_on` caller after `block_on` returned): its stack runs
 //! no tokio scheduler (`stall/on_worker.rs`).
 //!
-//! tokio's `Builder` keeps one callback per hook: attaching replaces any `on_thread_park`,
+//! tokio's `Builder` keeps one callback per hook: setting them replaces any `on_thread_park`,
 //! `on_thread_unpark` or `on_thread_stop` set before (`on_thread_start` is left alone).
 
 use std::panic::Location;
@@ -46,12 +46,12 @@ pub(crate) const KIND: &str = "worker";
 /// The name of the worker source's site: its polls are busy periods of no known task.
 pub(crate) const NAME: &str = "worker (task unknown)";
 
-/// Numbers the runtimes attached in this process, for their poll ids.
+/// Numbers the runtimes given these hooks in this process, for their poll ids.
 static NEXT_RUNTIME: AtomicU64 = AtomicU64::new(1);
 
 /// Sets `runtime`'s park, unpark and stop hooks to feed `state`, the busy periods at a site
-/// of kind `worker` at `location` (where the application attached them).
-pub(crate) fn attach(
+/// of kind `worker` at `location` (where the application set them).
+pub(crate) fn set_hooks(
     state: &Arc<State>,
     runtime: &mut tokio::runtime::Builder,
     location: &'static Location<'static>,

@@ -118,7 +118,7 @@ impl Check {
         &self,
         runtime: &'b mut tokio::runtime::Builder,
     ) -> &'b mut tokio::runtime::Builder {
-        runtime::attach(self.started(), runtime, std::panic::Location::caller());
+        runtime::hook(self.started(), runtime, std::panic::Location::caller());
         runtime
     }
 
@@ -135,7 +135,7 @@ impl Check {
         }
     }
 
-    /// Runs `future`, [watched](Self::watch), on `runtime` (a runtime attached with
+    /// Runs `future`, [watched](Self::watch), on `runtime` (a runtime given to
     /// [`runtime`](Self::runtime)), once each of its workers has parked once: the worker
     /// hooks of a build without `--cfg tokio_unstable` see a worker from its first park on.
     #[track_caller]

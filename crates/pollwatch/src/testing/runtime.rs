@@ -46,12 +46,12 @@ impl Flavor {
 /// Feeds `handle` from `runtime`'s hooks, the ones the build allows (the task hooks under
 /// `--cfg tokio_unstable`, the stable worker hooks otherwise), and makes it the current
 /// pollwatch of the runtime's threads.
-pub(crate) fn attach(
+pub(crate) fn hook(
     handle: &Handle,
     runtime: &mut tokio::runtime::Builder,
     location: &'static Location<'static>,
 ) {
-    crate::source::attach_runtime(handle.state(), runtime, location);
+    crate::source::hook_runtime(handle.state(), runtime, location);
     own_current(handle.state(), runtime);
 }
 
