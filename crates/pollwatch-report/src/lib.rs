@@ -105,7 +105,7 @@
 //! | `slow_poll_events` | integer | slow polls counted but not listed in `slow_polls`, because a thread's queue of finished slow polls was full |
 //! | `polls_nested_too_deep` | integer | polls nested deeper than the per-thread stack holds; they were not timed |
 //! | `values_clamped` | integer | polls longer than one hour, recorded in the histogram as one hour |
-//! | `stall_warnings_suppressed` | integer | warnings not emitted because their site exceeded its rate limit (still counted and listed) |
+//! | `stall_warnings_suppressed` | integer | warnings not emitted because their blocking line (spawn site and call site) exceeded its rate limit (still counted, summarized in one event per line, and listed) |
 //! | `stall_samples` | integer | stall samples lost because the watchdog's queue to the reporter was full |
 //! | `report_writes_failed` | integer | times the report files could not be written while running; the reason is in `diagnostics` |
 //! | `host_panics` | integer | panics caught on pollwatch's threads, most often from an application subscriber or layer that panicked on pollwatch's events or spans (that output was lost; `diagnostics` says where); may be absent (read as `0`) |
@@ -135,7 +135,7 @@
 //! | `percentiles` | object | poll-time percentiles, below |
 //! | `histogram` | string | every poll time of the site, as an encoded histogram (below); `""` when there are no polls |
 //! | `stalls` | integer | polls of this site's tasks caught by the watchdog while still running past `threshold_ns`; may be absent (read as `0`) |
-//! | `warnings_suppressed` | integer | warnings (stalls and slow polls) of this site not emitted because the site exceeded its rate limit; may be absent (read as `0`) |
+//! | `warnings_suppressed` | integer | warnings (stalls and slow polls) of this site not emitted because their blocking line exceeded its rate limit; may be absent (read as `0`) |
 //! | `call_sites` | array | where this site's stalls blocked, one entry per blocking call site, most stalls first and `other` last (below); may be absent (read as empty) |
 //! | `polls_in_place` | integer | polls of this site's tasks the watchdog caught past `threshold_ns` blocking inside `tokio::task::block_in_place` (allowed, not stalls; still in `polls` and `slow_polls`); may be absent (read as `0`) |
 //! | `delay_task_ns` | integer, task-ns | the scheduling delay this site's stalls that ended added to the tasks waiting behind them, estimated (see `stalls[].harm`): what `pollwatch show --by harm` ranks sites by; may be absent (read as `0`) |

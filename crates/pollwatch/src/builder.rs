@@ -253,8 +253,10 @@ impl Builder {
         self
     }
 
-    /// How many stall warnings one site may emit per minute; further stalls are counted and
-    /// listed in the report but not warned about. Default
+    /// How many warnings one blocking line (a spawn site and a blocking call site) may emit
+    /// per minute, so a server whose tasks all start at one line still hears of every line
+    /// that blocks. Further stalls are counted, listed in the report, and said in one summary
+    /// event per line a minute after the first of them (or when pollwatch stops). Default
     /// [`DEFAULT_STALL_WARNINGS_PER_MINUTE`].
     pub fn stall_warnings_per_minute(mut self, n: u32) -> Self {
         self.config.stall_warnings_per_minute = n;

@@ -235,3 +235,91 @@ fn a_thread_sleeping_on_a_host_short_of_cpu_is_a_sleep_not_descheduled() {
         sleep.duration_ns
     );
 }
+
+/// A write through a tokio `TcpStream` goes through mio's non-blocking socket: it can be slow
+/// on a host short of CPU (the kernel copies, the thread waits for a CPU), but it never waits
+/// for the socket, so pollwatch names no blocking API for it and advises no async replacement.
+#[test]
+fn tokio_socket_writes_on_a_host_short_of_cpu_are_never_blamed_as_blocking() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const CHUNK: usize = 256 << 10;
+    const MAX_WRITES: usize = 20_000;
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // The reader runs unwatched and unpinned: it drains whatever is written.
+    let reader_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = reader_rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    reader_rt.spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; CHUNK];
+        while socket.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    });
+    let watched = watched();
+    let rt = pinned_runtime(&watched);
+    let spinners = Spinners::start();
+    let handle = watched.handle.clone();
+    let writes = watched.scope(|| {
+        rt.block_on(async move {
+            tokio::spawn(async move {
+                let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let chunk = vec![7u8; CHUNK];
+                // Until a stall has been caught inside the socket's write path (its stack in
+                // mio), or long enough that none will be.
+                for writes in 0..MAX_WRITES {
+                    socket.write_all(&chunk).await.unwrap();
+                    if writes % 64 == 0 && in_socket_write(&handle.report()) > 0 {
+                        return writes;
+                    }
+                }
+                MAX_WRITES
+            })
+            .await
+            .unwrap()
+        })
+    });
+    drop(spinners);
+    let report = watched.final_report();
+    drop(rt);
+    drop(reader_rt);
+    let (stalls, causes) = this_files(&report);
+    eprintln!(
+        "{writes} writes of {CHUNK} bytes through a tokio TcpStream on a host short of CPU: \
+         causes {causes:?}, {} stalls caught in the socket's write path",
+        in_socket_write(&report)
+    );
+    assert!(
+        in_socket_write(&report) > 0,
+        "no stall was caught inside the socket's write path, so none was judged: {stalls:#?}"
+    );
+    for stall in &stalls {
+        assert!(
+            stall.blocking_call.is_none() && stall.cause != "network",
+            "tokio's non-blocking write named as blocking: {stall:#?}"
+        );
+        assert!(
+            !stall.suggestion.contains("tokio::net") && !stall.suggestion.contains("AsyncWrite"),
+            "an async replacement advised for code that is already async: {stall:#?}"
+        );
+    }
+}
+
+/// The stalls whose stack runs through mio's socket write.
+fn in_socket_write(report: &pollwatch::Report) -> usize {
+    report
+        .stalls
+        .iter()
+        .filter(|s| {
+            s.backtrace.iter().any(|f| {
+                f.function.contains("mio::")
+                    || f.file.as_deref().is_some_and(|f| f.contains("/mio-"))
+            })
+        })
+        .count()
+}

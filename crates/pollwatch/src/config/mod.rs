@@ -86,7 +86,8 @@ pub const MIN_TICK: Duration = Duration::from_millis(1);
 /// the setup hides tokio's task spans.
 pub const DEFAULT_SETUP_CHECK_AFTER: Duration = Duration::from_secs(3);
 
-/// The default number of warnings a site may emit per minute.
+/// The default number of warnings a blocking line (spawn site and call site) may emit per
+/// minute.
 pub const DEFAULT_STALL_WARNINGS_PER_MINUTE: u32 = 5;
 
 /// How many sites the text report lists.

@@ -1,6 +1,7 @@
-//! The events pollwatch emits, all WARN with target [`TARGET`]: one per slow poll, and one
-//! per stall when it is caught and when it ends, each with structured fields and a one-line
-//! message a person can act on. Typed state is rendered here, at the edge.
+//! The events pollwatch emits, all WARN with target [`TARGET`]: one per slow poll, one per
+//! stall when it is caught and when it ends, and one per blocking line whose warnings went
+//! over the rate limit, saying how many it did not emit. Each has structured fields and a
+//! one-line message a person can act on. Typed state is rendered here, at the edge.
 
 use pollwatch_report::units::format_duration_ns;
 use pollwatch_report::{Harm, SlowPoll, Stall};
@@ -8,6 +9,7 @@ use tracing_core::Dispatch;
 
 use crate::config::TARGET;
 use crate::snapshot;
+use crate::stall::rate_limit::{Suppressed, WINDOW};
 use crate::state::{RecentSlowPoll, State};
 
 /// The one-line message of a slow-poll event.
@@ -95,5 +97,81 @@ pub(crate) fn stall(dispatch: &Dispatch, stall: &Stall) {
             "{}",
             stall.message
         );
+    });
+}
+
+/// The one-line message of a summary of suppressed warnings.
+pub(crate) fn suppressed_message(
+    summary: &Suppressed,
+    site: &str,
+    per_minute: u32,
+    stopping: bool,
+) -> String {
+    let n = summary.count;
+    let what = match summary.line.call_site.as_deref() {
+        Some(call_site) => format!(
+            "{n} more {} at {call_site} (tasks spawned at {site})",
+            noun(n, "stall")
+        ),
+        None => format!(
+            "{n} more {} of tasks spawned at {site}",
+            noun(n, "slow poll")
+        ),
+    };
+    let when = if stopping {
+        "before pollwatch stopped".to_owned()
+    } else {
+        format!(
+            "in the last {}",
+            format_duration_ns(duration_ns(summary.over))
+        )
+    };
+    format!(
+        "{what} {when}, not warned about one by one (at most {per_minute} warnings a minute \
+         per blocking line); the report lists every one"
+    )
+}
+
+/// `noun`, plural unless `n` is 1.
+fn noun(n: u64, noun: &str) -> String {
+    if n == 1 {
+        noun.to_owned()
+    } else {
+        format!("{noun}s")
+    }
+}
+
+/// `d` in nanoseconds, saturating.
+fn duration_ns(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Says, for each blocking line whose rate-limit window since its first suppressed warning is
+/// over (each one, when `stopping`), how many warnings it did not emit.
+pub(crate) fn suppressed(state: &State, stopping: bool) {
+    let (due, per_minute) = state
+        .book
+        .lock()
+        .suppressed_summaries(std::time::Instant::now(), stopping);
+    if due.is_empty() {
+        return;
+    }
+    let Some(dispatch) = state.subscriber.get() else {
+        return;
+    };
+    debug_assert!(WINDOW.as_secs() == 60, "the message says a minute");
+    tracing::dispatcher::with_default(&dispatch, || {
+        for summary in &due {
+            let site = state.sites.get(summary.line.site);
+            let text = suppressed_message(summary, &site.label, per_minute, stopping);
+            tracing::event!(
+                target: TARGET,
+                tracing::Level::WARN,
+                site = %site.label,
+                call_site = summary.line.call_site.as_deref(),
+                suppressed = summary.count,
+                "{text}"
+            );
+        }
     });
 }

@@ -138,6 +138,13 @@ fn run(state: &Weak<State>, from: &Receiver<Msg>, files: &Mutex<Files>, tick: Du
         }
         if stopping || last_drain.elapsed() >= tick {
             drain(&state, stopping);
+            guarded::run(
+                &state,
+                "summarizing the warnings over the rate limit",
+                || {
+                    events::suppressed(&state, stopping);
+                },
+            );
             // Exited threads' slots, once their slow polls were taken above.
             state.poll.reclaim_exited();
             guarded::run(&state, "checking the setup", || {

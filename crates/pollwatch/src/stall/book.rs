@@ -13,7 +13,7 @@ use std::time::Instant;
 use pollwatch_report::{CallSiteCount, Harm, Report, Stall};
 
 use super::classify::Cause;
-use super::rate_limit::RateLimit;
+use super::rate_limit::{Line, RateLimit, Suppressed};
 use super::record::StallRecord;
 use crate::poll::{PollKey, PollKind};
 use crate::sites::{SiteId, Sites};
@@ -318,7 +318,8 @@ impl Book {
         let (key, site) = (stall.key, stall.site);
         let figures = self.per_site.entry(site).or_default();
         figures.count(&stall);
-        let warned = self.limit.allow(site, now);
+        let line = Line::stall(site, &Identity::of(&stall).call_site);
+        let warned = self.limit.allow(line, now);
         if !warned {
             figures.warnings_suppressed += 1;
             self.suppressed += 1;
@@ -467,10 +468,10 @@ impl Book {
         self.per_site.values().map(|s| s.polls_in_place).sum()
     }
 
-    /// Whether `site` may emit a slow-poll warning now (same per-site limit as stalls);
-    /// counts the suppression if not.
+    /// Whether `site` may emit a slow-poll warning now (its slow polls, which have no call
+    /// site, are one line of the rate limit); counts the suppression if not.
     pub(crate) fn allow_warning(&mut self, site: SiteId, now: Instant) -> bool {
-        if self.limit.allow(site, now) {
+        if self.limit.allow(Line::slow_poll(site), now) {
             return true;
         }
         self.per_site.entry(site).or_default().warnings_suppressed += 1;
@@ -696,6 +697,21 @@ impl Book {
 
     pub(crate) fn total(&self) -> u64 {
         self.per_site.values().map(|s| s.stalls).sum()
+    }
+
+    /// The summaries of suppressed warnings that are due at `now` (every one when
+    /// `stopping`): see [`RateLimit::due`].
+    pub(crate) fn suppressed_summaries(
+        &mut self,
+        now: Instant,
+        stopping: bool,
+    ) -> (Vec<Suppressed>, u32) {
+        let due = if stopping {
+            self.limit.take_all(now)
+        } else {
+            self.limit.due(now)
+        };
+        (due, self.limit.per_window())
     }
 
     pub(crate) fn suppressed(&self) -> u64 {

@@ -276,6 +276,27 @@ pub(crate) fn suggestion(cause: Cause, api: Option<&str>) -> String {
     }
 }
 
+/// What to say of a poll held in tokio's or mio's non-blocking I/O (`io`, the frame it was
+/// in): that call cannot block, so there is no async replacement to advise; the time went to
+/// the kernel's work in the call, to waiting for a CPU (below the CPU-shortage rule's bar), or
+/// to the capture's own delay.
+pub(crate) fn nonblocking_io_suggestion(io: &str) -> String {
+    format!(
+        "No blocking call: the thread was in tokio's non-blocking socket I/O ({io}), which \
+         never waits for the socket. The time went to the kernel's work in the call or to \
+         waiting for a CPU; look at the host's CPU, or at how much is written per poll."
+    )
+}
+
+/// The fix for a lock taken inside a dependency's code (`dependency`, the function the
+/// application called), which no `tokio::sync` type can replace.
+pub(crate) fn dependency_lock_suggestion(dependency: &str) -> String {
+    format!(
+        "Call {dependency} inside tokio::task::spawn_blocking: it waits on a lock of its own, \
+         which the application cannot replace with tokio::sync."
+    )
+}
+
 /// The fix for a blocking call inside a `Drop` (of `dropping`, when known): a `Drop` cannot
 /// `.await`, so the async versions of the blocking call do not fit there.
 pub(crate) fn drop_suggestion(dropping: Option<&str>) -> String {

@@ -33,6 +33,9 @@ pub(crate) struct Look {
     pub(crate) api: Option<String>,
     /// The dependency's function the call site called into, when it went through one.
     pub(crate) dependency: Option<String>,
+    /// tokio's or mio's non-blocking I/O the stack is in (see
+    /// [`frames::nonblocking_io`]): nothing there blocks.
+    pub(crate) nonblocking_io: Option<String>,
     /// The `Drop` running, when the thread was inside one.
     pub(crate) dropping: Option<frames::Dropping>,
     pub(crate) capture_ns: Option<u64>,
@@ -52,8 +55,13 @@ impl Look {
 }
 
 impl Look {
-    /// The cause this look shows.
+    /// The cause this look shows. In tokio's or mio's non-blocking I/O the thread cannot be
+    /// waiting on its socket: whatever it shows, it ran (or waited for a CPU), which the
+    /// CPU-shortage rule then judges.
     pub(crate) fn cause(&self) -> Cause {
+        if self.nonblocking_io.is_some() {
+            return Cause::Cpu;
+        }
         classify::cause(&self.observed, self.api.as_deref())
     }
 
@@ -130,6 +138,7 @@ pub(crate) fn look(raw: &RawSample, roots: &mut Roots, site_file: &str) -> Look 
         look.missing = site.missing;
         look.api = site.api;
         look.dependency = site.dependency;
+        look.nonblocking_io = site.nonblocking_io;
         look.dropping = frames::dropping(&look.backtrace);
     }
     look

@@ -38,9 +38,9 @@ const FOREIGN_FILE_PARTS: [&str; 6] = [
 ];
 
 /// Function prefixes of code that is not the application's.
-const FOREIGN_FUNCTIONS: [&str; 14] = [
-    "std::", "core::", "alloc::", "tokio::", "futures", "tracing", "<std::", "<core::", "<alloc::",
-    "<tokio::", "<futures", "<tracing", "<&std::", "__",
+const FOREIGN_FUNCTIONS: [&str; 16] = [
+    "std::", "core::", "alloc::", "tokio::", "mio::", "futures", "tracing", "<std::", "<core::",
+    "<alloc::", "<tokio::", "<mio::", "<futures", "<tracing", "<&std::", "__",
 ];
 
 /// Source files of the capture machinery (names alone are not enough: with line tables only,
@@ -293,6 +293,31 @@ pub(crate) struct CallSite {
     /// The dependency's function the application frame called into, when the blocking API
     /// was reached through a dependency (`ureq::request::Request::call`).
     pub(crate) dependency: Option<String>,
+    /// The non-blocking I/O the stack is in, when the syscall under the application's frame
+    /// was reached through tokio's or mio's own sockets (`mio::net::TcpStream::write`): it
+    /// cannot block, so no blocking API is named.
+    pub(crate) nonblocking_io: Option<String>,
+}
+
+/// The frame of tokio's or mio's non-blocking I/O among `inside` (innermost first), if any:
+/// `tokio::net`'s sockets, tokio's `PollEvented` and `mio::net` never block; a syscall under
+/// them returns `WouldBlock` instead of waiting.
+pub(crate) fn nonblocking_io(inside: &[Frame]) -> Option<String> {
+    inside.iter().find_map(|frame| {
+        let name = canonical(&qualified(frame));
+        ["mio::", "tokio::io::poll_evented::", "tokio::net::"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+            .then_some(name)
+    })
+}
+
+/// The blocking API and the non-blocking I/O among `inside`: never both.
+fn api_or_nonblocking(inside: &[Frame]) -> (Option<String>, Option<String>) {
+    match nonblocking_io(inside) {
+        Some(io) => (None, Some(io)),
+        None => (blocking_api(inside), None),
+    }
 }
 
 /// Finds the innermost application frame and the blocking API it called (see
@@ -323,21 +348,28 @@ pub(crate) fn call_site(trimmed: &[Frame]) -> CallSite {
         },
     };
     let Some(user) = user else {
+        let (api, nonblocking_io) = api_or_nonblocking(trimmed);
         return CallSite {
             missing,
-            api: blocking_api(trimmed),
+            api,
+            nonblocking_io,
             ..CallSite::default()
         };
     };
     let frame = &trimmed[user];
     let inside = &trimmed[..user];
+    let (api, nonblocking_io) = api_or_nonblocking(inside);
     CallSite {
         file: frame.file.clone(),
         line: frame.line,
         function: Some(function_name(frame)),
         missing,
-        api: blocking_api(inside),
-        dependency: dependency_call(inside),
+        dependency: nonblocking_io
+            .is_none()
+            .then(|| dependency_call(inside))
+            .flatten(),
+        api,
+        nonblocking_io,
     }
 }
 
@@ -959,6 +991,47 @@ mod tests {
             Some(40),
         ));
         stack
+    }
+
+    #[test]
+    fn a_syscall_under_tokio_s_non_blocking_io_names_no_blocking_api() {
+        let registry = "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f";
+        // As mini-redis's `self.stream.flush().await` on a tokio `TcpStream` shows it.
+        let write = socket_read_under(&[
+            frame(
+                "<mio::net::tcp::stream::TcpStream as std::io::Write>::write",
+                Some(&format!("{registry}/mio-1.0.4/src/net/tcp/stream.rs")),
+                Some(317),
+            ),
+            frame(
+                "tokio::io::poll_evented::PollEvented<E>::poll_write",
+                Some(&format!("{registry}/tokio-1.54.1/src/io/poll_evented.rs")),
+                Some(264),
+            ),
+            frame(
+                "<tokio::io::util::flush::Flush<A> as core::future::future::Future>::poll",
+                Some(&format!("{registry}/tokio-1.54.1/src/io/util/flush.rs")),
+                Some(46),
+            ),
+        ]);
+        let site = call_site(&write);
+        assert_eq!(site.api, None, "{site:?}");
+        assert_eq!(site.dependency, None, "{site:?}");
+        assert_eq!(
+            site.nonblocking_io.as_deref(),
+            Some("mio::net::tcp::stream::TcpStream::write")
+        );
+        assert_eq!(site.line, Some(40), "the application's line is still named");
+        // Without line tables, by the symbol names alone.
+        let stripped: Vec<Frame> = write
+            .iter()
+            .map(|f| frame(&f.function, None, None))
+            .collect();
+        assert_eq!(call_site(&stripped).api, None);
+        assert!(call_site(&stripped).nonblocking_io.is_some());
+        // A std socket the application calls itself still blocks.
+        let direct = call_site(&socket_read_under(&[]));
+        assert!(direct.api.is_some() && direct.nonblocking_io.is_none());
     }
 
     #[test]

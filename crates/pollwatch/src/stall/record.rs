@@ -155,6 +155,7 @@ impl StallRecord {
             self.look.missing = look.missing;
             self.look.api = look.api;
             self.look.dependency = look.dependency;
+            self.look.nonblocking_io = look.nonblocking_io;
             self.look.dropping = look.dropping;
             self.look.capture_ns = look.capture_ns;
         } else if !self.look.has_stack() && matches!(look.missing, Some(Missing::WouldInterrupt(_)))
@@ -168,6 +169,16 @@ impl StallRecord {
         if self.cause == Cause::Descheduled {
             // Not the code's doing, in a poll or in a `Drop`.
             return classify::suggestion(self.cause, None);
+        }
+        if let Some(io) = &self.look.nonblocking_io {
+            return classify::nonblocking_io_suggestion(io);
+        }
+        if let (Cause::Lock, None, Some(dependency)) =
+            (self.cause, &self.look.api, &self.look.dependency)
+        {
+            // A lock inside a dependency (a C library's mutex): the application cannot swap
+            // it for tokio's, but can take the call off the runtime.
+            return classify::dependency_lock_suggestion(dependency);
         }
         match self.kind {
             PollKind::Drop => classify::drop_suggestion(self.dropped_type()),
@@ -373,6 +384,7 @@ pub(crate) mod tests {
                 missing: None,
                 api: Some("std::fs::read_to_string".into()),
                 dependency: None,
+                nonblocking_io: None,
                 dropping: None,
                 capture_ns: None,
                 in_place: false,
@@ -387,6 +399,41 @@ pub(crate) mod tests {
             scheduled: None,
             harm: None,
         }
+    }
+
+    #[test]
+    fn a_lock_inside_a_dependency_gets_the_fix_the_application_can_apply() {
+        // SQLite's own mutex, reached through rusqlite: no std lock the application could
+        // swap for tokio's.
+        let mut s = record();
+        s.cause = Cause::Lock;
+        s.look.api = None;
+        s.look.dependency = Some("rusqlite::Connection::execute".into());
+        let fix = s.suggestion();
+        assert!(
+            fix.starts_with(
+                "Call rusqlite::Connection::execute inside tokio::task::spawn_blocking"
+            ),
+            "{fix}"
+        );
+        assert!(!fix.contains("tokio::sync::Mutex"), "{fix}");
+        // The application's own std lock keeps its fix.
+        s.look.api = Some("std::sync::Mutex::lock".into());
+        assert!(s.suggestion().contains("tokio::sync::Mutex"));
+    }
+
+    #[test]
+    fn tokio_s_non_blocking_io_gets_no_async_replacement() {
+        let mut s = record();
+        s.cause = Cause::Cpu;
+        s.look.api = None;
+        s.look.nonblocking_io = Some("mio::net::tcp::stream::TcpStream::write".into());
+        let fix = s.suggestion();
+        assert!(fix.starts_with("No blocking call"), "{fix}");
+        assert!(
+            !fix.contains("spawn_blocking") && !fix.contains("Use tokio"),
+            "{fix}"
+        );
     }
 
     #[test]
