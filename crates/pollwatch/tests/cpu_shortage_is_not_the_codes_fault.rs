@@ -26,12 +26,31 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const POLLS: u32 = 400;
 const WORK: Duration = Duration::from_micros(200);
 
+fn builder() -> Builder {
+    Builder::new()
+        .threshold(THRESHOLD)
+        .tick(Duration::from_millis(1))
+}
+
 fn watched() -> Watched {
-    Watched::new_with(
-        Builder::new()
-            .threshold(THRESHOLD)
-            .tick(Duration::from_millis(1)),
-    )
+    Watched::new_with(builder())
+}
+
+/// The warnings in `log` that tell the user to change their code.
+fn advice(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("WARN"))
+        .filter(|l| {
+            [
+                "spawn_blocking",
+                "Move the computation",
+                "Use tokio",
+                "use its async version",
+            ]
+            .iter()
+            .any(|advice| l.contains(advice))
+        })
+        .collect()
 }
 
 #[inline(never)]
@@ -127,7 +146,8 @@ fn this_files(report: &pollwatch::Report) -> (Vec<&pollwatch_report::Stall>, Vec
 fn short_polls_on_a_host_short_of_cpu_are_never_blamed_as_cpu_work() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let rounds = rounds_for_work();
-    let watched = watched();
+    let log = support::Captured::default();
+    let watched = Watched::with_output(builder(), &log);
     let rt = pinned_runtime(&watched);
     let spinners = Spinners::start();
     let started = Instant::now();
@@ -201,6 +221,14 @@ fn short_polls_on_a_host_short_of_cpu_are_never_blamed_as_cpu_work() {
     assert!(
         ran < held / 2,
         "the stalled thread ran {ran} ns of {held} held"
+    );
+    // Not a single warning, while the stalls ran or at their end, told the user to change
+    // code that did nothing wrong.
+    let log = log.text();
+    assert!(
+        advice(&log).is_empty(),
+        "warnings that advise a code change: {:#?}",
+        advice(&log)
     );
 }
 

@@ -28,10 +28,14 @@ pub(crate) fn message(slow: &SlowPoll, is_drop: bool, threshold_ns: u64) -> Stri
             slow.site, slow.thread
         )
     } else {
+        // No look at the thread: whether code or the host's CPU shortage held it is unknown,
+        // and no fix is advised for what may not be the code's doing.
         format!(
-            "{task} spawned at {} held thread {:?} for {held} in one poll (threshold {threshold}): \
-             something between two .awaits blocks (std::fs, std::thread::sleep, a std Mutex, a \
-             blocking client, CPU work); use its async version or tokio::task::spawn_blocking",
+            "{task} spawned at {} held thread {:?} for {held} in one poll (threshold {threshold}); \
+             it ended before the watchdog looked, so what held it is not known: blocking code \
+             between two .awaits (std::fs, std::thread::sleep, a std Mutex, a blocking client, \
+             CPU work) or a host short of CPU. When this site's polls are caught while they \
+             run, their warnings name the line",
             slow.site, slow.thread
         )
     }

@@ -43,7 +43,9 @@ pub(super) fn handle(state: &State, followers: &mut Followers, msg: Msg) {
         } => {
             // A held stall ended before a look brought its stack: it is a stall.
             let held = state.book.lock().take_held(key);
-            if let Some((stall, cpu_at_detection)) = held {
+            if let Some((mut stall, cpu_at_detection)) = held {
+                // Judged on its thread's scheduling to its end before it is warned about.
+                stall.scheduled(sched.as_ref(), Some(total_ns));
                 report(state, console, stall, cpu_at_detection);
             }
             let mut book = state.book.lock();
@@ -75,8 +77,9 @@ fn detected(state: &State, console: &mut Resources, raw: &RawSample, look: descr
         return;
     }
     let stall = StallRecord::detected(raw, look);
-    let stall = if stack_may_come(raw, &stall) {
-        // Only a stack tells whether it blocks in place: wait for the next look.
+    let stall = if stack_may_come(raw, &stall) || stall.awaits_schedule() {
+        // Only a stack tells whether it blocks in place, and only a span of the thread's
+        // scheduling whether CPU work is the code's or the host's: wait for the next look.
         match state.book.lock().hold(stall, raw.cpu_now_ns) {
             Ok(()) => return,
             Err(stall) => *stall,
@@ -164,6 +167,7 @@ fn resampled(state: &State, console: &mut Resources, raw: &RawSample, look: desc
             .zip(cpu_at_detection)
             .map(|(now, at)| now.saturating_sub(at));
         stall.resampled(raw, look, cpu);
+        stall.scheduled(raw.sched.as_ref(), None);
         report(state, console, stall, cpu_at_detection);
         return;
     }

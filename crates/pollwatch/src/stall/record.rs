@@ -100,6 +100,17 @@ impl StallRecord {
         stall
     }
 
+    /// Whether the stall, at its detection, looks like CPU work or a lock wait, which the
+    /// thread's scheduling may yet show to be the host's CPU shortage: a thread caught just
+    /// past the threshold has been watched for too short a span to tell. Its warning waits
+    /// for the next look (at twice the threshold) or its end, whichever comes first, and
+    /// judges the longer span then, so that no warning blames code the final record calls
+    /// `descheduled`. Without scheduler figures (other platforms) nothing would come of the
+    /// wait.
+    pub(crate) fn awaits_schedule(&self) -> bool {
+        matches!(self.looked, Cause::Cpu | Cause::Lock) && self.sched_first.is_some()
+    }
+
     /// A later reading of the thread's scheduler accounting (at a later look, or at the
     /// end): the figures since the first reading, and the cause they make of a stall that looks like
     /// CPU work (see [`sched`]). Returns the cause before, when this changed it.
@@ -113,7 +124,8 @@ impl StallRecord {
         // How much of the span the poll lasted, once it ended after `ended_after_ns`.
         let poll_ns =
             ended_after_ns.map(|held| (self.started_at_ns + held).saturating_sub(first.at_ns));
-        self.scheduled = Some(scheduled);
+        // What it shows of the thread is the poll's part of the span.
+        self.scheduled = Some(scheduled.within(poll_ns));
         // What the last look showed, whatever an earlier reading made of it.
         let looked = self.looked;
         let threshold_ns = self.detected_after_ns.saturating_sub(self.detection_lag_ns);

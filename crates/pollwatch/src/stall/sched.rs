@@ -126,6 +126,25 @@ impl Scheduled {
         }
     }
 
+    /// The figures within the first `poll_ns` of the span (the poll's part of it, when the
+    /// poll ended before the last reading), in proportion: what the thread did while the poll
+    /// held it, so that run time and run-queue wait never add up to more than the poll.
+    pub(crate) fn within(self, poll_ns: Option<u64>) -> Self {
+        let Some(poll) = poll_ns.filter(|&poll| poll < self.span_ns) else {
+            return self;
+        };
+        let part = |ns: u64| {
+            u64::try_from(u128::from(ns) * u128::from(poll) / u128::from(self.span_ns))
+                .unwrap_or(u64::MAX)
+        };
+        Self {
+            span_ns: poll,
+            run_ns: part(self.run_ns),
+            wait_ns: part(self.wait_ns),
+            throttled_ns: self.throttled_ns.map(part),
+        }
+    }
+
     /// Whether the thread mostly waited for a CPU (see [`Scheduled::mostly_runnable`]): the
     /// rule for CPU work as for lock waits.
     pub(crate) fn short_of_cpu(&self, threshold_ns: u64, poll_ns: Option<u64>) -> bool {
@@ -187,6 +206,18 @@ mod tests {
             },
             throttling: None,
         }
+    }
+
+    #[test]
+    fn the_figures_shown_are_the_poll_s_part_of_the_span() {
+        // Read from 5 to 65 ms; the poll ended at 25 ms: a third of the span is the poll's.
+        let s = Scheduled::between(&reading(5, 100, 50), &reading(65, 112, 95));
+        let within = s.within(Some(20 * MS));
+        assert_eq!(within.span_ns, 20 * MS);
+        assert_eq!((within.run_ns, within.wait_ns), (4 * MS, 15 * MS));
+        assert!(within.run_ns + within.wait_ns <= within.span_ns);
+        assert_eq!(s.within(None), s, "still running: the whole span");
+        assert_eq!(s.within(Some(90 * MS)), s, "a poll longer than the span");
     }
 
     #[test]
