@@ -178,7 +178,7 @@ pub struct SiteReport {
 
 /// Every value of [`Stall::cause`] (and of [`CallSiteCount::cause`], which also has
 /// `various`).
-pub const CAUSES: [&str; 10] = [
+pub const CAUSES: [&str; 11] = [
     "file_io",
     "sleep",
     "lock",
@@ -187,6 +187,7 @@ pub const CAUSES: [&str; 10] = [
     "network",
     "block_on",
     "process",
+    "memory_map",
     "descheduled",
     "unknown",
 ];
@@ -253,8 +254,9 @@ pub struct Stall {
     pub syscall: Option<String>,
     /// What the syscall waits on: a file path, a socket's addresses, a lock, a sleep.
     pub blocked_on: Option<String>,
-    /// `file_io`, `sleep`, `lock`, `channel`, `cpu`, `network`, `block_on`, `process` or
-    /// `unknown` (see the [crate documentation](crate#stall-causes)).
+    /// `file_io`, `sleep`, `lock`, `channel`, `cpu`, `network`, `block_on`, `process`,
+    /// `memory_map`, `descheduled` or `unknown` (see the
+    /// [crate documentation](crate#stall-causes)).
     pub cause: String,
     /// `file:line` of the innermost frame in the application's code, when known, relative to
     /// the workspace like spawn sites (`src/cmd/get.rs:73`); a dependency's file starts at the

@@ -56,7 +56,7 @@ impl<'a> Lint<'a> {
             let api = g
                 .blocking_call
                 .as_deref()
-                .filter(|_| !matches!(cause, "cpu" | "descheduled"));
+                .filter(|_| !matches!(cause, "cpu" | "descheduled" | "memory_map"));
             let Some(api) = api else {
                 lint.leave_out(g, None, rules::why_not(cause));
                 continue;

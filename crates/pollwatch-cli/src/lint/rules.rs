@@ -120,6 +120,7 @@ pub(crate) fn why_not(cause: &str) -> String {
     match cause {
         "cpu" => "a computation, not a call: clippy cannot tell a long loop from a short one",
         "descheduled" => "the OS did not run the thread (a host short of CPU): no code to disallow",
+        "memory_map" => "a wait for the process's memory-map lock another thread held: no call of this code to disallow",
         "various" => {
             "call sites beyond the report's per-site bound: pollwatch kept no API for them"
         }

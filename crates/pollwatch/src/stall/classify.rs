@@ -47,6 +47,9 @@ pub(crate) enum Cause {
     Network,
     BlockOn,
     Process,
+    /// Waiting in `mmap`, `munmap`, `mprotect` (or another call that changes the process's
+    /// memory map) for the memory-map lock another thread holds.
+    MemoryMap,
     /// CPU work (or a lock wait) the thread mostly spent waiting for a CPU: the host or
     /// container is short of CPU (`stall::sched`'s rule).
     Descheduled,
@@ -65,6 +68,7 @@ impl Cause {
             Cause::Network => "network",
             Cause::BlockOn => "block_on",
             Cause::Process => "process",
+            Cause::MemoryMap => "memory_map",
             Cause::Descheduled => "descheduled",
             Cause::Unknown => "unknown",
         }
@@ -115,12 +119,28 @@ pub(crate) fn cause(observed: &Observed, api: Option<&str>) -> Cause {
         Some(TargetKind::Sleep) => return Cause::Sleep,
         _ => {}
     }
+    if !matches!(observed.run, Run::Running)
+        && observed
+            .syscall
+            .as_deref()
+            .is_some_and(|call| MEMORY_MAP_CALLS.contains(&call))
+    {
+        // Asleep (often uninterruptibly, like disk IO) in a call that takes the process's
+        // memory-map lock: waiting for that lock.
+        return Cause::MemoryMap;
+    }
     match observed.run {
         Run::Running if observed.syscall.is_none() => Cause::Cpu,
         Run::DiskWait => Cause::FileIo,
         _ => Cause::Unknown,
     }
 }
+
+/// Syscalls that take the process's memory-map lock for writing: a thread asleep in one waits
+/// for that lock, held by another thread changing the map (or faulting pages in).
+pub(crate) const MEMORY_MAP_CALLS: [&str; 7] = [
+    "mmap", "munmap", "mprotect", "mremap", "madvise", "brk", "mlock",
+];
 
 /// The call the application made, from an API name: `std::io::BufRead::read_line` from
 /// `std::net::TcpStream::read (via std::io::BufRead::read_line)`, else the name itself.
@@ -267,6 +287,12 @@ pub(crate) fn suggestion(cause: Cause, api: Option<&str>) -> String {
             "Use tokio::process::Command and .await the child's wait().".to_owned()
         }
         Cause::Process => "Use tokio::process::Command.".to_owned(),
+        Cause::MemoryMap => "No fix in this code: the thread waited for the process's \
+                             memory-map lock, which another thread held while mapping or \
+                             unmapping memory (a large allocation or free, a file mapping, a \
+                             library loaded). Look at what else maps memory then; reusing large \
+                             buffers instead of allocating them avoids it."
+            .to_owned(),
         Cause::Descheduled => "No code fix: the thread waited for a CPU most of the time it \
                                was held. Look at the host's CPU: other processes or threads \
                                competing for it, or the container's CPU quota (cgroup cpu.max \
@@ -328,6 +354,19 @@ mod tests {
             Cause::BlockOn
         );
         assert_eq!(cause(&waiting, Some("std::sync::Mutex::lock")), Cause::Lock);
+        // Asleep in a call that takes the memory-map lock, uninterruptibly like disk IO.
+        let mapping = observed(Run::DiskWait, Some("mprotect"), None);
+        assert_eq!(cause(&mapping, None), Cause::MemoryMap);
+        assert_eq!(
+            cause(&observed(Run::Waiting, Some("munmap"), None), None),
+            Cause::MemoryMap
+        );
+        assert!(suggestion(Cause::MemoryMap, None).starts_with("No fix in this code"));
+        // Running in one (page-table work on a CPU) is not a wait.
+        assert_ne!(
+            cause(&observed(Run::Running, Some("mmap"), None), None),
+            Cause::MemoryMap
+        );
         let reading = observed(Run::Waiting, Some("read"), Some(TargetKind::File));
         assert_eq!(cause(&reading, Some("std::fs::read")), Cause::FileIo);
         assert_eq!(
@@ -486,6 +525,7 @@ mod tests {
             Cause::Network,
             Cause::BlockOn,
             Cause::Process,
+            Cause::MemoryMap,
             Cause::Descheduled,
             Cause::Unknown,
         ];

@@ -287,6 +287,27 @@ mod tests {
     }
 
     #[test]
+    fn every_syscall_of_the_c_library_is_named() {
+        #[cfg(target_arch = "x86_64")]
+        for (number, expected) in [
+            (9, "mmap"),
+            (10, "mprotect"),
+            (11, "munmap"),
+            (333, "io_pgetevents"),
+        ] {
+            assert_eq!(name(number), Some(expected));
+        }
+        #[cfg(target_arch = "aarch64")]
+        for (number, expected) in [(222, "mmap"), (226, "mprotect"), (215, "munmap")] {
+            assert_eq!(name(number), Some(expected));
+        }
+        // Numbers are unique: a look names one call.
+        let mut numbers: Vec<i64> = TABLE.iter().map(|(n, _)| *n).collect();
+        numbers.dedup();
+        assert_eq!(numbers.len(), TABLE.len());
+    }
+
+    #[test]
     fn classification_tables_only_name_known_syscalls_or_other_architectures() {
         // Names absent here exist on the other architecture (x86_64 has epoll_wait, aarch64
         // does not); a typo would be absent on both and show up on x86_64 CI.
