@@ -204,6 +204,7 @@
 //! | `task_name` | string | that task's name, empty when unnamed |
 //! | `site` | string | that task's site, its `label` in `sites` |
 //! | `thread` | string | the name of the held thread |
+//! | `worker_index` | integer | the held thread's index among its runtime's workers (tokio's `worker_index()`), when it polled as one; may be absent |
 //! | `tid` | integer | the held thread's OS thread id; `0` where unknown |
 //! | `started_at_ns` | integer, ns | when the poll started, since pollwatch started (comparable with `uptime_ns`) |
 //! | `detected_after_ns` | integer, ns | how long the poll had been running when the watchdog caught it |
@@ -366,6 +367,7 @@ mod tests {
             task_name: "ingest".to_owned(),
             site: "src/ingest.rs:42:5".to_owned(),
             thread: "worker".to_owned(),
+            worker_index: Some(1),
             tid: 42,
             started_at_ns: 1,
             detected_after_ns: 12_000_000,

@@ -217,6 +217,11 @@ pub struct Stall {
     pub site: String,
     /// The name of the held thread.
     pub thread: String,
+    /// The held thread's index among its runtime's workers (tokio's `worker_index()`, as
+    /// `RuntimeMetrics` numbers them), when it first polled as one; absent for a thread that
+    /// is no worker (a `block_on` caller of a multi-thread runtime, a blocking thread).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_index: Option<u64>,
     /// The held thread's OS thread id (0 where unknown).
     pub tid: i32,
     /// When the poll started, in nanoseconds since the layer started.

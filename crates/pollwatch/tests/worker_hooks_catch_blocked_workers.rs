@@ -100,6 +100,16 @@ fn the_worker_stall(report: &pollwatch::Report, line: u32) -> &pollwatch_report:
     assert_eq!(stall.site, site.label);
     assert_eq!(site.stalls, 1);
     assert_eq!(stall.task_id, 0, "the task is unknown at this level");
+    // The worker is known, by tokio's index (two workers here).
+    let worker = stall.worker_index.expect("the worker's index");
+    assert!(worker < 2, "{stall:#?}");
+    assert!(
+        stall
+            .message
+            .contains(&format!("held worker {worker} (\"{}\")", stall.thread)),
+        "{}",
+        stall.message
+    );
     assert!(
         stall.detected_after_ns < BLOCK.as_nanos() as u64,
         "caught while still blocked: {stall:#?}"

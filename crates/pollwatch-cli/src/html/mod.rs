@@ -227,6 +227,7 @@ mod tests {
             task_name: "'".into(),
             site: label.into(),
             thread: "<w>".into(),
+            worker_index: None,
             tid: 0,
             started_at_ns: 0,
             detected_after_ns: 0,

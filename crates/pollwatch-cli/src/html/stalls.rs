@@ -283,6 +283,7 @@ mod tests {
             task_name: "<t>".into(),
             site: "s".into(),
             thread: "w".into(),
+            worker_index: None,
             tid: 1,
             started_at_ns: 1,
             detected_after_ns: 2,

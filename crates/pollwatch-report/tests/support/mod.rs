@@ -56,6 +56,7 @@ pub fn stall(site: &str) -> Stall {
         task_name: "ingest".to_owned(),
         site: site.to_owned(),
         thread: "tokio-rt-worker".to_owned(),
+        worker_index: None,
         tid: 4242,
         started_at_ns: 1_500_000_000,
         detected_after_ns: 12_100_000,

@@ -92,6 +92,8 @@ pub(crate) struct ThreadSlot {
     pub(super) name: String,
     /// The OS thread id, for /proc and signals (0 where unknown).
     pub(super) tid: i32,
+    /// The thread's index among its runtime's workers when it first polled, if it was one.
+    pub(super) worker: Option<usize>,
     /// Nesting depth: the number of task spans entered on this thread.
     pub(super) depth: AtomicUsize,
     pub(super) frames: [Frame; MAX_DEPTH],
@@ -130,6 +132,9 @@ impl ThreadSlot {
         };
         let mut slot = Self::for_thread(name, pollwatch_capture::current_tid(), sites);
         slot.queues = RunQueues::of_current_thread();
+        // tokio answers inside its park and unpark hooks too: the worker hooks' threads are
+        // named by worker as well.
+        slot.worker = tokio::runtime::worker_index();
         slot
     }
 
@@ -145,6 +150,7 @@ impl ThreadSlot {
         Self {
             name,
             tid,
+            worker: None,
             depth: AtomicUsize::new(0),
             frames: std::array::from_fn(|_| Frame::default()),
             poll_start: AtomicU64::new(0),
@@ -211,6 +217,11 @@ impl ThreadSlot {
     /// The thread's name, or its `ThreadId`.
     pub(crate) fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The thread's index among its runtime's workers when it first polled, if it was one.
+    pub(crate) fn worker_index(&self) -> Option<usize> {
+        self.worker
     }
 
     /// The OS thread id, for `/proc` and signals (0 where unknown).

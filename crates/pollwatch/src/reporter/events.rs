@@ -80,6 +80,7 @@ pub(crate) fn stall(dispatch: &Dispatch, stall: &Stall) {
             task.name = %stall.task_name,
             site = %stall.site,
             worker = %stall.thread,
+            worker.index = stall.worker_index,
             duration_ms = stall.duration_ns as f64 / 1e6,
             ended = stall.ended,
             state = %stall.state,

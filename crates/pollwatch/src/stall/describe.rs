@@ -186,6 +186,7 @@ pub(crate) mod tests {
             },
             tid: 1,
             thread: "tokio-rt-worker".into(),
+            worker_index: Some(0),
             task_id: 9,
             site: crate::sites::SiteId::from_index(0),
             worker: false,

@@ -63,6 +63,8 @@ pub(crate) struct RawSample {
     pub(crate) key: PollKey,
     pub(crate) tid: i32,
     pub(crate) thread: String,
+    /// The thread's index among its runtime's workers, if it polled as one.
+    pub(crate) worker_index: Option<usize>,
     pub(crate) task_id: u64,
     pub(crate) site: SiteId,
     /// Whether the stuck poll is a worker-level one (a worker's busy period, of no task): the

@@ -21,6 +21,8 @@ pub(crate) struct StallRecord {
     pub(crate) task_id: u64,
     pub(crate) site: SiteId,
     pub(crate) thread: String,
+    /// The thread's index among its runtime's workers, if it polled as one.
+    pub(crate) worker_index: Option<usize>,
     pub(crate) tid: i32,
     /// When the poll started, from pollwatch's start.
     pub(crate) started_at_ns: u64,
@@ -71,6 +73,7 @@ impl StallRecord {
             task_id: raw.task_id,
             site: raw.site,
             thread: raw.thread.clone(),
+            worker_index: raw.worker_index,
             tid: raw.tid,
             started_at_ns: raw.started_at_ns,
             detected_after_ns: raw.running_ns,
@@ -234,6 +237,7 @@ impl StallRecord {
             task_name: site.name.clone(),
             site: site.label.clone(),
             thread: self.thread.clone(),
+            worker_index: self.worker_index.map(|w| w as u64),
             tid: self.tid,
             started_at_ns: self.started_at_ns,
             detected_after_ns: self.detected_after_ns,
@@ -280,10 +284,15 @@ impl StallRecord {
             format!("task {task_name:?}")
         };
         let duration = format_duration_ns(self.duration_ns);
+        // A stall of no known task (stable mode's worker hooks) is told apart by its worker.
+        let worker = match self.worker_index {
+            Some(index) if self.task_id == 0 => format!("worker {index} ({:?})", self.thread),
+            _ => format!("worker {:?}", self.thread),
+        };
         let held = if self.ended {
-            format!("held worker {:?} for {duration}", self.thread)
+            format!("held {worker} for {duration}")
         } else {
-            format!("has held worker {:?} for {duration} so far", self.thread)
+            format!("has held {worker} for {duration} so far")
         };
         let held = match (self.kind, self.dropped_type()) {
             (PollKind::Poll, _) => held,
@@ -373,6 +382,7 @@ pub(crate) mod tests {
             task_id: 9,
             site: SiteId::from_index(0),
             thread: "tokio-rt-worker".into(),
+            worker_index: Some(1),
             tid: 1,
             started_at_ns: 0,
             detected_after_ns: 12_000_000,
@@ -445,6 +455,22 @@ pub(crate) mod tests {
         assert!(
             !fix.contains("spawn_blocking") && !fix.contains("Use tokio"),
             "{fix}"
+        );
+    }
+
+    #[test]
+    fn a_stall_of_no_known_task_names_its_worker() {
+        let mut s = record();
+        s.task_id = 0;
+        assert!(
+            s.message("worker (task unknown)", "src/main.rs:9:5")
+                .contains("held worker 1 (\"tokio-rt-worker\") for 312ms"),
+            "{}",
+            s.message("worker (task unknown)", "src/main.rs:9:5")
+        );
+        assert_eq!(
+            s.to_report(&crate::sites::Sites::new(8)).worker_index,
+            Some(1)
         );
     }
 

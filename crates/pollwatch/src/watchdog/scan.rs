@@ -304,6 +304,7 @@ fn look(
         key,
         tid,
         thread: slot.name().to_owned(),
+        worker_index: slot.worker_index(),
         task_id: poll.task.task_id,
         site: poll.task.site,
         worker: poll.worker,
