@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use pollwatch::Builder;
-use support::{Captured, Watched};
+use support::Captured;
+#[cfg(tokio_unstable)]
+use support::Watched;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
 
@@ -52,6 +54,7 @@ fn lines_warned(text: &str) -> BTreeSet<u32> {
 }
 
 /// The summaries of warnings over the limit, with the count each says.
+#[cfg(tokio_unstable)]
 fn summaries(text: &str) -> Vec<(u64, String)> {
     text.lines()
         .filter(|l| l.contains("not warned about one by one"))
