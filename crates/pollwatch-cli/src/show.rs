@@ -182,6 +182,8 @@ struct SiteJson<'a> {
     percentiles: &'a Percentiles,
     stalls: u64,
     delay_task_ns: u64,
+    /// Stalls whose harm is unknown: `delay_task_ns` is then a lower bound.
+    delay_unknown_stalls: u64,
 }
 
 fn json(
@@ -194,7 +196,7 @@ fn json(
     match args.by {
         By::Held => sites.sort_by_key(|s| std::cmp::Reverse(s.busy_ns)),
         By::Harm => {
-            sites.retain(|s| s.delay_task_ns > 0);
+            sites.retain(|s| s.delay_task_ns > 0 || s.delay_unknown_stalls > 0);
             sites.sort_by_key(|s| std::cmp::Reverse(s.delay_task_ns));
         }
     }
@@ -217,6 +219,7 @@ fn json(
                 percentiles: &s.percentiles,
                 stalls: s.stalls,
                 delay_task_ns: s.delay_task_ns,
+                delay_unknown_stalls: s.delay_unknown_stalls,
             })
             .collect(),
         call_sites: groups,

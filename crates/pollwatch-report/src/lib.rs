@@ -139,6 +139,7 @@
 //! | `call_sites` | array | where this site's stalls blocked, one entry per blocking call site, most stalls first and `other` last (below); may be absent (read as empty) |
 //! | `polls_in_place` | integer | polls of this site's tasks the watchdog caught past `threshold_ns` blocking inside `tokio::task::block_in_place` (allowed, not stalls; still in `polls` and `slow_polls`); may be absent (read as `0`) |
 //! | `delay_task_ns` | integer, task-ns | the scheduling delay this site's stalls that ended added to the tasks waiting behind them, estimated (see `stalls[].harm`): what `pollwatch show --by harm` ranks sites by; may be absent (read as `0`) |
+//! | `delay_unknown_stalls` | integer | this site's stalls that ended whose harm is unknown (`harm.local_set`): `delay_task_ns` is then a lower bound; may be absent (read as `0`) |
 //!
 //! Every stall of the site is counted in exactly one `call_sites` entry, so their `count`s add
 //! up to `stalls`.
@@ -288,6 +289,7 @@
 //! | `global_queue_max` | integer | the most tasks waiting in the runtime's global (injection) queue at a reading |
 //! | `local_queue_max` | integer or null | the most tasks waiting in the held worker's own run queue at a reading; null where tokio does not expose it (builds without `--cfg tokio_unstable`) |
 //! | `delay_task_ns` | integer, task-ns | the estimated scheduling delay the stall added. At each reading, the ready tasks the held worker stands in front of are its own queue plus its share of the global queue (depth / `workers`); each counts for the time since the previous reading (the first: since the stall began), and the last reading's count also stands for the rest of the stall |
+//! | `local_set` | boolean | the held thread was running a `LocalSet`, whose queue pollwatch cannot read: the tasks waiting there are not counted, so the harm is unknown and `delay_task_ns` a lower bound; absent (read as `false`) otherwise |
 //!
 //! ## Example
 //!
@@ -401,6 +403,7 @@ mod tests {
                 global_queue_max: 4,
                 local_queue_max: Some(6),
                 delay_task_ns: 240_000_000,
+                local_set: true,
             }),
             message: "held".to_owned(),
         };
@@ -430,6 +433,7 @@ mod tests {
             warnings_suppressed: 1,
             polls_in_place: 0,
             delay_task_ns: 240_000_000,
+            delay_unknown_stalls: 1,
             call_sites: vec![CallSiteCount {
                 call_site: "src/store.rs:17".to_owned(),
                 blocking_call: Some("std::fs::read".to_owned()),

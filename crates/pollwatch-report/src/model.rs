@@ -174,6 +174,10 @@ pub struct SiteReport {
     /// [`Harm::delay_task_ns`]). What `pollwatch show --by harm` ranks sites by.
     #[serde(default)]
     pub delay_task_ns: u64,
+    /// This site's stalls that ended whose harm is unknown ([`Harm::local_set`]): the tasks
+    /// waiting behind them were not counted, so `delay_task_ns` is a lower bound.
+    #[serde(default)]
+    pub delay_unknown_stalls: u64,
 }
 
 /// Every value of [`Stall::cause`] (and of [`CallSiteCount::cause`], which also has
@@ -336,6 +340,15 @@ pub struct Harm {
     /// look: since the stall began; the last look's count also stands for the rest of the
     /// stall). 12 tasks held up for 50 ms are 600 task-ms.
     pub delay_task_ns: u64,
+    /// Whether the held thread was running a `LocalSet` (every worker of actix-web does):
+    /// the tasks waiting in its queue are not counted, so the harm is unknown and
+    /// `delay_task_ns` only a lower bound.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub local_set: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 impl Harm {

@@ -172,7 +172,7 @@ pub fn sites_by_harm(out: &mut String, report: &Report, top: usize) {
     let mut ranked: Vec<&SiteReport> = report
         .sites
         .iter()
-        .filter(|s| s.delay_task_ns > 0)
+        .filter(|s| s.delay_task_ns > 0 || s.delay_unknown_stalls > 0)
         .collect();
     if ranked.is_empty() {
         out.push_str("no harm: no task was seen waiting behind a stall\n");
@@ -191,7 +191,7 @@ pub fn sites_by_harm(out: &mut String, report: &Report, top: usize) {
         .map(|s| {
             vec![
                 s.stalls.to_string(),
-                format_duration_ns(s.delay_task_ns),
+                site_delay(s),
                 format_duration_ns(s.delay_task_ns / s.stalls.max(1)),
                 format_duration_ns(s.busy_ns),
             ]
@@ -200,8 +200,25 @@ pub fn sites_by_harm(out: &mut String, report: &Report, top: usize) {
     table(out, &ranked, &HARM_HEADERS, &rows);
 }
 
+/// A site's task delay for a table: `unknown` when none was counted and some stalls' harm is
+/// unknown, a lower bound (`12.3ms+`) when some was.
+pub fn site_delay(site: &SiteReport) -> String {
+    match (site.delay_task_ns, site.delay_unknown_stalls) {
+        (_, 0) => format_duration_ns(site.delay_task_ns),
+        (0, _) => "unknown".to_owned(),
+        (ns, _) => format!("{}+", format_duration_ns(ns)),
+    }
+}
+
 /// One stall's harm as a detail: the tasks that waited behind it and the delay.
 pub fn harm_text(harm: &Harm) -> String {
+    if harm.local_set {
+        return format!(
+            "its thread runs a LocalSet, whose waiting tasks pollwatch cannot count: task delay \
+             unknown (at least {})",
+            format_duration_ns(harm.delay_task_ns)
+        );
+    }
     let waiting = harm.tasks_waiting();
     if waiting == 0 {
         return "no task waited behind it".to_owned();

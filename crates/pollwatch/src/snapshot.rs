@@ -125,6 +125,7 @@ fn site_report(
             .unwrap_or_default(),
         polls_in_place: stalls.map_or(0, |s| s.polls_in_place),
         delay_task_ns: stalls.map_or(0, |s| s.ended.delay_task_ns),
+        delay_unknown_stalls: stalls.map_or(0, |s| s.ended.delay_unknown),
     })
 }
 

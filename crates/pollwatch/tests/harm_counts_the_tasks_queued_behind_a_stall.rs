@@ -232,3 +232,62 @@ fn a_current_thread_runtime_s_queue_is_the_harm_of_its_stalls() {
     assert_eq!(harm.local_queue_max, Some(QUEUED), "{harm:#?}");
     assert_delay(harm, QUEUED as f64, &stall);
 }
+
+/// Any build: on an actix-style runtime (one thread, a `LocalSet`), the tasks waiting behind
+/// a stall sit in the `LocalSet`'s own queue, which pollwatch cannot read: the harm is
+/// unknown, never a false zero.
+#[test]
+fn tasks_waiting_in_a_local_set_make_the_harm_unknown() {
+    use pollwatch::Watch;
+
+    let handle = pollwatch::test_support::start(Builder::new().threshold(THRESHOLD));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        let waiting: Vec<_> = (0..QUEUED)
+            .map(|_| tokio::task::spawn_local(async {}))
+            .collect();
+        // A CPU loop, so the watchdog's signal takes its stack (which runs the LocalSet).
+        tokio::task::spawn_local(
+            async {
+                let until = std::time::Instant::now() + BLOCK;
+                while std::time::Instant::now() < until {
+                    std::hint::black_box(0u64);
+                }
+            }
+            .watched(),
+        )
+        .await
+        .unwrap();
+        for task in waiting {
+            task.await.unwrap();
+        }
+    });
+    drop(rt);
+    handle.shutdown();
+    let report = consistent(handle.report());
+    let stall = report
+        .stalls
+        .iter()
+        .find(|s| s.site.contains(FILE))
+        .unwrap_or_else(|| panic!("the loop is a stall: {:#?}", report.stalls));
+    let harm = stall.harm.as_ref().expect("its harm");
+    assert!(
+        harm.local_set,
+        "the LocalSet's queue is not counted: {stall:#?}"
+    );
+    let site = report
+        .sites
+        .iter()
+        .find(|s| s.label == stall.site)
+        .expect("the stall's site");
+    assert_eq!(site.delay_unknown_stalls, 1, "{site:#?}");
+    let text = pollwatch_report::text::render(&report, 20);
+    assert!(
+        text.contains("task delay unknown"),
+        "the report says the harm is unknown, not zero:\n{text}"
+    );
+}

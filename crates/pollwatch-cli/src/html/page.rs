@@ -279,9 +279,9 @@ fn harm(out: &mut String, report: &Report) {
     let mut sites: Vec<&SiteReport> = report
         .sites
         .iter()
-        .filter(|s| s.delay_task_ns > 0)
+        .filter(|s| s.delay_task_ns > 0 || s.delay_unknown_stalls > 0)
         .collect();
-    let Some(most) = sites.iter().map(|s| s.delay_task_ns).max() else {
+    let Some(most) = sites.iter().map(|s| s.delay_task_ns.max(1)).max() else {
         return;
     };
     sites.sort_by_key(|s| std::cmp::Reverse(s.delay_task_ns));
@@ -305,7 +305,7 @@ fn harm(out: &mut String, report: &Report) {
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             s.id,
             path(&s.label),
-            format_duration_ns(s.delay_task_ns),
+            pollwatch_report::text::site_delay(s),
             s.stalls,
             format_duration_ns(s.delay_task_ns / s.stalls.max(1)),
             format_duration_ns(s.busy_ns),

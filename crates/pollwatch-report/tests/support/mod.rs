@@ -45,6 +45,7 @@ pub fn site_from(id: u32, label: &str, h: &Histogram<u64>) -> SiteReport {
         warnings_suppressed: 0,
         polls_in_place: 0,
         delay_task_ns: 0,
+        delay_unknown_stalls: 0,
         call_sites: Vec::new(),
     }
 }
@@ -100,6 +101,7 @@ call_site: Some("src/store.rs:17".to_owned()),
             global_queue_max: 6,
             local_queue_max: Some(9),
             delay_task_ns: 3_744_000_000,
+            local_set: false,
         }),
         message: "task \"ingest\" (src/ingest.rs:42:5) held worker \"tokio-rt-worker\" for 312ms: blocked in read() on /data/users.json at src/store.rs:17 (std::fs::read_to_string). Use tokio::fs::read_to_string or spawn_blocking.".to_owned(),
     }

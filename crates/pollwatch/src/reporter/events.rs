@@ -97,8 +97,13 @@ pub(crate) fn stall(dispatch: &Dispatch, stall: &Stall) {
             suggestion = %stall.suggestion,
             span = stall.span.as_deref(),
             cpu_ms = stall.cpu_ns.map(|c| c as f64 / 1e6),
-            tasks_waiting = stall.harm.as_ref().map(Harm::tasks_waiting),
-            task_delay_ms = stall.harm.as_ref().map(|h| h.delay_task_ns as f64 / 1e6),
+            tasks_waiting = stall.harm.as_ref().filter(|h| !h.local_set).map(Harm::tasks_waiting),
+            task_delay_ms = stall
+                .harm
+                .as_ref()
+                .filter(|h| !h.local_set)
+                .map(|h| h.delay_task_ns as f64 / 1e6),
+            task_delay_unknown = stall.harm.as_ref().is_some_and(|h| h.local_set).then_some(true),
             "{}",
             stall.message
         );

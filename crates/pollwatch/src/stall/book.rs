@@ -147,6 +147,8 @@ pub(crate) struct EndedStalls {
     /// The scheduling delay the stalls that ended added to the tasks behind them, estimated
     /// in task-nanoseconds (see [`crate::stall::harm`]).
     pub(crate) delay_task_ns: u64,
+    /// The stalls that ended whose harm is unknown (their thread runs a `LocalSet`).
+    pub(crate) delay_unknown: u64,
 }
 
 impl EndedStalls {
@@ -548,9 +550,20 @@ impl Book {
         let cpu = self.cpu_since_detection(key, cpu_now_ns);
         let settled = self.is_exact(key);
         let live = self.live.remove(&key)?;
+        // Whether the stall's thread runs a `LocalSet`, whose waiting tasks are not counted.
+        let local_set = self
+            .numbered_mut(live.number)
+            .is_some_and(|stall| stall.runs_a_local_set());
+        let harm = harm.map(|mut harm| {
+            harm.local_set |= local_set;
+            harm
+        });
         if let Some(harm) = &harm {
             let figures = &mut self.per_site.entry(live.site).or_default().ended;
             figures.delay_task_ns = figures.delay_task_ns.saturating_add(harm.delay_task_ns);
+            if harm.local_set {
+                figures.delay_unknown += 1;
+            }
         }
         let Some(stall) = self.numbered_mut(live.number) else {
             if let Some((id, _)) = &live.evicted {

@@ -44,6 +44,9 @@ pub(crate) struct Look {
     /// Whether the stack runs tokio's scheduler (a worker or a `block_on` running tasks);
     /// false without a stack.
     pub(crate) on_worker: bool,
+    /// Whether the stack runs a `tokio::task::LocalSet` (its tasks wait in a queue of its
+    /// own, which pollwatch cannot read); false without a stack.
+    pub(crate) in_local_set: bool,
 }
 
 impl Look {
@@ -123,6 +126,7 @@ pub(crate) fn look(raw: &RawSample, roots: &mut Roots, site_file: &str) -> Look 
             .collect();
         look.in_place = in_place::blocking_in_place(&symbolized);
         look.on_worker = on_worker::runs_a_scheduler(&symbolized);
+        look.in_local_set = symbolized.iter().any(frames::is_local_set);
         look.backtrace = frames::trim(&symbolized);
         for frame in &look.backtrace {
             if let Some(file) = &frame.file {

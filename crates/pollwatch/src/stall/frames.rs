@@ -236,6 +236,12 @@ pub(crate) fn in_tokio_file(frame: &Frame, files: &[&str]) -> bool {
         .is_some_and(|f| f.contains("/tokio-1.") && files.iter().any(|m| f.ends_with(m)))
 }
 
+/// Whether a frame is tokio's `LocalSet` running its tasks (by name, or by its file in a
+/// build with line tables only).
+pub(crate) fn is_local_set(frame: &Frame) -> bool {
+    frame.function.contains("tokio::task::local::") || in_tokio_file(frame, &["/src/task/local.rs"])
+}
+
 /// A frame at line 1 of `file`, for tests.
 #[cfg(test)]
 pub(crate) fn frame_at(function: &str, file: Option<&str>) -> Frame {

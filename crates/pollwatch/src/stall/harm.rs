@@ -62,6 +62,8 @@ impl HarmTally {
             local_queue_max: self.local_max,
             // Rounded to whole task-nanoseconds; `as` saturates.
             delay_task_ns: delay.round() as u64,
+            // Told by the stall's stack or site, on the reporter thread.
+            local_set: false,
         }
     }
 }

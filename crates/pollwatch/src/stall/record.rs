@@ -103,6 +103,12 @@ impl StallRecord {
         stall
     }
 
+    /// Whether the stall's thread runs a `LocalSet` (its stack shows one), whose waiting tasks
+    /// pollwatch cannot count: its harm is unknown.
+    pub(crate) fn runs_a_local_set(&self) -> bool {
+        self.look.in_local_set
+    }
+
     /// Whether the stall, at its detection, looks like CPU work or a lock wait, which the
     /// thread's scheduling may yet show to be the host's CPU shortage: a thread caught just
     /// past the threshold has been watched for too short a span to tell. Its warning waits
@@ -157,6 +163,8 @@ impl StallRecord {
         if raw.harm.is_some() {
             self.harm.clone_from(&raw.harm);
         }
+        // Any look's stack tells whether the thread runs a `LocalSet`.
+        self.look.in_local_set |= look.in_local_set;
         if !self.look.has_stack() && look.has_stack() {
             self.cause = look.cause();
             self.looked = self.cause;
@@ -269,7 +277,10 @@ impl StallRecord {
             backtrace: look.backtrace.clone(),
             capture_ns: look.capture_ns,
             samples: self.samples.iter().map(SampleRecord::to_report).collect(),
-            harm: self.harm.clone(),
+            harm: self.harm.clone().map(|mut harm| {
+                harm.local_set |= self.runs_a_local_set();
+                harm
+            }),
             message: self.message(&site.name, &site.location),
         }
     }
@@ -411,6 +422,7 @@ pub(crate) mod tests {
                 capture_ns: None,
                 in_place: false,
                 on_worker: false,
+                in_local_set: false,
             },
             cause: Cause::FileIo,
             looked: Cause::FileIo,
