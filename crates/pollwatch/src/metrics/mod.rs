@@ -74,12 +74,17 @@ pub(crate) fn text(state: &Arc<State>) -> String {
     text
 }
 
-/// Serves `state`'s metrics on `GET /metrics` at `addr`.
+/// Serves `state`'s metrics on `GET /metrics` at `addr`; the error says the address.
 pub(crate) fn start(state: &Arc<State>, addr: SocketAddr) -> std::io::Result<MetricsServer> {
+    bind(state, addr)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot serve metrics on {addr} ({e})")))
+}
+
+/// [`start`], its error the operating system's own.
+fn bind(state: &Arc<State>, addr: SocketAddr) -> std::io::Result<MetricsServer> {
     let mut registry = Registry::default();
     register(state, &mut registry);
     MetricsServer::start(addr, registry)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot serve metrics on {addr} ({e})")))
 }
 
 /// Stops the endpoint `try_init` started (when installing failed after it started).
@@ -92,7 +97,8 @@ pub(crate) fn serve(config: &Config, state: &Arc<State>) -> Result<Option<Server
     if !config.metrics.serve {
         return Ok(None);
     }
-    start(state, config.metrics.addr)
+    // `InitError::MetricsAddr` says the address itself.
+    bind(state, config.metrics.addr)
         .map(Some)
         .map_err(|source| InitError::MetricsAddr {
             addr: config.metrics.addr,
