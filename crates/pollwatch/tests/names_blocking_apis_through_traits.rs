@@ -161,7 +161,10 @@ const LARGE: usize = 1 << 20;
 #[test]
 fn a_file_write_all_names_the_file_and_write_all() {
     let (dir, mut file, reader) = fifo_with_slow_reader("write-all");
-    let stall = stall_of(move || blocking_at_line!(file.write_all(&vec![7u8; LARGE])));
+    // Filled before: on a busy machine filling a MiB can itself outlast the threshold, and
+    // the watchdog's first look would catch that instead of the write.
+    let data = vec![7u8; LARGE];
+    let stall = stall_of(move || blocking_at_line!(file.write_all(&data)));
     assert_eq!(reader.join().unwrap(), LARGE);
     assert_named(
         &stall,
