@@ -289,7 +289,7 @@
 //! | `global_queue_max` | integer | the most tasks waiting in the runtime's global (injection) queue at a reading |
 //! | `local_queue_max` | integer or null | the most tasks waiting in the held worker's own run queue at a reading; null where tokio does not expose it (builds without `--cfg tokio_unstable`) |
 //! | `delay_task_ns` | integer, task-ns | the estimated scheduling delay the stall added. At each reading, the ready tasks the held worker stands in front of are its own queue plus its share of the global queue (depth / `workers`); each counts for the time since the previous reading (the first: since the stall began), and the last reading's count also stands for the rest of the stall |
-//! | `local_set` | boolean | the held thread was running a `LocalSet`, whose queue pollwatch cannot read: the tasks waiting there are not counted, so the harm is unknown and `delay_task_ns` a lower bound; absent (read as `false`) otherwise |
+//! | `local_set` | boolean | the held thread was running a `LocalSet`, whose queue pollwatch cannot read: the tasks waiting there are not counted, so the harm is unknown and `delay_task_ns` a lower bound; may be absent (read as `false`) |
 //!
 //! ## Example
 //!

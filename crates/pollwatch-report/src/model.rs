@@ -343,12 +343,8 @@ pub struct Harm {
     /// Whether the held thread was running a `LocalSet` (every worker of actix-web does):
     /// the tasks waiting in its queue are not counted, so the harm is unknown and
     /// `delay_task_ns` only a lower bound.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default)]
     pub local_set: bool,
-}
-
-fn is_false(b: &bool) -> bool {
-    !b
 }
 
 impl Harm {
