@@ -99,6 +99,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
+mod debug_info;
 mod fallback;
 #[cfg(target_os = "linux")]
 mod linux;
@@ -107,7 +108,12 @@ mod types;
 
 use std::sync::Arc;
 
-pub use symbolize::{has_line_tables, release_symbols_if_idle, symbolize, warm_up, SymbolFrame};
+pub use debug_info::{
+    dwp_beside, identify, separate_debug_file, DebugInfo, DebugInfoError, ObjectIdentity,
+};
+pub use symbolize::{
+    has_line_tables, release_symbols_if_idle, symbolize, warm_up, ModuleAddress, SymbolFrame,
+};
 
 /// Returns the heap's free memory to the system, where the allocator keeps it (glibc).
 fn trim_heap() {

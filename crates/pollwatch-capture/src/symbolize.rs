@@ -4,7 +4,7 @@
 //! service with line tables: 54 MiB of heap for a 36 MB binary); [`release_symbols_if_idle`]
 //! gives that memory back once nothing has been symbolized for a while.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// When the last symbolization ran, while the parsed debug info is kept.
@@ -21,6 +21,24 @@ pub struct SymbolFrame {
     pub file: Option<String>,
     /// The line.
     pub line: Option<u32>,
+    /// The module the address is in and the address as that module's file numbers it, the
+    /// address looked up (one byte before a return address, inside its call instruction):
+    /// what symbolizing it later, with the
+    /// module's debug info, needs (see [`DebugInfo`](crate::DebugInfo)). `None` where the
+    /// platform cannot say.
+    pub module: Option<ModuleAddress>,
+}
+
+/// Where an address is: its module's file and GNU build-id, and the address as the file
+/// numbers it (`addr2line -e FILE ADDRESS` takes it as is).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleAddress {
+    /// The module's file as it was loaded (the executable, or a shared library).
+    pub path: Arc<str>,
+    /// Its GNU build-id in lower-case hex, when it has one.
+    pub build_id: Option<Arc<str>>,
+    /// The address relative to the module.
+    pub address: u64,
 }
 
 /// Symbolizes `ips` (innermost first), as [`Inspector::capture`](crate::Inspector::capture)
@@ -39,6 +57,9 @@ pub fn symbolize(ips: &[usize]) -> Vec<SymbolFrame> {
     let mut frames = Vec::with_capacity(ips.len());
     for (i, &ip) in ips.iter().enumerate() {
         let lookup = if i == 0 { ip } else { ip.saturating_sub(1) };
+        // `backtrace::resolve` looks up one byte before the address it is given (for return
+        // addresses); the module address is the one it looks up.
+        let module = locate(lookup.saturating_sub(1));
         let before = frames.len();
         backtrace::resolve(lookup as *mut std::ffi::c_void, |symbol| {
             frames.push(SymbolFrame {
@@ -46,6 +67,7 @@ pub fn symbolize(ips: &[usize]) -> Vec<SymbolFrame> {
                 function: symbol.name().map(|n| format!("{n:#}")),
                 file: symbol.filename().map(|p| p.display().to_string()),
                 line: symbol.lineno(),
+                module: module.clone(),
             });
         });
         if frames.len() == before {
@@ -54,10 +76,22 @@ pub fn symbolize(ips: &[usize]) -> Vec<SymbolFrame> {
                 function: None,
                 file: None,
                 line: None,
+                module,
             });
         }
     }
     frames
+}
+
+/// The module of a run-time address of this process.
+fn locate(address: usize) -> Option<ModuleAddress> {
+    #[cfg(target_os = "linux")]
+    return crate::linux::modules::locate(address);
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = address;
+        None
+    }
 }
 
 /// Symbolizes the calling thread's own stack, which runs through this binary and the C
@@ -101,7 +135,8 @@ fn line_table_probe() -> usize {
 }
 
 /// Whether this build's code has line tables (`debug = "line-tables-only"` or more in its
-/// cargo profile): a function of it symbolizes to a file and a line. Without them, stacks name
+/// cargo profile), in the binary or in a separate debug file where the system looks for one:
+/// a function of it symbolizes to a file and a line. Without them, stacks name
 /// functions but not lines, and functions inlined into others are not named at all. The
 /// answer holds for the whole binary when every crate is built with the same profile (cargo's
 /// default). On Linux it reads the binary's `.debug_aranges` (a few reads, nothing kept);
@@ -111,7 +146,18 @@ pub fn has_line_tables() -> bool {
     let address = line_table_probe();
     #[cfg(target_os = "linux")]
     if let Some(covered) = crate::linux::line_tables::covers(address) {
-        return covered;
+        // A stripped binary's lines may sit in a separate debug file where the system looks
+        // for one (`.gnu_debuglink`, `/usr/lib/debug/.build-id`), which symbolization uses:
+        // then one symbolization says.
+        let separate = || {
+            std::env::current_exe()
+                .ok()
+                .and_then(|exe| crate::separate_debug_file(&exe))
+                .is_some()
+        };
+        if covered || !separate() {
+            return covered;
+        }
     }
     symbolize(&[address + 1])
         .iter()
@@ -146,7 +192,8 @@ mod tests {
                 ip: 1,
                 function: None,
                 file: None,
-                line: None
+                line: None,
+                module: None,
             }]
         );
         assert!(symbolize(&[]).is_empty());

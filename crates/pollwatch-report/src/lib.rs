@@ -356,6 +356,7 @@ mod tests {
             function: "app::store::load".to_owned(),
             file: Some("src/store.rs".to_owned()),
             line: Some(17),
+            module: None,
         };
         let sample = StallSample {
             at_ns: 20_000_000,

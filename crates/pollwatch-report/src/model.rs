@@ -401,6 +401,45 @@ pub struct Frame {
     pub file: Option<String>,
     /// The line, when debug info has it.
     pub line: Option<u32>,
+    /// The module the frame's code is in and its address there: what symbolizing the frame
+    /// later needs, with the module's debug info (`pollwatch symbolize`), when the build that
+    /// captured it had no line tables or no symbols. Absent where the platform cannot say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<FrameModule>,
+}
+
+/// Where a frame's code is in its module (the executable or a shared library).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FrameModule {
+    /// The module's file, as it was loaded.
+    pub path: String,
+    /// Its GNU build-id in lower-case hex: which build's debug info fits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
+    /// The address as the module's file numbers it, the one to look up (a return address
+    /// less one), written in hex (`"0x1a2b3c"`): `addr2line -e DEBUG_FILE -i ADDRESS` takes it
+    /// as is.
+    #[serde(with = "hex_address")]
+    pub address: u64,
+}
+
+/// An address as JSON writes it: a hex string.
+mod hex_address {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(address: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{address:#x}"))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let text = String::deserialize(d)?;
+        let digits = text.strip_prefix("0x").ok_or_else(|| {
+            serde::de::Error::custom(format!("address {text:?} is not hex starting with 0x"))
+        })?;
+        u64::from_str_radix(digits, 16).map_err(|e| {
+            serde::de::Error::custom(format!("address {text:?} is not hex starting with 0x: {e}"))
+        })
+    }
 }
 
 /// Poll-time percentiles of one site, in nanoseconds. All zero when there are no polls.

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+use pollwatch_judge::location::display_file;
 
 use crate::task::TaskFields;
 
@@ -129,19 +130,6 @@ impl Site {
             tasks_spawned: AtomicU64::new(0),
         }
     }
-}
-
-/// A spawn location's file as a person reads it: paths into cargo's registry or git checkouts
-/// start at the crate (`axum-0.8.9/src/serve/mod.rs`), others are kept as tokio gives them.
-pub(crate) fn display_file(file: &str) -> &str {
-    for marker in ["/.cargo/registry/src/", "/.cargo/git/checkouts/"] {
-        if let Some(at) = file.find(marker) {
-            let rest = &file[at + marker.len()..];
-            // Skip the registry index directory (`index.crates.io-<hash>/`).
-            return rest.split_once('/').map_or(rest, |(_, krate)| krate);
-        }
-    }
-    file
 }
 
 /// `location`, plus ` "name"` when the task is named.

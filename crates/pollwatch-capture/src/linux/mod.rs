@@ -1,6 +1,7 @@
 //! Linux: `/proc` readers and signal stack capture.
 
 mod context;
+pub(crate) mod modules;
 pub(crate) mod line_tables;
 mod net;
 mod proc;

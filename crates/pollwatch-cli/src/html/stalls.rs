@@ -312,6 +312,7 @@ mod tests {
                 function: "a::<b>".into(),
                 file: None,
                 line: None,
+                module: None,
             }],
             capture_ns: None,
             samples: Vec::new(),

@@ -86,6 +86,7 @@ call_site: Some("src/store.rs:17".to_owned()),
             function: "app::store::load".to_owned(),
             file: Some("src/store.rs".to_owned()),
             line: Some(17),
+            module: None,
         }],
         capture_ns: Some(40_000),
         samples: vec![StallSample {

@@ -297,8 +297,8 @@ fn p99_us(state: &State, site: SiteId) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stall::frames::{Dropping, Missing};
     use crate::stall::record::tests::record;
+    use pollwatch_judge::frames::{Dropping, Missing};
 
     #[test]
     fn the_last_call_site_names_the_line_or_function_and_a_drop() {

@@ -499,11 +499,11 @@ mod tests {
     use crate::setup_check::SetupCheck;
     use crate::sites::Sites;
     use crate::stall::book::Book;
-    use crate::stall::classify::Cause;
     use crate::stall::record::tests::record;
     use crate::stall::sched::SchedReading;
     use crate::state::{Lost, Subscriber};
     use crate::task::TaskFields;
+    use pollwatch_judge::classify::Cause;
 
     /// A layer's state on a mock clock (threshold 10 ms) with one site, the one
     /// [`record`]'s stalls are at, and a registry with its collector.

@@ -75,23 +75,7 @@ pub(crate) struct TaskInfo {
     pub(crate) site: SiteId,
 }
 
-/// Whether a timed enter/exit was a poll of the future or its drop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PollKind {
-    Poll,
-    /// `tracing::Instrumented` enters the span once more to drop the future.
-    Drop,
-}
-
-impl PollKind {
-    /// The name used in reports and events.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            PollKind::Poll => "poll",
-            PollKind::Drop => "drop",
-        }
-    }
-}
+pub(crate) use pollwatch_judge::verdict::PollKind;
 
 /// One poll of one thread: the thread's slot (its index in the slot list), the sequence
 /// number of the outermost poll it runs in, and its own raw start (polls nested in one

@@ -6,10 +6,10 @@ use pollwatch_capture::CaptureError;
 
 use crate::console::Resources;
 use crate::stall::book::Warn;
-use crate::stall::location::Roots;
 use crate::stall::record::StallRecord;
 use crate::stall::{describe, Msg, RawSample, SampleKind};
 use crate::state::State;
+use pollwatch_judge::location::Roots;
 
 use super::events;
 
@@ -72,7 +72,7 @@ fn detected(state: &State, console: &mut Resources, raw: &RawSample, look: descr
         state.book.lock().in_place(raw.key, raw.site);
         return;
     }
-    if look.left_the_worker(raw) {
+    if describe::left_the_worker(&look, raw) {
         // A worker-level poll left open on a thread that is no worker now: nothing blocks.
         return;
     }
@@ -158,7 +158,7 @@ fn resampled(state: &State, console: &mut Resources, raw: &RawSample, look: desc
             state.book.lock().in_place(raw.key, raw.site);
             return;
         }
-        if look.left_the_worker(raw) {
+        if describe::left_the_worker(&look, raw) {
             return;
         }
         // This look decides, with or without a stack: a stall since its first look.

@@ -27,7 +27,7 @@
 //! `block_in_place` (its worker went to another thread; the stack shows it, as for the other
 //! sources); a thread that left the worker role with its busy period open (`block_in_place`
 //! without the worker back, or a `block_on` caller after `block_on` returned): its stack runs
-//! no tokio scheduler (`stall/on_worker.rs`).
+//! no tokio scheduler (`pollwatch-judge/src/on_worker.rs`).
 //!
 //! tokio's `Builder` keeps one callback per hook: setting them replaces any `on_thread_park`,
 //! `on_thread_unpark` or `on_thread_stop` set before (`on_thread_start` is left alone).

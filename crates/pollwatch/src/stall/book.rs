@@ -12,11 +12,11 @@ use std::time::Instant;
 
 use pollwatch_report::{CallSiteCount, Harm, Report, Stall};
 
-use super::classify::Cause;
 use super::rate_limit::{Line, RateLimit, Suppressed};
 use super::record::StallRecord;
 use crate::poll::{PollKey, PollKind};
 use crate::sites::{SiteId, Sites};
+use pollwatch_judge::classify::Cause;
 
 /// The most stalls followed at once (one per polling thread is the norm); bounds memory
 /// if end messages are lost.

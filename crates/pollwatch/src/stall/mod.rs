@@ -1,18 +1,13 @@
 //! Stalls: polls caught by the watchdog while still holding their thread. The watchdog sends
-//! raw samples ([`Msg`]); the reporter thread describes them ([`describe`]: a symbolized,
-//! trimmed stack, the blocking call site, what the thread was doing, the cause and the fix
-//! from [`classify`]), keeps them as typed [`record::StallRecord`]s in the [`book`] (with the
+//! raw samples ([`Msg`]); the reporter thread describes them ([`describe`]: a symbolized stack
+//! judged by `pollwatch_judge`: trimmed, the blocking call site, what the thread was doing,
+//! the cause and the fix), keeps them as typed [`record::StallRecord`]s in the [`book`] (with the
 //! per-site warning rate limit), and renders them as report entries and events only at the
 //! edge ([`record::StallRecord::to_report`]).
 
 pub(crate) mod book;
-pub(crate) mod classify;
 pub(crate) mod describe;
-pub(crate) mod frames;
 pub(crate) mod harm;
-pub(crate) mod in_place;
-pub(crate) mod location;
-pub(crate) mod on_worker;
 pub(crate) mod rate_limit;
 pub(crate) mod record;
 pub(crate) mod sched;

@@ -3,12 +3,13 @@
 //! an event is written.
 
 use pollwatch_capture::RunState;
-use pollwatch_report::units::format_duration_ns;
 use pollwatch_report::{Harm, Stall, StallSample};
 
-use super::classify::{self, Cause};
-use super::describe::Look;
-use super::frames::Missing;
+use pollwatch_judge::classify::Cause;
+use pollwatch_judge::frames::Missing;
+use pollwatch_judge::look::Look;
+use pollwatch_judge::verdict::{Held, Schedule, Verdict};
+
 use super::sched::{self, SchedReading, Scheduled};
 use super::RawSample;
 use crate::poll::{PollKey, PollKind};
@@ -187,53 +188,28 @@ impl StallRecord {
         }
     }
 
+    /// The judgement: the look, cause, kind and scheduling that the fix and message come from.
+    pub(crate) fn verdict(&self) -> Verdict<'_> {
+        Verdict {
+            look: &self.look,
+            cause: self.cause,
+            kind: self.kind,
+            schedule: self.scheduled.map(|s| Schedule {
+                run_ns: s.run_ns,
+                wait_ns: s.wait_ns,
+                throttled_ns: s.throttled_ns,
+            }),
+        }
+    }
+
     /// The fix to apply: for a `Drop`, one that can be written in a `Drop`.
     pub(crate) fn suggestion(&self) -> String {
-        if self.cause == Cause::Descheduled {
-            // Not the code's doing, in a poll or in a `Drop`.
-            return classify::suggestion(self.cause, None);
-        }
-        if let Some(io) = &self.look.nonblocking_io {
-            return classify::nonblocking_io_suggestion(io);
-        }
-        if let (Cause::Lock, None, Some(dependency)) =
-            (self.cause, &self.look.api, &self.look.dependency)
-        {
-            // A lock inside a dependency (a C library's mutex): the application cannot swap
-            // it for tokio's, but can take the call off the runtime.
-            return classify::dependency_lock_suggestion(dependency);
-        }
-        match self.kind {
-            PollKind::Drop => classify::drop_suggestion(self.dropped_type()),
-            PollKind::Poll => classify::suggestion(self.cause, self.look.api.as_deref()),
-        }
+        self.verdict().suggestion()
     }
 
     /// The type whose `Drop` was running, when the stack names one.
     fn dropped_type(&self) -> Option<&str> {
         self.look.dropping.as_ref()?.type_name.as_deref()
-    }
-
-    /// Where the blocking call is, for messages: ` at file:line`, ` in function (line
-    /// unknown: ...)`, or why neither is known.
-    fn place(&self) -> String {
-        let look = &self.look;
-        if let Some(at) = &look.call_site {
-            return format!(" at {at}");
-        }
-        match (look.missing, &look.function) {
-            (Some(Missing::NoLineTables), Some(function)) => {
-                format!(" in {function} (line unknown: the build has no line tables)")
-            }
-            (Some(Missing::Inlined), _) => {
-                " (call site inlined into tokio's poll; build with line tables)".to_owned()
-            }
-            (Some(Missing::NotInApplication), _) => {
-                " (no frame of the application's code on the stack)".to_owned()
-            }
-            (Some(Missing::WouldInterrupt(call)), _) => format!(" (no stack: {call})"),
-            _ => String::new(),
-        }
     }
 
     /// The report entry, with the site's label and the one-line message.
@@ -285,78 +261,17 @@ impl StallRecord {
         }
     }
 
-    /// The one-line message:
-    /// `task "handler" (src/main.rs:42:5) held worker "tokio-rt-worker" for 312ms: blocked in
-    /// read() on /data/users.json at src/store.rs:17 (std::fs::read_to_string). Use ...`
+    /// The one-line message (see [`Verdict::message`]).
     pub(crate) fn message(&self, task_name: &str, site: &str) -> String {
-        let task = if task_name.is_empty() {
-            format!("task {}", self.task_id)
-        } else {
-            format!("task {task_name:?}")
-        };
-        let duration = format_duration_ns(self.duration_ns);
-        // A stall of no known task (stable mode's worker hooks) is told apart by its worker.
-        let worker = match self.worker_index {
-            Some(index) if self.task_id == 0 => format!("worker {index} ({:?})", self.thread),
-            _ => format!("worker {:?}", self.thread),
-        };
-        let held = if self.ended {
-            format!("held {worker} for {duration}")
-        } else {
-            format!("has held {worker} for {duration} so far")
-        };
-        let held = match (self.kind, self.dropped_type()) {
-            (PollKind::Poll, _) => held,
-            (PollKind::Drop, Some(dropping)) => format!("{held} while dropping {dropping}"),
-            (PollKind::Drop, None) => format!("{held} while dropping its future"),
-        };
-        let look = &self.look;
-        let what = match (&look.syscall, &look.blocked_on) {
-            _ if self.cause == Cause::Descheduled => self.descheduled(),
-            (Some(syscall), _) if self.cause == Cause::Sleep => format!("sleeping in {syscall}()"),
-            (Some(syscall), _) if matches!(self.cause, Cause::Lock | Cause::BlockOn) => {
-                format!("waiting on a lock or condition variable in {syscall}()")
-            }
-            (Some(syscall), Some(target)) => format!("blocked in {syscall}() on {target}"),
-            (Some(syscall), None) => format!("blocked in {syscall}()"),
-            (None, _) => match look.state {
-                None => "blocked".to_owned(),
-                Some(state) => state.to_string(),
-            },
-        };
-        let at = self.place();
-        let api = match (&look.api, &look.dependency) {
-            (Some(api), Some(via)) => format!(" ({via} -> {api})"),
-            (Some(api), None) => format!(" ({api})"),
-            (None, Some(via)) => format!(" ({via})"),
-            (None, None) => String::new(),
-        };
-        format!(
-            "{task} ({site}) {held}: {what}{at}{api}. {}",
-            self.suggestion()
-        )
-    }
-}
-
-impl StallRecord {
-    /// What a descheduled stall's thread did, for its message.
-    fn descheduled(&self) -> String {
-        let mut text = "descheduled: the host/container is short of CPU; not this code".to_owned();
-        if let Some(s) = self.scheduled {
-            text.push_str(&format!(
-                " (while watched it ran {} and waited {} for a CPU",
-                format_duration_ns(s.run_ns),
-                format_duration_ns(s.wait_ns)
-            ));
-            if let Some(throttled) = s.throttled_ns.filter(|&t| t > 0) {
-                text.push_str(&format!(
-                    "; the cgroup's CPU quota throttled it {}",
-                    format_duration_ns(throttled)
-                ));
-            }
-            text.push(')');
-        }
-        text
+        self.verdict().message(&Held {
+            task_id: self.task_id,
+            task_name,
+            site,
+            thread: &self.thread,
+            worker_index: self.worker_index,
+            duration_ns: self.duration_ns,
+            ended: self.ended,
+        })
     }
 }
 
@@ -364,7 +279,7 @@ impl SampleRecord {
     fn to_report(&self) -> StallSample {
         StallSample {
             at_ns: self.at_ns,
-            state: super::describe::state_text(self.state),
+            state: pollwatch_judge::look::state_text(self.state),
             syscall: self.syscall.clone(),
             call_site: self.call_site.clone(),
             cpu_ns: self.cpu_ns,
@@ -374,13 +289,13 @@ impl SampleRecord {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::super::classify::{Observed, Run, TargetKind};
     use super::super::describe::{
         self,
         tests::{receiving as receiving_raw, RECEIVING},
     };
-    use super::super::frames::Dropping;
     use super::*;
+    use pollwatch_judge::classify::{Observed, Run, TargetKind};
+    use pollwatch_judge::frames::Dropping;
 
     /// A finished 312 ms stall of a named task reading a file.
     pub(crate) fn record() -> StallRecord {
@@ -635,7 +550,7 @@ pub(crate) mod tests {
     fn a_later_look_brings_the_stack_or_the_reason_there_is_none() {
         use pollwatch_capture::CaptureError;
 
-        let mut roots = crate::stall::location::Roots::default();
+        let mut roots = pollwatch_judge::location::Roots::default();
         // The first look's capture timed out; the next one found a call a signal would
         // interrupt: that is why there is no stack.
         let mut s = receiving(Missing::NoStack);
@@ -660,6 +575,7 @@ pub(crate) mod tests {
                 function: "app::client::ask".into(),
                 file: Some("/home/ci/app/src/client.rs".into()),
                 line: Some(12),
+                module: None,
             }],
             call_site: Some("src/client.rs:12".into()),
             function: Some("app::client::ask".into()),

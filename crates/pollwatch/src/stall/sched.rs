@@ -36,7 +36,7 @@
 
 use pollwatch_capture::{Inspector, SchedTimes, Throttling, Tid};
 
-use super::classify::Cause;
+use pollwatch_judge::classify::Cause;
 
 /// One reading of a thread's scheduler accounting, with when it was taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

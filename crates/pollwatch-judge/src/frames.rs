@@ -82,7 +82,7 @@ const WATCHED_FILE: &str = "/src/source/watched.rs";
 /// and `block_on<..>` make `futures_executor::local_pool::block_on`. In the standard library
 /// the module alone often does not say the type or trait, so [`STD_SHORT_NAMES`] does:
 /// `read_exact<..>` in `library/std/src/io/mod.rs` is `std::io::Read::read_exact`.
-pub(crate) fn qualified(frame: &Frame) -> String {
+pub fn qualified(frame: &Frame) -> String {
     let short = frame.function.split('<').next().unwrap_or_default();
     if short.is_empty() || short.contains("::") || short.starts_with("0x") {
         return frame.function.clone();
@@ -199,13 +199,15 @@ fn crate_of_dir(dir: &str) -> &str {
 }
 
 /// The application's frames between the capture and the runtime, innermost first.
-pub(crate) fn trim(frames: &[Frame]) -> Vec<Frame> {
+pub fn trim(frames: &[Frame]) -> Vec<Frame> {
     let start = frames.iter().rposition(is_capture).map_or(0, |i| i + 1);
     let mut frames = &frames[start..];
     // The kernel's signal trampoline often has no symbol: an address right after the handler.
-    while frames
-        .first()
-        .is_some_and(|f| f.file.is_none() && f.function.starts_with("0x"))
+    // (In a stripped build no capture frame is named, and unnamed frames are all there is.)
+    while start > 0
+        && frames
+            .first()
+            .is_some_and(|f| f.file.is_none() && f.function.starts_with("0x"))
     {
         frames = &frames[1..];
     }
@@ -214,7 +216,7 @@ pub(crate) fn trim(frames: &[Frame]) -> Vec<Frame> {
 }
 
 /// Whether a frame is the application's own code.
-pub(crate) fn is_application(frame: &Frame) -> bool {
+pub fn is_application(frame: &Frame) -> bool {
     let Some(file) = frame.file.as_deref() else {
         return false;
     };
@@ -229,7 +231,7 @@ pub(crate) fn is_application(frame: &Frame) -> bool {
 /// Whether a frame is in one of tokio's source files, given by their path in the crate
 /// (`/src/task/blocking.rs`): how a build with line tables only, whose inlined frames carry
 /// short names, shows tokio's functions.
-pub(crate) fn in_tokio_file(frame: &Frame, files: &[&str]) -> bool {
+pub fn in_tokio_file(frame: &Frame, files: &[&str]) -> bool {
     frame
         .file
         .as_deref()
@@ -238,23 +240,24 @@ pub(crate) fn in_tokio_file(frame: &Frame, files: &[&str]) -> bool {
 
 /// Whether a frame is tokio's `LocalSet` running its tasks (by name, or by its file in a
 /// build with line tables only).
-pub(crate) fn is_local_set(frame: &Frame) -> bool {
+pub fn is_local_set(frame: &Frame) -> bool {
     frame.function.contains("tokio::task::local::") || in_tokio_file(frame, &["/src/task/local.rs"])
 }
 
 /// A frame at line 1 of `file`, for tests.
 #[cfg(test)]
-pub(crate) fn frame_at(function: &str, file: Option<&str>) -> Frame {
+pub fn frame_at(function: &str, file: Option<&str>) -> Frame {
     Frame {
         function: function.to_owned(),
         file: file.map(str::to_owned),
         line: Some(1),
+        module: None,
     }
 }
 
 /// Why a stall has no call site (file and line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Missing {
+pub enum Missing {
     /// No stack was captured.
     NoStack,
     /// The thread was not signalled for its stack: it was in this call, which the capture
@@ -267,48 +270,54 @@ pub(crate) enum Missing {
     Inlined,
     /// The stack has files and lines, but no frame of the application's code.
     NotInApplication,
+    /// The application's frames are addresses no symbol names: a stripped build. The report
+    /// keeps each frame's module and address, from which `pollwatch symbolize` finds the
+    /// line with the build's debug info.
+    NoSymbols,
 }
 
 impl Missing {
     /// The name used in reports.
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Missing::NoStack => "no_stack",
             Missing::WouldInterrupt(_) => "would_interrupt",
             Missing::NoLineTables => "no_line_tables",
             Missing::Inlined => "inlined",
             Missing::NotInApplication => "not_in_application",
+            Missing::NoSymbols => "no_symbols",
         }
     }
 }
 
 /// The blocking call found in a trimmed stack.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct CallSite {
+pub struct CallSite {
     /// The innermost application frame's source file, as the debug info has it (absolute),
     /// and its line.
-    pub(crate) file: Option<String>,
-    pub(crate) line: Option<u32>,
+    pub file: Option<String>,
+    /// The line of that frame.
+    pub line: Option<u32>,
     /// The innermost application function, crate-qualified, without generic arguments or
     /// closure suffixes (`mini_redis::cmd::get::Get::apply`).
-    pub(crate) function: Option<String>,
+    pub function: Option<String>,
     /// Why there is no file and line.
-    pub(crate) missing: Option<Missing>,
+    pub missing: Option<Missing>,
     /// The blocking API that frame called, canonical (`std::fs::read`).
-    pub(crate) api: Option<String>,
+    pub api: Option<String>,
     /// The dependency's function the application frame called into, when the blocking API
     /// was reached through a dependency (`ureq::request::Request::call`).
-    pub(crate) dependency: Option<String>,
+    pub dependency: Option<String>,
     /// The non-blocking I/O the stack is in, when the syscall under the application's frame
     /// was reached through tokio's or mio's own sockets (`mio::net::TcpStream::write`): it
     /// cannot block, so no blocking API is named.
-    pub(crate) nonblocking_io: Option<String>,
+    pub nonblocking_io: Option<String>,
 }
 
 /// The frame of tokio's or mio's non-blocking I/O among `inside` (innermost first), if any:
 /// `tokio::net`'s sockets, tokio's `PollEvented` and `mio::net` never block; a syscall under
 /// them returns `WouldBlock` instead of waiting.
-pub(crate) fn nonblocking_io(inside: &[Frame]) -> Option<String> {
+pub fn nonblocking_io(inside: &[Frame]) -> Option<String> {
     inside.iter().find_map(|frame| {
         let name = canonical(&qualified(frame));
         ["mio::", "tokio::io::poll_evented::", "tokio::net::"]
@@ -330,7 +339,7 @@ fn api_or_nonblocking(inside: &[Frame]) -> (Option<String>, Option<String>) {
 /// [`blocking_api`]). With line tables the frame is the innermost with a source file of the
 /// application's; without them, the innermost with a Rust name outside the standard library
 /// and the runtime (so a dependency's function can stand in for the application's there).
-pub(crate) fn call_site(trimmed: &[Frame]) -> CallSite {
+pub fn call_site(trimmed: &[Frame]) -> CallSite {
     if trimmed.is_empty() {
         return CallSite {
             missing: Some(Missing::NoStack),
@@ -350,6 +359,7 @@ pub(crate) fn call_site(trimmed: &[Frame]) -> CallSite {
             None if trimmed.iter().any(|f| f.line.is_some() && is_rust(f)) => {
                 (None, Some(Missing::NotInApplication))
             }
+            None if trimmed.iter().any(is_unnamed) => (None, Some(Missing::NoSymbols)),
             None => (None, Some(Missing::Inlined)),
         },
     };
@@ -379,6 +389,11 @@ pub(crate) fn call_site(trimmed: &[Frame]) -> CallSite {
     }
 }
 
+/// Whether a frame is an address no symbol names (a stripped build's code).
+fn is_unnamed(frame: &Frame) -> bool {
+    frame.file.is_none() && frame.function.starts_with("0x")
+}
+
 /// Whether a frame is Rust code, not the C library's (whose debug info may be installed
 /// while the application has none).
 fn is_rust(frame: &Frame) -> bool {
@@ -404,7 +419,7 @@ fn is_application_by_name(frame: &Frame) -> bool {
 /// A frame's function as a person names it: crate-qualified (from the file for a
 /// dependency's short name), without generic arguments, trait qualification or closure
 /// suffixes.
-pub(crate) fn function_name(frame: &Frame) -> String {
+pub fn function_name(frame: &Frame) -> String {
     let mut name = canonical(&qualified(frame));
     loop {
         let trimmed = name
@@ -419,16 +434,16 @@ pub(crate) fn function_name(frame: &Frame) -> String {
 
 /// A `Drop` running in a stack.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Dropping {
+pub struct Dropping {
     /// The type being dropped, when the stack names one other than the task's future.
-    pub(crate) type_name: Option<String>,
+    pub type_name: Option<String>,
 }
 
 /// The drop running in the stack, if any, from `<T as Drop>::drop` or
 /// `core::ptr::drop_in_place<T>` frames (short `drop_in_place<T>` with line tables only): the
 /// innermost type that is not the task's future itself (an async block or fn, or the
 /// `tracing::Instrumented` around it).
-pub(crate) fn dropping(trimmed: &[Frame]) -> Option<Dropping> {
+pub fn dropping(trimmed: &[Frame]) -> Option<Dropping> {
     // The standard library's own types (a `Vec`'s buffer, a `Box`) are not a `Drop` that
     // blocks: freeing memory is the work of the call that dropped them.
     let mut types = trimmed
@@ -484,7 +499,7 @@ fn is_future_type(type_name: &str) -> bool {
 /// followed by the call made: `std::net::TcpStream::read (via std::io::BufRead::read_line)`,
 /// `std::fs::File::write (via std::io::Write::write_all)`. Otherwise (`std::fs::read`,
 /// `std::sync::Mutex::lock`, ...) the call made is the name.
-pub(crate) fn blocking_api(inside: &[Frame]) -> Option<String> {
+pub fn blocking_api(inside: &[Frame]) -> Option<String> {
     let apis: Vec<String> = inside
         .iter()
         .filter_map(|f| known_api(&qualified(f)))
@@ -552,7 +567,7 @@ fn plain_operation(api: &str) -> String {
 /// if the blocking call went through one: the outermost frame in a dependency's source (a
 /// crates.io or git checkout), canonical and crate-qualified
 /// (`futures_executor::local_pool::block_on`, `serde_json::de::from_reader`).
-pub(crate) fn dependency_call(inside: &[Frame]) -> Option<String> {
+pub fn dependency_call(inside: &[Frame]) -> Option<String> {
     let frame = inside.iter().rev().find(|f| {
         f.file
             .as_deref()
@@ -572,7 +587,7 @@ pub(crate) fn dependency_call(inside: &[Frame]) -> Option<String> {
 /// A function name without generic arguments: `<T as Trait>::f` turned into `T::f` (into
 /// `Trait::f` when `T` is no path, as in `<(&str, u16) as ToSocketAddrs>::to_socket_addrs`),
 /// `<T>::f` into `T::f`.
-pub(crate) fn canonical(function: &str) -> String {
+pub fn canonical(function: &str) -> String {
     let mut name = function.trim_start_matches('&').to_owned();
     // `<std::fs::File as std::io::Read>::read` -> `std::fs::File::read`
     if let Some(rest) = name.strip_prefix('<') {
@@ -668,7 +683,7 @@ const BLOCKING_APIS: [&str; 29] = [
 ];
 
 /// The public name of a blocking API, if `function` is one.
-pub(crate) fn known_api(function: &str) -> Option<String> {
+pub fn known_api(function: &str) -> Option<String> {
     let mut name = canonical(function);
     for (from, to) in RENAMES {
         if let Some(rest) = name.strip_prefix(from) {
@@ -700,6 +715,7 @@ mod tests {
             function: function.to_owned(),
             file: file.map(str::to_owned),
             line,
+            module: None,
         }
     }
 
@@ -1106,6 +1122,7 @@ mod tests {
                             function: f.function.unwrap_or_else(|| format!("{:#x}", f.ip)),
                             file: f.file,
                             line: f.line,
+                            module: None,
                         })
                         .collect::<Vec<_>>();
                     return Some(trim(&frames));

@@ -5,15 +5,18 @@ use std::fmt;
 
 /// What the thread was doing, as far as the platform could tell.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Observed {
-    pub(crate) run: Run,
-    pub(crate) syscall: Option<String>,
-    pub(crate) target: Option<TargetKind>,
+pub struct Observed {
+    /// The scheduling state.
+    pub run: Run,
+    /// The syscall the thread was in, by name.
+    pub syscall: Option<String>,
+    /// What the syscall waits on.
+    pub target: Option<TargetKind>,
 }
 
 /// The thread's scheduling state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) enum Run {
+pub enum Run {
     /// On a CPU (or runnable), not in a syscall.
     Running,
     /// Asleep in the kernel, waiting for something.
@@ -27,25 +30,39 @@ pub(crate) enum Run {
 
 /// What the syscall waits on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum TargetKind {
+pub enum TargetKind {
+    /// A file.
     File,
+    /// A socket.
     Socket,
+    /// A pipe or FIFO.
     Pipe,
+    /// A futex: a lock or condition variable.
     Futex,
+    /// A sleep.
     Sleep,
+    /// Another file descriptor.
     Other,
 }
 
 /// Why a poll held its thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum Cause {
+pub enum Cause {
+    /// File I/O (or a pipe's).
     FileIo,
+    /// A sleep.
     Sleep,
+    /// A lock, condition variable or thread join.
     Lock,
+    /// A std channel.
     Channel,
+    /// CPU work.
     Cpu,
+    /// Network I/O.
     Network,
+    /// A `block_on` inside a task.
     BlockOn,
+    /// A child process.
     Process,
     /// Waiting in `mmap`, `munmap`, `mprotect` (or another call that changes the process's
     /// memory map) for the memory-map lock another thread holds.
@@ -53,12 +70,13 @@ pub(crate) enum Cause {
     /// CPU work (or a lock wait) the thread mostly spent waiting for a CPU: the host or
     /// container is short of CPU (`stall::sched`'s rule).
     Descheduled,
+    /// Nothing tells.
     Unknown,
 }
 
 impl Cause {
     /// The name used in reports and events.
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Cause::FileIo => "file_io",
             Cause::Sleep => "sleep",
@@ -72,6 +90,28 @@ impl Cause {
             Cause::Descheduled => "descheduled",
             Cause::Unknown => "unknown",
         }
+    }
+}
+
+impl Cause {
+    /// Every cause.
+    pub const ALL: [Cause; 11] = [
+        Cause::FileIo,
+        Cause::Sleep,
+        Cause::Lock,
+        Cause::Channel,
+        Cause::Cpu,
+        Cause::Network,
+        Cause::BlockOn,
+        Cause::Process,
+        Cause::MemoryMap,
+        Cause::Descheduled,
+        Cause::Unknown,
+    ];
+
+    /// The cause a report names (see [`Cause::as_str`]).
+    pub fn from_name(name: &str) -> Option<Cause> {
+        Cause::ALL.into_iter().find(|c| c.as_str() == name)
     }
 }
 
@@ -89,7 +129,7 @@ impl fmt::Display for Cause {
 /// path opened with `std::fs::File` (its target is the file), and an anonymous pipe read or
 /// written with no API recognised is a file descriptor like a file's; a child process's pipes
 /// read through `std::process` are that process's.
-pub(crate) fn cause(observed: &Observed, api: Option<&str>) -> Cause {
+pub fn cause(observed: &Observed, api: Option<&str>) -> Cause {
     if let Some(api) = api {
         let by_api = if api.starts_with("futures::executor::block_on") {
             Cause::BlockOn
@@ -138,7 +178,7 @@ pub(crate) fn cause(observed: &Observed, api: Option<&str>) -> Cause {
 
 /// Syscalls that take the process's memory-map lock for writing: a thread asleep in one waits
 /// for that lock, held by another thread changing the map (or faulting pages in).
-pub(crate) const MEMORY_MAP_CALLS: [&str; 7] = [
+pub const MEMORY_MAP_CALLS: [&str; 7] = [
     "mmap", "munmap", "mprotect", "mremap", "madvise", "brk", "mlock",
 ];
 
@@ -201,7 +241,7 @@ const TOKIO_FS: [&str; 18] = [
 
 /// The fix to apply, as one or two sentences: the async counterpart of the blocking API
 /// where there is one, else the cause's usual fix.
-pub(crate) fn suggestion(cause: Cause, api: Option<&str>) -> String {
+pub fn suggestion(cause: Cause, api: Option<&str>) -> String {
     let api = api.unwrap_or_default();
     match cause {
         Cause::FileIo => {
@@ -306,7 +346,7 @@ pub(crate) fn suggestion(cause: Cause, api: Option<&str>) -> String {
 /// in): that call cannot block, so there is no async replacement to advise; the time went to
 /// the kernel's work in the call, to waiting for a CPU (below the CPU-shortage rule's bar), or
 /// to the capture's own delay.
-pub(crate) fn nonblocking_io_suggestion(io: &str) -> String {
+pub fn nonblocking_io_suggestion(io: &str) -> String {
     format!(
         "No blocking call: the thread was in tokio's non-blocking socket I/O ({io}), which \
          never waits for the socket. The time went to the kernel's work in the call or to \
@@ -316,7 +356,7 @@ pub(crate) fn nonblocking_io_suggestion(io: &str) -> String {
 
 /// The fix for a lock taken inside a dependency's code (`dependency`, the function the
 /// application called), which no `tokio::sync` type can replace.
-pub(crate) fn dependency_lock_suggestion(dependency: &str) -> String {
+pub fn dependency_lock_suggestion(dependency: &str) -> String {
     format!(
         "Call {dependency} inside tokio::task::spawn_blocking: it waits on a lock of its own, \
          which the application cannot replace with tokio::sync."
@@ -325,7 +365,7 @@ pub(crate) fn dependency_lock_suggestion(dependency: &str) -> String {
 
 /// The fix for a blocking call inside a `Drop` (of `dropping`, when known): a `Drop` cannot
 /// `.await`, so the async versions of the blocking call do not fit there.
-pub(crate) fn drop_suggestion(dropping: Option<&str>) -> String {
+pub fn drop_suggestion(dropping: Option<&str>) -> String {
     let what = dropping.map_or_else(|| "the value".to_owned(), |t| format!("`{t}`"));
     format!(
         "Drop cannot .await: move the blocking cleanup of {what} into \

@@ -5,7 +5,7 @@
 
 use pollwatch_report::Frame;
 
-use super::frames::in_tokio_file;
+use crate::frames::in_tokio_file;
 
 /// tokio's functions that run a closure in place, by their full path.
 const FUNCTIONS: [&str; 3] = [
@@ -23,7 +23,7 @@ const FILES: [&str; 3] = [
 ];
 
 /// Whether the stack (innermost first, not trimmed) runs inside `block_in_place`.
-pub(crate) fn blocking_in_place(frames: &[Frame]) -> bool {
+pub fn blocking_in_place(frames: &[Frame]) -> bool {
     frames.iter().any(is_block_in_place)
 }
 
@@ -43,7 +43,7 @@ fn is_block_in_place(frame: &Frame) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stall::frames::frame_at as frame;
+    use crate::frames::frame_at as frame;
 
     const WORKER: &str =
         "/home/u/.cargo/registry/src/index.crates.io-6f17d22bba15001f/tokio-1.47.1/src/runtime/scheduler/multi_thread/worker.rs";

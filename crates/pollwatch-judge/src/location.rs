@@ -11,21 +11,32 @@
 
 use std::path::Path;
 
-use crate::sites::display_file;
+/// A spawn location's file as a person reads it: paths into cargo's registry or git checkouts
+/// start at the crate (`axum-0.8.9/src/serve/mod.rs`), others are kept as tokio gives them.
+pub fn display_file(file: &str) -> &str {
+    for marker in ["/.cargo/registry/src/", "/.cargo/git/checkouts/"] {
+        if let Some(at) = file.find(marker) {
+            let rest = &file[at + marker.len()..];
+            // Skip the registry index directory (`index.crates.io-<hash>/`).
+            return rest.split_once('/').map_or(rest, |(_, krate)| krate);
+        }
+    }
+    file
+}
 
 /// The most roots remembered (one per workspace the binary was built from: usually one).
 const MAX_ROOTS: usize = 8;
 
 /// The build roots learned so far. Owned by the reporter thread.
 #[derive(Debug, Default)]
-pub(crate) struct Roots {
+pub struct Roots {
     roots: Vec<String>,
 }
 
 impl Roots {
     /// Learns the root of `path` if it ends with `relative_file` (a spawn site's file as tokio
     /// gives it, relative to the root).
-    pub(crate) fn learn(&mut self, path: &str, relative_file: &str) {
+    pub fn learn(&mut self, path: &str, relative_file: &str) {
         if relative_file.is_empty()
             || relative_file.starts_with('/')
             || self.roots.len() >= MAX_ROOTS
@@ -42,7 +53,7 @@ impl Roots {
     }
 
     /// `path` as a person reads it (see the module docs).
-    pub(crate) fn display(&self, path: &str) -> String {
+    pub fn display(&self, path: &str) -> String {
         if let Some(rest) = self
             .roots
             .iter()
@@ -73,7 +84,7 @@ impl Roots {
 }
 
 /// `file:line`, or `file` when the line is unknown.
-pub(crate) fn with_line(file: &str, line: Option<u32>) -> String {
+pub fn with_line(file: &str, line: Option<u32>) -> String {
     match line {
         Some(line) => format!("{file}:{line}"),
         None => file.to_owned(),

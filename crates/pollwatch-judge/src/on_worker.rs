@@ -9,7 +9,7 @@
 
 use pollwatch_report::Frame;
 
-use super::frames::in_tokio_file;
+use crate::frames::in_tokio_file;
 
 /// tokio's scheduler modules that run tasks, by path.
 const MODULES: [&str; 2] = [
@@ -24,7 +24,7 @@ const FILES: [&str; 2] = [
 ];
 
 /// Whether the stack (innermost first, not trimmed) runs inside tokio's scheduler.
-pub(crate) fn runs_a_scheduler(frames: &[Frame]) -> bool {
+pub fn runs_a_scheduler(frames: &[Frame]) -> bool {
     frames.iter().any(|frame| {
         MODULES.iter().any(|m| frame.function.contains(m)) || in_tokio_file(frame, &FILES)
     })
@@ -33,7 +33,7 @@ pub(crate) fn runs_a_scheduler(frames: &[Frame]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stall::frames::frame_at as frame;
+    use crate::frames::frame_at as frame;
 
     const TOKIO: &str = "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.1";
 
