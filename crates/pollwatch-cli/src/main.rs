@@ -18,6 +18,7 @@ mod input;
 mod intervals;
 mod lint;
 mod show;
+mod symbolize;
 mod table;
 
 use std::io::Write;
@@ -47,6 +48,8 @@ enum Command {
     /// The blocking APIs the report saw as clippy `disallowed-methods` rules, then each call
     /// site's fix.
     Lint(lint::Args),
+    /// Gives a stripped build's report its lines, from the build's debug info kept elsewhere.
+    Symbolize(symbolize::Args),
 }
 
 /// `pollwatch html`.
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Html(args) => html_command(&args),
         Command::Intervals(args) => intervals::run(&args),
         Command::Lint(args) => lint::run(&args),
+        Command::Symbolize(args) => symbolize::run(&args),
     };
     match result {
         Ok(Outcome::Done(text)) => print(&text, ExitCode::SUCCESS),

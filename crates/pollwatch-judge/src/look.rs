@@ -128,21 +128,35 @@ impl Look {
 }
 
 /// The frames of a symbolized stack as reports keep them: a frame no debug info names is
-/// named by its address.
+/// named by its address. The frames of an address keep its module and module address when
+/// one of them lacks a file or line (what symbolizing them later with debug info can add);
+/// those all named with their lines need nothing more.
 pub fn frames_of(symbolized: Vec<SymbolFrame>) -> Vec<Frame> {
-    symbolized
-        .into_iter()
-        .map(|f| Frame {
-            function: f.function.unwrap_or_else(|| format!("{:#x}", f.ip)),
-            file: f.file,
-            line: f.line,
-            module: f.module.map(|m| FrameModule {
-                path: m.path.to_string(),
-                build_id: m.build_id.map(|id| id.to_string()),
-                address: m.address,
-            }),
-        })
-        .collect()
+    let mut frames = Vec::with_capacity(symbolized.len());
+    let mut rest = symbolized.as_slice();
+    while let Some(first) = rest.first() {
+        let n = rest.iter().take_while(|f| f.ip == first.ip).count();
+        let (group, after) = rest.split_at(n);
+        let complete = group.iter().all(|f| f.file.is_some() && f.line.is_some());
+        frames.extend(group.iter().map(|f| {
+            Frame {
+                function: f.function.clone().unwrap_or_else(|| format!("{:#x}", f.ip)),
+                file: f.file.clone(),
+                line: f.line,
+                module: f
+                    .module
+                    .as_ref()
+                    .filter(|_| !complete)
+                    .map(|m| FrameModule {
+                        path: m.path.to_string(),
+                        build_id: m.build_id.as_ref().map(|id| id.to_string()),
+                        address: m.address,
+                    }),
+            }
+        }));
+        rest = after;
+    }
+    frames
 }
 
 /// How the cause rules read a scheduling state.

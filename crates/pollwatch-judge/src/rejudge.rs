@@ -286,6 +286,120 @@ mod tests {
     use super::*;
     use crate::look::target_kind;
 
+    /// The report format's example, whose one stall was judged live with line tables.
+    fn example() -> Report {
+        serde_json::from_str(include_str!(
+            "../../pollwatch-report/src/example-report.json"
+        ))
+        .unwrap()
+    }
+
+    /// The example as a stripped build would have written it: its frames addresses of one
+    /// module, no call site, counted under `unknown`.
+    fn stripped(report: &Report) -> Report {
+        let mut stripped = report.clone();
+        let stall = &mut stripped.stalls[0];
+        for (i, frame) in stall.backtrace.iter_mut().enumerate() {
+            *frame = Frame {
+                function: format!("{:#x}", 0x5555_0000 + i),
+                file: None,
+                line: None,
+                module: Some(FrameModule {
+                    path: "/srv/app".into(),
+                    build_id: Some("ab12cd34".into()),
+                    address: 0x1000 * (i as u64 + 1),
+                }),
+            };
+        }
+        stall.call_site = None;
+        stall.call_site_path = None;
+        stall.call_function = None;
+        stall.blocking_call = None;
+        stall.call_site_missing = Some("no_symbols".into());
+        stall.message = "(stripped)".into();
+        stripped.sites[0].call_sites[0].call_site = "unknown".into();
+        stripped.sites[0].call_sites[0].blocking_call = None;
+        stripped
+    }
+
+    /// Resolves the stripped example's addresses to the example's own frames.
+    fn resolver(report: &Report) -> impl FnMut(&FrameModule) -> Option<Vec<Frame>> {
+        let frames = report.stalls[0].backtrace.clone();
+        move |module| {
+            if module.build_id.as_deref() != Some("ab12cd34") {
+                return None;
+            }
+            let i = usize::try_from(module.address / 0x1000)
+                .ok()?
+                .checked_sub(1)?;
+            Some(vec![frames.get(i)?.clone()])
+        }
+    }
+
+    #[test]
+    fn a_stripped_stall_symbolized_says_what_the_live_judgement_said() {
+        let live = example();
+        let mut report = stripped(&live);
+        let done = rejudge_report(&mut report, &mut resolver(&live));
+        assert_eq!(
+            done,
+            Rejudged {
+                stalls: 1,
+                with_call_site: 1,
+                unmatched: 0
+            }
+        );
+        let (after, before) = (&report.stalls[0], &live.stalls[0]);
+        assert_eq!(after.call_site, before.call_site);
+        assert_eq!(after.call_function, before.call_function);
+        assert_eq!(after.blocking_call, before.blocking_call);
+        assert_eq!(after.cause, before.cause);
+        assert_eq!(after.suggestion, before.suggestion);
+        assert_eq!(after.message, before.message);
+        assert_eq!(after.call_site_missing, None);
+        // The frames keep their addresses; the site's count moved to the call site.
+        assert!(after.backtrace.iter().all(|f| f.module.is_some()));
+        assert_eq!(report.sites[0].call_sites, live.sites[0].call_sites);
+    }
+
+    #[test]
+    fn a_stall_no_debug_info_fits_is_left_as_it_was() {
+        let live = example();
+        let mut report = stripped(&live);
+        let untouched = report.clone();
+        let done = rejudge_report(&mut report, &mut |_: &FrameModule| None);
+        assert_eq!(done.unmatched, 1);
+        assert_eq!(report, untouched);
+    }
+
+    #[test]
+    fn a_descheduled_stall_stays_descheduled_when_its_stack_shows_cpu_work() {
+        let mut live = example();
+        let stall = &mut live.stalls[0];
+        stall.backtrace.remove(0);
+        stall.state = RunState::Running.to_string();
+        stall.syscall = None;
+        stall.blocked_on = None;
+        stall.cause = Cause::Descheduled.as_str().into();
+        stall.run_ns = Some(2_000_000);
+        stall.runqueue_wait_ns = Some(30_000_000);
+        let mut report = stripped(&live);
+        rejudge_report(&mut report, &mut resolver(&live));
+        let after = &report.stalls[0];
+        assert_eq!(after.call_site.as_deref(), Some("src/store.rs:17"));
+        assert_eq!(after.cause, "descheduled");
+        assert!(
+            after.message.contains("waited 30.0ms for a CPU"),
+            "{}",
+            after.message
+        );
+        assert!(
+            after.suggestion.starts_with("No code fix"),
+            "{}",
+            after.suggestion
+        );
+    }
+
     #[test]
     fn every_target_reads_back_as_its_kind() {
         let targets = [

@@ -223,7 +223,7 @@
 //! | `call_site` | string or null | `file:line` of the innermost frame in the application's code, when the stack names one; the file relative to the workspace like spawn sites (`src/cmd/get.rs:73`), a dependency's from its crate (`ureq-2.12.1/src/unit.rs:120`) |
 //! | `call_site_path` | string or null | the same frame with the file's absolute path on the build machine, as the debug info has it |
 //! | `call_function` | string or null | the innermost function of the application's code, crate-qualified (`mini_redis::cmd::get::Get::apply`); known without line tables too |
-//! | `call_site_missing` | string or null | why `call_site` is null: `no_stack` (no stack was captured), `no_line_tables` (the build has no line tables; `call_function` names the function), `inlined` (without line tables the code was inlined into tokio's poll), `not_in_application` (no frame of the application's code on the stack), `would_interrupt` (the thread was in a call the capture signal would have interrupted, such as a socket read with a timeout, so it was not signalled; `message` names the call); null when `call_site` is known |
+//! | `call_site_missing` | string or null | why `call_site` is null: `no_stack` (no stack was captured), `no_line_tables` (the build has no line tables; `call_function` names the function), `inlined` (without line tables the code was inlined into tokio's poll), `not_in_application` (no frame of the application's code on the stack), `would_interrupt` (the thread was in a call the capture signal would have interrupted, such as a socket read with a timeout, so it was not signalled; `message` names the call), `no_symbols` (a stripped build: the frames are addresses, which `pollwatch symbolize` turns into the line with the build's debug info); null when `call_site` is known |
 //! | `blocking_call` | string or null | the blocking API the application called there (`std::fs::read_to_string`), when recognised |
 //! | `dependency_call` | string or null | the dependency's function the application called into on the way to the blocking call, when it went through one |
 //! | `kind` | string | `poll`, or `drop` when the thread was running a `Drop` (the task's future being dropped, or a value dropped inside a poll); `poll` when absent |
@@ -265,6 +265,7 @@
 //! | `function` | string | the demangled function name, or the frame's address in hex when it has no symbol |
 //! | `file` | string or null | the source file, when the binary's debug info has it |
 //! | `line` | integer or null | the line in `file`, when the binary's debug info has it |
+//! | `module` | object, absent when not needed | where the frame's code is, kept when the frames of its address lack a file or line (a build without line tables, or stripped): `path` (the executable or shared library as loaded), `build_id` (its GNU build-id in hex, absent when it has none), `address` (hex string, the address in that file's numbering to look up: `addr2line -e DEBUG_FILE -i ADDRESS`). `pollwatch symbolize` turns these into lines with the build's debug info |
 //!
 //! ## `stalls[].samples[]` ([`StallSample`])
 //!

@@ -43,6 +43,9 @@ use crate::units::format_duration_ns;
 /// The text report's file name in a report directory.
 pub const FILE: &str = "report.txt";
 
+/// How many sites the text report lists, as pollwatch writes it.
+pub const TOP_SITES: usize = 20;
+
 /// The widest a table line may be, in characters.
 pub const MAX_WIDTH: usize = 120;
 

@@ -23,7 +23,11 @@ use crate::task::{is_task_span, TASK_TARGET};
 pub(crate) const NO_LINE_TABLES: &str = "pollwatch: this build has no line tables, so stalls \
     name the application's function that blocked but not its file and line, and code inlined \
     into tokio's poll not even its function. Add to Cargo.toml (a larger binary on disk, no \
-    runtime cost):\n  [profile.release]\n  debug = \"line-tables-only\"";
+    runtime cost):\n  [profile.release]\n  debug = \"line-tables-only\"\nA stripped build whose \
+    debug info is kept (objcopy --only-keep-debug) gets its lines back: the report keeps each \
+    frame's build-id and address, and `pollwatch symbolize REPORT_DIR --debug DEBUG_FILE` \
+    turns them into lines; a debug file where debuggers look (its .gnu_debuglink beside the \
+    binary, /usr/lib/debug/.build-id/) is used live.";
 
 /// The names tokio gives its worker threads, as `/proc` shows them (15 bytes): current
 /// releases, then older ones.

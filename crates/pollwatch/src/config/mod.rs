@@ -91,7 +91,7 @@ pub const DEFAULT_SETUP_CHECK_AFTER: Duration = Duration::from_secs(3);
 pub const DEFAULT_STALL_WARNINGS_PER_MINUTE: u32 = 5;
 
 /// How many sites the text report lists.
-pub const TEXT_REPORT_TOP_SITES: usize = 20;
+pub const TEXT_REPORT_TOP_SITES: usize = pollwatch_report::text::TOP_SITES;
 
 /// The fmt layer's filter when `RUST_LOG` is not set.
 pub const DEFAULT_LOG_FILTER: &str = "info";
