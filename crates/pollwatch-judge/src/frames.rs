@@ -80,7 +80,7 @@ const WATCHED_FILE: &str = "/src/source/watched.rs";
 /// A frame whose function has only a short name (line tables only) gets a path built from
 /// its file. In a dependency the crate and module make it: `futures-executor-0.3.31/src/local_pool.rs`
 /// and `block_on<..>` make `futures_executor::local_pool::block_on`. In the standard library
-/// the module alone often does not say the type or trait, so [`STD_SHORT_NAMES`] does:
+/// the module alone often does not say the type or trait, so `STD_SHORT_NAMES` does:
 /// `read_exact<..>` in `library/std/src/io/mod.rs` is `std::io::Read::read_exact`.
 pub fn qualified(frame: &Frame) -> String {
     let short = frame.function.split('<').next().unwrap_or_default();
@@ -493,7 +493,7 @@ fn is_future_type(type_name: &str) -> bool {
 /// after the outermost recognised one, the call the application made.
 ///
 /// When that call is a trait method or a wrapper that does not say what it blocks on
-/// ([`THROUGH`]: `std::io::Read::read_exact`, `std::io::BufRead::read_line`,
+/// (`THROUGH`: `std::io::Read::read_exact`, `std::io::BufRead::read_line`,
 /// `std::io::BufWriter::flush`, ...), the name is the concrete call inside it (the nearest
 /// recognised frame that is not one of those), its read or write variant named plainly,
 /// followed by the call made: `std::net::TcpStream::read (via std::io::BufRead::read_line)`,
