@@ -125,8 +125,8 @@ fn trim_heap() {
     }
 }
 pub use types::{
-    CaptureError, NoRestart, RawBacktrace, RunState, SchedTimes, Syscall, Target, ThreadState,
-    Throttling, Tid, Unrestartable,
+    CaptureError, NoRestart, RawBacktrace, RunState, SchedTimes, Syscall, Target, ThreadInCall,
+    ThreadState, Throttling, Tid, Unrestartable, MAX_MAP_THREADS,
 };
 
 /// What this platform can observe about another thread of this process.

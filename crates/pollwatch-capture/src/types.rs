@@ -133,6 +133,13 @@ pub enum Target {
     },
     /// A sleep.
     Sleep,
+    /// The process's memory-map lock, which the thread waits for in a call that changes the
+    /// map (`mmap`, `munmap`, `mprotect`, ...), with the other threads seen in such a call at
+    /// the same look: one of them, or a thread faulting pages in, holds it.
+    MemoryMapLock {
+        /// The other threads in a memory-map call, at most [`MAX_MAP_THREADS`].
+        others: Vec<ThreadInCall>,
+    },
     /// Any other descriptor.
     Fd {
         /// The descriptor.
@@ -169,9 +176,35 @@ impl fmt::Display for Target {
             }
             Target::Futex { addr } => write!(f, "a lock or condition variable (futex {addr:#x})"),
             Target::Sleep => f.write_str("a sleep"),
+            Target::MemoryMapLock { others } if others.is_empty() => f.write_str(
+                "the memory-map lock (no other thread seen in a memory-map call; one faulting \
+                 pages in may hold it)",
+            ),
+            Target::MemoryMapLock { others } => {
+                f.write_str("the memory-map lock (other threads in memory-map calls: ")?;
+                for (i, t) in others.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}{:?} (tid {}) in {}()", t.name, t.tid, t.syscall)?;
+                }
+                f.write_str(")")
+            }
             Target::Fd { fd, link } => write!(f, "fd {fd} ({link})"),
         }
     }
+}
+
+/// The most other threads a [`Target::MemoryMapLock`] names.
+pub const MAX_MAP_THREADS: usize = 4;
+
+/// Another thread of the process, seen in a syscall.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadInCall {
+    /// Its thread id.
+    pub tid: Tid,
+    /// Its name (`/proc/self/task/<tid>/comm`).
+    pub name: String,
+    /// The syscall it is in.
+    pub syscall: &'static str,
 }
 
 /// The raw addresses of a captured stack, innermost first: the interrupted instruction, then
@@ -339,6 +372,24 @@ mod tests {
                 "a lock or condition variable (futex 0x1000)",
             ),
             (Target::Sleep, "a sleep"),
+            (
+                Target::MemoryMapLock {
+                    others: vec![
+                        ThreadInCall {
+                            tid: 12,
+                            name: "pollwatch-report".into(),
+                            syscall: "munmap",
+                        },
+                        ThreadInCall {
+                            tid: 15,
+                            name: "worker".into(),
+                            syscall: "mmap",
+                        },
+                    ],
+                },
+                "the memory-map lock (other threads in memory-map calls: \"pollwatch-report\" \
+                 (tid 12) in munmap(), \"worker\" (tid 15) in mmap())",
+            ),
             (
                 Target::Pipe {
                     fd: 5,

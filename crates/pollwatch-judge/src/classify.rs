@@ -41,6 +41,8 @@ pub enum TargetKind {
     Futex,
     /// A sleep.
     Sleep,
+    /// The process's memory-map lock.
+    MemoryMap,
     /// Another file descriptor.
     Other,
 }
@@ -157,6 +159,7 @@ pub fn cause(observed: &Observed, api: Option<&str>) -> Cause {
         Some(TargetKind::Socket) => return Cause::Network,
         Some(TargetKind::Futex) => return Cause::Lock,
         Some(TargetKind::Sleep) => return Cause::Sleep,
+        Some(TargetKind::MemoryMap) => return Cause::MemoryMap,
         _ => {}
     }
     if !matches!(observed.run, Run::Running)

@@ -182,6 +182,7 @@ pub fn target_kind(target: &Target) -> TargetKind {
         Target::Pipe { .. } => TargetKind::Pipe,
         Target::Futex { .. } => TargetKind::Futex,
         Target::Sleep => TargetKind::Sleep,
+        Target::MemoryMapLock { .. } => TargetKind::MemoryMap,
         _ => TargetKind::Other,
     }
 }

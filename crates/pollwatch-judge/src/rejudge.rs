@@ -270,6 +270,8 @@ pub fn target_kind_of(text: &str) -> TargetKind {
         TargetKind::Futex
     } else if text == "a sleep" {
         TargetKind::Sleep
+    } else if text.starts_with("the memory-map lock") {
+        TargetKind::MemoryMap
     } else if text.starts_with("pipe:[") {
         TargetKind::Pipe
     } else if text.starts_with("fd ") && text.ends_with(')') {
@@ -431,6 +433,14 @@ mod tests {
             },
             Target::Futex { addr: 0x7f00 },
             Target::Sleep,
+            Target::MemoryMapLock { others: vec![] },
+            Target::MemoryMapLock {
+                others: vec![pollwatch_capture::ThreadInCall {
+                    tid: 12,
+                    name: "pollwatch-report".into(),
+                    syscall: "munmap",
+                }],
+            },
             Target::Fd {
                 fd: 9,
                 link: "anon_inode:[eventpoll]".into(),

@@ -1,6 +1,6 @@
 //! `/proc/self/task/<tid>/{stat,wchan,syscall,schedstat}` and `/proc/self/fd`.
 
-use crate::{RunState, SchedTimes, Syscall, Target, ThreadState, Throttling, Tid};
+use crate::{RunState, SchedTimes, Syscall, Target, ThreadInCall, ThreadState, Throttling, Tid};
 
 use super::{net, syscalls};
 
@@ -21,7 +21,7 @@ pub(crate) fn thread_state(tid: Tid) -> Option<ThreadState> {
         .and_then(|text| parse_syscall(&text))
         .map(|(number, args)| {
             let name = syscalls::name(number);
-            let target = target(name, &args);
+            let target = target(tid, name, &args);
             Syscall {
                 number,
                 name,
@@ -137,10 +137,15 @@ pub(crate) fn parse_syscall(text: &str) -> Option<(u64, [u64; 6])> {
     Some((number, args))
 }
 
-fn target(name: Option<&'static str>, args: &[u64; 6]) -> Option<Target> {
+fn target(tid: Tid, name: Option<&'static str>, args: &[u64; 6]) -> Option<Target> {
     let name = name?;
     if syscalls::SLEEPS.contains(&name) {
         return Some(Target::Sleep);
+    }
+    if syscalls::MEMORY_MAP.contains(&name) {
+        return Some(Target::MemoryMapLock {
+            others: threads_in(syscalls::MEMORY_MAP, tid),
+        });
     }
     if syscalls::FUTEXES.contains(&name) {
         return Some(Target::Futex { addr: args[0] });
@@ -153,6 +158,28 @@ fn target(name: Option<&'static str>, args: &[u64; 6]) -> Option<Target> {
     let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
     let link = link.to_string_lossy().into_owned();
     Some(fd_target(fd, link))
+}
+
+/// The threads of this process other than `except` asleep in one of `calls`, at most
+/// [`MAX_MAP_THREADS`](crate::MAX_MAP_THREADS), by tid. One small read per thread.
+fn threads_in(calls: &[&str], except: Tid) -> Vec<ThreadInCall> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut tids: Vec<Tid> = tasks
+        .filter_map(|t| t.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&t| t != except)
+        .collect();
+    tids.sort_unstable();
+    tids.into_iter()
+        .filter_map(|tid| {
+            let (number, _) = parse_syscall(&task_file(tid, "syscall")?)?;
+            let syscall = syscalls::name(number).filter(|n| calls.contains(n))?;
+            let name = task_file(tid, "comm").map_or_else(String::new, |c| c.trim().to_owned());
+            Some(ThreadInCall { tid, name, syscall })
+        })
+        .take(crate::MAX_MAP_THREADS)
+        .collect()
 }
 
 fn fd_target(fd: i32, link: String) -> Target {
@@ -264,6 +291,37 @@ mod tests {
             (202, 0x55c8ca336a38, 0x89, 0xffffffff)
         );
         assert_eq!(parse_syscall("0 zz 0 0 0 0 0 0 0"), None, "not hex");
+    }
+
+    #[test]
+    fn threads_in_a_call_are_found_by_their_syscall() {
+        let (ready, asleep) = std::sync::mpsc::channel();
+        let sleeper = std::thread::Builder::new()
+            .name("pw-map-test".into())
+            .spawn(move || {
+                ready.send(crate::current_tid()).unwrap();
+                std::thread::sleep(std::time::Duration::from_secs(2));
+            })
+            .unwrap();
+        let tid = asleep.recv().unwrap();
+        // Until it is asleep in the call: the thread's own syscall file says so.
+        while !task_file(tid, "syscall")
+            .and_then(|t| parse_syscall(&t))
+            .is_some_and(|(n, _)| syscalls::SLEEPS.contains(&syscalls::name(n).unwrap_or("")))
+        {
+            std::thread::yield_now();
+        }
+        let found = threads_in(syscalls::SLEEPS, crate::current_tid());
+        let seen = found
+            .iter()
+            .find(|t| t.tid == tid)
+            .expect("the sleeping thread");
+        assert_eq!(seen.name, "pw-map-test");
+        assert!(syscalls::SLEEPS.contains(&seen.syscall));
+        assert!(threads_in(syscalls::SLEEPS, tid)
+            .iter()
+            .all(|t| t.tid != tid));
+        sleeper.join().unwrap();
     }
 
     #[test]

@@ -73,6 +73,12 @@ pub(crate) const FD_FIRST: &[&str] = &[
 /// Syscalls that sleep for a time.
 pub(crate) const SLEEPS: &[&str] = &["nanosleep", "clock_nanosleep"];
 
+/// Syscalls that change the process's memory map, taking its memory-map lock for writing: a
+/// thread asleep in one waits for that lock.
+pub(crate) const MEMORY_MAP: &[&str] = &[
+    "mmap", "munmap", "mprotect", "mremap", "madvise", "brk", "mlock",
+];
+
 /// Syscalls that wait on a futex word (locks, condition variables, thread parking).
 pub(crate) const FUTEXES: &[&str] = &["futex", "futex_waitv"];
 
