@@ -87,6 +87,16 @@ fn a_scrape_shows_poll_times_per_site_and_stalls_by_site_and_cause() {
     )
     .unwrap();
     assert!(held >= 0.15, "held {held}\n{body}");
+    // The one stall, under the worker it held (one of the runtime's two).
+    let by_worker: f64 = (0..2)
+        .filter_map(|w| {
+            sample(
+                body,
+                &format!("pollwatch_worker_stalls_total{{worker=\"{w}\"}}"),
+            )
+        })
+        .sum();
+    assert_eq!(by_worker, 1.0, "{body}");
     // The harm: the report's figure, in task-seconds.
     let delay = sample(
         body,
@@ -262,6 +272,7 @@ fn the_text_is_well_formed_prometheus_exposition() {
         "pollwatch_stall_held_seconds_total",
         "pollwatch_stall_delay_task_seconds_total",
         "pollwatch_call_site_stalls_total",
+        "pollwatch_worker_stalls_total",
         "pollwatch_slow_polls_total",
         "pollwatch_dropped_events_total",
         "pollwatch_workers_stalled",

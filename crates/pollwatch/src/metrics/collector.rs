@@ -20,7 +20,7 @@
 //! larger of those and the new reading: the next scrape sees the relabelling whole and the
 //! figures are exact again. That memory is one small entry per site that polled.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -312,6 +312,7 @@ impl Collector for PollWatchCollector {
         encode_slow_polls(&mut encoder, &scrape)?;
         encode_stalls(&mut encoder, &scrape)?;
         encode_call_sites(&mut encoder, &scrape)?;
+        encode_workers(&mut encoder, &scrape)?;
         encode_dropped(&mut encoder, &scrape.dropped)?;
         encode_gauges(&mut encoder, &scrape)
     }
@@ -391,6 +392,32 @@ fn encode_stalls(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Resul
             ConstCounter::new(seconds(ended.delay_task_ns))
                 .encode(metric.encode_family(&[("site", site)])?)?;
         }
+    }
+    Ok(())
+}
+
+fn encode_workers(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
+    let mut metric = encoder.encode_descriptor(
+        "pollwatch_worker_stalls",
+        "Stalls that ended, by the index of the runtime worker they held (tokio's \
+         worker_index; the first 64, the rest as worker=\"other\"); stalls of threads that \
+         are no worker (block_on callers) are not counted here",
+        None,
+        MetricType::Counter,
+    )?;
+    let mut workers: BTreeMap<usize, u64> = BTreeMap::new();
+    let mut other = 0;
+    for (_, ended) in scrape.ended() {
+        for (&worker, &count) in &ended.workers {
+            *workers.entry(worker).or_default() += count;
+        }
+        other += ended.other_workers;
+    }
+    for (worker, count) in workers {
+        counter(count).encode(metric.encode_family(&[("worker", worker.to_string().as_str())])?)?;
+    }
+    if other > 0 {
+        counter(other).encode(metric.encode_family(&[("worker", "other")])?)?;
     }
     Ok(())
 }

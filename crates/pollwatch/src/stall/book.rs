@@ -25,6 +25,9 @@ pub(crate) const MAX_LIVE: usize = 1024;
 /// The most distinct call sites listed per site.
 pub(crate) const MAX_CALL_SITES: usize = 32;
 
+/// The most worker indexes counted one by one in [`EndedStalls::workers`].
+pub(crate) const MAX_WORKERS: usize = 64;
+
 /// The most slow polls remembered for a stall whose detection has not arrived yet.
 const MAX_EARLY: usize = 256;
 
@@ -35,6 +38,8 @@ struct Identity {
     call_site: String,
     api: Option<String>,
     cause: Cause,
+    /// The worker that was held, if the thread polled as one.
+    worker: Option<usize>,
 }
 
 impl Identity {
@@ -48,6 +53,7 @@ impl Identity {
             .to_owned(),
             api: look.api.clone(),
             cause: stall.cause,
+            worker: stall.worker_index,
         }
     }
 
@@ -149,11 +155,22 @@ pub(crate) struct EndedStalls {
     pub(crate) delay_task_ns: u64,
     /// The stalls that ended whose harm is unknown (their thread runs a `LocalSet`).
     pub(crate) delay_unknown: u64,
+    /// Stalls by the index of the worker they held (its runtime's `worker_index`), for the
+    /// first [`MAX_WORKERS`] indexes; stalls of a thread that polled as no worker (a
+    /// `block_on` caller) are not counted here.
+    pub(crate) workers: BTreeMap<usize, u64>,
+    /// Stalls of workers with an index of [`MAX_WORKERS`] or more.
+    pub(crate) other_workers: u64,
 }
 
 impl EndedStalls {
     fn count(&mut self, id: &Identity) {
         *self.causes.entry(id.cause).or_default() += 1;
+        match id.worker {
+            Some(w) if w < MAX_WORKERS => *self.workers.entry(w).or_default() += 1,
+            Some(_) => self.other_workers += 1,
+            None => {}
+        }
         count_call_site(&mut self.call_sites, &mut self.other_call_sites, id);
     }
 
@@ -375,6 +392,7 @@ impl Book {
             call_site: pollwatch_report::call_site_label(None, None),
             api: None,
             cause: Cause::Unknown,
+            worker: None,
         };
         let figures = self.per_site.entry(site).or_default();
         figures.stalls += n;
