@@ -318,11 +318,9 @@ fn process() {
 
 #[inline(never)]
 fn cpu() {
-    let start = Instant::now();
-    let mut x = 0u64;
-    while start.elapsed() < BLOCK {
-        x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
-    } // blocks: cpu
+    let deadline = Instant::now() + BLOCK;
+    // One line, so that wherever the loop is interrupted it is this line.
+    while Instant::now() < deadline {} // blocks: cpu
 }
 
 #[inline(never)]
