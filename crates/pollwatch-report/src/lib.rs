@@ -265,7 +265,15 @@
 //! | `function` | string | the demangled function name, or the frame's address in hex when it has no symbol |
 //! | `file` | string or null | the source file, when the binary's debug info has it |
 //! | `line` | integer or null | the line in `file`, when the binary's debug info has it |
-//! | `module` | object, absent when not needed | where the frame's code is, kept when the frames of its address lack a file or line (a build without line tables, or stripped): `path` (the executable or shared library as loaded), `build_id` (its GNU build-id in hex, absent when it has none), `address` (hex string, the address in that file's numbering to look up: `addr2line -e DEBUG_FILE -i ADDRESS`). `pollwatch symbolize` turns these into lines with the build's debug info |
+//! | `module` | object, absent when not needed | where the frame's code is (below), kept when the frames of its address lack a file or line (a build without line tables, a stripped one, a C library without its debug package): `pollwatch symbolize` turns it into lines with the build's debug info |
+//!
+//! ## `stalls[].backtrace[].module` ([`FrameModule`])
+//!
+//! | field | type | meaning |
+//! | --- | --- | --- |
+//! | `path` | string | the executable or shared library the frame's code is in, as it was loaded |
+//! | `build_id` | string, absent when it has none | its GNU build-id in lower-case hex: which build's debug info fits |
+//! | `address` | string | the address to look up in that file's numbering, in hex (`"0x1a2b3c"`): `addr2line -e DEBUG_FILE -i ADDRESS` |
 //!
 //! ## `stalls[].samples[]` ([`StallSample`])
 //!
@@ -357,7 +365,11 @@ mod tests {
             function: "app::store::load".to_owned(),
             file: Some("src/store.rs".to_owned()),
             line: Some(17),
-            module: None,
+            module: Some(FrameModule {
+                path: "/srv/app".to_owned(),
+                build_id: Some("ab12cd34".to_owned()),
+                address: 0x1234,
+            }),
         };
         let sample = StallSample {
             at_ns: 20_000_000,
