@@ -5,6 +5,8 @@
 use pollwatch_capture::Unrestartable;
 use pollwatch_report::Frame;
 
+use crate::location::{is_dependency_source, Roots};
+
 /// Functions of the capture machinery: everything up to the last of these is the signal
 /// handler's own stack, not the application's.
 const CAPTURE_MARKERS: [&str; 4] = [
@@ -26,16 +28,9 @@ const RUNTIME_MARKERS: [&str; 7] = [
     "<pollwatch::source::watched::Watched<",
 ];
 
-/// Path prefixes and parts of code that is not the application's: the standard library,
-/// dependencies, the C library.
-const FOREIGN_FILE_PARTS: [&str; 6] = [
-    "/rustc/",
-    "/.cargo/registry/",
-    "/.cargo/git/",
-    "/rustlib/",
-    "/library/std/",
-    "/library/core/",
-];
+/// Path parts of the standard library's code (dependencies are known by their place, see
+/// [`is_dependency_source`]; the C library's paths start with `./`).
+const FOREIGN_FILE_PARTS: [&str; 4] = ["/rustc/", "/rustlib/", "/library/std/", "/library/core/"];
 
 /// Function prefixes of code that is not the application's.
 const FOREIGN_FUNCTIONS: [&str; 16] = [
@@ -142,15 +137,15 @@ const STD_SHORT_NAMES: [(&str, &str, &str); 19] = [
 /// library makes: `.../futures-executor-0.3.31/src/local_pool.rs` is
 /// `futures_executor::local_pool`, `.../library/std/src/io/mod.rs` is `std::io`.
 fn module_of_file(file: &str) -> Option<String> {
-    let (krate, in_src) = if let Some(at) = file.find("/.cargo/registry/src/") {
-        // `/.cargo/registry/src/<index>/<crate>-<version>/src/...`
-        let mut parts = file[at..].split('/').skip(5);
+    let (krate, in_src) = if let Some(at) = file.find("/registry/src/") {
+        // `$CARGO_HOME/registry/src/<index>/<crate>-<version>/src/...`
+        let mut parts = file[at + "/registry/src/".len()..].split('/').skip(1);
         let dir = parts.next()?;
         let rest: Vec<&str> = parts.collect();
         (crate_of_dir(dir).to_owned(), rest)
-    } else if let Some(at) = file.find("/.cargo/git/checkouts/") {
-        // `/.cargo/git/checkouts/<repo>-<hash>/<rev>/[<dirs>/<crate>/]src/...`
-        let parts: Vec<&str> = file[at..].split('/').skip(4).collect();
+    } else if let Some(at) = file.find("/git/checkouts/") {
+        // `$CARGO_HOME/git/checkouts/<repo>-<hash>/<rev>/[<dirs>/<crate>/]src/...`
+        let parts: Vec<&str> = file[at + "/git/checkouts/".len()..].split('/').collect();
         let src = parts.iter().position(|p| *p == "src")?;
         let krate = if src >= 3 {
             parts[src - 1]
@@ -158,6 +153,18 @@ fn module_of_file(file: &str) -> Option<String> {
             parts[0].rsplit_once('-').map_or(parts[0], |(repo, _)| repo)
         };
         (krate.to_owned(), parts)
+    } else if let Some(rest) = file
+        .find("/vendor/")
+        .map(|at| &file[at + "/vendor/".len()..])
+        .or_else(|| file.strip_prefix("vendor/"))
+    {
+        // `cargo vendor`'s `vendor/<crate>/src/...`
+        let mut parts = rest.split('/');
+        let krate = parts.next()?;
+        (krate.to_owned(), parts.collect())
+    } else if let Some((dir, rest)) = crate_version_dir(file) {
+        // A `<crate>-<version>/src/...` directory elsewhere (a remapped registry path).
+        (crate_of_dir(dir).to_owned(), rest)
     } else if let Some(at) = file.find("/library/") {
         // `/rustc/<hash>/library/std/src/...`, or the `rust-src` component's copy
         let mut parts = file[at..].split('/').skip(2);
@@ -181,6 +188,16 @@ fn module_of_file(file: &str) -> Option<String> {
         path.push_str(module);
     }
     Some(path)
+}
+
+/// The first `<crate>-<version>` directory of `file` followed by `src/`, and the components
+/// after it.
+fn crate_version_dir(file: &str) -> Option<(&str, Vec<&str>)> {
+    let parts: Vec<&str> = file.split('/').collect();
+    let at = parts.windows(2).position(|w| {
+        w[1] == "src" && crate_of_dir(w[0]).len() < w[0].len() && is_dependency_source(file)
+    })?;
+    Some((parts[at], parts[at + 1..].to_vec()))
 }
 
 /// The crate name of a registry directory `<crate>-<version>`: the version starts at the
@@ -215,17 +232,24 @@ pub fn trim(frames: &[Frame]) -> Vec<Frame> {
     frames[..end].to_vec()
 }
 
-/// Whether a frame is the application's own code.
-pub fn is_application(frame: &Frame) -> bool {
+/// Whether a frame is the application's own code, by its source file's place: under the
+/// workspace root `roots` learned (see [`Roots::is_application`]), or, while none is known,
+/// anywhere but the standard library, the C library and the places cargo puts dependencies
+/// ([`is_dependency_source`]).
+pub fn is_application(frame: &Frame, roots: &Roots) -> bool {
     let Some(file) = frame.file.as_deref() else {
         return false;
     };
     if file.starts_with("./") || FOREIGN_FILE_PARTS.iter().any(|p| file.contains(p)) {
         return false;
     }
-    !FOREIGN_FUNCTIONS
-        .iter()
-        .any(|p| frame.function.starts_with(p))
+    let by_place = roots
+        .is_application(file)
+        .unwrap_or_else(|| !is_dependency_source(file));
+    by_place
+        && !FOREIGN_FUNCTIONS
+            .iter()
+            .any(|p| frame.function.starts_with(p))
 }
 
 /// Whether a frame is in one of tokio's source files, given by their path in the crate
@@ -339,14 +363,14 @@ fn api_or_nonblocking(inside: &[Frame]) -> (Option<String>, Option<String>) {
 /// [`blocking_api`]). With line tables the frame is the innermost with a source file of the
 /// application's; without them, the innermost with a Rust name outside the standard library
 /// and the runtime (so a dependency's function can stand in for the application's there).
-pub fn call_site(trimmed: &[Frame]) -> CallSite {
+pub fn call_site(trimmed: &[Frame], roots: &Roots) -> CallSite {
     if trimmed.is_empty() {
         return CallSite {
             missing: Some(Missing::NoStack),
             ..CallSite::default()
         };
     }
-    let located = trimmed.iter().position(is_application);
+    let located = trimmed.iter().position(|f| is_application(f, roots));
     let named = || {
         trimmed
             .iter()
@@ -568,11 +592,10 @@ fn plain_operation(api: &str) -> String {
 /// crates.io or git checkout), canonical and crate-qualified
 /// (`futures_executor::local_pool::block_on`, `serde_json::de::from_reader`).
 pub fn dependency_call(inside: &[Frame]) -> Option<String> {
-    let frame = inside.iter().rev().find(|f| {
-        f.file
-            .as_deref()
-            .is_some_and(|file| file.contains("/.cargo/registry/") || file.contains("/.cargo/git/"))
-    })?;
+    let frame = inside
+        .iter()
+        .rev()
+        .find(|f| f.file.as_deref().is_some_and(is_dependency_source))?;
     let mut name = canonical(&qualified(frame));
     while let Some((outer, last)) = name.rsplit_once("::") {
         if last.starts_with('{') {
@@ -710,6 +733,15 @@ pub fn known_api(function: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn is_application_here(frame: &Frame) -> bool {
+        is_application(frame, &Roots::default())
+    }
+
+    /// The call site with no workspace root learned.
+    fn call_site_here(trimmed: &[Frame]) -> CallSite {
+        call_site(trimmed, &Roots::default())
+    }
+
     fn frame(function: &str, file: Option<&str>, line: Option<u32>) -> Frame {
         Frame {
             function: function.to_owned(),
@@ -782,7 +814,7 @@ mod tests {
 
     #[test]
     fn the_call_site_is_the_innermost_application_frame_and_names_the_api() {
-        let site = call_site(&trim(&sleep_stack()));
+        let site = call_site_here(&trim(&sleep_stack()));
         assert_eq!(site.file.as_deref(), Some("examples/demo/src/routes.rs"));
         assert_eq!(site.line, Some(67));
         assert_eq!(site.function.as_deref(), Some("demo::routes::bad_sleep"));
@@ -815,7 +847,7 @@ mod tests {
             ),
             frame("app::store::load", Some("src/store.rs"), Some(17)),
         ];
-        let site = call_site(&stack);
+        let site = call_site_here(&stack);
         assert_eq!(site.api.as_deref(), Some("std::fs::read"));
         assert_eq!(
             (site.file.as_deref(), site.line),
@@ -864,7 +896,7 @@ mod tests {
         ];
         let trimmed = trim(&stack);
         assert_eq!(trimmed.len(), 3, "{trimmed:#?}");
-        let site = call_site(&trimmed);
+        let site = call_site_here(&trimmed);
         assert_eq!(
             (site.file.as_deref(), site.line),
             (Some("/w/examples/demo/src/routes/sleep.rs"), Some(14))
@@ -1036,7 +1068,7 @@ mod tests {
                 Some(46),
             ),
         ]);
-        let site = call_site(&write);
+        let site = call_site_here(&write);
         assert_eq!(site.api, None, "{site:?}");
         assert_eq!(site.dependency, None, "{site:?}");
         assert_eq!(
@@ -1049,10 +1081,10 @@ mod tests {
             .iter()
             .map(|f| frame(&f.function, None, None))
             .collect();
-        assert_eq!(call_site(&stripped).api, None);
-        assert!(call_site(&stripped).nonblocking_io.is_some());
+        assert_eq!(call_site_here(&stripped).api, None);
+        assert!(call_site_here(&stripped).nonblocking_io.is_some());
         // A std socket the application calls itself still blocks.
-        let direct = call_site(&socket_read_under(&[]));
+        let direct = call_site_here(&socket_read_under(&[]));
         assert!(direct.api.is_some() && direct.nonblocking_io.is_none());
     }
 
@@ -1060,17 +1092,20 @@ mod tests {
     fn a_trait_call_is_named_after_the_concrete_call_inside_it() {
         let read_exact = socket_read_under(&[std_frame("std::io::Read::read_exact", "io/mod.rs")]);
         assert_eq!(
-            call_site(&read_exact).api.as_deref(),
+            call_site_here(&read_exact).api.as_deref(),
             Some("std::net::TcpStream::read (via std::io::Read::read_exact)")
         );
         let release = socket_read_under(&[std_frame(
             "read_exact<std::net::tcp::TcpStream>",
             "io/mod.rs",
         )]);
-        assert_eq!(call_site(&release).api, call_site(&read_exact).api);
+        assert_eq!(
+            call_site_here(&release).api,
+            call_site_here(&read_exact).api
+        );
         // Called directly, the merged read cannot be told from a UDP receive.
         assert_eq!(
-            call_site(&socket_read_under(&[])).api.as_deref(),
+            call_site_here(&socket_read_under(&[])).api.as_deref(),
             Some("std::net::TcpStream::read or std::net::UdpSocket::recv")
         );
         let write_all = vec![
@@ -1079,7 +1114,7 @@ mod tests {
             frame("app::save", Some("/w/app/src/save.rs"), Some(3)),
         ];
         assert_eq!(
-            call_site(&write_all).api.as_deref(),
+            call_site_here(&write_all).api.as_deref(),
             Some("std::fs::File::write (via std::io::Write::write_all)")
         );
         // A trait call with nothing concrete inside it keeps its own name.
@@ -1089,14 +1124,14 @@ mod tests {
             frame("app::input", Some("/w/app/src/input.rs"), Some(3)),
         ];
         assert_eq!(
-            call_site(&stdin_like).api.as_deref(),
+            call_site_here(&stdin_like).api.as_deref(),
             Some("std::io::Read::read_exact")
         );
     }
 
     #[test]
     fn no_dependency_between_the_application_and_std() {
-        let site = call_site(&socket_read_under(&[std_frame(
+        let site = call_site_here(&socket_read_under(&[std_frame(
             "std::io::Read::read_exact",
             "io/mod.rs",
         )]));
@@ -1180,7 +1215,7 @@ mod tests {
         tx.send(()).unwrap();
         thread.join().unwrap();
         let Some(stack) = stack else { return };
-        let site = call_site(&stack);
+        let site = call_site_here(&stack);
         assert_eq!(
             site.api.as_deref(),
             Some("futures::executor::block_on"),
@@ -1210,7 +1245,7 @@ mod tests {
         drop(conn);
         thread.join().unwrap();
         let Some(stack) = stack else { return };
-        let site = call_site(&stack);
+        let site = call_site_here(&stack);
         assert_eq!(
             site.api.as_deref(),
             Some("std::net::TcpStream::read (via std::io::Bytes::next)"),
@@ -1241,7 +1276,7 @@ mod tests {
             let Some(stack) = captured_stack(tid) else {
                 break;
             };
-            let site = call_site(&stack);
+            let site = call_site_here(&stack);
             if let Some(api) = site.api {
                 seen.push(api);
                 break;
@@ -1273,7 +1308,7 @@ mod tests {
                 None,
             ),
         ];
-        let site = call_site(&trim(&stack));
+        let site = call_site_here(&trim(&stack));
         assert_eq!(site.missing, Some(Missing::NoLineTables));
         assert_eq!(site.file, None);
         assert_eq!(
@@ -1295,11 +1330,11 @@ mod tests {
             frame("std::thread::functions::sleep", None, None),
             frame("tokio::runtime::task::core::Core<T,S>::poll", None, None),
         ];
-        let site = call_site(&trim(&stack));
+        let site = call_site_here(&trim(&stack));
         assert_eq!(site.missing, Some(Missing::Inlined));
         assert_eq!(site.function, None);
         assert_eq!(site.api.as_deref(), Some("std::thread::sleep"));
-        assert_eq!(call_site(&[]).missing, Some(Missing::NoStack));
+        assert_eq!(call_site_here(&[]).missing, Some(Missing::NoStack));
     }
 
     #[test]
@@ -1353,20 +1388,67 @@ mod tests {
         assert_eq!(dropping(&sleep_stack()), None);
     }
 
+    /// A query stuck on SQLite's own mutex, as actix-web's SQLite example shows it with
+    /// rusqlite's sources at `registry` (the default `~/.cargo`, the Docker image's
+    /// `/usr/local/cargo`, vendored, or remapped).
+    fn sqlite_lock_under(registry: &str) -> Vec<Frame> {
+        vec![
+            frame("__lll_lock_wait", Some("./nptl/lowlevellock.c"), Some(49)),
+            frame("pthreadMutexEnter", None, None),
+            frame(
+                "rusqlite::raw_statement::RawStatement::step",
+                Some(&format!("{registry}/src/raw_statement.rs")),
+                Some(106),
+            ),
+            frame(
+                "rusqlite::statement::Statement::query_row",
+                Some(&format!("{registry}/src/statement.rs")),
+                Some(400),
+            ),
+            frame("app::db::get_weather", Some("/app/src/db.rs"), Some(71)),
+            frame("app::main::{closure#0}", Some("/app/src/main.rs"), Some(40)),
+        ]
+    }
+
+    #[test]
+    fn a_dependency_is_known_by_its_place_wherever_cargo_put_it() {
+        let index = "registry/src/index.crates.io-1949cf8c6b5b557f/rusqlite-0.32.1";
+        for registry in [
+            format!("/root/.cargo/{index}"),
+            format!("/usr/local/cargo/{index}"),
+            "/app/vendor/rusqlite".to_owned(),
+            "/deps/rusqlite-0.32.1".to_owned(),
+        ] {
+            let stack = sqlite_lock_under(&registry);
+            let mut roots = Roots::default();
+            let without_root = call_site(&stack, &roots);
+            roots.learn("/app/src/main.rs", "src/main.rs");
+            for site in [without_root, call_site(&stack, &roots)] {
+                assert_eq!(site.file.as_deref(), Some("/app/src/db.rs"), "{registry}");
+                assert_eq!(site.line, Some(71));
+                assert_eq!(
+                    site.dependency.as_deref(),
+                    Some("rusqlite::statement::Statement::query_row"),
+                    "{registry}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn dependencies_and_libc_are_not_application_code() {
-        assert!(!is_application(&frame(
+        assert!(!is_application_here(&frame(
             "sha2::compress",
             Some("/root/.cargo/registry/src/idx/sha2-0.10/src/lib.rs"),
             Some(1)
         )));
-        assert!(!is_application(&frame(
+        assert!(!is_application_here(&frame(
             "read",
             Some("./io/read.c"),
             Some(1)
         )));
-        assert!(!is_application(&frame("app::f", None, None)));
-        assert!(is_application(&frame(
+        assert!(!is_application_here(&frame("app::f", None, None)));
+        assert!(is_application_here(&frame(
             "app::f",
             Some("/work/app/src/main.rs"),
             Some(3)

@@ -91,7 +91,7 @@ impl Look {
                 roots.learn(file, site_file);
             }
         }
-        let site = frames::call_site(&self.backtrace);
+        let site = frames::call_site(&self.backtrace, roots);
         self.call_site = None;
         self.call_site_path = None;
         if let Some(file) = &site.file {

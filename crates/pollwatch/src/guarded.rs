@@ -7,6 +7,7 @@
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use crate::state::{Lost, State};
 
@@ -40,5 +41,33 @@ fn message(payload: &(dyn Any + Send)) -> &str {
         text
     } else {
         "a panic without a message"
+    }
+}
+
+/// pollwatch's threads whose work a test can make panic once
+/// ([`crate::test_support::inject_panic`]), to show that each contains its panics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Seam {
+    /// The watchdog's scan.
+    Watchdog,
+    /// The reporter's tick.
+    Reporter,
+    /// The `/metrics` endpoint's event loop.
+    Metrics,
+}
+
+/// Which seams panic at their next pass.
+static INJECTED: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
+
+/// Makes `seam` panic once, at its next pass.
+pub(crate) fn inject(seam: Seam) {
+    INJECTED[seam as usize].store(true, Relaxed);
+}
+
+/// Panics once after [`inject`]`(seam)`; otherwise one relaxed load. Called where `seam`'s
+/// thread contains its panics, so a test sees that it does.
+pub(crate) fn fault_point(seam: Seam) {
+    if INJECTED[seam as usize].load(Relaxed) && INJECTED[seam as usize].swap(false, Relaxed) {
+        panic!("a panic injected into pollwatch's {seam:?} thread by a test");
     }
 }

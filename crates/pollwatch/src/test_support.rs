@@ -45,3 +45,16 @@ pub const METRICS_RESPONSE_TIMEOUT: std::time::Duration = crate::metrics::RESPON
 /// How many connections `/metrics` keeps open at once.
 #[cfg(feature = "prometheus")]
 pub const METRICS_MAX_CONNECTIONS: usize = crate::metrics::MAX_CONNECTIONS;
+
+/// Makes pollwatch's `thread` (`"watchdog"`, `"reporter"` or `"metrics"`) panic once, at its
+/// next scan, tick or request, in every pollwatch of the process: each must contain it and go
+/// on.
+pub fn inject_panic(thread: &str) {
+    let seam = match thread {
+        "watchdog" => crate::guarded::Seam::Watchdog,
+        "reporter" => crate::guarded::Seam::Reporter,
+        "metrics" => crate::guarded::Seam::Metrics,
+        other => panic!("no pollwatch thread {other:?}: watchdog, reporter or metrics"),
+    };
+    crate::guarded::inject(seam);
+}

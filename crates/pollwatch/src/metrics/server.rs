@@ -21,10 +21,11 @@
 //! | a head not complete within [`HEAD_TIMEOUT`] (2 s) | `408` (if the socket takes it), closed |
 //! | a response not read within [`RESPONSE_TIMEOUT`] (5 s) | closed |
 //! | a connection beyond [`MAX_CONNECTIONS`] (32) | `503` (if the socket takes it), closed |
+//! | answering panics (a collector of the registry) | closed; the endpoint goes on |
 //!
-//! The connections closed at a deadline or turned away are counted by reason in
-//! `pollwatch_metrics_connections_dropped_total` (`head_timeout`, `response_timeout`,
-//! `over_limit`), a metric of the endpoint itself.
+//! The connections closed at a deadline, turned away or closed by a panic are counted by
+//! reason in `pollwatch_metrics_connections_dropped_total` (`head_timeout`,
+//! `response_timeout`, `over_limit`, `panic`), a metric of the endpoint itself.
 //!
 //! Memory: a connection keeps its request head (at most [`MAX_HEAD_BYTES`]) and shares its
 //! response with the connections asking within [`SHARE_WINDOW`] of the scrape it came from
@@ -33,6 +34,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -148,6 +150,9 @@ struct ConnectionsDropped {
     response_timeout: AtomicU64,
     /// [`MAX_CONNECTIONS`] were open already.
     over_limit: AtomicU64,
+    /// Answering it panicked (a collector of the registry): the connection was closed, the
+    /// endpoint went on.
+    panic: AtomicU64,
 }
 
 /// Exports [`ConnectionsDropped`] with the endpoint's metrics.
@@ -160,7 +165,8 @@ impl Collector for ConnectionsDroppedCollector {
             "pollwatch_metrics_connections_dropped",
             "Connections to this /metrics endpoint closed before a full answer: head not \
              sent in time (head_timeout), response not read in time (response_timeout), or \
-             turned away with 503 while every connection place was taken (over_limit)",
+             turned away with 503 while every connection place was taken (over_limit), or \
+             closed because answering it panicked (panic)",
             None,
             MetricType::Counter,
         )?;
@@ -169,6 +175,7 @@ impl Collector for ConnectionsDroppedCollector {
             ("head_timeout", &dropped.head_timeout),
             ("response_timeout", &dropped.response_timeout),
             ("over_limit", &dropped.over_limit),
+            ("panic", &dropped.panic),
         ] {
             ConstCounter::new(count.load(Relaxed))
                 .encode(metric.encode_family(&[("reason", reason)])?)?;
@@ -242,18 +249,30 @@ impl Endpoint {
             if stop.load(SeqCst) {
                 return;
             }
-            for event in &events {
-                match event.token() {
-                    LISTENER => self.accept(),
-                    WAKER => {}
-                    Token(token) => self.progress(token - FIRST_CONNECTION),
+            // A panic while answering (a collector's) closes the connection it was for, which
+            // the unwinding drops, and the endpoint goes on with the others.
+            let handled = catch_unwind(AssertUnwindSafe(|| {
+                for event in &events {
+                    match event.token() {
+                        LISTENER => self.accept(),
+                        WAKER => {}
+                        Token(token) => self.progress(token - FIRST_CONNECTION),
+                    }
                 }
+                if self.accept_again_at.is_some_and(|at| at <= Instant::now()) {
+                    self.accept_again_at = None;
+                    self.accept();
+                }
+                self.expire(Instant::now());
+            }));
+            // Counted each time, said the first time.
+            if handled.is_err() && self.dropped.panic.fetch_add(1, Relaxed) == 0 {
+                crate::diagnostics::say(
+                    "pollwatch: a panic while answering a /metrics request (a collector of its \
+                     registry); that connection was closed and the endpoint goes on. Counted in \
+                     pollwatch_metrics_connections_dropped_total{reason=\"panic\"}.",
+                );
             }
-            if self.accept_again_at.is_some_and(|at| at <= Instant::now()) {
-                self.accept_again_at = None;
-                self.accept();
-            }
-            self.expire(Instant::now());
         }
     }
 
@@ -313,6 +332,7 @@ impl Endpoint {
         let Some(mut connection) = self.connections.get_mut(index).and_then(Option::take) else {
             return;
         };
+        crate::guarded::fault_point(crate::guarded::Seam::Metrics);
         match self.advance(&mut connection) {
             Progress::Open => self.connections[index] = Some(connection),
             Progress::Done => self.close(connection),

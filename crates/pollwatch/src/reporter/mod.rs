@@ -142,6 +142,7 @@ fn run(state: &Weak<State>, from: &Receiver<Msg>, files: &Mutex<Files>, tick: Du
                 &state,
                 "summarizing the warnings over the rate limit",
                 || {
+                    guarded::fault_point(guarded::Seam::Reporter);
                     events::suppressed(&state, stopping);
                 },
             );

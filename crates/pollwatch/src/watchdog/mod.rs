@@ -76,7 +76,11 @@ fn run(state: &Weak<State>, control: &Watchdog, inspector: &dyn Inspector, to: &
         let Some(state) = state.upgrade() else {
             return;
         };
-        scanner.scan(&state, inspector, to);
+        // A panic in a scan loses that scan, not the watchdog.
+        crate::guarded::run(&state, "scanning the threads for stalls", || {
+            crate::guarded::fault_point(crate::guarded::Seam::Watchdog);
+            scanner.scan(&state, inspector, to);
+        });
         if stopping {
             return;
         }
