@@ -137,6 +137,38 @@ fn each_line_is_read_on_its_own() {
     assert!(log.intervals.is_empty() && !log.truncated_tail);
 }
 
+/// Reading the interval log takes time linear in its size: 8 times the lines take well under
+/// the 64 times a parser that rescans the rest of the file at each line would (the fastest of
+/// three reads each, so a busy machine's pauses do not count).
+#[test]
+fn reading_takes_time_linear_in_the_size() {
+    let interval = two_interval_log().lines().nth(5).unwrap().to_owned();
+    let lines = |n: usize| -> String {
+        (0..n)
+            .map(|i| if i % 2 == 0 { "#\n" } else { "#a comment\n" })
+            .chain([interval.as_str(), "\n"])
+            .collect()
+    };
+    let fastest = |text: &str| {
+        (0..3)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                let log = hlog::from_str(text).unwrap();
+                assert_eq!(log.intervals.len(), 1);
+                started.elapsed()
+            })
+            .min()
+            .unwrap()
+    };
+    let (small, large) = (lines(25_000), lines(200_000));
+    let (one, eight) = (fastest(&small), fastest(&large));
+    let ratio = eight.as_secs_f64() / one.as_secs_f64();
+    assert!(
+        ratio < 24.0,
+        "8x the lines took {ratio:.1}x the time ({one:?} -> {eight:?})"
+    );
+}
+
 #[test]
 fn a_missing_file_is_an_error_naming_it() {
     let dir = std::env::temp_dir().join(format!("pollwatch-hlog-missing-{}", std::process::id()));
