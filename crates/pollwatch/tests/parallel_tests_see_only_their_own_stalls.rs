@@ -63,21 +63,31 @@ fn only_the_blocking_test_reports_its_stall() {
         })
         .collect();
     let results: Vec<(Vec<Held>, u32)> = tests.into_iter().map(|t| t.join().unwrap()).collect();
-    for (i, (stalls, line)) in results.iter().enumerate() {
+    let blocking_line = format!("{FILE}:{}", results[BLOCKING].1);
+    let is_the_stall = |held: &Held| match held {
+        Held::Stall(stall) => stall
+            .call_site
+            .as_deref()
+            .is_some_and(|c| c.ends_with(&blocking_line)),
+        // A slow poll as long as the blocking one: only the blocking one lasts that long.
+        Held::SlowPolls { longest, .. } => *longest >= BLOCK,
+        _ => false,
+    };
+    for (i, (stalls, _)) in results.iter().enumerate() {
         if i != BLOCKING {
-            assert_eq!(stalls, &vec![], "test {i} saw another test's stall");
+            // On a busy machine a test's own short poll may be held up past the threshold
+            // (that is its own slow poll); another test's stall is never there.
+            assert!(
+                !stalls.iter().any(is_the_stall),
+                "test {i} saw another test's stall: {stalls:#?}"
+            );
             continue;
         }
-        assert_eq!(stalls.len(), 1, "{stalls:#?}");
-        let Held::Stall(stall) = &stalls[0] else {
-            panic!("caught while it ran: {stalls:#?}");
-        };
+        let own: Vec<&Held> = stalls.iter().filter(|h| is_the_stall(h)).collect();
+        assert_eq!(own.len(), 1, "{stalls:#?}");
         assert!(
-            stall
-                .call_site
-                .as_deref()
-                .is_some_and(|c| c.ends_with(&format!("{FILE}:{line}"))),
-            "{stall:#?}"
+            matches!(own[0], Held::Stall(_)),
+            "caught while it ran: {stalls:#?}"
         );
     }
     let global = std::thread::spawn(|| {

@@ -120,11 +120,14 @@ pub(crate) struct Verdict {
     pub(crate) threshold_ns: u64,
 }
 
-/// Judges `report`: each stall, once, and each site's slow polls that no stall stands for.
+/// Judges `report`: each stall, once, and each site's slow polls that no stall stands for. A
+/// stall judged `descheduled` (the thread mostly waited for a CPU: the machine was short of
+/// CPU, the code did nothing wrong) fails nothing; it is neither failing nor allowed.
 pub(crate) fn judge(report: &Report, allow: &[String]) -> Verdict {
     let mut held: Vec<Held> = report
         .stalls
         .iter()
+        .filter(|stall| stall.cause != "descheduled")
         .map(|stall| Held::Stall(Box::new(stall.clone())))
         .collect();
     held.extend(uncaught(report));
@@ -244,6 +247,23 @@ mod tests {
         let verdict = judge(&report, &[]);
         assert_eq!(verdict.failing.len(), 1, "{verdict:#?}");
         assert!(matches!(verdict.failing[0], Held::Stall(_)));
+    }
+
+    #[test]
+    fn a_descheduled_stall_fails_nothing_and_its_slow_poll_neither() {
+        let mut report = example();
+        report.stalls.truncate(1);
+        let site = the_site(&report);
+        report.stalls[0].ended = true;
+        report.stalls[0].cause = "descheduled".into();
+        for s in &mut report.sites {
+            let own = s.label == site;
+            s.stalls = u64::from(own);
+            s.slow_polls = u64::from(own);
+        }
+        let verdict = judge(&report, &[]);
+        assert!(verdict.failing.is_empty(), "{verdict:#?}");
+        assert!(verdict.allowed.is_empty(), "{verdict:#?}");
     }
 
     #[test]
