@@ -290,4 +290,14 @@ fn tasks_waiting_in_a_local_set_make_the_harm_unknown() {
         text.contains("task delay unknown"),
         "the report says the harm is unknown, not zero:\n{text}"
     );
+    // The metrics count it as unknown too (with the `prometheus` feature).
+    #[cfg(feature = "prometheus")]
+    {
+        let metrics = handle.metrics_text();
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with("pollwatch_stall_delay_unknown_total{") && l.contains(FILE))
+            .unwrap_or_else(|| panic!("no unknown-delay series:\n{metrics}"));
+        assert!(line.ends_with(" 1"), "{line}");
+    }
 }

@@ -393,6 +393,19 @@ fn encode_stalls(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Resul
                 .encode(metric.encode_family(&[("site", site)])?)?;
         }
     }
+    let mut metric = encoder.encode_descriptor(
+        "pollwatch_stall_delay_unknown",
+        "Stalls that ended whose delay to other tasks pollwatch cannot measure (their thread \
+         runs a LocalSet, whose queue it cannot read): unknown, not zero, and not in \
+         pollwatch_stall_delay_task_seconds_total, by spawn site",
+        None,
+        MetricType::Counter,
+    )?;
+    for (site, ended) in scrape.ended() {
+        if !ended.causes.is_empty() {
+            counter(ended.delay_unknown).encode(metric.encode_family(&[("site", site)])?)?;
+        }
+    }
     Ok(())
 }
 
