@@ -177,6 +177,7 @@ pub fn rejudge(
             run_ns,
             wait_ns,
             throttled_ns: stall.throttled_ns,
+            unseen_ns: None,
         }),
         _ => None,
     };

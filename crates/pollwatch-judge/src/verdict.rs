@@ -36,6 +36,8 @@ pub struct Schedule {
     pub wait_ns: u64,
     /// Time the process's cgroup was throttled by its CPU quota, when known.
     pub throttled_ns: Option<u64>,
+    /// How long the poll ran before it was first watched, when known.
+    pub unseen_ns: Option<u64>,
 }
 
 /// A stall's judgement: its look, its cause, a poll or a drop, and its scheduling.
@@ -187,6 +189,12 @@ impl Verdict<'_> {
                 format_duration_ns(s.run_ns),
                 format_duration_ns(s.wait_ns)
             ));
+            if let Some(unseen) = s.unseen_ns.filter(|&u| u > s.run_ns + s.wait_ns) {
+                text.push_str(&format!(
+                    "; its first {} went unwatched, pollwatch's own watchdog waiting for a CPU",
+                    format_duration_ns(unseen)
+                ));
+            }
             if let Some(throttled) = s.throttled_ns.filter(|&t| t > 0) {
                 text.push_str(&format!(
                     "; the cgroup's CPU quota throttled it {}",

@@ -252,7 +252,7 @@
 //! | `block_on` | inside `futures::executor::block_on` |
 //! | `process` | in a `std::process` call (waiting on a child process) |
 //! | `memory_map` | asleep in `mmap`, `munmap`, `mprotect`, `mremap`, `madvise`, `brk` or `mlock`: waiting for the process's memory-map lock, which another thread held (not the code's own blocking call) |
-//! | `descheduled` | looked like CPU work or a lock wait, but while the watchdog watched it waited on a run queue for a CPU for more than half of the time (of the poll, once it ended), and ran less than half of `threshold_ns` (a lock's holder was then kept off a CPU too): the host or container is short of CPU (other busy threads or processes, a CPU quota), not the code's doing. `pollwatch diff` leaves these out by default |
+//! | `descheduled` | looked like CPU work or a lock wait, but while the watchdog watched it waited on a run queue for a CPU for more than half of the time (of the poll, once it ended), and ran less than half of `threshold_ns` (a lock's holder was then kept off a CPU too); or it looked like CPU work that the watchdog, itself kept off a CPU, first watched after most of it had passed, and saw run less than half of `threshold_ns`: the host or container is short of CPU (other busy threads or processes, a CPU quota), not the code's doing. `pollwatch diff` leaves these out by default |
 //! | `unknown` | doing something none of the above describes (a pipe, or a state the system does not show) |
 //!
 //! In `sites[].call_sites`, the `other` entry has the cause `various`. [`CAUSES`] lists the

@@ -62,14 +62,14 @@ fn each_thread_goes_on_after_a_panic_of_its_own() {
         })
     });
     // Described by the reporter, which may still be parsing the debug info for the first
-    // stack.
-    wait_until("the stall described", || {
+    // stack, and ended (metrics count a stall when it ends).
+    wait_until("the stall described and ended", || {
         watched
             .handle
             .report()
             .stalls
             .iter()
-            .any(|s| s.task_name == "sleeper")
+            .any(|s| s.task_name == "sleeper" && s.ended)
     });
     let report = watched.report();
     let stall = report

@@ -143,7 +143,13 @@ impl StallRecord {
         // start of the poll the readings missed. A poll first read later than that may have
         // run longer unseen; it is still judged on what was seen: a warning that blames code
         // which did nothing wrong costs more than a missed one.
-        let cause = sched::cause(looked, Some(&scheduled), threshold_ns, poll_ns);
+        let cause = sched::cause(
+            looked,
+            Some(&scheduled),
+            threshold_ns,
+            poll_ns,
+            self.unseen_ns().unwrap_or(0),
+        );
         (cause != self.cause).then(|| std::mem::replace(&mut self.cause, cause))
     }
 
@@ -188,6 +194,12 @@ impl StallRecord {
         }
     }
 
+    /// How long the poll ran before its first scheduler reading: the part the figures miss.
+    fn unseen_ns(&self) -> Option<u64> {
+        let first = self.sched_first.as_ref()?;
+        Some(first.at_ns.saturating_sub(self.started_at_ns))
+    }
+
     /// The judgement: the look, cause, kind and scheduling that the fix and message come from.
     pub(crate) fn verdict(&self) -> Verdict<'_> {
         Verdict {
@@ -198,6 +210,7 @@ impl StallRecord {
                 run_ns: s.run_ns,
                 wait_ns: s.wait_ns,
                 throttled_ns: s.throttled_ns,
+                unseen_ns: self.unseen_ns(),
             }),
         }
     }

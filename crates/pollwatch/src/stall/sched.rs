@@ -151,6 +151,20 @@ impl Scheduled {
         self.mostly_runnable(threshold_ns, poll_ns)
     }
 
+    /// Whether most of the poll went unwatched (its first reading came `unseen_ns` after it
+    /// began, more than the part seen: the watchdog itself was kept off a CPU that long) and
+    /// the part seen shows less than half of `threshold_ns` of run time: nothing shows CPU work
+    /// by the code, on a host that just showed it is short of CPU.
+    pub(crate) fn mostly_unseen_and_idle(
+        &self,
+        threshold_ns: u64,
+        poll_ns: Option<u64>,
+        unseen_ns: u64,
+    ) -> bool {
+        let seen = poll_ns.map_or(self.span_ns, |poll| poll.min(self.span_ns));
+        unseen_ns > seen && self.run_in(poll_ns) < threshold_ns / 2
+    }
+
     /// Whether the thread waited on a run queue for more than half of the poll's `poll_ns`
     /// (or of the span, when shorter), and ran less than half of `threshold_ns` in it.
     pub(crate) fn mostly_runnable(&self, threshold_ns: u64, poll_ns: Option<u64>) -> bool {
@@ -173,17 +187,24 @@ impl Scheduled {
 }
 
 /// The cause of a stall whose look showed `looked` and whose thread was `scheduled` so
-/// while watched (the poll lasting `poll_ns` of that span, when it is known to have ended),
-/// with the threshold `threshold_ns`: CPU work the thread mostly waited to do is the host's
-/// shortage of CPU.
+/// while watched (the poll lasting `poll_ns` of that span, when it is known to have ended;
+/// its first `unseen_ns` before the first reading), with the threshold `threshold_ns`: CPU
+/// work the thread mostly waited to do is the host's shortage of CPU, and so is a poll the
+/// watchdog could not watch for most of it and saw do little.
 pub(crate) fn cause(
     looked: Cause,
     scheduled: Option<&Scheduled>,
     threshold_ns: u64,
     poll_ns: Option<u64>,
+    unseen_ns: u64,
 ) -> Cause {
     match (looked, scheduled) {
-        (Cause::Cpu, Some(s)) if s.short_of_cpu(threshold_ns, poll_ns) => Cause::Descheduled,
+        (Cause::Cpu, Some(s))
+            if s.short_of_cpu(threshold_ns, poll_ns)
+                || s.mostly_unseen_and_idle(threshold_ns, poll_ns, unseen_ns) =>
+        {
+            Cause::Descheduled
+        }
         (Cause::Lock, Some(s)) if s.mostly_runnable(threshold_ns, poll_ns) => Cause::Descheduled,
         _ => looked,
     }
@@ -221,48 +242,83 @@ mod tests {
     }
 
     #[test]
+    fn a_poll_mostly_unwatched_that_did_little_while_watched_is_not_cpu_work() {
+        // The watchdog, itself kept off a CPU, first read the thread 24 ms into a poll that
+        // ended 0.2 ms later, having run all of that 0.2 ms: no sign of CPU work.
+        let s = Scheduled {
+            span_ns: 200_000,
+            run_ns: 200_000,
+            wait_ns: 0,
+            throttled_ns: None,
+        };
+        let unseen = 24 * MS;
+        assert_eq!(
+            cause(Cause::Cpu, Some(&s), T, Some(200_000), unseen),
+            Cause::Descheduled
+        );
+        // Seen from its start, the same figures are CPU work; and a poll mostly unseen that
+        // ran half the threshold while watched is CPU work too.
+        assert_eq!(cause(Cause::Cpu, Some(&s), T, Some(200_000), 0), Cause::Cpu);
+        let ran = Scheduled {
+            span_ns: 6 * MS,
+            run_ns: 6 * MS,
+            wait_ns: 0,
+            throttled_ns: None,
+        };
+        assert_eq!(
+            cause(Cause::Cpu, Some(&ran), T, Some(6 * MS), unseen),
+            Cause::Cpu
+        );
+        // A sleep is never judged by it.
+        assert_eq!(
+            cause(Cause::Sleep, Some(&s), T, Some(200_000), unseen),
+            Cause::Sleep
+        );
+    }
+
+    #[test]
     fn cpu_work_that_mostly_waited_for_a_cpu_is_descheduled() {
         // Detected at 5 ms, ended at 25 ms: ran 4 ms, waited 15 ms on the run queue.
         let s = Scheduled::between(&reading(5, 100, 50), &reading(25, 104, 65));
         assert_eq!((s.run_ns, s.wait_ns), (4 * MS, 15 * MS));
         assert!(s.short_of_cpu(T, None));
-        assert_eq!(cause(Cause::Cpu, Some(&s), T, None), Cause::Descheduled);
+        assert_eq!(cause(Cause::Cpu, Some(&s), T, None, 0), Cause::Descheduled);
     }
 
     #[test]
     fn cpu_work_that_ran_or_waited_half_the_time_or_less_stays_cpu() {
         let ran = Scheduled::between(&reading(5, 100, 50), &reading(25, 119, 51));
-        assert_eq!(cause(Cause::Cpu, Some(&ran), T, None), Cause::Cpu);
+        assert_eq!(cause(Cause::Cpu, Some(&ran), T, None, 0), Cause::Cpu);
         // Exactly half is not more than half.
         let half = Scheduled::between(&reading(5, 100, 50), &reading(25, 110, 60));
-        assert_eq!(cause(Cause::Cpu, Some(&half), T, None), Cause::Cpu);
+        assert_eq!(cause(Cause::Cpu, Some(&half), T, None, 0), Cause::Cpu);
         // Time asleep after a 15 ms poll (the thread went idle before the last reading) does
         // not count: 3 ms run, 9 ms waited, in 40 ms of wall time.
         let idle = Scheduled::between(&reading(5, 100, 50), &reading(45, 103, 59));
         assert_eq!(
-            cause(Cause::Cpu, Some(&idle), T, Some(15 * MS)),
+            cause(Cause::Cpu, Some(&idle), T, Some(15 * MS), 0),
             Cause::Descheduled
         );
         // Asleep for most of a poll that looked like CPU work at its look (a page fault, a
         // lock in the kernel): not descheduled, however short its run.
-        assert_eq!(cause(Cause::Cpu, Some(&idle), T, None), Cause::Cpu);
+        assert_eq!(cause(Cause::Cpu, Some(&idle), T, None, 0), Cause::Cpu);
         // Half a threshold of CPU work or more is a stall of its own, however long it also
         // waited.
         let busy = Scheduled::between(&reading(5, 100, 50), &reading(100, 105, 115));
-        assert_eq!(cause(Cause::Cpu, Some(&busy), T, None), Cause::Cpu);
+        assert_eq!(cause(Cause::Cpu, Some(&busy), T, None, 0), Cause::Cpu);
         assert_eq!(
-            cause(Cause::Cpu, Some(&busy), 11 * MS, None),
+            cause(Cause::Cpu, Some(&busy), 11 * MS, None, 0),
             Cause::Descheduled
         );
         // The same figures read long after a 20 ms poll ended: 1 ms of the run was the poll's.
         assert_eq!(
-            cause(Cause::Cpu, Some(&busy), T, Some(19 * MS)),
+            cause(Cause::Cpu, Some(&busy), T, Some(19 * MS), 0),
             Cause::Descheduled
         );
         // No time between the readings, or no readings: nothing to judge.
         let none = Scheduled::between(&reading(5, 100, 50), &reading(5, 100, 50));
-        assert_eq!(cause(Cause::Cpu, Some(&none), T, None), Cause::Cpu);
-        assert_eq!(cause(Cause::Cpu, None, T, None), Cause::Cpu);
+        assert_eq!(cause(Cause::Cpu, Some(&none), T, None, 0), Cause::Cpu);
+        assert_eq!(cause(Cause::Cpu, None, T, None, 0), Cause::Cpu);
     }
 
     #[test]
@@ -271,28 +327,28 @@ mod tests {
         // showed a blocking call keeps the call's cause.
         let waited = Scheduled::between(&reading(5, 100, 50), &reading(25, 101, 68));
         for looked in [Cause::Sleep, Cause::FileIo, Cause::Unknown] {
-            assert_eq!(cause(looked, Some(&waited), T, None), looked);
+            assert_eq!(cause(looked, Some(&waited), T, None, 0), looked);
         }
         // A lock waiter that was runnable for 18 of the 20 ms: its lock's holder was kept off
         // a CPU too.
         assert_eq!(
-            cause(Cause::Lock, Some(&waited), T, None),
+            cause(Cause::Lock, Some(&waited), T, None, 0),
             Cause::Descheduled
         );
         // One runnable for 10 of a 22 ms poll, asleep on the lock the rest: a lock wait.
         let locked = Scheduled::between(&reading(5, 100, 50), &reading(30, 101, 60));
         assert_eq!(
-            cause(Cause::Lock, Some(&locked), T, Some(22 * MS)),
+            cause(Cause::Lock, Some(&locked), T, Some(22 * MS), 0),
             Cause::Lock
         );
         // Runnable for 12 of a 22 ms poll (the last reading came 3 ms after it ended).
         let starved = Scheduled::between(&reading(5, 100, 50), &reading(30, 101, 62));
         assert_eq!(
-            cause(Cause::Lock, Some(&starved), T, Some(22 * MS)),
+            cause(Cause::Lock, Some(&starved), T, Some(22 * MS), 0),
             Cause::Descheduled
         );
         let asleep = Scheduled::between(&reading(5, 100, 50), &reading(25, 100, 50));
-        assert_eq!(cause(Cause::Cpu, Some(&asleep), T, None), Cause::Cpu);
+        assert_eq!(cause(Cause::Cpu, Some(&asleep), T, None, 0), Cause::Cpu);
     }
 
     #[test]
