@@ -205,7 +205,12 @@ fn short_polls_on_a_host_short_of_cpu_are_never_blamed_as_cpu_work() {
             stall.run_ns.expect("run time measured"),
             stall.runqueue_wait_ns.expect("run-queue wait measured"),
         );
-        assert!(wait > run, "ran {run} and waited {wait} ns: {stall:#?}");
+        // It waited for a CPU more than it ran, or the watchdog, itself waiting for a CPU,
+        // watched too little of it to see it work.
+        assert!(
+            wait > run || stall.message.contains("went unwatched"),
+            "ran {run} and waited {wait} ns: {stall:#?}"
+        );
         assert!(
             stall
                 .message
@@ -326,7 +331,9 @@ fn tokio_socket_writes_on_a_host_short_of_cpu_are_never_blamed_as_blocking() {
         in_socket_write(&report) > 0,
         "no stall was caught inside the socket's write path, so none was judged: {stalls:#?}"
     );
-    for stall in &stalls {
+    // The stalls in the socket's write path (the task's own checks of the report, CPU work
+    // in pollwatch's histogram encoding, are stalls of another kind).
+    for stall in stalls.iter().filter(|s| runs_through_mio(s)) {
         assert!(
             stall.blocking_call.is_none() && stall.cause != "network",
             "tokio's non-blocking write named as blocking: {stall:#?}"
@@ -338,16 +345,14 @@ fn tokio_socket_writes_on_a_host_short_of_cpu_are_never_blamed_as_blocking() {
     }
 }
 
+/// Whether a stall's stack runs through mio's socket write.
+fn runs_through_mio(stall: &pollwatch_report::Stall) -> bool {
+    stall.backtrace.iter().any(|f| {
+        f.function.contains("mio::") || f.file.as_deref().is_some_and(|f| f.contains("/mio-"))
+    })
+}
+
 /// The stalls whose stack runs through mio's socket write.
 fn in_socket_write(report: &pollwatch::Report) -> usize {
-    report
-        .stalls
-        .iter()
-        .filter(|s| {
-            s.backtrace.iter().any(|f| {
-                f.function.contains("mio::")
-                    || f.file.as_deref().is_some_and(|f| f.contains("/mio-"))
-            })
-        })
-        .count()
+    report.stalls.iter().filter(|s| runs_through_mio(s)).count()
 }

@@ -60,11 +60,12 @@ fn a_local_set_running_many_short_polls_is_not_a_stall() {
     // CPU a 0.5 ms poll can still be held past it, and is then a slow poll, and a stall when
     // the watchdog sees it running; the thread waiting for a CPU between two polls is a
     // `descheduled` stall of the LocalSet's own poll, blaming no code.)
+    // (Nor does a wait for the process's memory-map lock, `memory_map`.)
     let blaming_code = report
         .sites
         .iter()
         .flat_map(|s| &s.call_sites)
-        .filter(|c| c.cause != "descheduled")
+        .filter(|c| c.cause != "descheduled" && c.cause != "memory_map")
         .map(|c| c.count)
         .sum::<u64>();
     assert!(
@@ -99,8 +100,13 @@ fn a_blocking_poll_inside_a_local_set_is_its_own_stall() {
         .filter(|s| s.site == blocking.label)
         .collect();
     assert_eq!(stalls.len(), 1, "{:#?}", report.stalls);
+    let blaming_code = report
+        .stalls
+        .iter()
+        .filter(|s| s.cause != "descheduled" && s.cause != "memory_map")
+        .count() as u64;
     assert!(
-        report.stalls.len() as u64 <= 1 + short.slow_polls,
+        blaming_code <= 1 + short.slow_polls,
         "short polls are stalls only when slow by themselves: {:#?}",
         report.stalls
     );

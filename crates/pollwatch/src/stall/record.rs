@@ -130,10 +130,18 @@ impl StallRecord {
         ended_after_ns: Option<u64>,
     ) -> Option<Cause> {
         let first = self.sched_first.as_ref()?;
-        let scheduled = Scheduled::between(first, reading?);
-        // How much of the span the poll lasted, once it ended after `ended_after_ns`.
-        let poll_ns =
-            ended_after_ns.map(|held| (self.started_at_ns + held).saturating_sub(first.at_ns));
+        let reading = reading?;
+        let scheduled = Scheduled::between(first, reading);
+        // How much of the span the poll lasted: to its end once it ended after
+        // `ended_after_ns`, and never more than the poll itself (a nested poll's first reading
+        // can be its outer poll's, from before it began).
+        let held =
+            ended_after_ns.unwrap_or_else(|| reading.at_ns.saturating_sub(self.started_at_ns));
+        let poll_ns = Some(
+            (self.started_at_ns + held)
+                .saturating_sub(first.at_ns)
+                .min(held),
+        );
         // What it shows of the thread is the poll's part of the span.
         self.scheduled = Some(scheduled.within(poll_ns));
         // What the last look showed, whatever an earlier reading made of it.
@@ -438,6 +446,40 @@ pub(crate) mod tests {
             text.contains("so far: running on CPU at src/store.rs:17."),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_nested_poll_read_from_before_it_began_is_judged_on_its_own_part() {
+        use pollwatch_capture::SchedTimes;
+        let reading = |at_ms: u64, run_ms: u64, wait_ms: u64| SchedReading {
+            at_ns: at_ms * 1_000_000,
+            times: SchedTimes {
+                run_ns: run_ms * 1_000_000,
+                wait_ns: wait_ms * 1_000_000,
+            },
+            throttling: None,
+        };
+        let mut s = record();
+        s.look.syscall = None;
+        s.look.blocked_on = None;
+        s.look.state = Some(RunState::Running);
+        s.look.api = None;
+        s.cause = Cause::Cpu;
+        s.looked = Cause::Cpu;
+        // Its outer poll was first read at 0 ms; this poll began at 20 ms and held its thread
+        // 12 ms; by the last reading, at 33 ms, the thread had run 9 ms and waited 24 ms.
+        s.started_at_ns = 20_000_000;
+        s.detected_after_ns = 10_000_000;
+        s.detection_lag_ns = 0;
+        s.sched_first = Some(reading(0, 0, 0));
+        s.scheduled(Some(&reading(33, 9, 24)), Some(12_000_000));
+        let shown = s.scheduled.unwrap();
+        assert!(
+            shown.run_ns + shown.wait_ns <= 12_000_000,
+            "the figures shown are the poll's 12 ms, not the span's 33: {shown:?}"
+        );
+        // Its part ran about 3.3 ms and waited about 8.7 ms: the host's shortage, not CPU work.
+        assert_eq!(s.cause, Cause::Descheduled);
     }
 
     #[test]
