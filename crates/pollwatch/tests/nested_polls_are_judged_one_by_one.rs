@@ -10,8 +10,13 @@ use std::time::{Duration, Instant};
 
 use support::{site_named, spawn_local_named, Watched};
 
-const THRESHOLD: Duration = Duration::from_millis(10);
-const BLOCK: Duration = Duration::from_millis(80);
+// Well above what the LocalSet's own code between two polls takes on a busy machine (a debug
+// build with two CPU hogs beside it held it 11-15 ms against a 10 ms threshold), and below
+// what one LocalSet tick of 61 short polls adds up to.
+const THRESHOLD: Duration = Duration::from_millis(50);
+const BLOCK: Duration = Duration::from_millis(200);
+/// One short poll's work: far below the threshold, 61 of them far above.
+const SHORT: Duration = Duration::from_millis(1);
 
 /// Spins on the CPU for `duration`: work, not a blocking call.
 fn work_for(duration: Duration) {
@@ -37,16 +42,20 @@ fn a_local_set_running_many_short_polls_is_not_a_stall() {
     watched.scope(|| {
         let local = tokio::task::LocalSet::new();
         local.block_on(&rt, async {
-            let tasks: Vec<_> = (0..200)
-                .map(|_| {
-                    spawn_local_named("short", async {
+            // Spawned 20 at a time, so that the spawning poll's own work stays short on a busy
+            // machine too (a debug build's 200 spawns took 22 ms with two CPU hogs beside).
+            let mut tasks = Vec::new();
+            for _ in 0..10 {
+                for _ in 0..20 {
+                    tasks.push(spawn_local_named("short", async {
                         for _ in 0..3 {
-                            work_for(Duration::from_micros(500));
+                            work_for(SHORT);
                             tokio::task::yield_now().await;
                         }
-                    })
-                })
-                .collect();
+                    }));
+                }
+                tokio::task::yield_now().await;
+            }
             for task in tasks {
                 task.await.unwrap();
             }
@@ -84,7 +93,7 @@ fn a_blocking_poll_inside_a_local_set_is_its_own_stall() {
         let local = tokio::task::LocalSet::new();
         local.block_on(&rt, async {
             for _ in 0..20 {
-                spawn_local_named("short", async { work_for(Duration::from_micros(500)) });
+                spawn_local_named("short", async { work_for(SHORT) });
             }
             spawn_local_named("blocking", async { std::thread::sleep(BLOCK) })
                 .await
