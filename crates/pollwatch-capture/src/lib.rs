@@ -111,9 +111,7 @@ use std::sync::Arc;
 pub use debug_info::{
     dwp_beside, identify, separate_debug_file, DebugInfo, DebugInfoError, ObjectIdentity,
 };
-pub use symbolize::{
-    has_line_tables, release_symbols_if_idle, symbolize, warm_up, ModuleAddress, SymbolFrame,
-};
+pub use symbolize::{has_line_tables, release_symbols_if_idle, symbolize, warm_up, SymbolFrame};
 
 /// Returns the heap's free memory to the system, where the allocator keeps it (glibc).
 fn trim_heap() {
@@ -125,8 +123,8 @@ fn trim_heap() {
     }
 }
 pub use types::{
-    CaptureError, NoRestart, RawBacktrace, RunState, SchedTimes, Syscall, Target, ThreadInCall,
-    ThreadState, Throttling, Tid, Unrestartable, MAX_MAP_THREADS,
+    CaptureError, ModuleAddress, NoRestart, RawBacktrace, RunState, SchedTimes, Syscall, Target,
+    ThreadInCall, ThreadState, Throttling, Tid, Unrestartable, MAX_MAP_THREADS,
 };
 
 /// What this platform can observe about another thread of this process.

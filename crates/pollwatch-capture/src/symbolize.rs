@@ -4,8 +4,10 @@
 //! service with line tables: 54 MiB of heap for a 36 MB binary); [`release_symbols_if_idle`]
 //! gives that memory back once nothing has been symbolized for a while.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use crate::ModuleAddress;
 
 /// When the last symbolization ran, while the parsed debug info is kept.
 static LAST_USE: Mutex<Option<Instant>> = Mutex::new(None);
@@ -27,18 +29,6 @@ pub struct SymbolFrame {
     /// module's debug info, needs (see [`DebugInfo`](crate::DebugInfo)). `None` where the
     /// platform cannot say.
     pub module: Option<ModuleAddress>,
-}
-
-/// Where an address is: its module's file and GNU build-id, and the address as the file
-/// numbers it (`addr2line -e FILE ADDRESS` takes it as is).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ModuleAddress {
-    /// The module's file as it was loaded (the executable, or a shared library).
-    pub path: Arc<str>,
-    /// Its GNU build-id in lower-case hex, when it has one.
-    pub build_id: Option<Arc<str>>,
-    /// The address relative to the module.
-    pub address: u64,
 }
 
 /// Symbolizes `ips` (innermost first), as [`Inspector::capture`](crate::Inspector::capture)

@@ -1,6 +1,7 @@
 //! What an [`crate::Inspector`] reports.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// An OS thread id.
@@ -191,6 +192,18 @@ impl fmt::Display for Target {
             Target::Fd { fd, link } => write!(f, "fd {fd} ({link})"),
         }
     }
+}
+
+/// Where an address is: its module's file and GNU build-id, and the address as the file
+/// numbers it (`addr2line -e FILE ADDRESS` takes it as is).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleAddress {
+    /// The module's file as it was loaded (the executable, or a shared library).
+    pub path: Arc<str>,
+    /// Its GNU build-id in lower-case hex, when it has one.
+    pub build_id: Option<Arc<str>>,
+    /// The address relative to the module.
+    pub address: u64,
 }
 
 /// The most other threads a [`Target::MemoryMapLock`] names.

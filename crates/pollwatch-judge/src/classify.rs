@@ -559,19 +559,7 @@ mod tests {
 
     #[test]
     fn every_cause_is_one_the_report_format_lists() {
-        let all = [
-            Cause::FileIo,
-            Cause::Sleep,
-            Cause::Lock,
-            Cause::Channel,
-            Cause::Cpu,
-            Cause::Network,
-            Cause::BlockOn,
-            Cause::Process,
-            Cause::MemoryMap,
-            Cause::Descheduled,
-            Cause::Unknown,
-        ];
+        let all = Cause::ALL;
         let names: Vec<&str> = all.iter().map(|c| c.as_str()).collect();
         assert_eq!(names, pollwatch_report::CAUSES);
         let host = suggestion(Cause::Descheduled, None);

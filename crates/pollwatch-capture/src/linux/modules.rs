@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::symbolize::ModuleAddress;
+use crate::ModuleAddress;
 
 const PT_LOAD: u32 = 1;
 const PT_NOTE: u32 = 4;

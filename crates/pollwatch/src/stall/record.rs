@@ -448,17 +448,20 @@ pub(crate) mod tests {
         );
     }
 
-    #[test]
-    fn a_nested_poll_read_from_before_it_began_is_judged_on_its_own_part() {
-        use pollwatch_capture::SchedTimes;
-        let reading = |at_ms: u64, run_ms: u64, wait_ms: u64| SchedReading {
+    /// A scheduler reading at `at_ms`, the thread having run `run_ms` and waited `wait_ms`.
+    fn reading(at_ms: u64, run_ms: u64, wait_ms: u64) -> SchedReading {
+        SchedReading {
             at_ns: at_ms * 1_000_000,
-            times: SchedTimes {
+            times: pollwatch_capture::SchedTimes {
                 run_ns: run_ms * 1_000_000,
                 wait_ns: wait_ms * 1_000_000,
             },
             throttling: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_nested_poll_read_from_before_it_began_is_judged_on_its_own_part() {
         let mut s = record();
         s.look.syscall = None;
         s.look.blocked_on = None;
@@ -484,15 +487,6 @@ pub(crate) mod tests {
 
     #[test]
     fn cpu_work_the_thread_mostly_waited_to_do_is_descheduled_and_says_so() {
-        use pollwatch_capture::SchedTimes;
-        let reading = |at_ms: u64, run_ms: u64, wait_ms: u64| SchedReading {
-            at_ns: at_ms * 1_000_000,
-            times: SchedTimes {
-                run_ns: run_ms * 1_000_000,
-                wait_ns: wait_ms * 1_000_000,
-            },
-            throttling: None,
-        };
         let mut s = record();
         s.look.syscall = None;
         s.look.blocked_on = None;
