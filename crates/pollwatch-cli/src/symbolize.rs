@@ -60,11 +60,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome, String> {
         infos.insert(module.build_id.clone(), info);
     }
     let mut resolve = |module: &FrameModule| {
-        let wanted = Wanted {
-            build_id: module.build_id.clone(),
-            path: module.path.clone(),
-        };
-        let info = infos.get(&wanted.build_id)?;
+        let info = infos.get(&module.build_id)?;
         Some(frames_of(info.symbolize(module.address)))
     };
     let before: Vec<String> = report.stalls.iter().map(|s| s.call_site_label()).collect();
