@@ -10,6 +10,8 @@
 //! | a site's percentiles do not decrease: `p50_ns` ≤ `p90_ns` ≤ `p99_ns` ≤ `p999_ns` | they come from one histogram |
 //! | a site's `slow_polls` is at most its `polls`, and the same for `totals` | slow polls are polls |
 //! | an ended stall's `duration_ns` is at most its site's `max_ns`, or its `drop_ns` for a drop, plus a slack (below) | the stalled poll is one of the site's polls (or drops) |
+//! | an ended stall's `run_ns` + `runqueue_wait_ns` is at most its `duration_ns`, plus [`STALL_SLACK_NS`] | the figures are the scheduler's account of the stall's own time, read a few microseconds apart from the poll clock |
+//! | no two stalls share a thread (`tid`) and a start (`started_at_ns`) | a poll (or a worker's call) stalls once, however often it is looked at |
 //!
 //! A stall's `duration_ns` is measured around the outermost poll on its thread, while a site's
 //! `max_ns` is a poll's own time, without the polls of other tasks nested inside it (a
@@ -52,8 +54,31 @@ impl Report {
             ));
         }
         for (n, stall) in self.stalls.iter().enumerate() {
+            if let Some(m) = (self.stalls[..n].iter())
+                .position(|s| s.tid == stall.tid && s.started_at_ns == stall.started_at_ns)
+            {
+                found.push(format!(
+                    "stalls[{n}] (task {} at {}): the same stall as stalls[{m}] (thread {}, \
+                     started at {} ns)",
+                    stall.task_id, stall.site, stall.tid, stall.started_at_ns
+                ));
+            }
             if !stall.ended {
                 continue;
+            }
+            let scheduled = stall
+                .run_ns
+                .unwrap_or(0)
+                .saturating_add(stall.runqueue_wait_ns.unwrap_or(0));
+            if scheduled > stall.duration_ns.saturating_add(STALL_SLACK_NS) {
+                found.push(format!(
+                    "stalls[{n}] (task {} at {}): run_ns + runqueue_wait_ns ({scheduled} ns) \
+                     exceeds duration_ns ({} ns) by more than {}",
+                    stall.task_id,
+                    stall.site,
+                    stall.duration_ns,
+                    format_duration_ns(STALL_SLACK_NS),
+                ));
             }
             let Some(site) = self.sites.iter().find(|s| s.label == stall.site) else {
                 continue;
@@ -179,6 +204,39 @@ mod tests {
         report.stalls[0].ended = true;
         report.stalls[0].site = "src/elsewhere.rs:1:1".to_owned();
         assert_eq!(report.inconsistencies(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_stall_counted_twice_or_scheduled_past_its_length_is_named() {
+        let mut report = example();
+        let stall = &mut report.stalls[0];
+        let (ms, slack) = (1_000_000, super::STALL_SLACK_NS);
+        (stall.run_ns, stall.runqueue_wait_ns) = (Some(stall.duration_ns - ms), Some(ms + slack));
+        assert_eq!(
+            report.inconsistencies(),
+            Vec::<String>::new(),
+            "within the slack"
+        );
+        report.stalls[0].runqueue_wait_ns = Some(ms + slack + 1);
+        let found = report.inconsistencies();
+        assert!(
+            found.len() == 1 && found[0].contains("run_ns + runqueue_wait_ns"),
+            "{found:?}"
+        );
+        report.stalls[0].runqueue_wait_ns = Some(0);
+        let again = report.stalls[0].clone();
+        report.stalls.push(again);
+        let found = report.inconsistencies();
+        assert!(
+            found.len() == 1 && found[0].starts_with("stalls[1]") && found[0].contains("stalls[0]"),
+            "{found:?}"
+        );
+        report.stalls[1].started_at_ns += 1;
+        assert_eq!(
+            report.inconsistencies(),
+            Vec::<String>::new(),
+            "another poll"
+        );
     }
 
     #[test]

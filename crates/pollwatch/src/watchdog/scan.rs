@@ -94,7 +94,16 @@ impl Scanner {
                     || left_call
                 {
                     if let Some(active) = self.active[index].take() {
+                        // The poll read above may be the one that just ended (it ended
+                        // between the two reads): never take it for a new stall.
+                        let stale = innermost.is_some_and(|poll| {
+                            same_poll(&poll, &active.poll)
+                                && active.call == blocked.map(|b| b.since).filter(|_| poll.worker)
+                        });
                         send(state, to, ended(state, inspector, index, active));
+                        if stale {
+                            continue;
+                        }
                     }
                 } else {
                     active.own_ns = match blocked.filter(|_| active.call.is_some()) {
