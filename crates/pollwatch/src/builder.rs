@@ -483,7 +483,7 @@ impl Builder {
             return Err(InitError::AlreadyInstalled);
         }
         if let Some(feed) = feed {
-            feed.serve();
+            feed.serve(Some(handle.state().clone()));
         }
         for problem in without {
             let text = format!("pollwatch: {problem}; it runs without that output");

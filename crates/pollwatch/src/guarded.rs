@@ -16,21 +16,26 @@ pub(crate) fn run<R>(state: &State, what: &'static str, f: impl FnOnce() -> R) -
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => Some(value),
         Err(payload) => {
-            Lost::count(&state.lost.host_panics);
-            state.diagnostics.push_once(
-                what,
-                format!(
-                    "pollwatch: a panic while {what} on thread {:?}: {}. It usually comes from a \
-                     subscriber or layer of the application that panics on pollwatch's events \
-                     or spans; pollwatch went on without that output and counts such panics in \
-                     its reports (dropped.host_panics).",
-                    std::thread::current().name().unwrap_or("unnamed"),
-                    message(payload.as_ref())
-                ),
-            );
+            caught(state, what, payload.as_ref());
             None
         }
     }
+}
+
+/// Counts and says (once per `what`) a panic caught while doing `what`.
+pub(crate) fn caught(state: &State, what: &'static str, payload: &(dyn Any + Send)) {
+    Lost::count(&state.lost.host_panics);
+    state.diagnostics.push_once(
+        what,
+        format!(
+            "pollwatch: a panic while {what} on thread {:?}: {}. It usually comes from a \
+             subscriber or layer of the application that panics on pollwatch's events or \
+             spans; pollwatch went on without that output and counts such panics in its \
+             reports (dropped.host_panics).",
+            std::thread::current().name().unwrap_or("unnamed"),
+            message(payload)
+        ),
+    );
 }
 
 /// The text a panic was raised with, when it has one.
@@ -54,10 +59,12 @@ pub(crate) enum Seam {
     Reporter,
     /// The `/metrics` endpoint's event loop.
     Metrics,
+    /// The tokio-console feed's server, as it starts serving.
+    Console,
 }
 
 /// Which seams panic at their next pass.
-static INJECTED: [AtomicBool; 3] = [const { AtomicBool::new(false) }; 3];
+static INJECTED: [AtomicBool; 4] = [const { AtomicBool::new(false) }; 4];
 
 /// Makes `seam` panic once, at its next pass.
 pub(crate) fn inject(seam: Seam) {

@@ -18,6 +18,19 @@ pub fn worker_hooks(handle: &Handle, runtime: &mut tokio::runtime::Builder) {
     crate::source::workers::set_hooks(handle.state(), runtime, std::panic::Location::caller());
 }
 
+/// Makes the report files pollwatch writes under `dir` fail from now on as on a read-only
+/// filesystem (`"read-only"`: `EROFS`) or a full one (`"full"`: part of each write stored,
+/// then `ENOSPC`), or work again (`None`), for fault tests where neither can be made.
+pub fn fail_report_files(dir: &std::path::Path, fault: Option<&str>) {
+    use crate::reporter::faults::{self, Fault};
+    let fault = fault.map(|fault| match fault {
+        "read-only" => Fault::ReadOnly,
+        "full" => Fault::Full,
+        other => panic!("no report file fault {other:?}: \"read-only\" or \"full\""),
+    });
+    faults::set(dir, fault);
+}
+
 /// The watchdog thread's OS thread id (0 before it has started or where unknown), for
 /// measuring the watchdog's own CPU use.
 pub fn watchdog_tid(handle: &Handle) -> i32 {
@@ -46,15 +59,16 @@ pub const METRICS_RESPONSE_TIMEOUT: std::time::Duration = crate::metrics::RESPON
 #[cfg(feature = "prometheus")]
 pub const METRICS_MAX_CONNECTIONS: usize = crate::metrics::MAX_CONNECTIONS;
 
-/// Makes pollwatch's `thread` (`"watchdog"`, `"reporter"` or `"metrics"`) panic once, at its
-/// next scan, tick or request, in every pollwatch of the process: each must contain it and go
-/// on.
+/// Makes pollwatch's `thread` (`"watchdog"`, `"reporter"`, `"metrics"` or `"console"`) panic
+/// once, at its next scan, tick, request or start of serving, in every pollwatch of the
+/// process: each must contain it and go on.
 pub fn inject_panic(thread: &str) {
     let seam = match thread {
         "watchdog" => crate::guarded::Seam::Watchdog,
         "reporter" => crate::guarded::Seam::Reporter,
         "metrics" => crate::guarded::Seam::Metrics,
-        other => panic!("no pollwatch thread {other:?}: watchdog, reporter or metrics"),
+        "console" => crate::guarded::Seam::Console,
+        other => panic!("no pollwatch thread {other:?}: watchdog, reporter, metrics or console"),
     };
     crate::guarded::inject(seam);
 }

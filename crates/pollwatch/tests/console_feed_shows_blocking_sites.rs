@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use console_api::field::Value;
-use console_api::instrument::instrument_client::InstrumentClient;
 use console_api::instrument::InstrumentRequest;
 use pollwatch::Builder;
 use support::Watched;
@@ -29,7 +28,7 @@ const THIS_FILE: &str = "console_feed_shows_blocking_sites.rs";
 
 #[test]
 fn console_feed_shows_the_blocking_task_and_its_blocking_site() {
-    let addr = free_local_addr();
+    let addr = support::console::free_local_addr();
     let builder = Builder::new()
         .threshold(Duration::from_millis(20))
         .console_addr(addr);
@@ -192,18 +191,9 @@ impl Seen {
 async fn watch_until_complete(addr: SocketAddr, spawn_line: u32) -> Result<Seen, Seen> {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     let mut seen = Seen::default();
-    // The server starts on console-subscriber's own thread: retry until it listens.
-    let mut client = loop {
-        match tokio::time::timeout_at(
-            deadline,
-            InstrumentClient::connect(format!("http://{addr}")),
-        )
-        .await
-        {
-            Ok(Ok(client)) => break client,
-            Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
-            Err(_) => return Err(seen),
-        }
+    // The server starts on console-subscriber's own thread.
+    let Some(mut client) = support::console::connect(addr, deadline).await else {
+        return Err(seen);
     };
     let Ok(Ok(response)) =
         tokio::time::timeout_at(deadline, client.watch_updates(InstrumentRequest {})).await
@@ -229,10 +219,4 @@ fn text(attributes: &HashMap<String, (Value, Option<String>)>, name: &str) -> St
         Some((Value::StrVal(s), _)) => s.clone(),
         other => panic!("{name} is not a string: {other:?} in {attributes:?}"),
     }
-}
-
-/// A free local port (bound, then released for the console server to take).
-fn free_local_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
 }

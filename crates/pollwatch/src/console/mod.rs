@@ -29,6 +29,11 @@
 
 pub(crate) mod resources;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use console_subscriber::ServerParts;
 use tracing_core::Subscriber;
 use tracing_subscriber::filter::FilterFn;
 use tracing_subscriber::registry::LookupSpan;
@@ -36,6 +41,7 @@ use tracing_subscriber::Layer;
 
 use crate::config::{Config, ConsoleConfig};
 use crate::error::InitError;
+use crate::state::State;
 
 pub(crate) use resources::Resources;
 
@@ -55,37 +61,97 @@ where
 /// console-subscriber's server for one `ConsoleLayer`, not serving yet.
 pub(crate) struct Feed {
     server: console_subscriber::Server,
+    addr: std::net::SocketAddr,
 }
 
 impl std::fmt::Debug for Feed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Feed").finish_non_exhaustive()
+        f.debug_struct("Feed")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
+/// How long the feed waits before serving again after its server panicked.
+const RESTART_AFTER: Duration = Duration::from_secs(1);
+
 impl Feed {
     /// Serves the feed on its own thread (`console_subscriber`, as console-subscriber's
-    /// `spawn` does), under `NoSubscriber`.
-    pub(crate) fn serve(self) {
-        let server = self.server;
+    /// `spawn` does), under `NoSubscriber`: console-subscriber's aggregator and its gRPC
+    /// server, each a task of the thread's runtime (as its `serve` runs them). A panic in the
+    /// server is contained: counted in `state`'s `dropped.host_panics` (when the feed is
+    /// `init()`'s), said once, and the feed serves again a second later. The aggregator, once
+    /// panicked, cannot be started again: that is said, and the feed stops.
+    pub(crate) fn serve(self, state: Option<Arc<State>>) {
+        let Feed { server, addr } = self;
         crate::background::spawn("console_subscriber", move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_io()
                 .enable_time()
                 .build();
             match runtime {
-                Ok(runtime) => {
-                    if let Err(e) = runtime.block_on(server.serve()) {
-                        crate::diagnostics::say(&format!(
-                            "pollwatch: the tokio-console feed stopped: {e}"
-                        ));
-                    }
-                }
+                Ok(runtime) => runtime.block_on(serve(server, addr, state)),
                 Err(e) => crate::diagnostics::say(&format!(
                     "pollwatch: cannot serve the tokio-console feed: {e}"
                 )),
             }
         });
+    }
+}
+
+/// Runs the aggregator and serves `server` on `addr`, again after each panic, until serving
+/// ends or the aggregator stops.
+async fn serve(server: console_subscriber::Server, addr: SocketAddr, state: Option<Arc<State>>) {
+    let ServerParts {
+        instrument_server,
+        aggregator,
+        ..
+    } = server.into_parts();
+    let mut aggregate = tokio::spawn(aggregator.run());
+    loop {
+        let router = tonic::transport::Server::builder().add_service(instrument_server.clone());
+        let serving = tokio::spawn(async move {
+            crate::guarded::fault_point(crate::guarded::Seam::Console);
+            router.serve(addr).await
+        });
+        let ended = tokio::select! {
+            served = serving => served,
+            aggregated = &mut aggregate => {
+                let cause = match aggregated {
+                    Err(e) if e.is_panic() => {
+                        contained(state.as_deref(), e.into_panic());
+                        "its aggregator panicked"
+                    }
+                    _ => "its aggregator ended",
+                };
+                crate::diagnostics::say(&format!(
+                    "pollwatch: the tokio-console feed stopped: {cause}"
+                ));
+                return;
+            }
+        };
+        match ended {
+            Ok(Ok(())) => break,
+            Ok(Err(e)) => {
+                crate::diagnostics::say(&format!("pollwatch: the tokio-console feed stopped: {e}"));
+                break;
+            }
+            Err(e) if e.is_panic() => {
+                contained(state.as_deref(), e.into_panic());
+                tokio::time::sleep(RESTART_AFTER).await;
+            }
+            Err(_) => break,
+        }
+    }
+    aggregate.abort();
+}
+
+/// Counts and says a panic of the feed's server or aggregator.
+fn contained(state: Option<&State>, payload: Box<dyn std::any::Any + Send>) {
+    const WHAT: &str = "serving the tokio-console feed";
+    match state {
+        Some(state) => crate::guarded::caught(state, WHAT, payload.as_ref()),
+        None => crate::diagnostics::say(&format!("pollwatch: a panic while {WHAT}; it goes on")),
     }
 }
 
@@ -111,7 +177,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let (layer, feed) = unstarted(config)?;
-    feed.serve();
+    feed.serve(None);
     Ok(layer)
 }
 
@@ -137,7 +203,13 @@ where
     }
     let (layer, server) = builder.build();
     let layer = layer.with_filter(FilterFn::new(console_filter));
-    Ok((layer, Feed { server }))
+    Ok((
+        layer,
+        Feed {
+            server,
+            addr: config.addr,
+        },
+    ))
 }
 
 /// What console-subscriber's `spawn` lets through to its layer: events with targets starting

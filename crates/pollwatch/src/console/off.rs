@@ -25,7 +25,7 @@ where
 pub(crate) enum Feed {}
 
 impl Feed {
-    pub(crate) fn serve(self) {
+    pub(crate) fn serve(self, _: Option<std::sync::Arc<crate::state::State>>) {
         match self {}
     }
 }

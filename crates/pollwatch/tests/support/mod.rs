@@ -2,6 +2,7 @@
 //! thread and on every thread of the runtimes built here.
 #![allow(dead_code)]
 
+pub mod console;
 pub mod http;
 
 use std::sync::{Arc, Mutex};
