@@ -29,6 +29,7 @@ use crate::sites::SiteId;
 use crate::snapshot;
 use crate::state::{Lost, State};
 
+use super::faults::{self, LogFile as Sink};
 use super::retry::{Retry, MAX_WAIT};
 
 /// Where a full interval log goes when a new one begins.
@@ -43,7 +44,7 @@ pub(crate) struct Files {
     log_interval: Duration,
     flush_every: Duration,
     log_max_bytes: u64,
-    log: Option<hlog::Writer<BufWriter<File>>>,
+    log: Option<hlog::Writer<BufWriter<Sink>>>,
     /// The file the live log is in, kept when writing it failed: to go on with it, without
     /// the failed write's partial interval, when writing works again.
     log_file: Option<LogFile>,
@@ -219,6 +220,7 @@ impl Files {
         let Some(dir) = &self.live_dir else {
             return Ok(());
         };
+        faults::check_write(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let report = snapshot::take(state);
         write::write_dir(dir, &report, TEXT_REPORT_TOP_SITES)
             .map(drop)
@@ -267,7 +269,7 @@ impl Files {
         }
         let written = log
             .end_interval(start, length, &all)
-            .and_then(|()| log.get_ref().get_ref().metadata());
+            .and_then(|()| log.get_ref().get_ref().file.metadata());
         let meta = match written {
             Ok(meta) => meta,
             Err(e) => {
@@ -310,14 +312,14 @@ impl Files {
         match (&self.log, self.log_file) {
             (Some(_), Some(file)) if same_file(&file) => return Ok(()),
             (None, Some(file)) if same_file(&file) => {
-                let resumed = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&path)
+                let resumed = faults::check_open(&path)
+                    .and_then(|()| std::fs::OpenOptions::new().write(true).open(&path))
                     .and_then(|f| f.set_len(file.good_len).map(|()| f))
                     .and_then(|mut f| std::io::Seek::seek(&mut f, SeekFrom::End(0)).map(|_| f));
                 return match resumed {
                     Ok(f) => {
-                        self.log = Some(hlog::Writer::resume(BufWriter::new(f)));
+                        let sink = Sink { file: f, path };
+                        self.log = Some(hlog::Writer::resume(BufWriter::new(sink)));
                         Ok(())
                     }
                     Err(e) => Err(format!("{}: {e}", path.display())),
@@ -331,9 +333,20 @@ impl Files {
             let _ = std::fs::remove_file(dir.join(ROLLED_FILE));
         }
         let started = std::fs::create_dir_all(&dir)
+            .and_then(|()| faults::check_open(&path))
             .and_then(|()| File::create(&path))
-            .and_then(|file| hlog::Writer::start(BufWriter::new(file), state.started_at))
-            .and_then(|log| log.get_ref().get_ref().metadata().map(|meta| (log, meta)));
+            .map(|file| Sink {
+                file,
+                path: path.clone(),
+            })
+            .and_then(|sink| hlog::Writer::start(BufWriter::new(sink), state.started_at))
+            .and_then(|log| {
+                log.get_ref()
+                    .get_ref()
+                    .file
+                    .metadata()
+                    .map(|meta| (log, meta))
+            });
         match started {
             Ok((log, meta)) => {
                 self.log = Some(log);
@@ -356,7 +369,8 @@ impl Files {
             return Ok(());
         };
         let (from, to) = (dir.join(hlog::FILE), dir.join(ROLLED_FILE));
-        std::fs::rename(&from, &to)
+        faults::check_open(&to)
+            .and_then(|()| std::fs::rename(&from, &to))
             .map_err(|e| format!("{} -> {}: {e}", from.display(), to.display()))?;
         self.log = None;
         self.log_file = None;

@@ -13,6 +13,7 @@
 //! report files (shared with [`Reporter::write_report`] under one lock).
 
 pub(crate) mod events;
+pub(crate) mod faults;
 pub(crate) mod files;
 mod retry;
 mod stalls;
