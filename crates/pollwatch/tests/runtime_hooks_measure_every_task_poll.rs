@@ -57,10 +57,11 @@ fn the_hooks_alone_count_every_poll_and_catch_a_stall() {
     builder.worker_threads(2).enable_all();
     let dir = std::env::temp_dir().join(format!("pollwatch-hooks-{}", std::process::id()));
     // What `pollwatch::runtime` does, with a threshold and a report directory of the test's.
-    let guard = Builder::new()
-        .threshold(THRESHOLD)
-        .report_dir(&dir)
-        .runtime(&mut builder);
+    let settings = Builder::new().threshold(THRESHOLD).report_dir(&dir);
+    // `/metrics` on a port of its own: the default one may be another process's.
+    #[cfg(feature = "prometheus")]
+    let settings = settings.metrics_addr(([127, 0, 0, 1], 0).into());
+    let guard = settings.runtime(&mut builder);
     let handle = guard.handle().clone();
     let rt = builder.build().unwrap();
     let line = rt.block_on(workload());

@@ -136,10 +136,11 @@ fn a_sleep_in_an_unwatched_task_is_the_worker_s_stall_at_its_line() {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(2).enable_all();
     // The one-call setup, with a threshold and report directory of its own.
-    let guard = Builder::new()
-        .threshold(THRESHOLD)
-        .report_dir(&dir)
-        .runtime(&mut builder);
+    let settings = Builder::new().threshold(THRESHOLD).report_dir(&dir);
+    // `/metrics` on a port of its own: the default one may be another process's.
+    #[cfg(feature = "prometheus")]
+    let settings = settings.metrics_addr(([127, 0, 0, 1], 0).into());
+    let guard = settings.runtime(&mut builder);
     let rt = started(builder.build().unwrap());
     let line = rt.block_on(async {
         tokio::spawn(async { blocking_at_line!(std::thread::sleep(BLOCK)) })
