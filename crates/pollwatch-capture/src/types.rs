@@ -17,6 +17,9 @@ pub struct SchedTimes {
     pub run_ns: u64,
     /// Time runnable on a run queue, waiting for a CPU, ns.
     pub wait_ns: u64,
+    /// How many times it was put on a CPU (0 where unknown): a thread that has not run since
+    /// an earlier reading has the same count.
+    pub timeslices: u64,
 }
 
 /// The CPU throttling of this process's cgroup so far (cgroup v2 `cpu.stat`): how often and

@@ -38,6 +38,27 @@ pub(crate) fn of_fd(fd: i32, inode: u64) -> Option<Found> {
     })
 }
 
+/// The socket at descriptor `fd` of process `pid`, if it is still the socket with `inode`: a
+/// copy of the descriptor taken with `pidfd_getfd` (Linux 5.6; the same permission as
+/// `ptrace`), asked like one of this process's, then closed. The socket is shared, never
+/// changed: only its names and type are read.
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
+pub(crate) fn of_remote_fd(pid: i32, fd: i32, inode: u64) -> Option<Found> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let pidfd = i32::try_from(pidfd).ok().filter(|&d| d >= 0)?;
+    // SAFETY: pidfd_getfd takes the pidfd, the target's descriptor number and flags, and
+    // returns a new descriptor of this process or -1.
+    let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) };
+    // SAFETY: `pidfd` is a descriptor this function opened and closes once.
+    unsafe { libc::close(pidfd) };
+    let copy = i32::try_from(copy).ok().filter(|&d| d >= 0)?;
+    let found = of_fd(copy, inode);
+    // SAFETY: `copy` is a descriptor this function got and closes once.
+    unsafe { libc::close(copy) };
+    found
+}
+
 /// The inode of the file at descriptor `fd`.
 fn inode_of(fd: i32) -> Option<u64> {
     // SAFETY: `stat` is plain data; fstat writes it whole on success and reads nothing else.

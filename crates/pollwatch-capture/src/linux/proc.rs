@@ -1,14 +1,41 @@
-//! `/proc/self/task/<tid>/{stat,wchan,syscall,schedstat}` and `/proc/self/fd`.
+//! `/proc/<pid>/task/<tid>/{stat,wchan,syscall,schedstat}` and `/proc/<pid>/fd`, of this
+//! process (`/proc/self`) or, for `pollwatch attach`, of another.
 
 use crate::{RunState, SchedTimes, Syscall, Target, ThreadInCall, ThreadState, Throttling, Tid};
 
 use super::{net, syscalls};
 
+/// Whose `/proc` directory: this process's, or another's (feature `remote`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
+pub(crate) enum Of {
+    This,
+    Pid(i32),
+}
+
+impl Of {
+    fn dir(self) -> String {
+        match self {
+            Of::This => "/proc/self".to_owned(),
+            Of::Pid(pid) => format!("/proc/{pid}"),
+        }
+    }
+}
+
 fn task_file(tid: Tid, name: &str) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/self/task/{tid}/{name}")).ok()
+    task_file_of(Of::This, tid, name)
+}
+
+pub(crate) fn task_file_of(of: Of, tid: Tid, name: &str) -> Option<String> {
+    std::fs::read_to_string(format!("{}/task/{tid}/{name}", of.dir())).ok()
 }
 
 pub(crate) fn thread_state(tid: Tid) -> Option<ThreadState> {
+    thread_state_of(Of::This, tid)
+}
+
+pub(crate) fn thread_state_of(of: Of, tid: Tid) -> Option<ThreadState> {
+    let task_file = |tid, name| task_file_of(of, tid, name);
     let run = parse_stat_state(&task_file(tid, "stat")?)?;
     let wchan = task_file(tid, "wchan")
         .map(|w| w.trim().to_owned())
@@ -21,7 +48,7 @@ pub(crate) fn thread_state(tid: Tid) -> Option<ThreadState> {
         .and_then(|text| parse_syscall(&text))
         .map(|(number, args)| {
             let name = syscalls::name(number);
-            let target = target(tid, name, &args);
+            let target = target(of, tid, name, &args);
             Syscall {
                 number,
                 name,
@@ -39,7 +66,11 @@ pub(crate) fn thread_state(tid: Tid) -> Option<ThreadState> {
 /// The syscall `tid` sleeps in, from `syscall` alone: `running` (also for a runnable thread)
 /// and a thread blocked outside a syscall give `None`.
 pub(crate) fn blocked_call(tid: Tid) -> Option<(u64, [u64; 6])> {
-    parse_syscall(&task_file(tid, "syscall")?)
+    blocked_call_of(Of::This, tid)
+}
+
+pub(crate) fn blocked_call_of(of: Of, tid: Tid) -> Option<(u64, [u64; 6])> {
+    parse_syscall(&task_file_of(of, tid, "syscall")?)
 }
 
 /// From `schedstat` (ns, the first field), or else from `stat`'s `utime + stime` (clock
@@ -58,7 +89,11 @@ pub(crate) fn cpu_time_ns(tid: Tid) -> Option<u64> {
 
 /// Time on a CPU and time waiting on a run queue, from `schedstat`.
 pub(crate) fn sched_times(tid: Tid) -> Option<SchedTimes> {
-    parse_sched_times(&task_file(tid, "schedstat")?)
+    sched_times_of(Of::This, tid)
+}
+
+pub(crate) fn sched_times_of(of: Of, tid: Tid) -> Option<SchedTimes> {
+    parse_sched_times(&task_file_of(of, tid, "schedstat")?)
 }
 
 /// A `schedstat` line: time on the CPU (ns), time waiting on a run queue (ns), timeslices.
@@ -66,7 +101,12 @@ pub(crate) fn parse_sched_times(text: &str) -> Option<SchedTimes> {
     let mut fields = text.split_whitespace();
     let run_ns = fields.next()?.parse().ok()?;
     let wait_ns = fields.next()?.parse().ok()?;
-    Some(SchedTimes { run_ns, wait_ns })
+    let timeslices = fields.next().and_then(|f| f.parse().ok()).unwrap_or(0);
+    Some(SchedTimes {
+        run_ns,
+        wait_ns,
+        timeslices,
+    })
 }
 
 /// The process's cgroup v2 `cpu.stat` throttling figures, when that file exists.
@@ -137,14 +177,14 @@ pub(crate) fn parse_syscall(text: &str) -> Option<(u64, [u64; 6])> {
     Some((number, args))
 }
 
-fn target(tid: Tid, name: Option<&'static str>, args: &[u64; 6]) -> Option<Target> {
+fn target(of: Of, tid: Tid, name: Option<&'static str>, args: &[u64; 6]) -> Option<Target> {
     let name = name?;
     if syscalls::SLEEPS.contains(&name) {
         return Some(Target::Sleep);
     }
     if syscalls::MEMORY_MAP.contains(&name) {
         return Some(Target::MemoryMapLock {
-            others: threads_in(syscalls::MEMORY_MAP, tid),
+            others: threads_in(of, syscalls::MEMORY_MAP, tid),
         });
     }
     if syscalls::FUTEXES.contains(&name) {
@@ -155,15 +195,16 @@ fn target(tid: Tid, name: Option<&'static str>, args: &[u64; 6]) -> Option<Targe
     }
     // An `int` argument: the kernel reads the register's low 32 bits.
     let fd = i32::try_from(args[0] & 0xffff_ffff).ok()?;
-    let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
+    let link = std::fs::read_link(format!("{}/fd/{fd}", of.dir())).ok()?;
     let link = link.to_string_lossy().into_owned();
-    Some(fd_target(fd, link))
+    Some(fd_target(of, fd, link))
 }
 
 /// The threads of this process other than `except` asleep in one of `calls`, at most
 /// [`MAX_MAP_THREADS`](crate::MAX_MAP_THREADS), by tid. One small read per thread.
-fn threads_in(calls: &[&str], except: Tid) -> Vec<ThreadInCall> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+fn threads_in(of: Of, calls: &[&str], except: Tid) -> Vec<ThreadInCall> {
+    let task_file = |tid, name| task_file_of(of, tid, name);
+    let Ok(tasks) = std::fs::read_dir(format!("{}/task", of.dir())) else {
         return Vec::new();
     };
     let mut tids: Vec<Tid> = tasks
@@ -182,13 +223,17 @@ fn threads_in(calls: &[&str], except: Tid) -> Vec<ThreadInCall> {
         .collect()
 }
 
-fn fd_target(fd: i32, link: String) -> Target {
+fn fd_target(of: Of, fd: i32, link: String) -> Target {
     if let Some(inode) = link
         .strip_prefix("socket:[")
         .and_then(|rest| rest.strip_suffix(']'))
         .and_then(|inode| inode.parse::<u64>().ok())
     {
-        return match net::of_fd(fd, inode) {
+        let found = match of {
+            Of::This => net::of_fd(fd, inode),
+            Of::Pid(pid) => net::of_remote_fd(pid, fd, inode),
+        };
+        return match found {
             Some(found) => Target::Socket {
                 fd,
                 protocol: found.protocol,
@@ -244,7 +289,8 @@ mod tests {
             parse_sched_times("1234567 89 10\n"),
             Some(SchedTimes {
                 run_ns: 1_234_567,
-                wait_ns: 89
+                wait_ns: 89,
+                timeslices: 10
             })
         );
         assert_eq!(parse_sched_times("1234567\n"), None);

@@ -867,6 +867,7 @@ mod tests {
             times: SchedTimes {
                 run_ns: run_ms * 1_000_000,
                 wait_ns: wait_ms * 1_000_000,
+                timeslices: 0,
             },
             throttling: None,
         };
@@ -990,6 +991,7 @@ mod tests {
             times: SchedTimes {
                 run_ns: run_ms * 1_000_000,
                 wait_ns: wait_ms * 1_000_000,
+                timeslices: 0,
             },
             throttling: None,
         };

@@ -455,6 +455,7 @@ pub(crate) mod tests {
             times: pollwatch_capture::SchedTimes {
                 run_ns: run_ms * 1_000_000,
                 wait_ns: wait_ms * 1_000_000,
+                timeslices: 0,
             },
             throttling: None,
         }

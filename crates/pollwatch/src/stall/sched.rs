@@ -224,6 +224,7 @@ mod tests {
             times: SchedTimes {
                 run_ns: run_ms * MS,
                 wait_ns: wait_ms * MS,
+                timeslices: 0,
             },
             throttling: None,
         }

@@ -187,7 +187,8 @@ impl Scanner {
         if let Some(mut sample) = look(state, inspector, slot, key, poll, blocked.ns, kind) {
             sample.harm = self.harm_so_far(index);
             if sample.capture.is_some() {
-                self.calls.signalled(index);
+                self.calls
+                    .signalled(index, super::worker::Cpu::read(inspector, slot.tid()));
             }
             send(state, to, Msg::Sample(Box::new(sample)));
         }

@@ -13,7 +13,11 @@
 //! earlier, or when the busy period had lasted half the threshold, when reading starts: a
 //! busy period shorter than that cannot hold a call past the threshold, and most end
 //! sooner). A look signals the thread for its stack, and the handler uses a little CPU: the
-//! next reading after a look is the new CPU baseline.
+//! thread's accounting is read again as the look ends, and the next reading is the same call
+//! if the thread has not been on a CPU since (the same `schedstat` timeslice count), or used
+//! at most [`RESUME_CPU_NS`] more (it was preempted on its way back into the call). A thread
+//! that returned from the call and entered one with the same arguments (two sleeps on one
+//! line, back to back in one busy period) has run in between: a new call.
 //!
 //! Out of reach at this level: CPU work in a task (the thread runs, in no syscall; a finer
 //! source, such as a watched future, sees it), and a call shorter than the threshold repeated
@@ -33,11 +37,47 @@ pub(crate) struct Blocked {
     pub(crate) ns: u64,
 }
 
+/// The most CPU a signalled thread may use on its way back into the same call: the end of
+/// the handler, `rt_sigreturn` and the caller's retry (std's `sleep` loops on `EINTR`).
+const RESUME_CPU_NS: u64 = 10_000;
+
 /// One reading of a thread: the call it sleeps in and its CPU time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Reading {
     call: (u64, [u64; 6]),
-    cpu_ns: Option<u64>,
+    cpu: Cpu,
+}
+
+/// A thread's CPU accounting: time on a CPU, and how many times it was put on one (either may
+/// be unknown).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Cpu {
+    ns: Option<u64>,
+    timeslices: Option<u64>,
+}
+
+impl Cpu {
+    /// Reads `tid`'s accounting: `schedstat`, else the CPU time alone.
+    pub(crate) fn read(inspector: &dyn Inspector, tid: Tid) -> Self {
+        match inspector.sched_times(tid) {
+            Some(times) => Self {
+                ns: Some(times.run_ns),
+                timeslices: Some(times.timeslices).filter(|&n| n > 0),
+            },
+            None => Self {
+                ns: inspector.cpu_time_ns(tid),
+                timeslices: None,
+            },
+        }
+    }
+
+    /// Whether a thread read as `self` just after its signal handler ran, and as `now` later,
+    /// went back into the call it was in: it has not run since, or barely.
+    fn resumed(self, now: Cpu) -> bool {
+        let not_run = self.timeslices.is_some() && self.timeslices == now.timeslices;
+        let barely = matches!((self.ns, now.ns), (Some(then), Some(now)) if now.saturating_sub(then) <= RESUME_CPU_NS);
+        not_run || barely
+    }
 }
 
 /// The call one worker's thread was last seen in.
@@ -48,8 +88,8 @@ struct Followed {
     reading: Reading,
     /// Raw clock reading when it was first seen.
     since: u64,
-    /// A look signalled the thread since the last reading: the next one is the CPU baseline.
-    signalled: bool,
+    /// A look signalled the thread since the last reading: its accounting as the look ended.
+    signalled: Option<Cpu>,
 }
 
 /// The calls of the workers' threads, by slot index.
@@ -99,10 +139,13 @@ impl BlockedCalls {
         };
         match entry {
             Some(f) if f.poll == poll && f.reading.call == reading.call => {
-                if f.signalled {
-                    f.signalled = false;
+                let same = match f.signalled.take() {
+                    Some(after) => after.resumed(reading.cpu),
+                    None => f.reading.cpu.ns == reading.cpu.ns,
+                };
+                if same {
                     f.reading = reading;
-                } else if f.reading.cpu_ns != reading.cpu_ns {
+                } else {
                     *entry = Some(Followed::new(poll, reading, now));
                 }
             }
@@ -114,11 +157,11 @@ impl BlockedCalls {
         })
     }
 
-    /// The thread of slot `index` was signalled for its stack: its next reading is the new
-    /// CPU baseline.
-    pub(crate) fn signalled(&mut self, index: usize) {
+    /// The thread of slot `index` was signalled for its stack, and read as `after` once its
+    /// handler had run: its next reading is the same call if it has barely run since.
+    pub(crate) fn signalled(&mut self, index: usize, after: Cpu) {
         if let Some(Some(f)) = self.followed.get_mut(index) {
-            f.signalled = true;
+            f.signalled = Some(after);
         }
     }
 
@@ -136,7 +179,7 @@ impl Followed {
             poll,
             reading,
             since: now,
-            signalled: false,
+            signalled: None,
         }
     }
 }
@@ -144,8 +187,8 @@ impl Followed {
 /// The call `tid` sleeps in and its CPU time; `None` when it sleeps in none.
 fn read(inspector: &dyn Inspector, tid: Tid) -> Option<Reading> {
     let call = inspector.blocked_call(tid)?;
-    let cpu_ns = inspector.cpu_time_ns(tid);
-    Some(Reading { call, cpu_ns })
+    let cpu = Cpu::read(inspector, tid);
+    Some(Reading { call, cpu })
 }
 
 #[cfg(test)]
@@ -154,10 +197,21 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
+    fn cpu(ns: u64, timeslices: u64) -> Cpu {
+        Cpu {
+            ns: Some(ns),
+            timeslices: Some(timeslices),
+        }
+    }
+
     fn reading(call: u64, cpu_ns: u64) -> Option<Reading> {
+        sliced(call, cpu_ns, 1)
+    }
+
+    fn sliced(call: u64, cpu_ns: u64, timeslices: u64) -> Option<Reading> {
         Some(Reading {
             call: (call, [3, 0, 0, 0, 0, 0]),
-            cpu_ns: Some(cpu_ns),
+            cpu: cpu(cpu_ns, timeslices),
         })
     }
 
@@ -205,25 +259,42 @@ mod tests {
     }
 
     #[test]
-    fn the_reading_after_a_look_is_the_new_cpu_baseline() {
+    fn a_signalled_thread_back_in_its_call_is_the_same_call() {
         let (clock, _) = clock();
         let mut calls = BlockedCalls::default();
         let busy = (1, 100);
-        calls.follow(0, busy, reading(35, 500), 0, &clock);
-        calls.signalled(0);
-        // The capture handler ran on the thread: a little CPU, the same call.
-        let after = calls.follow(0, busy, reading(35, 530), 10 * MS, &clock);
-        assert_eq!(after.map(|b| b.since), Some(0));
-        let still = calls.follow(0, busy, reading(35, 530), 20 * MS, &clock);
+        calls.follow(0, busy, sliced(35, 500, 4), 0, &clock);
+        // The handler ran (30 µs of CPU, a timeslice); read as the look ends.
+        calls.signalled(0, cpu(530_000, 5));
+        let after = calls.follow(0, busy, sliced(35, 530_000, 5), 10 * MS, &clock);
+        assert_eq!(after.map(|b| b.since), Some(0), "not run since");
+        // Preempted on its way back: one more timeslice, a few µs.
+        calls.signalled(0, cpu(600_000, 6));
+        let preempted = calls.follow(0, busy, sliced(35, 604_000, 7), 20 * MS, &clock);
+        assert_eq!(preempted.map(|b| b.since), Some(0), "barely run");
+        let still = calls.follow(0, busy, sliced(35, 604_000, 7), 30 * MS, &clock);
         assert_eq!(
             still,
             Some(Blocked {
                 since: 0,
-                ns: 20 * MS
+                ns: 30 * MS
             })
         );
-        // Without a look, CPU used is a new call.
-        let ran = calls.follow(0, busy, reading(35, 560), 30 * MS, &clock);
-        assert_eq!(ran.map(|b| b.since), Some(30 * MS));
+    }
+
+    #[test]
+    fn a_call_ended_and_another_begun_after_a_look_is_a_new_call() {
+        let (clock, _) = clock();
+        let mut calls = BlockedCalls::default();
+        let busy = (1, 100);
+        calls.follow(0, busy, sliced(35, 500_000, 4), 0, &clock);
+        calls.signalled(0, cpu(530_000, 5));
+        // The sleep ended, the task finished and the next one sleeps with the same arguments:
+        // the thread ran (a timeslice, 60 µs) in between.
+        let next = calls.follow(0, busy, sliced(35, 590_000, 6), 10 * MS, &clock);
+        assert_eq!(next.map(|b| b.since), Some(10 * MS));
+        // Without a look, any CPU used is a new call.
+        let ran = calls.follow(0, busy, sliced(35, 590_001, 6), 20 * MS, &clock);
+        assert_eq!(ran.map(|b| b.since), Some(20 * MS));
     }
 }
