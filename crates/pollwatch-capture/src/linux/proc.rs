@@ -357,14 +357,14 @@ mod tests {
         {
             std::thread::yield_now();
         }
-        let found = threads_in(syscalls::SLEEPS, crate::current_tid());
+        let found = threads_in(Of::This, syscalls::SLEEPS, crate::current_tid());
         let seen = found
             .iter()
             .find(|t| t.tid == tid)
             .expect("the sleeping thread");
         assert_eq!(seen.name, "pw-map-test");
         assert!(syscalls::SLEEPS.contains(&seen.syscall));
-        assert!(threads_in(syscalls::SLEEPS, tid)
+        assert!(threads_in(Of::This, syscalls::SLEEPS, tid)
             .iter()
             .all(|t| t.tid != tid));
         sleeper.join().unwrap();
@@ -373,18 +373,18 @@ mod tests {
     #[test]
     fn fd_links_become_targets() {
         assert_eq!(
-            fd_target(3, "/data/users.json".into()),
+            fd_target(Of::This, 3, "/data/users.json".into()),
             Target::File {
                 fd: 3,
                 path: "/data/users.json".into()
             }
         );
         assert!(matches!(
-            fd_target(4, "pipe:[123]".into()),
+            fd_target(Of::This, 4, "pipe:[123]".into()),
             Target::Pipe { .. }
         ));
         assert!(matches!(
-            fd_target(5, "anon_inode:[eventpoll]".into()),
+            fd_target(Of::This, 5, "anon_inode:[eventpoll]".into()),
             Target::Fd { .. }
         ));
     }
