@@ -111,6 +111,9 @@ use std::sync::Arc;
 pub use debug_info::{
     dwp_beside, identify, separate_debug_file, DebugInfo, DebugInfoError, ObjectIdentity,
 };
+/// Another process seen from outside, for `pollwatch attach` (feature `remote`, Linux).
+#[cfg(all(feature = "remote", target_os = "linux"))]
+pub use linux::remote;
 pub use symbolize::{has_line_tables, release_symbols_if_idle, symbolize, warm_up, SymbolFrame};
 
 /// Returns the heap's free memory to the system, where the allocator keeps it (glibc).

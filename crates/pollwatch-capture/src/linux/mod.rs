@@ -5,6 +5,8 @@ pub(crate) mod modules;
 pub(crate) mod line_tables;
 mod net;
 mod proc;
+#[cfg(feature = "remote")]
+pub mod remote;
 mod restart;
 mod signal;
 mod syscalls;

@@ -1,0 +1,295 @@
+//! Stopping one thread of another process for as long as it takes to copy its registers and
+//! stack: `PTRACE_SEIZE` (which neither stops nor signals it), `PTRACE_INTERRUPT`, `waitpid`
+//! for the stop, the registers, `process_vm_readv` of the stack, `PTRACE_DETACH`. Only that
+//! thread stops. The kernel restarts a syscall the stop interrupted without the thread seeing
+//! `EINTR` (no signal handler runs), and detaches every tracee of a tracer that dies, which
+//! then resumes (ptrace(2)), so a killed `pollwatch attach` leaves the thread running.
+
+use std::time::{Duration, Instant};
+
+use crate::Tid;
+
+use super::RemoteError;
+
+/// How long a thread may take to stop (a thread in an uninterruptible wait, such as a disk
+/// read, stops only when it leaves it).
+const STOP_TIMEOUT: Duration = Duration::from_millis(20);
+
+/// The most stack copied: deeper frames are not unwound.
+pub(crate) const MAX_STACK: usize = 512 * 1024;
+
+const PAGE: usize = 4096;
+
+/// A stopped thread's registers and stack, as they were.
+#[derive(Clone, Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) pc: u64,
+    pub(crate) sp: u64,
+    /// The frame pointer (`rbp`, `x29`).
+    pub(crate) fp: u64,
+    /// The link register (`x30`; 0 on x86_64).
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+    pub(crate) lr: u64,
+    /// The stack from `sp` up, as far as it was mapped, at most [`MAX_STACK`].
+    pub(crate) stack: Vec<u8>,
+    /// How long the thread was stopped.
+    pub(crate) stopped: Duration,
+}
+
+impl Snapshot {
+    /// The 8 bytes at `address` of the copied stack.
+    pub(crate) fn read(&self, address: u64) -> Option<u64> {
+        let at = usize::try_from(address.checked_sub(self.sp)?).ok()?;
+        let bytes = self.stack.get(at..at.checked_add(8)?)?;
+        Some(u64::from_ne_bytes(bytes.try_into().ok()?))
+    }
+}
+
+/// Stops thread `tid` of process `pid`, copies its registers and its stack up to
+/// `stack_end(sp)` (the end of the mapping holding `sp`), and lets it go.
+pub(crate) fn snapshot(
+    pid: i32,
+    tid: Tid,
+    stack_end: &dyn Fn(u64) -> Option<u64>,
+) -> Result<Snapshot, RemoteError> {
+    seize(tid)?;
+    let interrupted = Instant::now();
+    let stop = interrupt(tid).and_then(|()| wait_for_stop(tid));
+    // Not stopped yet (`DidNotStop`): the thread stays seized with the interrupt pending, and
+    // the caller lets it go once it stops ([`release`]), or the kernel does when this process
+    // exits.
+    let signal = stop?;
+    let copied = registers(tid).map(|(pc, sp, fp, lr)| {
+        let end = stack_end(sp).unwrap_or(sp).max(sp);
+        let len = usize::try_from(end - sp).unwrap_or(MAX_STACK).min(MAX_STACK);
+        (pc, sp, fp, lr, read_memory(pid, sp, len))
+    });
+    detach(tid, signal);
+    let stopped = interrupted.elapsed();
+    let (pc, sp, fp, lr, stack) = copied?;
+    Ok(Snapshot {
+        pc,
+        sp,
+        fp,
+        lr,
+        stack,
+        stopped,
+    })
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn seize(tid: Tid) -> Result<(), RemoteError> {
+    // SAFETY: PTRACE_SEIZE takes a tid and options (none); it changes no memory of ours.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_SEIZE,
+            tid,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_void>(),
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    Err(match errno() {
+        libc::ESRCH => RemoteError::ThreadGone,
+        libc::EPERM => RemoteError::not_permitted(tid),
+        e => RemoteError::Ptrace {
+            what: "PTRACE_SEIZE",
+            errno: e,
+        },
+    })
+}
+
+fn interrupt(tid: Tid) -> Result<(), RemoteError> {
+    // SAFETY: PTRACE_INTERRUPT on a seized tid; no memory is passed.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_INTERRUPT,
+            tid,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_void>(),
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(RemoteError::Ptrace {
+            what: "PTRACE_INTERRUPT",
+            errno: errno(),
+        })
+    }
+}
+
+/// Waits (polling, up to [`STOP_TIMEOUT`]) for the seized thread to stop; returns the signal
+/// to give back when it was a signal that stopped it (0 for the interrupt's own stop).
+fn wait_for_stop(tid: Tid) -> Result<i32, RemoteError> {
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes the status into `status`, owned here.
+        let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
+        if r == tid {
+            if libc::WIFSTOPPED(status) {
+                let event = status >> 16;
+                let signal = libc::WSTOPSIG(status);
+                // The interrupt's stop is a PTRACE_EVENT_STOP; a signal-delivery stop must
+                // pass its signal on when the thread is let go.
+                return Ok(if event == 0 { signal } else { 0 });
+            }
+            return Err(RemoteError::ThreadGone);
+        }
+        if r < 0 {
+            return Err(match errno() {
+                libc::ECHILD => RemoteError::ThreadGone,
+                e => RemoteError::Ptrace {
+                    what: "waitpid",
+                    errno: e,
+                },
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(RemoteError::DidNotStop);
+        }
+        std::thread::sleep(Duration::from_micros(20));
+    }
+}
+
+/// Lets a thread that did not stop in time go once it has stopped: true when it is let go
+/// (or gone), false while it still has not stopped.
+pub(crate) fn release(tid: Tid) -> bool {
+    let mut status = 0;
+    // SAFETY: waitpid writes the status into `status`, owned here.
+    let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
+    if r == 0 {
+        return false;
+    }
+    if r == tid && libc::WIFSTOPPED(status) {
+        let signal = if status >> 16 == 0 {
+            libc::WSTOPSIG(status)
+        } else {
+            0
+        };
+        detach(tid, signal);
+    }
+    true
+}
+
+fn detach(tid: Tid, signal: i32) {
+    // SAFETY: PTRACE_DETACH of a stopped tracee, with the signal to deliver (0: none).
+    unsafe {
+        libc::ptrace(
+            libc::PTRACE_DETACH,
+            tid,
+            std::ptr::null_mut::<libc::c_void>(),
+            signal as usize as *mut libc::c_void,
+        );
+    }
+}
+
+/// pc, sp, frame pointer and link register of the stopped thread.
+#[cfg(target_arch = "x86_64")]
+fn registers(tid: Tid) -> Result<(u64, u64, u64, u64), RemoteError> {
+    // SAFETY: `user_regs_struct` is plain data; PTRACE_GETREGS writes it whole.
+    let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+    // SAFETY: PTRACE_GETREGS of a stopped tracee writes `regs`, owned here.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETREGS,
+            tid,
+            std::ptr::null_mut::<libc::c_void>(),
+            &mut regs as *mut libc::user_regs_struct,
+        )
+    };
+    if r != 0 {
+        return Err(RemoteError::Ptrace {
+            what: "PTRACE_GETREGS",
+            errno: errno(),
+        });
+    }
+    Ok((regs.rip, regs.rsp, regs.rbp, 0))
+}
+
+/// pc, sp, frame pointer and link register of the stopped thread.
+#[cfg(target_arch = "aarch64")]
+fn registers(tid: Tid) -> Result<(u64, u64, u64, u64), RemoteError> {
+    // SAFETY: `user_regs_struct` is plain data; PTRACE_GETREGSET writes at most its size.
+    let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: (&mut regs as *mut libc::user_regs_struct).cast(),
+        iov_len: std::mem::size_of::<libc::user_regs_struct>(),
+    };
+    // SAFETY: PTRACE_GETREGSET (NT_PRSTATUS) of a stopped tracee writes into `regs` through
+    // `iov`, both owned here.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETREGSET,
+            tid,
+            libc::NT_PRSTATUS as usize as *mut libc::c_void,
+            &mut iov as *mut libc::iovec,
+        )
+    };
+    if r != 0 {
+        return Err(RemoteError::Ptrace {
+            what: "PTRACE_GETREGSET",
+            errno: errno(),
+        });
+    }
+    Ok((regs.pc, regs.sp, regs.regs[29], regs.regs[30]))
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn registers(_: Tid) -> Result<(u64, u64, u64, u64), RemoteError> {
+    Err(RemoteError::Unsupported)
+}
+
+/// `len` bytes of process `pid`'s memory from `from`, one page per iovec, so that a fault
+/// stops the copy at a page boundary instead of failing it: what could be read.
+fn read_memory(pid: i32, from: u64, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    let mut local = Vec::new();
+    let mut remote = Vec::new();
+    let mut at = 0usize;
+    while at < len {
+        // The first piece ends at a page boundary of the remote address.
+        let addr = from + at as u64;
+        let piece = (PAGE - (addr as usize % PAGE)).min(len - at);
+        local.push(libc::iovec {
+            iov_base: buf[at..].as_mut_ptr().cast(),
+            iov_len: piece,
+        });
+        remote.push(libc::iovec {
+            iov_base: addr as usize as *mut libc::c_void,
+            iov_len: piece,
+        });
+        at += piece;
+    }
+    let mut done = 0usize;
+    // At most IOV_MAX (1024) iovecs per call.
+    for (l, r) in local.chunks(1024).zip(remote.chunks(1024)) {
+        let want: usize = l.iter().map(|v| v.iov_len).sum();
+        // SAFETY: each local iovec points into `buf` (owned here, alive for the call) with a
+        // length inside it; the remote iovecs name the other process's memory, which the
+        // kernel reads (or fails to) without touching ours.
+        let n = unsafe {
+            libc::process_vm_readv(
+                pid,
+                l.as_ptr(),
+                l.len() as libc::c_ulong,
+                r.as_ptr(),
+                r.len() as libc::c_ulong,
+                0,
+            )
+        };
+        let n = usize::try_from(n).unwrap_or(0);
+        done += n;
+        if n < want {
+            break;
+        }
+    }
+    buf.truncate(done);
+    buf
+}
