@@ -63,7 +63,8 @@ mod tests {
         assert!(exe.executable);
         assert_eq!(exe.offset, 0x21000);
         assert_eq!(exe.path.as_deref(), Some("/srv/my app/bin"));
-        let stack = parse_line("7ffd3a000000-7ffd3a021000 rw-p 00000000 00:00 0   [stack]").unwrap();
+        let stack =
+            parse_line("7ffd3a000000-7ffd3a021000 rw-p 00000000 00:00 0   [stack]").unwrap();
         assert!(!stack.executable);
         assert_eq!(stack.path, None);
         let anon = parse_line("7f0000000000-7f0000200000 rw-p 00000000 00:00 0").unwrap();
@@ -71,7 +72,10 @@ mod tests {
         let gone = parse_line("1000-2000 r-xp 0 fd:01 9 /tmp/old (deleted)").unwrap();
         assert_eq!(gone.path.as_deref(), Some("/tmp/old"));
         assert_eq!(parse_line("garbage"), None);
-        assert_eq!(holding(std::slice::from_ref(&exe), 0x55d0_c0a0_0001), Some(&exe));
+        assert_eq!(
+            holding(std::slice::from_ref(&exe), 0x55d0_c0a0_0001),
+            Some(&exe)
+        );
         assert_eq!(holding(&[exe], 0x10), None);
     }
 }

@@ -71,9 +71,9 @@ impl RemoteError {
                         as root or give pollwatch CAP_SYS_PTRACE (in a container: --cap-add \
                         SYS_PTRACE)"
                 .to_owned(),
-            Some(n) => format!(
-                "kernel.yama.ptrace_scope is {n}: no process may be traced until reboot"
-            ),
+            Some(n) => {
+                format!("kernel.yama.ptrace_scope is {n}: no process may be traced until reboot")
+            }
         };
         RemoteError::NotPermitted { hint }
     }
@@ -86,7 +86,7 @@ impl fmt::Display for RemoteError {
             RemoteError::NotPermitted { hint } => write!(f, "not permitted to trace it: {hint}"),
             RemoteError::ThreadGone => f.write_str("the thread has exited"),
             RemoteError::DidNotStop => f.write_str(
-                "the thread did not stop within 20 ms (an uninterruptible wait, such as a disk \
+                "the thread did not stop within 200 ms (an uninterruptible wait, such as a disk \
                  read); it is let go when it stops",
             ),
             RemoteError::Ptrace { what, errno } => write!(
@@ -119,6 +119,10 @@ pub struct RemoteStack {
     pub cut: bool,
     /// How long the thread was stopped to copy its registers and stack.
     pub stopped: Duration,
+    /// How long it took to stop: how long it went on in the kernel (a long syscall, such as
+    /// a large file read from the page cache, stops only when it returns) or waiting for a
+    /// CPU after the interrupt.
+    pub to_stop: Duration,
 }
 
 /// Another process, looked at from outside.
@@ -170,7 +174,11 @@ impl Process {
     pub fn executable(&self) -> Option<String> {
         std::fs::read_link(format!("/proc/{}/exe", self.pid))
             .ok()
-            .map(|p| p.to_string_lossy().trim_end_matches(" (deleted)").to_owned())
+            .map(|p| {
+                p.to_string_lossy()
+                    .trim_end_matches(" (deleted)")
+                    .to_owned()
+            })
     }
 
     /// Its threads, by tid.
@@ -236,6 +244,7 @@ impl Process {
             addresses: frames.iter().map(|f| f.address()).collect(),
             cut,
             stopped: snapshot.stopped,
+            to_stop: snapshot.to_stop,
         })
     }
 
@@ -251,7 +260,11 @@ impl Process {
     pub fn symbolize(&mut self, addresses: &[u64]) -> Vec<SymbolFrame> {
         let mut frames = Vec::new();
         for (n, &address) in addresses.iter().enumerate() {
-            let lookup = if n == 0 { address } else { address.saturating_sub(1) };
+            let lookup = if n == 0 {
+                address
+            } else {
+                address.saturating_sub(1)
+            };
             let ip = usize::try_from(address).unwrap_or(usize::MAX);
             let module = self
                 .unwinder
@@ -279,13 +292,13 @@ impl Process {
                 address: relative,
             };
             match debug {
-                Some(debug) => frames.extend(debug.symbolize(relative).into_iter().map(|f| {
-                    SymbolFrame {
+                Some(debug) => {
+                    frames.extend(debug.symbolize(relative).into_iter().map(|f| SymbolFrame {
                         ip,
                         module: Some(at.clone()),
                         ..f
-                    }
-                })),
+                    }))
+                }
                 None => frames.push(SymbolFrame {
                     ip,
                     function: None,

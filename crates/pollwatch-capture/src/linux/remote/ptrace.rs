@@ -12,8 +12,8 @@ use crate::Tid;
 use super::RemoteError;
 
 /// How long a thread may take to stop (a thread in an uninterruptible wait, such as a disk
-/// read, stops only when it leaves it).
-const STOP_TIMEOUT: Duration = Duration::from_millis(20);
+/// read, or running a long syscall, stops only when it leaves the kernel).
+const STOP_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// The most stack copied: deeper frames are not unwound.
 pub(crate) const MAX_STACK: usize = 512 * 1024;
@@ -32,8 +32,12 @@ pub(crate) struct Snapshot {
     pub(crate) lr: u64,
     /// The stack from `sp` up, as far as it was mapped, at most [`MAX_STACK`].
     pub(crate) stack: Vec<u8>,
-    /// How long the thread was stopped.
+    /// How long the thread was stopped (at most a few microseconds more: the wait for its
+    /// stop polls).
     pub(crate) stopped: Duration,
+    /// How long it took to stop: the time it went on running in the kernel (a long
+    /// syscall) or waiting for a CPU.
+    pub(crate) to_stop: Duration,
 }
 
 impl Snapshot {
@@ -59,13 +63,19 @@ pub(crate) fn snapshot(
     // the caller lets it go once it stops ([`release`]), or the kernel does when this process
     // exits.
     let signal = stop?;
+    // The thread stops when it next leaves the kernel: until then it ran on (a long read in
+    // the kernel, say). It is stopped from here on.
+    let stopped_at = Instant::now();
+    let to_stop = stopped_at - interrupted;
     let copied = registers(tid).map(|(pc, sp, fp, lr)| {
         let end = stack_end(sp).unwrap_or(sp).max(sp);
-        let len = usize::try_from(end - sp).unwrap_or(MAX_STACK).min(MAX_STACK);
+        let len = usize::try_from(end - sp)
+            .unwrap_or(MAX_STACK)
+            .min(MAX_STACK);
         (pc, sp, fp, lr, read_memory(pid, sp, len))
     });
     detach(tid, signal);
-    let stopped = interrupted.elapsed();
+    let stopped = stopped_at.elapsed();
     let (pc, sp, fp, lr, stack) = copied?;
     Ok(Snapshot {
         pc,
@@ -74,6 +84,7 @@ pub(crate) fn snapshot(
         lr,
         stack,
         stopped,
+        to_stop,
     })
 }
 
@@ -128,6 +139,7 @@ fn interrupt(tid: Tid) -> Result<(), RemoteError> {
 /// to give back when it was a signal that stopped it (0 for the interrupt's own stop).
 fn wait_for_stop(tid: Tid) -> Result<i32, RemoteError> {
     let deadline = Instant::now() + STOP_TIMEOUT;
+    let spin_until = Instant::now() + Duration::from_millis(1);
     loop {
         let mut status = 0;
         // SAFETY: waitpid writes the status into `status`, owned here.
@@ -154,7 +166,14 @@ fn wait_for_stop(tid: Tid) -> Result<i32, RemoteError> {
         if Instant::now() >= deadline {
             return Err(RemoteError::DidNotStop);
         }
-        std::thread::sleep(Duration::from_micros(20));
+        // Most stops take microseconds: a sleep would add its own granularity (50 us of timer
+        // slack, more on a busy machine) to the time the thread stays stopped. A thread still
+        // in the kernel after a millisecond is in a long call: then poll less often.
+        if Instant::now() < spin_until {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(50));
+        }
     }
 }
 

@@ -70,8 +70,10 @@ impl Unwinder {
         paths.sort_unstable();
         paths.dedup();
         for path in paths {
-            let mappings: Vec<&Mapping> =
-                maps.iter().filter(|m| m.path.as_deref() == Some(path)).collect();
+            let mappings: Vec<&Mapping> = maps
+                .iter()
+                .filter(|m| m.path.as_deref() == Some(path))
+                .collect();
             if let Some((loaded, info)) = load(pid, path, &mappings) {
                 unwinder.unwinder.add_module(Module::new(
                     path.to_owned(),
@@ -97,8 +99,7 @@ impl Unwinder {
         #[cfg(target_arch = "x86_64")]
         let regs = framehop::x86_64::UnwindRegsX86_64::new(snapshot.pc, snapshot.sp, snapshot.fp);
         #[cfg(target_arch = "aarch64")]
-        let regs =
-            framehop::aarch64::UnwindRegsAarch64::new(snapshot.lr, snapshot.sp, snapshot.fp);
+        let regs = framehop::aarch64::UnwindRegsAarch64::new(snapshot.lr, snapshot.sp, snapshot.fp);
         let mut read = |address: u64| snapshot.read(address).ok_or(());
         let mut frames = Vec::new();
         let mut walk = self
@@ -146,9 +147,8 @@ fn load(
         let range = section.address()..section.address() + section.size();
         Some((range, section))
     };
-    let data = |name: &str| {
-        section(name).and_then(|(range, s)| Some((range, s.data().ok()?.to_vec())))
-    };
+    let data =
+        |name: &str| section(name).and_then(|(range, s)| Some((range, s.data().ok()?.to_vec())));
     let (eh_frame_svma, eh_frame) = data(".eh_frame").unzip();
     let (eh_frame_hdr_svma, eh_frame_hdr) = data(".eh_frame_hdr").unzip();
     let info = ExplicitModuleSectionInfo {
@@ -162,11 +162,12 @@ fn load(
         debug_frame: data(".debug_frame").map(|(_, data)| data),
         ..Default::default()
     };
-    let build_id = object
-        .build_id()
-        .ok()
-        .flatten()
-        .map(|id| id.iter().map(|b| format!("{b:02x}")).collect::<String>().into());
+    let build_id = object.build_id().ok().flatten().map(|id| {
+        id.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+            .into()
+    });
     Some((
         LoadedModule {
             path: path.into(),
