@@ -78,6 +78,8 @@ fn values(file: &std::path::Path) -> Vec<OsString> {
     .collect();
     values.push(OsString::from_vec(vec![b'1', 0xff, 0xfe, b's']));
     values.push(OsString::from("7".repeat(100_000)));
+    // Three bytes a character: a cut at byte 100 would split one (and panic).
+    values.push(OsString::from("€".repeat(101)));
     values.push(file.join("reports").into_os_string());
     values
 }
@@ -142,7 +144,8 @@ fn check_error(e: &pollwatch::config::ConfigError, variable: &str, value: &OsStr
             "{variable}={value:?}: {text}"
         ),
     }
-    assert!(text.len() < 400, "{variable}: {} bytes: {text}", text.len());
+    let chars = text.chars().count();
+    assert!(chars < 400, "{variable}: {chars} characters: {text}");
 }
 
 /// `try_init` with only `variable` set to `value`: the config error naming it.
