@@ -3,8 +3,8 @@
 //! `/proc/<pid>/task/<tid>/` with the readers pollwatch uses in process (state, syscall and
 //! its target, scheduler accounting); a socket's peer from a copy of its descriptor
 //! (`pidfd_getfd`). A stack comes from stopping that one thread only for as long as copying
-//! its registers and stack takes ([`ptrace`]), unwound afterwards from the copy with the
-//! modules' DWARF CFI ([`unwind`], framehop) and symbolized with each module's debug info
+//! its registers and stack takes (`ptrace.rs`), unwound afterwards from the copy with the
+//! modules' DWARF CFI (`unwind.rs`, framehop) and symbolized with each module's debug info
 //! ([`DebugInfo`], the same symbolizer as `pollwatch symbolize`).
 //!
 //! Permissions: reading another process's `syscall`, stack and descriptors needs ptrace access
