@@ -6,11 +6,14 @@
 //! pollwatch html target/pollwatch -o report.html   # one self-contained page
 //! pollwatch intervals target/pollwatch             # percentiles per interval, from the log
 //! pollwatch lint target/pollwatch > clippy.toml     # clippy rules against the blocking APIs seen
+//! pollwatch attach 4242 --duration 30s             # a running service, from outside
 //! ```
 //!
 //! Exit status: 0 on success, 1 when a `diff` gate fails, 2 when an input cannot be read or an
 //! argument is invalid (one line on stderr naming the file and the problem).
 
+#[cfg(target_os = "linux")]
+mod attach;
 mod diff;
 mod gate;
 mod html;
@@ -50,6 +53,10 @@ enum Command {
     Lint(lint::Args),
     /// Gives a stripped build's report its lines, from the build's debug info kept elsewhere.
     Symbolize(symbolize::Args),
+    /// Watches a running tokio service from outside (no rebuild): the blocking lines, live,
+    /// and a report at the end.
+    #[cfg(target_os = "linux")]
+    Attach(attach::Args),
 }
 
 /// `pollwatch html`.
@@ -76,6 +83,8 @@ fn main() -> ExitCode {
         Command::Intervals(args) => intervals::run(&args),
         Command::Lint(args) => lint::run(&args),
         Command::Symbolize(args) => symbolize::run(&args),
+        #[cfg(target_os = "linux")]
+        Command::Attach(args) => attach::run(&args),
     };
     match result {
         Ok(Outcome::Done(text)) => print(&text, ExitCode::SUCCESS),

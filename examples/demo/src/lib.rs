@@ -10,6 +10,9 @@
 //! - [`client`]: the tiny HTTP/1.1 client, blocking and async;
 //! - [`unwatched`]: the side runtimes pollwatch does not watch;
 //! - [`watch_routes`]: every handler measured per route by a middleware, in any build.
+//!
+//! Built without its default `pollwatch` feature, the demo has no pollwatch code at all: the
+//! same service and load, a target for `pollwatch attach PID`.
 
 pub mod client;
 pub mod load;
@@ -18,4 +21,5 @@ pub mod routes;
 pub mod service;
 pub mod unwatched;
 pub mod upstream;
+#[cfg(feature = "pollwatch")]
 pub mod watch_routes;

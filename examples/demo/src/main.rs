@@ -8,6 +8,7 @@
 //! cargo run --release -p pollwatch-demo -- --console         # load, then serve tokio-console
 //! cargo run --release -p pollwatch-demo -- --metrics 127.0.0.1:9464 --duration 1m  # + /metrics
 //! cargo run --release -p pollwatch-demo -- --help
+//! cargo run --release -p pollwatch-demo --no-default-features -- --serve  # no pollwatch inside
 //! ```
 
 use std::net::SocketAddr;
@@ -18,7 +19,9 @@ use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
 use clap::{Parser, ValueEnum};
+#[cfg(feature = "pollwatch")]
 use pollwatch::report::write::WrittenFiles;
+#[cfg(feature = "pollwatch")]
 use pollwatch::Builder;
 use pollwatch_demo::load::{self, LoadConfig, LoadSummary};
 use pollwatch_demo::routes::cpu::Hashing;
@@ -29,6 +32,7 @@ use pollwatch_demo::upstream::{self, Upstream};
 use tokio::runtime::Runtime;
 
 /// Where the report goes unless `--report-dir` or `POLLWATCH_REPORT_DIR` says otherwise.
+#[cfg(feature = "pollwatch")]
 const DEFAULT_REPORT_DIR: &str = "target/pollwatch-demo";
 
 /// How long open requests may take to finish once the service stops.
@@ -128,31 +132,16 @@ fn main() -> ExitCode {
     }
 }
 
+#[cfg(feature = "pollwatch")]
 fn run(args: Args) -> Result<(), String> {
     let mut runtime = runtime_builder(args.workers);
     // pollwatch first, so it sees every task.
     let guard = start_pollwatch(&args, &mut runtime)?;
     // Kept past `finish`, to render the final report.
     let handle = guard.handle().clone();
-    let (state, upstream) = app_state(&args)?;
-    let runtime = runtime
-        .build()
-        .map_err(|e| format!("cannot build the runtime: {e}"))?;
-    let service = runtime
-        .block_on(Service::start(args.addr, state.clone()))
-        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
-    let addr = service.addr();
-    print_setup(&args, addr, &state, &upstream, &guard);
-
-    let summary = if args.serve {
-        println!("serving until Ctrl-C; try: curl http://{addr}/bad/sleep");
-        wait_for_ctrl_c(&runtime)?;
-        None
-    } else {
-        Some(run_load(&args, addr, &runtime)?)
-    };
-
-    stop(runtime, service, upstream);
+    let summary = serve(&args, runtime, |addr, state, upstream| {
+        print_setup(&args, addr, state, upstream, &guard);
+    })?;
     // Stop pollwatch's threads once they have reported the last stalls and slow polls,
     // and write the report, so the summary below is final.
     let written = guard
@@ -173,10 +162,72 @@ fn run(args: Args) -> Result<(), String> {
     check_load(summary.as_ref())
 }
 
+/// The demo without pollwatch: the same service and load, watched only from outside
+/// (`pollwatch attach PID`).
+#[cfg(not(feature = "pollwatch"))]
+fn run(args: Args) -> Result<(), String> {
+    if args.console
+        || args.metrics.is_some()
+        || args.no_layer
+        || args.threshold.is_some()
+        || args.report_dir.is_some()
+    {
+        return Err(
+            "--console, --metrics, --no-layer, --threshold and --report-dir need pollwatch: \
+             this build has none (built with --no-default-features)"
+                .to_owned(),
+        );
+    }
+    let summary = serve(
+        &args,
+        runtime_builder(args.workers),
+        |addr, state, upstream| {
+            print_service(&args, addr, state, upstream);
+            println!(
+                "no pollwatch in this build: watch it from outside with `pollwatch attach {}`",
+                std::process::id()
+            );
+        },
+    )?;
+    if let Some(summary) = &summary {
+        println!();
+        print_summary(summary, args.mix);
+    }
+    check_load(summary.as_ref())
+}
+
+/// Builds the service's runtime from `runtime`, starts the service and its upstream, says
+/// where with `ready`, runs the load (or serves until Ctrl-C with `--serve`), and stops it all.
+fn serve(
+    args: &Args,
+    mut runtime: tokio::runtime::Builder,
+    ready: impl FnOnce(SocketAddr, &AppState, &Upstream),
+) -> Result<Option<LoadSummary>, String> {
+    let (state, upstream) = app_state(args)?;
+    let runtime = runtime
+        .build()
+        .map_err(|e| format!("cannot build the runtime: {e}"))?;
+    let service = runtime
+        .block_on(Service::start(args.addr, state.clone()))
+        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let addr = service.addr();
+    ready(addr, &state, &upstream);
+    let summary = if args.serve {
+        println!("serving until Ctrl-C; try: curl http://{addr}/bad/sleep");
+        wait_for_ctrl_c(&runtime)?;
+        None
+    } else {
+        Some(run_load(args, addr, &runtime)?)
+    };
+    stop(runtime, service, upstream);
+    Ok(summary)
+}
+
 /// Starts pollwatch with the builder's defaults, then the POLLWATCH_* variables, then the
 /// flags: its tracing layer, or with `--no-layer` (and in a build without `--cfg
 /// tokio_unstable`) a fmt subscriber for its events, `pollwatch::runtime`'s hooks on `runtime`
 /// and the handlers' tasks as watched futures.
+#[cfg(feature = "pollwatch")]
 fn start_pollwatch(
     args: &Args,
     runtime: &mut tokio::runtime::Builder,
@@ -249,15 +300,8 @@ fn runtime_builder(workers: usize) -> tokio::runtime::Builder {
     builder
 }
 
-/// What is running and where: the service, pollwatch's threshold and report directory, and
-/// the metrics endpoint and console feed when they are on.
-fn print_setup(
-    args: &Args,
-    addr: SocketAddr,
-    state: &AppState,
-    upstream: &Upstream,
-    guard: &pollwatch::Guard,
-) {
+/// What is running and where: the service, its upstream, data file and hash.
+fn print_service(args: &Args, addr: SocketAddr, state: &AppState, upstream: &Upstream) {
     println!(
         "pollwatch-demo: serving http://{addr} on {} workers (upstream http://{}{}), \
          {} MiB data file, {} hash rounds per cpu request",
@@ -267,6 +311,19 @@ fn print_setup(
         args.file_mib,
         state.hashing.rounds(),
     );
+}
+
+/// What is running and where: the service, pollwatch's threshold and report directory, and
+/// the metrics endpoint and console feed when they are on.
+#[cfg(feature = "pollwatch")]
+fn print_setup(
+    args: &Args,
+    addr: SocketAddr,
+    state: &AppState,
+    upstream: &Upstream,
+    guard: &pollwatch::Guard,
+) {
+    print_service(args, addr, state, upstream);
     println!(
         "pollwatch: warns about polls longer than {:?}; report to {}",
         guard.handle().threshold(),
@@ -348,6 +405,7 @@ fn print_summary(summary: &LoadSummary, mix: Mix) {
 }
 
 /// The report files written.
+#[cfg(feature = "pollwatch")]
 fn print_written(written: &WrittenFiles) {
     println!("report written: {}", written.text.display());
     println!("                {}", written.json.display());
@@ -357,6 +415,7 @@ fn print_written(written: &WrittenFiles) {
 }
 
 /// The commands that read the report, ready to paste.
+#[cfg(feature = "pollwatch")]
 fn print_next_steps(dir: &std::path::Path) {
     let dir = dir.display();
     println!();

@@ -1,12 +1,14 @@
 //! Spawning the demo's named tasks: with tokio's task `Builder` (names only exist under
 //! `--cfg tokio_unstable`, where pollwatch's tracing layer reads them), or as pollwatch watched
 //! futures named the same way, which need no flag: always in a build without it, and with
-//! `--no-layer` in one with it.
+//! `--no-layer` in one with it. Without the `pollwatch` feature, tasks are spawned plainly
+//! (named under `--cfg tokio_unstable`).
 
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
+#[cfg(feature = "pollwatch")]
 use pollwatch::Watch;
 use tokio::task::JoinHandle;
 
@@ -20,7 +22,7 @@ pub fn spawn_watched(on: bool) {
 
 /// Whether named tasks are spawned as watched futures.
 pub fn spawns_watched() -> bool {
-    !cfg!(tokio_unstable) || WATCHED.load(Relaxed)
+    cfg!(feature = "pollwatch") && (!cfg!(tokio_unstable) || WATCHED.load(Relaxed))
 }
 
 /// Spawns `future` as a task named `name`, its site the caller's line.
@@ -34,5 +36,11 @@ where
     if !spawns_watched() {
         return tokio::task::Builder::new().name(name).spawn(future);
     }
-    Ok(tokio::spawn(future.watched_named(name)))
+    #[cfg(feature = "pollwatch")]
+    return Ok(tokio::spawn(future.watched_named(name)));
+    #[cfg(not(feature = "pollwatch"))]
+    {
+        let _ = name;
+        Ok(tokio::spawn(future))
+    }
 }

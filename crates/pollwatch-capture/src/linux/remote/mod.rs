@@ -101,6 +101,9 @@ impl fmt::Display for RemoteError {
 
 impl std::error::Error for RemoteError {}
 
+/// How many addresses' frames [`Process::symbolize`] keeps.
+const SYMBOLIZED_KEPT: usize = 65_536;
+
 /// A thread of the process.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteThread {
@@ -115,6 +118,12 @@ pub struct RemoteThread {
 pub struct RemoteStack {
     /// The interrupted instruction, then return addresses.
     pub addresses: Vec<u64>,
+    /// Each frame's stack pointer, as the unwinder recovered it.
+    pub sps: Vec<u64>,
+    /// The stack memory copied, from [`stack_sp`](RemoteStack::stack_sp) up.
+    pub stack: Vec<u8>,
+    /// The stack pointer when the thread stopped: where `stack` starts.
+    pub stack_sp: u64,
     /// Whether the walk stopped before the stack's end.
     pub cut: bool,
     /// How long the thread was stopped to copy its registers and stack.
@@ -123,6 +132,18 @@ pub struct RemoteStack {
     /// a large file read from the page cache, stops only when it returns) or waiting for a
     /// CPU after the interrupt.
     pub to_stop: Duration,
+    /// The CPU time it used in that while (per `schedstat`, which lags a running thread by
+    /// up to a scheduler tick), when known.
+    pub ran_to_stop: Option<Duration>,
+}
+
+impl RemoteStack {
+    /// The stack memory from `from` to `to` as copied, or `None` outside the copy.
+    pub fn memory(&self, from: u64, to: u64) -> Option<&[u8]> {
+        let start = usize::try_from(from.checked_sub(self.stack_sp)?).ok()?;
+        let end = usize::try_from(to.checked_sub(self.stack_sp)?).ok()?;
+        self.stack.get(start..end)
+    }
 }
 
 /// Another process, looked at from outside.
@@ -132,6 +153,9 @@ pub struct Process {
     maps: Vec<maps::Mapping>,
     unwinder: Option<unwind::Unwinder>,
     debug: HashMap<Arc<str>, Option<DebugInfo>>,
+    /// The frames of each address looked up so far (stacks repeat), at most
+    /// [`SYMBOLIZED_KEPT`] addresses.
+    symbolized: HashMap<u64, Vec<SymbolFrame>>,
     /// Threads seized that had not stopped when given up on: let go once they stop.
     pending: Vec<Tid>,
 }
@@ -156,6 +180,7 @@ impl Process {
             maps: maps::read(pid).map_err(|_| RemoteError::NoSuchProcess { pid })?,
             unwinder: None,
             debug: HashMap::new(),
+            symbolized: HashMap::new(),
             pending: Vec::new(),
         })
     }
@@ -235,16 +260,21 @@ impl Process {
             // A stack in a mapping made after the map was read (a new thread): read it again.
             self.maps = maps::read(self.pid).unwrap_or_default();
             self.unwinder = None;
+            self.symbolized.clear();
         }
         let unwinder = self
             .unwinder
             .get_or_insert_with(|| unwind::Unwinder::new(self.pid, &self.maps));
         let (frames, cut) = unwinder.unwind(&snapshot);
         Ok(RemoteStack {
-            addresses: frames.iter().map(|f| f.address()).collect(),
+            addresses: frames.iter().map(|(f, _)| f.address()).collect(),
+            sps: frames.iter().map(|&(_, sp)| sp).collect(),
+            stack: snapshot.stack,
+            stack_sp: snapshot.sp,
             cut,
             stopped: snapshot.stopped,
             to_stop: snapshot.to_stop,
+            ran_to_stop: snapshot.ran_to_stop,
         })
     }
 
@@ -266,49 +296,61 @@ impl Process {
                 address.saturating_sub(1)
             };
             let ip = usize::try_from(address).unwrap_or(usize::MAX);
-            let module = self
-                .unwinder
-                .as_ref()
-                .and_then(|u| u.module_of(lookup))
-                .cloned();
-            let Some(module) = module else {
-                frames.push(SymbolFrame {
-                    ip,
-                    function: None,
-                    file: None,
-                    line: None,
-                    module: None,
-                });
+            if let Some(known) = self.symbolized.get(&lookup) {
+                frames.extend(known.iter().map(|f| SymbolFrame { ip, ..f.clone() }));
                 continue;
-            };
-            let relative = lookup.wrapping_sub(module.bias);
-            let debug = self
-                .debug
-                .entry(module.path.clone())
-                .or_insert_with(|| DebugInfo::open(&module.file).ok());
-            let at = ModuleAddress {
-                path: module.path.clone(),
-                build_id: module.build_id.clone(),
-                address: relative,
-            };
-            match debug {
-                Some(debug) => {
-                    frames.extend(debug.symbolize(relative).into_iter().map(|f| SymbolFrame {
-                        ip,
-                        module: Some(at.clone()),
-                        ..f
-                    }))
-                }
-                None => frames.push(SymbolFrame {
-                    ip,
-                    function: None,
-                    file: None,
-                    line: None,
-                    module: Some(at),
-                }),
             }
+            let found = self.symbolize_one(ip, lookup);
+            if self.symbolized.len() >= SYMBOLIZED_KEPT {
+                self.symbolized.clear();
+            }
+            self.symbolized.insert(lookup, found.clone());
+            frames.extend(found);
         }
         frames
+    }
+
+    /// The frames at `lookup` (the address looked up for the frame at `ip`).
+    fn symbolize_one(&mut self, ip: usize, lookup: u64) -> Vec<SymbolFrame> {
+        let unknown = |module| {
+            vec![SymbolFrame {
+                ip,
+                function: None,
+                file: None,
+                line: None,
+                module,
+            }]
+        };
+        let module = self
+            .unwinder
+            .as_ref()
+            .and_then(|u| u.module_of(lookup))
+            .cloned();
+        let Some(module) = module else {
+            return unknown(None);
+        };
+        let relative = lookup.wrapping_sub(module.bias);
+        let debug = self
+            .debug
+            .entry(module.path.clone())
+            .or_insert_with(|| DebugInfo::open(&module.file).ok());
+        let at = ModuleAddress {
+            path: module.path.clone(),
+            build_id: module.build_id.clone(),
+            address: relative,
+        };
+        match debug {
+            Some(debug) => debug
+                .symbolize(relative)
+                .into_iter()
+                .map(|f| SymbolFrame {
+                    ip,
+                    module: Some(at.clone()),
+                    ..f
+                })
+                .collect(),
+            None => unknown(Some(at)),
+        }
     }
 }
 

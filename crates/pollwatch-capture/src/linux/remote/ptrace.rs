@@ -38,6 +38,9 @@ pub(crate) struct Snapshot {
     /// How long it took to stop: the time it went on running in the kernel (a long
     /// syscall) or waiting for a CPU.
     pub(crate) to_stop: Duration,
+    /// The CPU time it used meanwhile (per `schedstat`, which lags a running thread by up to
+    /// a scheduler tick), when known.
+    pub(crate) ran_to_stop: Option<Duration>,
 }
 
 impl Snapshot {
@@ -57,6 +60,7 @@ pub(crate) fn snapshot(
     stack_end: &dyn Fn(u64) -> Option<u64>,
 ) -> Result<Snapshot, RemoteError> {
     seize(tid)?;
+    let cpu_before = run_ns(pid, tid);
     let interrupted = Instant::now();
     let stop = interrupt(tid).and_then(|()| wait_for_stop(tid));
     // Not stopped yet (`DidNotStop`): the thread stays seized with the interrupt pending, and
@@ -67,6 +71,10 @@ pub(crate) fn snapshot(
     // the kernel, say). It is stopped from here on.
     let stopped_at = Instant::now();
     let to_stop = stopped_at - interrupted;
+    // Read while it is stopped, so its accounting is current.
+    let ran_to_stop = run_ns(pid, tid)
+        .zip(cpu_before)
+        .map(|(after, before)| Duration::from_nanos(after.saturating_sub(before)));
     let copied = registers(tid).map(|(pc, sp, fp, lr)| {
         let end = stack_end(sp).unwrap_or(sp).max(sp);
         let len = usize::try_from(end - sp)
@@ -85,7 +93,14 @@ pub(crate) fn snapshot(
         stack,
         stopped,
         to_stop,
+        ran_to_stop,
     })
+}
+
+/// The thread's time on a CPU so far (`schedstat`).
+fn run_ns(pid: i32, tid: Tid) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
 }
 
 fn errno() -> i32 {

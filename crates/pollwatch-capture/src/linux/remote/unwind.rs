@@ -93,22 +93,33 @@ impl Unwinder {
     }
 
     /// The frames of `snapshot`, innermost first: the interrupted instruction, then return
-    /// addresses; and whether the walk stopped before the stack's end (the copy ran out, or
-    /// a frame could not be unwound).
-    pub(crate) fn unwind(&mut self, snapshot: &Snapshot) -> (Vec<FrameAddress>, bool) {
+    /// addresses, each with the stack pointer of its frame; and whether the walk stopped
+    /// before the stack's end (the copy ran out, or a frame could not be unwound).
+    pub(crate) fn unwind(&mut self, snapshot: &Snapshot) -> (Vec<(FrameAddress, u64)>, bool) {
         #[cfg(target_arch = "x86_64")]
-        let regs = framehop::x86_64::UnwindRegsX86_64::new(snapshot.pc, snapshot.sp, snapshot.fp);
+        let mut regs =
+            framehop::x86_64::UnwindRegsX86_64::new(snapshot.pc, snapshot.sp, snapshot.fp);
         #[cfg(target_arch = "aarch64")]
-        let regs = framehop::aarch64::UnwindRegsAarch64::new(snapshot.lr, snapshot.sp, snapshot.fp);
+        let mut regs =
+            framehop::aarch64::UnwindRegsAarch64::new(snapshot.lr, snapshot.sp, snapshot.fp);
         let mut read = |address: u64| snapshot.read(address).ok_or(());
-        let mut frames = Vec::new();
-        let mut walk = self
-            .unwinder
-            .iter_frames(snapshot.pc, regs, &mut self.cache, &mut read);
+        let mut address = FrameAddress::from_instruction_pointer(snapshot.pc);
+        let mut frames = vec![(address, snapshot.sp)];
         let cut = loop {
-            match walk.next() {
-                Ok(Some(frame)) if frames.len() < MAX_FRAMES => frames.push(frame),
-                Ok(Some(_)) => break true,
+            if frames.len() >= MAX_FRAMES {
+                break true;
+            }
+            match self
+                .unwinder
+                .unwind_frame(address, &mut regs, &mut self.cache, &mut read)
+            {
+                Ok(Some(ret)) => match FrameAddress::from_return_address(ret) {
+                    Some(next) => {
+                        address = next;
+                        frames.push((next, regs.sp()));
+                    }
+                    None => break false,
+                },
                 Ok(None) => break false,
                 Err(_) => break true,
             }

@@ -1,0 +1,536 @@
+//! Following each worker from outside, tick by tick, and telling a worker parked by tokio
+//! from one held by the application's code:
+//!
+//! - **Asleep in one call** (the same `/proc/<pid>/task/<tid>/syscall` reading, no CPU used
+//!   in between): past the threshold, its stack is read. tokio's own park (its condition
+//!   variable, or the drivers' `epoll_wait`) is not a stall and is not read again until the
+//!   thread leaves that call; anything else on a thread that runs the scheduler is: a file or
+//!   socket read, a sleep, a lock, a child process, ...
+//! - **On a CPU** (no call between ticks, no read or write syscall counted in
+//!   `/proc/<pid>/task/<tid>/io`): once running that way for half the threshold, its stack is
+//!   read every half threshold. The same task poll in two reads at least the threshold apart,
+//!   with the thread on a CPU for three quarters of that time (not waiting for one), is a
+//!   stall. One poll is told by the frames from the task's future outwards and by the memory
+//!   of tokio's poll frames around it, where the registers saved there (the task's pointer
+//!   among them) stay as they are while a poll runs and differ from task to task. Left
+//!   ambiguous: the same task polled again at each read (a task that yields in a loop on an
+//!   otherwise idle worker).
+//! - **In one syscall that runs in the kernel** (a large read from the page cache): such a
+//!   thread stops only when the call returns, so a read that took the threshold or more to
+//!   stop, with the thread on a CPU for half of that at least, shows the poll was in that
+//!   call so long.
+//!
+//! A stall's start is the first sighting (at most a tick late for a call, half a threshold for
+//! CPU work), and it ends at the last: lengths are lower bounds.
+
+use std::time::{Duration, Instant};
+
+use pollwatch_capture::remote::{Process, RemoteStack};
+use pollwatch_capture::Tid;
+use pollwatch_judge::location::Roots;
+use pollwatch_judge::look::Look;
+
+use super::stack::{self, Stack};
+use super::workers::Worker;
+
+/// The most CPU a thread may use between two readings of one call: a stack read stops it, and
+/// the kernel restarts the call it was in.
+const RESUME_CPU_NS: u64 = 50_000;
+
+/// A stall: a worker held past the threshold.
+#[derive(Clone, Debug)]
+pub(crate) struct Stall {
+    pub(crate) worker: Worker,
+    /// When it was first seen (its start, at most a tick or half a threshold late).
+    pub(crate) since: Instant,
+    /// When it was judged a stall.
+    pub(crate) detected: Instant,
+    /// Its length so far, or in the end.
+    pub(crate) held: Duration,
+    pub(crate) ended: bool,
+    pub(crate) look: Look,
+    /// The task the stack showed: its name and file.
+    pub(crate) task: Option<(String, String)>,
+    /// How long the worker was stopped to read its stack.
+    pub(crate) stopped: Duration,
+}
+
+/// What one worker is doing, as followed.
+#[derive(Debug)]
+enum Follow {
+    /// Asleep in a call since `since`.
+    InCall {
+        call: (u64, [u64; 6]),
+        since: Instant,
+        last_seen: Instant,
+        cpu_ns: Option<u64>,
+        judged: Judged,
+    },
+    /// Running since `since`, with `io` read and write syscalls counted so far.
+    Running {
+        since: Instant,
+        io: Option<u64>,
+        last_read: Option<Instant>,
+        /// The task poll its last stack showed.
+        poll: Option<InPoll>,
+        stall: Option<usize>,
+    },
+}
+
+/// A task poll a running worker's stacks showed.
+#[derive(Debug)]
+struct InPoll {
+    /// The addresses from the task's future outwards, and tokio's poll frames' memory.
+    key: (Vec<u64>, Vec<u8>),
+    /// When it was first and last shown.
+    first: Instant,
+    last: Instant,
+    /// The thread's time on a CPU when it was first shown.
+    cpu_first: Option<u64>,
+    /// How many reads showed it (this one included).
+    reads: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Judged {
+    NotYet,
+    /// tokio's park, or a thread no longer running the scheduler: not a stall.
+    NotAStall,
+    /// The stall at this index.
+    Stall(usize),
+}
+
+/// Every worker's follow, and the stalls found.
+#[derive(Debug)]
+pub(crate) struct Watch {
+    threshold: Duration,
+    follows: std::collections::HashMap<Tid, Follow>,
+    pub(crate) stalls: Vec<Stall>,
+    pub(crate) roots: Roots,
+    /// Stack reads: how many, and the longest and total time a thread was stopped for one.
+    pub(crate) reads: u64,
+    pub(crate) stopped_max: Duration,
+    pub(crate) stopped_total: Duration,
+    /// Stack reads that failed (the thread exited, or did not stop in time).
+    pub(crate) failed_reads: u64,
+}
+
+impl Watch {
+    pub(crate) fn new(threshold: Duration) -> Self {
+        Watch {
+            threshold,
+            follows: std::collections::HashMap::new(),
+            stalls: Vec::new(),
+            roots: Roots::default(),
+            reads: 0,
+            stopped_max: Duration::ZERO,
+            stopped_total: Duration::ZERO,
+            failed_reads: 0,
+        }
+    }
+
+    /// One look at `worker`, at `now`. Returns the indexes of stalls detected or ended.
+    pub(crate) fn tick(
+        &mut self,
+        process: &mut Process,
+        worker: &Worker,
+        now: Instant,
+        symbolize: &mut dyn FnMut(&mut Process, &RemoteStack) -> Stack,
+    ) -> Vec<usize> {
+        let mut changed = Vec::new();
+        let call = process.blocked_call(worker.tid);
+        let cpu_ns = process.sched_times(worker.tid).map(|t| t.run_ns);
+        let follow = self.follows.remove(&worker.tid);
+        let next = match (call, follow) {
+            (
+                Some(call),
+                Some(Follow::InCall {
+                    call: was,
+                    since,
+                    last_seen,
+                    cpu_ns: cpu_was,
+                    judged,
+                }),
+            ) if (was == call || resumed(judged, call)) && same_call(cpu_was, cpu_ns) => {
+                let mut judged = judged;
+                if judged == Judged::NotYet && now.duration_since(since) > self.threshold {
+                    judged = self.judge_call(process, worker, since, now, symbolize);
+                    if let Judged::Stall(i) = judged {
+                        changed.push(i);
+                    }
+                } else if let Judged::Stall(i) = judged {
+                    self.stalls[i].held = now.duration_since(since);
+                }
+                let _ = (last_seen, was);
+                Follow::InCall {
+                    call,
+                    since,
+                    last_seen: now,
+                    // The reading after a stack read is the new baseline.
+                    cpu_ns,
+                    judged,
+                }
+            }
+            // Still running: followed on below.
+            (None, Some(running @ Follow::Running { .. })) => running,
+            (call, follow) => {
+                if let Some(follow) = follow {
+                    if let Some(i) = self.end(follow, call.is_some(), now) {
+                        changed.push(i);
+                    }
+                }
+                match call {
+                    Some(call) => Follow::InCall {
+                        call,
+                        since: now,
+                        last_seen: now,
+                        cpu_ns,
+                        judged: Judged::NotYet,
+                    },
+                    None => Follow::Running {
+                        since: now,
+                        io: io_syscalls(process.pid(), worker.tid),
+                        last_read: None,
+                        poll: None,
+                        stall: None,
+                    },
+                }
+            }
+        };
+        let next = match next {
+            Follow::Running { .. } if call.is_none() => {
+                self.running(process, worker, next, now, symbolize, &mut changed)
+            }
+            other => other,
+        };
+        self.follows.insert(worker.tid, next);
+        changed
+    }
+
+    /// A worker that exited: its stall, if any, ends.
+    pub(crate) fn forget(&mut self, tid: Tid, now: Instant) -> Option<usize> {
+        let follow = self.follows.remove(&tid)?;
+        self.end(follow, false, now)
+    }
+
+    /// Ends every stall still followed (the end of the watch).
+    pub(crate) fn finish(&mut self, now: Instant) -> Vec<usize> {
+        let follows: Vec<Follow> = self.follows.drain().map(|(_, f)| f).collect();
+        follows
+            .into_iter()
+            .filter_map(|f| self.end(f, false, now))
+            .collect()
+    }
+
+    /// Ends `follow`'s stall, if it has one; returns its index.
+    fn end(&mut self, follow: Follow, _now_in_call: bool, _now: Instant) -> Option<usize> {
+        match follow {
+            Follow::InCall {
+                since,
+                last_seen,
+                judged: Judged::Stall(i),
+                ..
+            } => {
+                let stall = &mut self.stalls[i];
+                stall.held = last_seen.duration_since(since);
+                stall.ended = true;
+                Some(i)
+            }
+            Follow::Running {
+                poll: Some(poll),
+                stall: Some(i),
+                ..
+            } => {
+                let stall = &mut self.stalls[i];
+                stall.held = poll.last.duration_since(poll.first);
+                stall.ended = true;
+                Some(i)
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads the stack of a worker asleep in one call past the threshold.
+    fn judge_call(
+        &mut self,
+        process: &mut Process,
+        worker: &Worker,
+        since: Instant,
+        now: Instant,
+        symbolize: &mut dyn FnMut(&mut Process, &RemoteStack) -> Stack,
+    ) -> Judged {
+        // The state first: what the thread waits on, before the read stops it.
+        let state = process.thread_state(worker.tid);
+        let Some((stack, stopped, _, _)) = self.read_stack(process, worker.tid, symbolize) else {
+            return Judged::NotYet;
+        };
+        if stack.parked() || !stack.runs_a_scheduler() {
+            return Judged::NotAStall;
+        }
+        if stack.task_poll().is_none() || state.as_ref().is_none_or(|s| s.syscall.is_none()) {
+            // It left the call while it was read (its stack is between tasks, or its state
+            // shows no call): the next tick follows what it does now.
+            return Judged::NotYet;
+        }
+        let look = stack::judge(state.as_ref(), Some(&stack), &mut self.roots);
+        if look.in_place {
+            return Judged::NotAStall;
+        }
+        Judged::Stall(self.push(Stall {
+            worker: worker.clone(),
+            since,
+            detected: now,
+            held: now.duration_since(since),
+            ended: false,
+            task: stack::task_of(&stack, &look),
+            look,
+            stopped,
+        }))
+    }
+
+    /// Follows a worker running on a CPU.
+    fn running(
+        &mut self,
+        process: &mut Process,
+        worker: &Worker,
+        follow: Follow,
+        now: Instant,
+        symbolize: &mut dyn FnMut(&mut Process, &RemoteStack) -> Stack,
+        changed: &mut Vec<usize>,
+    ) -> Follow {
+        let Follow::Running {
+            since,
+            io,
+            last_read,
+            poll,
+            stall,
+        } = follow
+        else {
+            return follow;
+        };
+        let half = self.threshold / 2;
+        let io_now = io_syscalls(process.pid(), worker.tid);
+        let restart = |this: &mut Self, poll, stall, changed: &mut Vec<usize>| {
+            if let Some(i) = this.end(
+                Follow::Running {
+                    since,
+                    io,
+                    last_read,
+                    poll,
+                    stall,
+                },
+                false,
+                now,
+            ) {
+                changed.push(i);
+            }
+            Follow::Running {
+                since: now,
+                io: io_now,
+                last_read: None,
+                poll: None,
+                stall: None,
+            }
+        };
+        // Read or write syscalls since: I/O, from task to task. Start over.
+        if io_now != io {
+            return restart(self, poll, stall, changed);
+        }
+        let due = now.duration_since(since) >= half
+            && last_read.is_none_or(|at| now.duration_since(at) >= half);
+        if !due {
+            return Follow::Running {
+                since,
+                io,
+                last_read,
+                poll,
+                stall,
+            };
+        }
+        let state = process.thread_state(worker.tid);
+        let Some((stack, stopped, to_stop, ran_to_stop)) =
+            self.read_stack(process, worker.tid, symbolize)
+        else {
+            return Follow::Running {
+                since,
+                io,
+                last_read: Some(now),
+                poll,
+                stall,
+            };
+        };
+        let Some(key) = stack.task_poll() else {
+            // Between tasks, or parked: not one poll.
+            return restart(self, poll, stall, changed);
+        };
+        let cpu_now = process.sched_times(worker.tid).map(|t| t.run_ns);
+        // It took the threshold or more to stop, running for half of that at least: it was
+        // in one syscall in the kernel (a large read from the page cache), in the poll its
+        // stack now shows. (This process kept off a CPU meanwhile, or the thread waiting for
+        // one, is not the code's doing.)
+        let stopped_at = now + to_stop;
+        if to_stop >= self.threshold
+            && ran_to_stop.is_some_and(|ran| ran >= to_stop / 2)
+            && stall.is_none()
+        {
+            let look = stack::judge(state.as_ref(), Some(&stack), &mut self.roots);
+            let i = self.push(Stall {
+                worker: worker.clone(),
+                since,
+                detected: stopped_at,
+                held: stopped_at.duration_since(since),
+                ended: false,
+                task: stack::task_of(&stack, &look),
+                look,
+                stopped,
+            });
+            changed.push(i);
+            return Follow::Running {
+                since,
+                io: io_syscalls(process.pid(), worker.tid),
+                last_read: Some(stopped_at),
+                poll: Some(InPoll {
+                    key,
+                    first: since,
+                    last: stopped_at,
+                    cpu_first: cpu_now,
+                    reads: 1,
+                }),
+                stall: Some(i),
+            };
+        }
+        match poll {
+            Some(poll) if poll.key == key => {
+                let first = poll.first;
+                let mut stall = stall;
+                // It ran (not waited for a CPU) for most of the span: the code's doing.
+                let ran = ran_ns(poll.cpu_first, cpu_now);
+                let span = nanos(now.duration_since(first));
+                if let Some(i) = stall {
+                    self.stalls[i].held = now.duration_since(first);
+                } else if poll.reads >= 2
+                    && now.duration_since(first) >= self.threshold
+                    && ran >= span / 4 * 3
+                {
+                    let look = stack::judge(state.as_ref(), Some(&stack), &mut self.roots);
+                    if !look.in_place {
+                        let i = self.push(Stall {
+                            worker: worker.clone(),
+                            since: first,
+                            detected: now,
+                            held: now.duration_since(first),
+                            ended: false,
+                            task: stack::task_of(&stack, &look),
+                            look,
+                            stopped,
+                        });
+                        changed.push(i);
+                        stall = Some(i);
+                    }
+                }
+                Follow::Running {
+                    since,
+                    io,
+                    last_read: Some(now),
+                    poll: Some(InPoll {
+                        last: now,
+                        reads: poll.reads + 1,
+                        ..poll
+                    }),
+                    stall,
+                }
+            }
+            other => {
+                // Another poll: the one followed ended.
+                let mut next = restart(self, other, stall, changed);
+                if let Follow::Running {
+                    since: ref mut s,
+                    last_read: ref mut l,
+                    poll: ref mut p,
+                    ..
+                } = next
+                {
+                    *s = since;
+                    *l = Some(now);
+                    *p = Some(InPoll {
+                        key,
+                        first: now,
+                        last: now,
+                        cpu_first: cpu_now,
+                        reads: 1,
+                    });
+                }
+                next
+            }
+        }
+    }
+
+    fn push(&mut self, stall: Stall) -> usize {
+        self.stalls.push(stall);
+        self.stalls.len() - 1
+    }
+
+    /// Reads and symbolizes a thread's stack, counting the time it was stopped.
+    fn read_stack(
+        &mut self,
+        process: &mut Process,
+        tid: Tid,
+        symbolize: &mut dyn FnMut(&mut Process, &RemoteStack) -> Stack,
+    ) -> Option<(Stack, Duration, Duration, Option<Duration>)> {
+        match process.stack(tid) {
+            Ok(raw) => {
+                self.reads += 1;
+                self.stopped_max = self.stopped_max.max(raw.stopped);
+                self.stopped_total += raw.stopped;
+                Some((
+                    symbolize(process, &raw),
+                    raw.stopped,
+                    raw.to_stop,
+                    raw.ran_to_stop,
+                ))
+            }
+            Err(_) => {
+                self.failed_reads += 1;
+                None
+            }
+        }
+    }
+}
+
+/// Whether a thread whose stack was read in a call is back in it: the kernel restarted the
+/// call the stop interrupted (a sleep comes back as `restart_syscall`).
+fn resumed(judged: Judged, call: (u64, [u64; 6])) -> bool {
+    judged != Judged::NotYet && Process::syscall_name(call.0) == Some("restart_syscall")
+}
+
+/// Whether two CPU readings of a thread in the same call are one call: it used (almost) none.
+fn same_call(before: Option<u64>, now: Option<u64>) -> bool {
+    match (before, now) {
+        (Some(before), Some(now)) => now.saturating_sub(before) <= RESUME_CPU_NS,
+        _ => true,
+    }
+}
+
+/// The CPU time used between two readings (0 when either is unknown).
+fn ran_ns(before: Option<u64>, now: Option<u64>) -> u64 {
+    match (before, now) {
+        (Some(before), Some(now)) => now.saturating_sub(before),
+        _ => 0,
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The read and write syscalls thread `tid` of `pid` has made (`/proc/<pid>/task/<tid>/io`'s
+/// `syscr` + `syscw`).
+fn io_syscalls(pid: i32, tid: Tid) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/io")).ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    Some(field("syscr:")?.saturating_add(field("syscw:")?))
+}
