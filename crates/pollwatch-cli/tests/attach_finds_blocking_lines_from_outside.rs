@@ -274,3 +274,39 @@ fn the_errors_users_hit_say_what_is_wrong() {
     let said = run(&["attach", &pid, "--threshold", "10ms", "--tick", "20ms"]);
     assert!(said.contains("--tick"), "{said}");
 }
+
+#[test]
+fn a_refused_attach_says_which_permission_is_missing() {
+    let _one = one_at_a_time();
+    // Another user's process: as root, attach as `nobody` to one of root's; otherwise, to
+    // init's.
+    let mut mine = Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = mine.id().to_string();
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    let output = if root {
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                POLLWATCH,
+            ])
+            .args(["attach", &pid])
+            .output()
+            .expect("setpriv runs")
+    } else {
+        Command::new(POLLWATCH)
+            .args(["attach", "1"])
+            .output()
+            .unwrap()
+    };
+    mine.kill().unwrap();
+    mine.wait().unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{said}");
+    assert!(said.contains("not permitted to trace it"), "{said}");
+    assert!(said.contains("CAP_SYS_PTRACE"), "{said}");
+}
