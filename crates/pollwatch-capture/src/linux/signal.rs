@@ -264,12 +264,26 @@ fn blocked_or_pending(tid: Tid) -> bool {
     })
 }
 
+/// Whether a thread that has the signal blocked unblocks it within a millisecond: a thread
+/// still in the handler of the previous capture (the kernel blocks the signal while its
+/// handler runs) returns from it within microseconds, one that blocks it on purpose does not.
+fn unblocked_soon(tid: Tid) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_millis(1);
+    while std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+        if !blocked_or_pending(tid) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Has thread `tid` record its stack; waits at most `timeout`.
 pub(crate) fn capture(tid: Tid, timeout: Duration) -> Result<RawBacktrace, CaptureError> {
     if !still_ours() {
         return Err(CaptureError::HandlerReplaced(signal_number()));
     }
-    if blocked_or_pending(tid) {
+    if blocked_or_pending(tid) && !unblocked_soon(tid) {
         return Err(CaptureError::SignalBlocked);
     }
     let _owner = Owner::acquire().ok_or(CaptureError::Busy)?;
