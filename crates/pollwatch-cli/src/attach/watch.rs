@@ -26,7 +26,7 @@
 use std::time::{Duration, Instant};
 
 use pollwatch_capture::remote::{Process, RemoteStack};
-use pollwatch_capture::Tid;
+use pollwatch_capture::{SchedTimes, Tid};
 use pollwatch_judge::location::Roots;
 use pollwatch_judge::look::Look;
 
@@ -63,7 +63,10 @@ enum Follow {
         call: (u64, [u64; 6]),
         since: Instant,
         last_seen: Instant,
-        cpu_ns: Option<u64>,
+        /// Its scheduler accounting at the last reading.
+        cpu: Option<SchedTimes>,
+        /// Whether its stack was read since: the stop makes it run a little.
+        read: bool,
         judged: Judged,
     },
     /// Running since `since`, with `io` read and write syscalls counted so far.
@@ -139,7 +142,7 @@ impl Watch {
     ) -> Vec<usize> {
         let mut changed = Vec::new();
         let call = process.blocked_call(worker.tid);
-        let cpu_ns = process.sched_times(worker.tid).map(|t| t.run_ns);
+        let cpu = process.sched_times(worker.tid);
         let follow = self.follows.remove(&worker.tid);
         let next = match (call, follow) {
             (
@@ -148,13 +151,16 @@ impl Watch {
                     call: was,
                     since,
                     last_seen,
-                    cpu_ns: cpu_was,
+                    cpu: cpu_was,
+                    read,
                     judged,
                 }),
-            ) if (was == call || resumed(judged, call)) && same_call(cpu_was, cpu_ns) => {
+            ) if (was == call || resumed(judged, call)) && same_call(cpu_was, cpu, read) => {
                 let mut judged = judged;
+                let mut read = false;
                 if judged == Judged::NotYet && now.duration_since(since) > self.threshold {
                     judged = self.judge_call(process, worker, since, now, symbolize);
+                    read = true;
                     if let Judged::Stall(i) = judged {
                         changed.push(i);
                     }
@@ -166,8 +172,8 @@ impl Watch {
                     call,
                     since,
                     last_seen: now,
-                    // The reading after a stack read is the new baseline.
-                    cpu_ns,
+                    cpu,
+                    read,
                     judged,
                 }
             }
@@ -184,7 +190,8 @@ impl Watch {
                         call,
                         since: now,
                         last_seen: now,
-                        cpu_ns,
+                        cpu,
+                        read: false,
                         judged: Judged::NotYet,
                     },
                     None => Follow::Running {
@@ -503,10 +510,16 @@ fn resumed(judged: Judged, call: (u64, [u64; 6])) -> bool {
     judged != Judged::NotYet && Process::syscall_name(call.0) == Some("restart_syscall")
 }
 
-/// Whether two CPU readings of a thread in the same call are one call: it used (almost) none.
-fn same_call(before: Option<u64>, now: Option<u64>) -> bool {
+/// Whether two readings of a thread with the same call are one call: it has not been on a CPU
+/// since (the same timeslice count: a thread that returned from a sleep and entered the next
+/// was woken, so put on a CPU), or, when its stack was read in between (the stop puts it on a
+/// CPU), it used almost none.
+fn same_call(before: Option<SchedTimes>, now: Option<SchedTimes>, read: bool) -> bool {
     match (before, now) {
-        (Some(before), Some(now)) => now.saturating_sub(before) <= RESUME_CPU_NS,
+        (Some(before), Some(now)) => {
+            let barely = now.run_ns.saturating_sub(before.run_ns) <= RESUME_CPU_NS;
+            barely && (read || now.timeslices == before.timeslices)
+        }
         _ => true,
     }
 }
@@ -533,4 +546,37 @@ fn io_syscalls(pid: i32, tid: Tid) -> Option<u64> {
             .and_then(|v| v.trim().parse::<u64>().ok())
     };
     Some(field("syscr:")?.saturating_add(field("syscw:")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn times(run_ns: u64, timeslices: u64) -> Option<SchedTimes> {
+        Some(SchedTimes {
+            run_ns,
+            wait_ns: 0,
+            timeslices,
+        })
+    }
+
+    #[test]
+    fn a_call_is_the_same_while_the_thread_is_not_put_on_a_cpu() {
+        assert!(
+            same_call(times(500, 7), times(500, 7), false),
+            "asleep throughout"
+        );
+        // Woken from one sleep, straight into the next with the same arguments (a few µs).
+        assert!(
+            !same_call(times(500, 7), times(3_500, 8), false),
+            "another call"
+        );
+        // Its stack was read: the stop put it on a CPU for a moment.
+        assert!(same_call(times(500, 7), times(9_500, 8), true));
+        assert!(!same_call(times(500, 7), times(90_500, 8), true), "it ran");
+        assert!(
+            same_call(None, times(1, 1), false),
+            "unknown: the call decides"
+        );
+    }
 }
