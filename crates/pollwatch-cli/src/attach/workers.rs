@@ -53,9 +53,14 @@ impl Workers {
             if self.found.contains_key(&thread.tid) || seen_other {
                 continue;
             }
-            let Ok(raw) = process.stack(thread.tid) else {
-                self.unreadable += 1;
-                continue;
+            // A stack not read whole (a thread whose stack was mapped after the process's map
+            // was read: the map is read again for the next try) is tried again next time.
+            let raw = match process.stack(thread.tid) {
+                Ok(raw) if raw.addresses.len() > 1 => raw,
+                _ => {
+                    self.unreadable += 1;
+                    continue;
+                }
             };
             let stack = symbolize(process, &raw);
             if stack.runs_a_scheduler() {
