@@ -128,7 +128,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome, String> {
             workers.refresh(&mut process, &mut symbolize);
             for tid in before {
                 if !workers.found.contains_key(&tid) {
-                    if let Some(i) = watch.forget(tid, now) {
+                    if let Some(i) = watch.forget(tid) {
                         if !tui {
                             println!("{}", view::line(&watch.stalls[i], &watch.roots, started));
                         }
@@ -158,7 +158,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome, String> {
         }
     }
     let now = Instant::now();
-    for i in watch.finish(now) {
+    for i in watch.finish() {
         if !tui {
             println!("{}", view::line(&watch.stalls[i], &watch.roots, started));
         }
@@ -219,6 +219,7 @@ pub(crate) fn run(args: &Args) -> Result<Outcome, String> {
     Ok(Outcome::Done(text))
 }
 
-fn nanos(d: Duration) -> u64 {
+/// A duration in nanoseconds, saturating.
+pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

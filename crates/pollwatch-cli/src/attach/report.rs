@@ -18,6 +18,7 @@ use pollwatch_report::{
     CallSiteCount, Dropped, Percentiles, Report, SiteReport, Stall as ReportStall, Totals,
 };
 
+use super::nanos;
 use super::watch::Stall;
 
 /// The site of a stall whose stack shows no task of the application's.
@@ -68,10 +69,6 @@ pub(crate) fn message(stall: &Stall, roots: &Roots) -> String {
         duration_ns: nanos(stall.held),
         ended: stall.ended,
     })
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Everything the watch saw, as a report: `started` is when watching began, `threshold` the

@@ -30,6 +30,7 @@ use pollwatch_capture::{SchedTimes, Tid};
 use pollwatch_judge::location::Roots;
 use pollwatch_judge::look::Look;
 
+use super::nanos;
 use super::stack::{self, Stack};
 use super::workers::Worker;
 
@@ -150,7 +151,7 @@ impl Watch {
                 Some(Follow::InCall {
                     call: was,
                     since,
-                    last_seen,
+                    last_seen: _,
                     cpu: cpu_was,
                     read,
                     judged,
@@ -167,7 +168,6 @@ impl Watch {
                 } else if let Judged::Stall(i) = judged {
                     self.stalls[i].held = now.duration_since(since);
                 }
-                let _ = (last_seen, was);
                 Follow::InCall {
                     call,
                     since,
@@ -181,7 +181,7 @@ impl Watch {
             (None, Some(running @ Follow::Running { .. })) => running,
             (call, follow) => {
                 if let Some(follow) = follow {
-                    if let Some(i) = self.end(follow, call.is_some(), now) {
+                    if let Some(i) = self.end(follow) {
                         changed.push(i);
                     }
                 }
@@ -215,22 +215,19 @@ impl Watch {
     }
 
     /// A worker that exited: its stall, if any, ends.
-    pub(crate) fn forget(&mut self, tid: Tid, now: Instant) -> Option<usize> {
+    pub(crate) fn forget(&mut self, tid: Tid) -> Option<usize> {
         let follow = self.follows.remove(&tid)?;
-        self.end(follow, false, now)
+        self.end(follow)
     }
 
     /// Ends every stall still followed (the end of the watch).
-    pub(crate) fn finish(&mut self, now: Instant) -> Vec<usize> {
+    pub(crate) fn finish(&mut self) -> Vec<usize> {
         let follows: Vec<Follow> = self.follows.drain().map(|(_, f)| f).collect();
-        follows
-            .into_iter()
-            .filter_map(|f| self.end(f, false, now))
-            .collect()
+        follows.into_iter().filter_map(|f| self.end(f)).collect()
     }
 
     /// Ends `follow`'s stall, if it has one; returns its index.
-    fn end(&mut self, follow: Follow, _now_in_call: bool, _now: Instant) -> Option<usize> {
+    fn end(&mut self, follow: Follow) -> Option<usize> {
         match follow {
             Follow::InCall {
                 since,
@@ -318,17 +315,13 @@ impl Watch {
         let half = self.threshold / 2;
         let io_now = io_syscalls(process.pid(), worker.tid);
         let restart = |this: &mut Self, poll, stall, changed: &mut Vec<usize>| {
-            if let Some(i) = this.end(
-                Follow::Running {
-                    since,
-                    io,
-                    last_read,
-                    poll,
-                    stall,
-                },
-                false,
-                now,
-            ) {
+            if let Some(i) = this.end(Follow::Running {
+                since,
+                io,
+                last_read,
+                poll,
+                stall,
+            }) {
                 changed.push(i);
             }
             Follow::Running {
@@ -530,10 +523,6 @@ fn ran_ns(before: Option<u64>, now: Option<u64>) -> u64 {
         (Some(before), Some(now)) => now.saturating_sub(before),
         _ => 0,
     }
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The read and write syscalls thread `tid` of `pid` has made (`/proc/<pid>/task/<tid>/io`'s

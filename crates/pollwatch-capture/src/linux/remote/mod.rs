@@ -54,7 +54,7 @@ pub enum RemoteError {
 }
 
 impl RemoteError {
-    fn not_permitted(_tid: Tid) -> Self {
+    fn not_permitted() -> Self {
         let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok());
@@ -171,7 +171,7 @@ impl Process {
         match std::fs::read_to_string(dir.join("syscall")) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                return Err(RemoteError::not_permitted(pid))
+                return Err(RemoteError::not_permitted())
             }
             Err(_) => return Err(RemoteError::NoSuchProcess { pid }),
         }

@@ -122,7 +122,7 @@ fn seize(tid: Tid) -> Result<(), RemoteError> {
     }
     Err(match errno() {
         libc::ESRCH => RemoteError::ThreadGone,
-        libc::EPERM => RemoteError::not_permitted(tid),
+        libc::EPERM => RemoteError::not_permitted(),
         e => RemoteError::Ptrace {
             what: "PTRACE_SEIZE",
             errno: e,
