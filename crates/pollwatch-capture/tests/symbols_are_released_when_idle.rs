@@ -48,9 +48,22 @@ fn parsed_debug_info_is_released_after_idle_and_parsed_again_when_needed() {
         "after release: {} KiB above the start",
         released.saturating_sub(before)
     );
+    // The allocator keeps some pages whatever the amount parsed (about 800 KiB here), so
+    // "most" is more than half: a build with only line tables parses under 3 MiB.
     assert!(
-        released < before + grew / 4,
+        released < before + grew / 2,
         "most of it is given back: {before} KiB before, {loaded} loaded, {released} released"
     );
     assert!(named_here(), "symbolization works again after a release");
+    assert!(release_symbols_if_idle(Duration::ZERO));
+    let again = rss_anon_kib();
+    eprintln!(
+        "after a second release: {} KiB above the start",
+        again.saturating_sub(before)
+    );
+    assert!(
+        again < released + grew / 4,
+        "parsing again and releasing again keeps nothing more: {released} KiB after the first \
+         release, {again} after the second"
+    );
 }
