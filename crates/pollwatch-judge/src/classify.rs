@@ -358,8 +358,20 @@ pub fn nonblocking_io_suggestion(io: &str) -> String {
 }
 
 /// The fix for a lock taken inside a dependency's code (`dependency`, the function the
-/// application called), which no `tokio::sync` type can replace.
+/// application called), which no `tokio::sync` type can replace. tokio's own calls that are
+/// made for async code (`tokio::task::spawn_blocking`, `tokio::fs`) take its blocking pool's
+/// lock, which is held only briefly: a long wait there is the host's doing.
 pub fn dependency_lock_suggestion(dependency: &str) -> String {
+    let onto_the_pool = dependency.starts_with("tokio::fs::")
+        || (dependency.starts_with("tokio::") && dependency.ends_with("::spawn_blocking"));
+    if onto_the_pool {
+        return format!(
+            "No fix in this code: {dependency} waited for tokio's own lock (its blocking \
+             pool's), which another thread held for long only because it was kept off a CPU \
+             or waited itself (starting a pool thread maps its stack, which waits for the \
+             memory-map lock). Look at the host's CPU, and at what else maps memory then."
+        );
+    }
     format!(
         "Call {dependency} inside tokio::task::spawn_blocking: it waits on a lock of its own, \
          which the application cannot replace with tokio::sync."
@@ -405,6 +417,15 @@ mod tests {
             Cause::MemoryMap
         );
         assert!(suggestion(Cause::MemoryMap, None).starts_with("No fix in this code"));
+        // A lock inside a dependency: off the runtime, unless it is tokio's own lock.
+        assert!(dependency_lock_suggestion("rusqlite::Connection::execute")
+            .starts_with("Call rusqlite::Connection::execute inside tokio::task::spawn_blocking"));
+        let pool = dependency_lock_suggestion("tokio::task::blocking::spawn_blocking");
+        assert!(pool.starts_with("No fix in this code"), "{pool}");
+        assert!(dependency_lock_suggestion("tokio::fs::read").starts_with("No fix in this code"));
+        assert!(
+            dependency_lock_suggestion("tokio::sync::Mutex::blocking_lock").starts_with("Call")
+        );
         // Running in one (page-table work on a CPU) is not a wait.
         assert_ne!(
             cause(&observed(Run::Running, Some("mmap"), None), None),

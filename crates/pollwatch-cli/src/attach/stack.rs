@@ -2,7 +2,7 @@
 //! is parked by tokio, which task poll it is in, and, for a held worker, the judgement the
 //! in-process pollwatch gives (call site, blocking API, cause, fix), from `pollwatch-judge`.
 
-use pollwatch_capture::remote::RemoteStack;
+use pollwatch_capture::remote::{RemoteStack, StoppedIn};
 use pollwatch_capture::{SymbolFrame, ThreadState};
 use pollwatch_judge::frames::{self, in_tokio_file};
 use pollwatch_judge::location::Roots;
@@ -42,6 +42,8 @@ pub(crate) struct Stack {
     symbolized: Vec<SymbolFrame>,
     /// The memory of the frames tokio polls the task from (see [`Stack::task_poll`]).
     poll_frames: Option<Vec<u8>>,
+    /// What the thread stopped in for the read.
+    pub(crate) stopped_in: StoppedIn,
 }
 
 impl Stack {
@@ -51,6 +53,7 @@ impl Stack {
             frames: frames_of(symbolized.clone()),
             symbolized,
             poll_frames: None,
+            stopped_in: raw.stopped_in,
         };
         stack.poll_frames = stack.poll_frames_of(raw);
         stack
@@ -100,10 +103,17 @@ impl Stack {
         self.addresses.iter().position(|&a| a == ip)
     }
 
-    /// Whether the thread runs tokio's scheduler: a runtime worker, or a `block_on` of a
-    /// current-thread runtime.
+    /// Whether the thread runs tokio's scheduler loop: a runtime worker's `run` (or
+    /// `run_task`), or a `block_on` of a current-thread runtime. A blocking-pool thread whose task wakes
+    /// another runs the scheduler's code too (`schedule_task`, in the worker's file), in no
+    /// loop: it is no worker.
     pub(crate) fn runs_a_scheduler(&self) -> bool {
-        pollwatch_judge::on_worker::runs_a_scheduler(&self.frames)
+        self.frames.iter().any(|frame| {
+            let name = frame.function.split('<').next().unwrap_or(&frame.function);
+            let last = name.rsplit("::").next().unwrap_or(name);
+            matches!(last, "run" | "run_task" | "block_on")
+                && pollwatch_judge::on_worker::runs_a_scheduler(std::slice::from_ref(frame))
+        })
     }
 
     /// Whether the thread is parked by tokio: asleep in its park, not in a task.
@@ -200,6 +210,7 @@ mod tests {
             stopped: std::time::Duration::ZERO,
             to_stop: std::time::Duration::ZERO,
             ran_to_stop: None,
+            stopped_in: StoppedIn::Unknown,
         };
         Stack::new(&raw, symbolized)
     }
@@ -278,5 +289,17 @@ mod tests {
             "std::thread::Builder::spawn_unchecked_",
         ]);
         assert!(!blocking_pool.runs_a_scheduler());
+        let waking_a_task = stack(&[
+            "syscall",
+            "tokio::runtime::scheduler::multi_thread::worker::<impl tokio::runtime::scheduler::multi_thread::handle::Handle>::schedule_task",
+            "tokio::runtime::task::harness::Harness<T,S>::complete",
+            "tokio::runtime::task::harness::Harness<T,S>::poll",
+            "tokio::runtime::blocking::pool::Inner::run",
+            "std::thread::Builder::spawn_unchecked_",
+        ]);
+        assert!(
+            !waking_a_task.runs_a_scheduler(),
+            "a blocking-pool thread whose task wakes a worker's task is no worker"
+        );
     }
 }

@@ -2,10 +2,11 @@
 //! from one held by the application's code:
 //!
 //! - **Asleep in one call** (the same `/proc/<pid>/task/<tid>/syscall` reading, no CPU used
-//!   in between): past the threshold, its stack is read. tokio's own park (its condition
-//!   variable, or the drivers' `epoll_wait`) is not a stall and is not read again until the
-//!   thread leaves that call; anything else on a thread that runs the scheduler is: a file or
-//!   socket read, a sleep, a lock, a child process, ...
+//!   in between): past the threshold, its stack is read, and counts when the registers show
+//!   the thread stopped in that same call (it may have left it since). tokio's own park (its
+//!   condition variable, or the drivers' `epoll_wait`) is not a stall and is not read again
+//!   until the thread leaves that call; anything else on a thread that runs the scheduler
+//!   is: a file or socket read, a sleep, a lock, a child process, ...
 //! - **On a CPU** (no call between ticks, no read or write syscall counted in
 //!   `/proc/<pid>/task/<tid>/io`): once running that way for half the threshold, its stack is
 //!   read every half threshold. The same task poll in two reads at least the threshold apart,
@@ -25,7 +26,7 @@
 
 use std::time::{Duration, Instant};
 
-use pollwatch_capture::remote::{Process, RemoteStack};
+use pollwatch_capture::remote::{Process, RemoteStack, StoppedIn};
 use pollwatch_capture::{SchedTimes, Tid};
 use pollwatch_judge::location::Roots;
 use pollwatch_judge::look::Look;
@@ -70,15 +71,35 @@ enum Follow {
         read: bool,
         judged: Judged,
     },
-    /// Running since `since`, with `io` read and write syscalls counted so far.
-    Running {
-        since: Instant,
-        io: Option<u64>,
-        last_read: Option<Instant>,
-        /// The task poll its last stack showed.
-        poll: Option<InPoll>,
-        stall: Option<usize>,
-    },
+    /// Running on a CPU, in no call.
+    Running(Run),
+}
+
+/// A worker followed while it runs.
+#[derive(Debug)]
+struct Run {
+    /// Since when it ran with no read or write syscall (its stack is read from half a
+    /// threshold on).
+    since: Instant,
+    /// Its read and write syscalls so far.
+    io: Option<u64>,
+    last_read: Option<Instant>,
+    /// The task poll its last stack showed.
+    poll: Option<InPoll>,
+    /// That poll's stall, once judged one.
+    stall: Option<usize>,
+}
+
+impl Run {
+    fn new(since: Instant, io: Option<u64>) -> Self {
+        Run {
+            since,
+            io,
+            last_read: None,
+            poll: None,
+            stall: None,
+        }
+    }
 }
 
 /// A task poll a running worker's stacks showed.
@@ -178,7 +199,7 @@ impl Watch {
                 }
             }
             // Still running: followed on below.
-            (None, Some(running @ Follow::Running { .. })) => running,
+            (None, Some(running @ Follow::Running(_))) => running,
             (call, follow) => {
                 if let Some(follow) = follow {
                     if let Some(i) = self.end(follow) {
@@ -194,19 +215,13 @@ impl Watch {
                         read: false,
                         judged: Judged::NotYet,
                     },
-                    None => Follow::Running {
-                        since: now,
-                        io: io_syscalls(process.pid(), worker.tid),
-                        last_read: None,
-                        poll: None,
-                        stall: None,
-                    },
+                    None => Follow::Running(Run::new(now, io_syscalls(process.pid(), worker.tid))),
                 }
             }
         };
         let next = match next {
-            Follow::Running { .. } if call.is_none() => {
-                self.running(process, worker, next, now, symbolize, &mut changed)
+            Follow::Running(run) if call.is_none() => {
+                Follow::Running(self.running(process, worker, run, now, symbolize, &mut changed))
             }
             other => other,
         };
@@ -240,18 +255,37 @@ impl Watch {
                 stall.ended = true;
                 Some(i)
             }
-            Follow::Running {
-                poll: Some(poll),
-                stall: Some(i),
-                ..
-            } => {
-                let stall = &mut self.stalls[i];
-                stall.held = poll.last.duration_since(poll.first);
-                stall.ended = true;
-                Some(i)
-            }
+            Follow::Running(run) => self.end_run(run),
             _ => None,
         }
+    }
+
+    /// Ends a running worker's stall, if it has one; returns its index.
+    fn end_run(&mut self, run: Run) -> Option<usize> {
+        self.end_poll(run.poll, run.stall)
+    }
+
+    /// Ends the stall of the poll followed, if it is one; returns its index.
+    fn end_poll(&mut self, poll: Option<InPoll>, stall: Option<usize>) -> Option<usize> {
+        let (Some(poll), Some(i)) = (poll, stall) else {
+            return None;
+        };
+        let stall = &mut self.stalls[i];
+        stall.held = poll.last.duration_since(poll.first);
+        stall.ended = true;
+        Some(i)
+    }
+
+    /// Ends `run`'s stall, if any, and follows the worker afresh from `now`.
+    fn restart(
+        &mut self,
+        run: Run,
+        now: Instant,
+        io: Option<u64>,
+        changed: &mut Vec<usize>,
+    ) -> Run {
+        changed.extend(self.end_run(run));
+        Run::new(now, io)
     }
 
     /// Reads the stack of a worker asleep in one call past the threshold.
@@ -271,9 +305,19 @@ impl Watch {
         if stack.parked() || !stack.runs_a_scheduler() {
             return Judged::NotAStall;
         }
-        if stack.task_poll().is_none() || state.as_ref().is_none_or(|s| s.syscall.is_none()) {
-            // It left the call while it was read (its stack is between tasks, or its state
-            // shows no call): the next tick follows what it does now.
+        // Its registers name the syscall it stopped in: not the call the state showed, it left
+        // that call before the stop (and its stack shows where it went).
+        let in_the_call = match (
+            state.as_ref().and_then(|s| s.syscall.as_ref()),
+            stack.stopped_in,
+        ) {
+            (Some(call), StoppedIn::Syscall(number)) => call.number == number,
+            (Some(_), StoppedIn::Unknown) => true,
+            (Some(_), StoppedIn::OwnCode) | (None, _) => false,
+        };
+        if stack.task_poll().is_none() || !in_the_call {
+            // It left the call while it was read (its stack is between tasks, or not in that
+            // call): the next tick follows what it does now.
             return Judged::NotYet;
         }
         let look = stack::judge(state.as_ref(), Some(&stack), &mut self.roots);
@@ -297,71 +341,34 @@ impl Watch {
         &mut self,
         process: &mut Process,
         worker: &Worker,
-        follow: Follow,
+        mut run: Run,
         now: Instant,
         symbolize: &mut dyn FnMut(&mut Process, &RemoteStack) -> Stack,
         changed: &mut Vec<usize>,
-    ) -> Follow {
-        let Follow::Running {
-            since,
-            io,
-            last_read,
-            poll,
-            stall,
-        } = follow
-        else {
-            return follow;
-        };
+    ) -> Run {
         let half = self.threshold / 2;
         let io_now = io_syscalls(process.pid(), worker.tid);
-        let restart = |this: &mut Self, poll, stall, changed: &mut Vec<usize>| {
-            if let Some(i) = this.end(Follow::Running {
-                since,
-                io,
-                last_read,
-                poll,
-                stall,
-            }) {
-                changed.push(i);
-            }
-            Follow::Running {
-                since: now,
-                io: io_now,
-                last_read: None,
-                poll: None,
-                stall: None,
-            }
-        };
         // Read or write syscalls since: I/O, from task to task. Start over.
-        if io_now != io {
-            return restart(self, poll, stall, changed);
+        if io_now != run.io {
+            return self.restart(run, now, io_now, changed);
         }
-        let due = now.duration_since(since) >= half
-            && last_read.is_none_or(|at| now.duration_since(at) >= half);
+        let due = now.duration_since(run.since) >= half
+            && run
+                .last_read
+                .is_none_or(|at| now.duration_since(at) >= half);
         if !due {
-            return Follow::Running {
-                since,
-                io,
-                last_read,
-                poll,
-                stall,
-            };
+            return run;
         }
         let state = process.thread_state(worker.tid);
         let Some((stack, stopped, to_stop, ran_to_stop)) =
             self.read_stack(process, worker.tid, symbolize)
         else {
-            return Follow::Running {
-                since,
-                io,
-                last_read: Some(now),
-                poll,
-                stall,
-            };
+            run.last_read = Some(now);
+            return run;
         };
         let Some(key) = stack.task_poll() else {
             // Between tasks, or parked: not one poll.
-            return restart(self, poll, stall, changed);
+            return self.restart(run, now, io_now, changed);
         };
         let cpu_now = process.sched_times(worker.tid).map(|t| t.run_ns);
         // It took the threshold or more to stop, running for half of that at least: it was
@@ -371,27 +378,27 @@ impl Watch {
         let stopped_at = now + to_stop;
         if to_stop >= self.threshold
             && ran_to_stop.is_some_and(|ran| ran >= to_stop / 2)
-            && stall.is_none()
+            && run.stall.is_none()
         {
             let look = stack::judge(state.as_ref(), Some(&stack), &mut self.roots);
             let i = self.push(Stall {
                 worker: worker.clone(),
-                since,
+                since: run.since,
                 detected: stopped_at,
-                held: stopped_at.duration_since(since),
+                held: stopped_at.duration_since(run.since),
                 ended: false,
                 task: stack::task_of(&stack, &look),
                 look,
                 stopped,
             });
             changed.push(i);
-            return Follow::Running {
-                since,
+            return Run {
+                since: run.since,
                 io: io_syscalls(process.pid(), worker.tid),
                 last_read: Some(stopped_at),
                 poll: Some(InPoll {
                     key,
-                    first: since,
+                    first: run.since,
                     last: stopped_at,
                     cpu_first: cpu_now,
                     reads: 1,
@@ -399,18 +406,19 @@ impl Watch {
                 stall: Some(i),
             };
         }
-        match poll {
-            Some(poll) if poll.key == key => {
-                let first = poll.first;
-                let mut stall = stall;
-                // It ran (not waited for a CPU) for most of the span: the code's doing.
-                let ran = ran_ns(poll.cpu_first, cpu_now);
-                let span = nanos(now.duration_since(first));
-                if let Some(i) = stall {
-                    self.stalls[i].held = now.duration_since(first);
-                } else if poll.reads >= 2
-                    && now.duration_since(first) >= self.threshold
-                    && ran >= span / 4 * 3
+        let same = run.poll.as_ref().is_some_and(|poll| poll.key == key);
+        run.last_read = Some(now);
+        match run.poll.as_mut() {
+            Some(poll) if same => {
+                poll.last = now;
+                poll.reads += 1;
+                let (first, reads, cpu_first) = (poll.first, poll.reads, poll.cpu_first);
+                let span = now.duration_since(first);
+                if let Some(i) = run.stall {
+                    self.stalls[i].held = span;
+                } else if reads >= 3
+                    && span >= self.threshold
+                    && ran_ns(cpu_first, cpu_now) >= nanos(span) / 4 * 3
                 {
                     let look = stack::judge(state.as_ref(), Some(&stack), &mut self.roots);
                     if !look.in_place {
@@ -418,49 +426,29 @@ impl Watch {
                             worker: worker.clone(),
                             since: first,
                             detected: now,
-                            held: now.duration_since(first),
+                            held: span,
                             ended: false,
                             task: stack::task_of(&stack, &look),
                             look,
                             stopped,
                         });
                         changed.push(i);
-                        stall = Some(i);
+                        run.stall = Some(i);
                     }
                 }
-                Follow::Running {
-                    since,
-                    io,
-                    last_read: Some(now),
-                    poll: Some(InPoll {
-                        last: now,
-                        reads: poll.reads + 1,
-                        ..poll
-                    }),
-                    stall,
-                }
+                run
             }
-            other => {
+            _ => {
                 // Another poll: the one followed ended.
-                let mut next = restart(self, other, stall, changed);
-                if let Follow::Running {
-                    since: ref mut s,
-                    last_read: ref mut l,
-                    poll: ref mut p,
-                    ..
-                } = next
-                {
-                    *s = since;
-                    *l = Some(now);
-                    *p = Some(InPoll {
-                        key,
-                        first: now,
-                        last: now,
-                        cpu_first: cpu_now,
-                        reads: 1,
-                    });
-                }
-                next
+                changed.extend(self.end_poll(run.poll.take(), run.stall.take()));
+                run.poll = Some(InPoll {
+                    key,
+                    first: now,
+                    last: now,
+                    cpu_first: cpu_now,
+                    reads: 1,
+                });
+                run
             }
         }
     }

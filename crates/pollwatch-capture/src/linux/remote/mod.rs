@@ -135,6 +135,19 @@ pub struct RemoteStack {
     /// The CPU time it used in that while (per `schedstat`, which lags a running thread by
     /// up to a scheduler tick), when known.
     pub ran_to_stop: Option<Duration>,
+    /// What it stopped in: the syscall its registers name, or its own code.
+    pub stopped_in: StoppedIn,
+}
+
+/// What a thread was in when it stopped for a stack read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoppedIn {
+    /// A syscall (by number), which the stop interrupted or which had just returned.
+    Syscall(u64),
+    /// Its own code.
+    OwnCode,
+    /// The architecture's registers do not say (aarch64 keeps it in a register set not read).
+    Unknown,
 }
 
 impl RemoteStack {
@@ -275,6 +288,7 @@ impl Process {
             stopped: snapshot.stopped,
             to_stop: snapshot.to_stop,
             ran_to_stop: snapshot.ran_to_stop,
+            stopped_in: snapshot.stopped_in,
         })
     }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::Tid;
 
-use super::RemoteError;
+use super::{RemoteError, StoppedIn};
 
 /// How long a thread may take to stop (a thread in an uninterruptible wait, such as a disk
 /// read, or running a long syscall, stops only when it leaves the kernel).
@@ -32,6 +32,8 @@ pub(crate) struct Snapshot {
     pub(crate) lr: u64,
     /// The stack from `sp` up, as far as it was mapped, at most [`MAX_STACK`].
     pub(crate) stack: Vec<u8>,
+    /// What it stopped in: a syscall, or its own code.
+    pub(crate) stopped_in: StoppedIn,
     /// How long the thread was stopped (at most a few microseconds more: the wait for its
     /// stop polls).
     pub(crate) stopped: Duration,
@@ -75,22 +77,23 @@ pub(crate) fn snapshot(
     let ran_to_stop = run_ns(pid, tid)
         .zip(cpu_before)
         .map(|(after, before)| Duration::from_nanos(after.saturating_sub(before)));
-    let copied = registers(tid).map(|(pc, sp, fp, lr)| {
-        let end = stack_end(sp).unwrap_or(sp).max(sp);
-        let len = usize::try_from(end - sp)
+    let copied = registers(tid).map(|regs| {
+        let end = stack_end(regs.sp).unwrap_or(regs.sp).max(regs.sp);
+        let len = usize::try_from(end - regs.sp)
             .unwrap_or(MAX_STACK)
             .min(MAX_STACK);
-        (pc, sp, fp, lr, read_memory(pid, sp, len))
+        (regs, read_memory(pid, regs.sp, len))
     });
     detach(tid, signal);
     let stopped = stopped_at.elapsed();
-    let (pc, sp, fp, lr, stack) = copied?;
+    let (regs, stack) = copied?;
     Ok(Snapshot {
-        pc,
-        sp,
-        fp,
-        lr,
+        pc: regs.pc,
+        sp: regs.sp,
+        fp: regs.fp,
+        lr: regs.lr,
         stack,
+        stopped_in: regs.stopped_in,
         stopped,
         to_stop,
         ran_to_stop,
@@ -224,9 +227,20 @@ fn detach(tid: Tid, signal: i32) {
     }
 }
 
-/// pc, sp, frame pointer and link register of the stopped thread.
+/// The registers of a stopped thread that unwinding and judging read.
+#[derive(Clone, Copy, Debug)]
+struct Registers {
+    pc: u64,
+    sp: u64,
+    /// The frame pointer (`rbp`, `x29`).
+    fp: u64,
+    /// The link register (`x30`; 0 on x86_64).
+    lr: u64,
+    stopped_in: StoppedIn,
+}
+
 #[cfg(target_arch = "x86_64")]
-fn registers(tid: Tid) -> Result<(u64, u64, u64, u64), RemoteError> {
+fn registers(tid: Tid) -> Result<Registers, RemoteError> {
     // SAFETY: `user_regs_struct` is plain data; PTRACE_GETREGS writes it whole.
     let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
     // SAFETY: PTRACE_GETREGS of a stopped tracee writes `regs`, owned here.
@@ -244,12 +258,23 @@ fn registers(tid: Tid) -> Result<(u64, u64, u64, u64), RemoteError> {
             errno: errno(),
         });
     }
-    Ok((regs.rip, regs.rsp, regs.rbp, 0))
+    // `orig_rax` holds the number of the syscall the thread stopped in (or at the return
+    // of); entered from its own code (an interrupt), it is negative.
+    let stopped_in = match i64::try_from(regs.orig_rax) {
+        Ok(number) => StoppedIn::Syscall(number as u64),
+        Err(_) => StoppedIn::OwnCode,
+    };
+    Ok(Registers {
+        pc: regs.rip,
+        sp: regs.rsp,
+        fp: regs.rbp,
+        lr: 0,
+        stopped_in,
+    })
 }
 
-/// pc, sp, frame pointer and link register of the stopped thread.
 #[cfg(target_arch = "aarch64")]
-fn registers(tid: Tid) -> Result<(u64, u64, u64, u64), RemoteError> {
+fn registers(tid: Tid) -> Result<Registers, RemoteError> {
     // SAFETY: `user_regs_struct` is plain data; PTRACE_GETREGSET writes at most its size.
     let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
     let mut iov = libc::iovec {
@@ -272,11 +297,18 @@ fn registers(tid: Tid) -> Result<(u64, u64, u64, u64), RemoteError> {
             errno: errno(),
         });
     }
-    Ok((regs.pc, regs.sp, regs.regs[29], regs.regs[30]))
+    Ok(Registers {
+        pc: regs.pc,
+        sp: regs.sp,
+        fp: regs.regs[29],
+        lr: regs.regs[30],
+        // The syscall number sits in a register set of its own here: not read.
+        stopped_in: StoppedIn::Unknown,
+    })
 }
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn registers(_: Tid) -> Result<(u64, u64, u64, u64), RemoteError> {
+fn registers(_: Tid) -> Result<Registers, RemoteError> {
     Err(RemoteError::Unsupported)
 }
 
