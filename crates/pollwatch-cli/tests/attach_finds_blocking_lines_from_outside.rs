@@ -79,6 +79,16 @@ impl Target {
             }
         }
     }
+
+    /// The last line starting with `prefix` it has printed so far, or the next one.
+    fn latest_line_starting(&mut self, prefix: &str, within: Duration) -> String {
+        let latest = self
+            .lines
+            .try_iter()
+            .filter(|line| line.starts_with(prefix))
+            .last();
+        latest.unwrap_or_else(|| self.next_line_starting(prefix, within))
+    }
 }
 
 impl Drop for Target {
@@ -194,6 +204,31 @@ fn each_mistake_is_named_at_its_line_with_its_api_cause_and_fix() {
             report.inconsistencies()
         );
     }
+}
+
+#[test]
+fn each_blocking_call_is_one_stall_though_reading_its_stack_interrupts_it() {
+    let _one = one_at_a_time();
+    // Each round of the target sleeps once on a worker, then prints its number.
+    let mut target = Target::start("sleep");
+    let round = |line: String| -> u64 { line["tick ".len()..].parse().unwrap() };
+    let before = round(target.latest_line_starting("tick", Duration::from_secs(10)));
+    let (_, report) = attach(target.pid(), "3s");
+    let after = round(target.latest_line_starting("tick", Duration::from_secs(10)));
+    // The sleep under way when attaching began, and the one after the last round printed.
+    let sleeps = after - before + 1;
+    let stalls = report.stalls.len() as u64;
+    // A stack read interrupts the sleep, which the kernel restarts (as `restart_syscall`):
+    // still the same call, the same stall.
+    assert!(
+        (1..=sleeps).contains(&stalls),
+        "{stalls} stalls for {sleeps} sleeps: {:#?}",
+        report.stalls
+    );
+    assert!(
+        stalls * 10 >= sleeps * 7,
+        "most sleeps caught: {stalls} of {sleeps}"
+    );
 }
 
 #[test]

@@ -6,7 +6,11 @@
 //!   the thread stopped in that same call (it may have left it since). tokio's own park (its
 //!   condition variable, or the drivers' `epoll_wait`) is not a stall and is not read again
 //!   until the thread leaves that call; anything else on a thread that runs the scheduler
-//!   is: a file or socket read, a sleep, a lock, a child process, ...
+//!   is: a file or socket read, a sleep, a lock, a child process, ... A stack read interrupts
+//!   the call, which the kernel restarts (a sleep as `restart_syscall`) once the thread is
+//!   let go and back on a CPU: until it has used more CPU than that takes, it is the same
+//!   call. A read of a running worker that finds it stopped in a syscall, and asleep once let
+//!   go, follows that call from then on.
 //! - **On a CPU** (no call between ticks, no read or write syscall counted in
 //!   `/proc/<pid>/task/<tid>/io`): once running that way for half the threshold, its stack is
 //!   read every half threshold. The same task poll in two reads at least the threshold apart,
@@ -35,9 +39,10 @@ use super::nanos;
 use super::stack::{self, Stack};
 use super::workers::Worker;
 
-/// The most CPU a thread may use between two readings of one call: a stack read stops it, and
-/// the kernel restarts the call it was in.
-const RESUME_CPU_NS: u64 = 50_000;
+/// The most CPU a thread may use between two readings of one call once its stack was read:
+/// the stop, and the kernel restarting the call it was in, took 70 to 75 µs of a worker's CPU
+/// time in a sleep under load (two timeslices).
+const RESUME_CPU_NS: u64 = 200_000;
 
 /// A stall: a worker held past the threshold.
 #[derive(Clone, Debug)]
@@ -67,8 +72,9 @@ enum Follow {
         last_seen: Instant,
         /// Its scheduler accounting at the last reading.
         cpu: Option<SchedTimes>,
-        /// Whether its stack was read since: the stop makes it run a little.
-        read: bool,
+        /// Its scheduler accounting just before its stack was read, once read: the stop
+        /// puts it on a CPU, to restart the call, whenever it is let go.
+        read_at: Option<SchedTimes>,
         judged: Judged,
     },
     /// Running on a CPU, in no call.
@@ -100,6 +106,14 @@ impl Run {
             stall: None,
         }
     }
+}
+
+/// What following a running worker found.
+enum Ran {
+    /// Still running: followed on.
+    On(Run),
+    /// Asleep in this call.
+    IntoCall((u64, [u64; 6])),
 }
 
 /// A task poll a running worker's stacks showed.
@@ -174,15 +188,17 @@ impl Watch {
                     since,
                     last_seen: _,
                     cpu: cpu_was,
-                    read,
+                    read_at,
                     judged,
                 }),
-            ) if (was == call || resumed(judged, call)) && same_call(cpu_was, cpu, read) => {
+            ) if resumed(read_at, was, call)
+                || (was == call && same_call(cpu_was, cpu, read_at)) =>
+            {
                 let mut judged = judged;
-                let mut read = false;
+                let mut read_at = read_at;
                 if judged == Judged::NotYet && now.duration_since(since) > self.threshold {
                     judged = self.judge_call(process, worker, since, now, symbolize);
-                    read = true;
+                    read_at = read_at.or(cpu);
                     if let Judged::Stall(i) = judged {
                         changed.push(i);
                     }
@@ -194,12 +210,22 @@ impl Watch {
                     since,
                     last_seen: now,
                     cpu,
-                    read,
+                    read_at,
                     judged,
                 }
             }
             // Still running: followed on below.
             (None, Some(running @ Follow::Running(_))) => running,
+            // Let go after a stack read, it is on its way back into the call (runnable, or
+            // restarting it), having used barely any CPU since.
+            (
+                None,
+                Some(
+                    follow @ Follow::InCall {
+                        read_at: Some(at), ..
+                    },
+                ),
+            ) if cpu.is_some_and(|c| c.run_ns.saturating_sub(at.run_ns) <= RESUME_CPU_NS) => follow,
             (call, follow) => {
                 if let Some(follow) = follow {
                     if let Some(i) = self.end(follow) {
@@ -212,7 +238,7 @@ impl Watch {
                         since: now,
                         last_seen: now,
                         cpu,
-                        read: false,
+                        read_at: None,
                         judged: Judged::NotYet,
                     },
                     None => Follow::Running(Run::new(now, io_syscalls(process.pid(), worker.tid))),
@@ -221,7 +247,19 @@ impl Watch {
         };
         let next = match next {
             Follow::Running(run) if call.is_none() => {
-                Follow::Running(self.running(process, worker, run, now, symbolize, &mut changed))
+                match self.running(process, worker, run, now, symbolize, &mut changed) {
+                    // The read found it asleep in a call it entered since the last reading (and
+                    // interrupted it; the kernel restarts it): followed as that call from now.
+                    Ran::IntoCall(call) => Follow::InCall {
+                        call,
+                        since: now,
+                        last_seen: now,
+                        cpu,
+                        read_at: cpu,
+                        judged: Judged::NotYet,
+                    },
+                    Ran::On(run) => Follow::Running(run),
+                }
             }
             other => other,
         };
@@ -345,30 +383,38 @@ impl Watch {
         now: Instant,
         symbolize: &mut dyn FnMut(&mut Process, &RemoteStack) -> Stack,
         changed: &mut Vec<usize>,
-    ) -> Run {
+    ) -> Ran {
         let half = self.threshold / 2;
         let io_now = io_syscalls(process.pid(), worker.tid);
         // Read or write syscalls since: I/O, from task to task. Start over.
         if io_now != run.io {
-            return self.restart(run, now, io_now, changed);
+            return Ran::On(self.restart(run, now, io_now, changed));
         }
         let due = now.duration_since(run.since) >= half
             && run
                 .last_read
                 .is_none_or(|at| now.duration_since(at) >= half);
         if !due {
-            return run;
+            return Ran::On(run);
         }
         let state = process.thread_state(worker.tid);
         let Some((stack, stopped, to_stop, ran_to_stop)) =
             self.read_stack(process, worker.tid, symbolize)
         else {
             run.last_read = Some(now);
-            return run;
+            return Ran::On(run);
         };
+        if to_stop < self.threshold && matches!(stack.stopped_in, StoppedIn::Syscall(_)) {
+            // Stopped in a syscall, and asleep in a call once let go: it entered a blocking call
+            // since the last reading.
+            if let Some(call) = process.blocked_call(worker.tid) {
+                changed.extend(self.end_run(run));
+                return Ran::IntoCall(call);
+            }
+        }
         let Some(key) = stack.task_poll() else {
             // Between tasks, or parked: not one poll.
-            return self.restart(run, now, io_now, changed);
+            return Ran::On(self.restart(run, now, io_now, changed));
         };
         let cpu_now = process.sched_times(worker.tid).map(|t| t.run_ns);
         // It took the threshold or more to stop, running for half of that at least: it was
@@ -392,7 +438,7 @@ impl Watch {
                 stopped,
             });
             changed.push(i);
-            return Run {
+            return Ran::On(Run {
                 since: run.since,
                 io: io_syscalls(process.pid(), worker.tid),
                 last_read: Some(stopped_at),
@@ -404,7 +450,7 @@ impl Watch {
                     reads: 1,
                 }),
                 stall: Some(i),
-            };
+            });
         }
         let same = run.poll.as_ref().is_some_and(|poll| poll.key == key);
         run.last_read = Some(now);
@@ -436,7 +482,7 @@ impl Watch {
                         run.stall = Some(i);
                     }
                 }
-                run
+                Ran::On(run)
             }
             _ => {
                 // Another poll: the one followed ended.
@@ -448,7 +494,7 @@ impl Watch {
                     cpu_first: cpu_now,
                     reads: 1,
                 });
-                run
+                Ran::On(run)
             }
         }
     }
@@ -486,20 +532,26 @@ impl Watch {
 }
 
 /// Whether a thread whose stack was read in a call is back in it: the kernel restarted the
-/// call the stop interrupted (a sleep comes back as `restart_syscall`).
-fn resumed(judged: Judged, call: (u64, [u64; 6])) -> bool {
-    judged != Judged::NotYet && Process::syscall_name(call.0) == Some("restart_syscall")
+/// call the stop interrupted, and a sleep comes back as `restart_syscall`, which nothing but
+/// an interrupted call enters (whatever CPU the stop and the restart took).
+fn resumed(read_at: Option<SchedTimes>, was: (u64, [u64; 6]), call: (u64, [u64; 6])) -> bool {
+    read_at.is_some() && was != call && Process::syscall_name(call.0) == Some("restart_syscall")
 }
 
 /// Whether two readings of a thread with the same call are one call: it has not been on a CPU
 /// since (the same timeslice count: a thread that returned from a sleep and entered the next
-/// was woken, so put on a CPU), or, when its stack was read in between (the stop puts it on a
-/// CPU), it used almost none.
-fn same_call(before: Option<SchedTimes>, now: Option<SchedTimes>, read: bool) -> bool {
-    match (before, now) {
-        (Some(before), Some(now)) => {
-            let barely = now.run_ns.saturating_sub(before.run_ns) <= RESUME_CPU_NS;
-            barely && (read || now.timeslices == before.timeslices)
+/// was woken, so put on a CPU), or, once its stack was read (`read_at`, its accounting just
+/// before: the stop puts it on a CPU whenever it is let go, on a busy host some ticks later),
+/// it used almost no CPU since the read.
+fn same_call(
+    before: Option<SchedTimes>,
+    now: Option<SchedTimes>,
+    read_at: Option<SchedTimes>,
+) -> bool {
+    match (read_at.or(before), now) {
+        (Some(from), Some(now)) => {
+            let barely = now.run_ns.saturating_sub(from.run_ns) <= RESUME_CPU_NS;
+            barely && (read_at.is_some() || now.timeslices == from.timeslices)
         }
         _ => true,
     }
@@ -540,19 +592,28 @@ mod tests {
     #[test]
     fn a_call_is_the_same_while_the_thread_is_not_put_on_a_cpu() {
         assert!(
-            same_call(times(500, 7), times(500, 7), false),
+            same_call(times(500, 7), times(500, 7), None),
             "asleep throughout"
         );
         // Woken from one sleep, straight into the next with the same arguments (a few µs).
         assert!(
-            !same_call(times(500, 7), times(3_500, 8), false),
+            !same_call(times(500, 7), times(3_500, 8), None),
             "another call"
         );
-        // Its stack was read: the stop put it on a CPU for a moment.
-        assert!(same_call(times(500, 7), times(9_500, 8), true));
-        assert!(!same_call(times(500, 7), times(90_500, 8), true), "it ran");
+        // Its stack was read: the stop put it on a CPU for a moment, at once or ticks later.
+        assert!(same_call(times(500, 7), times(9_500, 8), times(500, 7)));
+        assert!(same_call(times(9_500, 8), times(9_500, 8), times(500, 7)));
+        assert!(same_call(times(500, 7), times(20_500, 9), times(500, 7)));
         assert!(
-            same_call(None, times(1, 1), false),
+            !same_call(times(140_500, 8), times(260_500, 9), times(500, 7)),
+            "it ran 260 µs since the read, over two ticks"
+        );
+        assert!(
+            !same_call(times(500, 7), times(290_500, 8), times(500, 7)),
+            "it ran"
+        );
+        assert!(
+            same_call(None, times(1, 1), None),
             "unknown: the call decides"
         );
     }
