@@ -62,6 +62,7 @@ pub(crate) fn slow_polls(state: &State, slow_polls: &[&RecentSlowPoll]) {
                 task.name = %slow.task_name,
                 site = %slow.site,
                 worker = %slow.thread,
+                thread.name = %slow.thread,
                 duration_ms = slow.duration_ns as f64 / 1e6,
                 kind = %slow.kind,
                 "{text}"
@@ -71,7 +72,13 @@ pub(crate) fn slow_polls(state: &State, slow_polls: &[&RecentSlowPoll]) {
 }
 
 /// Emits a stall: when caught (`ended = false`), and again with its total when it ends.
+///
+/// Besides pollwatch's own fields, it carries OpenTelemetry's semantic-convention attributes
+/// for the code and the thread (`code.file.path`, `code.line.number`, `code.function.name`,
+/// `thread.name`, `thread.id`), so a pipeline that bridges `tracing` to OpenTelemetry exports
+/// them under the names backends link to code.
 pub(crate) fn stall(dispatch: &Dispatch, stall: &Stall) {
+    let (code_file, code_line) = split_line(stall.call_site_path.as_deref());
     tracing::dispatcher::with_default(dispatch, || {
         tracing::event!(
             target: TARGET,
@@ -88,6 +95,11 @@ pub(crate) fn stall(dispatch: &Dispatch, stall: &Stall) {
             blocked_on = stall.blocked_on.as_deref(),
             call_site = stall.call_site.as_deref(),
             call_function = stall.call_function.as_deref(),
+            code.file.path = code_file,
+            code.line.number = code_line,
+            code.function.name = stall.call_function.as_deref(),
+            thread.name = %stall.thread,
+            thread.id = stall.tid,
             call_site_missing = stall.call_site_missing.as_deref(),
             blocking_call = stall.blocking_call.as_deref(),
             dependency_call = stall.dependency_call.as_deref(),
@@ -108,6 +120,17 @@ pub(crate) fn stall(dispatch: &Dispatch, stall: &Stall) {
             stall.message
         );
     });
+}
+
+/// `/src/app/main.rs:17` as its file and line (`None` for a part that is not there).
+fn split_line(path: Option<&str>) -> (Option<&str>, Option<u32>) {
+    let Some(path) = path else {
+        return (None, None);
+    };
+    match path.rsplit_once(':') {
+        Some((file, line)) if line.parse::<u32>().is_ok() => (Some(file), line.parse().ok()),
+        _ => (Some(path), None),
+    }
 }
 
 /// The one-line message of a summary of suppressed warnings.
@@ -184,4 +207,22 @@ pub(crate) fn suppressed(state: &State, stopping: bool) {
             );
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_line;
+
+    #[test]
+    fn a_path_with_a_line_splits_into_file_and_line() {
+        assert_eq!(
+            split_line(Some("/src/app/main.rs:17")),
+            (Some("/src/app/main.rs"), Some(17))
+        );
+        assert_eq!(
+            split_line(Some("/src/app/main.rs")),
+            (Some("/src/app/main.rs"), None)
+        );
+        assert_eq!(split_line(None), (None, None));
+    }
 }
