@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 11;
 const WINDOW: Duration = Duration::from_secs(2);
 /// The most the attached throughput may fall short of the unattached one.
 const TARGET: f64 = 0.05;

@@ -241,7 +241,7 @@ impl Watch {
                         read_at: None,
                         judged: Judged::NotYet,
                     },
-                    None => Follow::Running(Run::new(now, io_syscalls(process.pid(), worker.tid))),
+                    None => Follow::Running(Run::new(now, process.io_syscalls(worker.tid))),
                 }
             }
         };
@@ -385,7 +385,7 @@ impl Watch {
         changed: &mut Vec<usize>,
     ) -> Ran {
         let half = self.threshold / 2;
-        let io_now = io_syscalls(process.pid(), worker.tid);
+        let io_now = process.io_syscalls(worker.tid);
         // Read or write syscalls since: I/O, from task to task. Start over.
         if io_now != run.io {
             return Ran::On(self.restart(run, now, io_now, changed));
@@ -440,7 +440,7 @@ impl Watch {
             changed.push(i);
             return Ran::On(Run {
                 since: run.since,
-                io: io_syscalls(process.pid(), worker.tid),
+                io: process.io_syscalls(worker.tid),
                 last_read: Some(stopped_at),
                 poll: Some(InPoll {
                     key,
@@ -563,18 +563,6 @@ fn ran_ns(before: Option<u64>, now: Option<u64>) -> u64 {
         (Some(before), Some(now)) => now.saturating_sub(before),
         _ => 0,
     }
-}
-
-/// The read and write syscalls thread `tid` of `pid` has made (`/proc/<pid>/task/<tid>/io`'s
-/// `syscr` + `syscw`).
-fn io_syscalls(pid: i32, tid: Tid) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/io")).ok()?;
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-    };
-    Some(field("syscr:")?.saturating_add(field("syscw:")?))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 
 mod maps;
 mod ptrace;
+mod task_files;
 mod unwind;
 
 use std::collections::HashMap;
@@ -171,6 +172,8 @@ pub struct Process {
     symbolized: HashMap<u64, Vec<SymbolFrame>>,
     /// Threads seized that had not stopped when given up on: let go once they stop.
     pending: Vec<Tid>,
+    /// The files read at every tick, kept open.
+    files: task_files::TaskFiles,
 }
 
 impl Process {
@@ -195,6 +198,7 @@ impl Process {
             debug: HashMap::new(),
             symbolized: HashMap::new(),
             pending: Vec::new(),
+            files: task_files::TaskFiles::default(),
         })
     }
 
@@ -233,6 +237,8 @@ impl Process {
             })
             .collect();
         threads.sort_by_key(|t| t.tid);
+        self.files
+            .retain(|tid| threads.binary_search_by_key(&tid, |t| t.tid).is_ok());
         threads
     }
 
@@ -243,12 +249,26 @@ impl Process {
 
     /// The syscall the thread sleeps in, as its number and argument registers: one small read.
     pub fn blocked_call(&self, tid: Tid) -> Option<(u64, [u64; 6])> {
-        proc::blocked_call_of(Of::Pid(self.pid), tid)
+        self.files
+            .read(self.pid, tid, "syscall", proc::parse_syscall)
+    }
+
+    /// The read and write syscalls the thread has made (`io`'s `syscr` + `syscw`).
+    pub fn io_syscalls(&self, tid: Tid) -> Option<u64> {
+        self.files.read(self.pid, tid, "io", |text| {
+            let field = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            };
+            Some(field("syscr:")?.saturating_add(field("syscw:")?))
+        })
     }
 
     /// The thread's scheduler accounting.
     pub fn sched_times(&self, tid: Tid) -> Option<SchedTimes> {
-        proc::sched_times_of(Of::Pid(self.pid), tid)
+        self.files
+            .read(self.pid, tid, "schedstat", proc::parse_sched_times)
     }
 
     /// The syscall's name for its number on this architecture.
