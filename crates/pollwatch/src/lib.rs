@@ -136,6 +136,10 @@ mod builder;
 mod init;
 // Tests that fail when they block the runtime: `#[pollwatch::test]` and its guard.
 pub mod testing;
+// Each route of an axum service a site of its own.
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 
 /// Every Rust block in the README and the guide's pages, compiled and run as a doctest.
 #[cfg(doctest)]

@@ -8,8 +8,7 @@
 //! - [`upstream`]: a slow upstream service for the network-client routes;
 //! - [`load`]: the load generator and its summary;
 //! - [`client`]: the tiny HTTP/1.1 client, blocking and async;
-//! - [`unwatched`]: the side runtimes pollwatch does not watch;
-//! - [`watch_routes`]: every handler measured per route by a middleware, in any build.
+//! - [`unwatched`]: the side runtimes pollwatch does not watch.
 //!
 //! Built without its default `pollwatch` feature, the demo has no pollwatch code at all: the
 //! same service and load, a target for `pollwatch attach PID`.
@@ -21,5 +20,3 @@ pub mod routes;
 pub mod service;
 pub mod unwatched;
 pub mod upstream;
-#[cfg(feature = "pollwatch")]
-pub mod watch_routes;
