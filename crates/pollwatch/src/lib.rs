@@ -140,6 +140,10 @@ pub mod testing;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
+// Each route of an actix-web service a site of its own.
+#[cfg(feature = "actix-web")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix-web")))]
+pub mod actix;
 
 /// Every Rust block in the README and the guide's pages, compiled and run as a doctest.
 #[cfg(doctest)]

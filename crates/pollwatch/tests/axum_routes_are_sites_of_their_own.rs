@@ -3,8 +3,9 @@
 //! and a stall is attributed to its route.
 #![cfg(feature = "axum")]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod support;
+
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::routing::get;
@@ -15,22 +16,10 @@ const THRESHOLD: Duration = Duration::from_millis(20);
 
 /// `GET path` over HTTP/1.1 on a connection of its own: the response's status.
 fn get_status(addr: SocketAddr, path: &str) -> u16 {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|status| status.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"))
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    support::http::raw(addr, request.as_bytes())
+        .unwrap_or_else(|| panic!("no response to GET {path}"))
+        .status
 }
 
 #[test]
@@ -75,37 +64,5 @@ fn each_route_is_a_site_named_by_its_method_and_template_with_its_own_polls_and_
     server.abort();
     drop(rt);
     handle.shutdown();
-    let report = handle.report();
-    let site = |name: &str| {
-        report
-            .sites
-            .iter()
-            .find(|s| s.name == name)
-            .unwrap_or_else(|| panic!("no site {name}: {:#?}", report.sites))
-    };
-    let users = site("GET /users/{id}");
-    assert!(users.file.ends_with("src/axum.rs"), "{users:#?}");
-    assert_eq!(users.kind, "watched");
-    assert_eq!(
-        (users.tasks_spawned, users.polls),
-        (5, 10),
-        "five requests, two polls each"
-    );
-    let health = site("GET /health");
-    assert_eq!((health.tasks_spawned, health.polls), (3, 3));
-    assert_eq!(
-        (&health.file, health.line, health.col),
-        (&users.file, users.line, users.col),
-        "one layer, one location"
-    );
-    let slow = site("GET /slow");
-    assert_eq!((slow.polls, slow.slow_polls), (1, 1));
-    assert_eq!(report.stalls.len(), 1, "{:#?}", report.stalls);
-    assert_eq!(report.stalls[0].site, slow.label);
-    assert_eq!(report.stalls[0].cause, "sleep");
-    assert_eq!(
-        report.sites.iter().map(|s| s.polls).sum::<u64>(),
-        10 + 3 + 1,
-        "a request that matched no route is not watched"
-    );
+    support::routes::assert_each_route_is_a_site(&handle.report(), "src/axum.rs");
 }

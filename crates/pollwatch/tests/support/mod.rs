@@ -4,6 +4,7 @@
 
 pub mod console;
 pub mod http;
+pub mod routes;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
