@@ -40,8 +40,9 @@ pub(crate) struct Stack {
     /// Every frame, innermost first, inlined calls as frames of their own.
     pub(crate) frames: Vec<Frame>,
     symbolized: Vec<SymbolFrame>,
-    /// The memory of the frames tokio polls the task from (see [`Stack::task_poll`]).
-    poll_frames: Option<Vec<u8>>,
+    /// The memory of the frames tokio polls the task from (see [`Stack::task_poll`]), and
+    /// its address.
+    poll_frames: Option<(u64, Vec<u8>)>,
     /// What the thread stopped in for the read.
     pub(crate) stopped_in: StoppedIn,
 }
@@ -63,7 +64,7 @@ impl Stack {
     /// (at most [`POLL_FRAMES_BYTES`]): the registers tokio's poll functions saved there,
     /// the task's own pointer among them, stay as they are while one poll runs, and differ
     /// from one task to another.
-    fn poll_frames_of(&self, raw: &RemoteStack) -> Option<Vec<u8>> {
+    fn poll_frames_of(&self, raw: &RemoteStack) -> Option<(u64, Vec<u8>)> {
         let at = self.outermost_task_frame()?;
         let from = *raw.sps.get(at + 1)?;
         let scheduler = self.symbolized.iter().find(|f| {
@@ -80,7 +81,16 @@ impl Stack {
             .filter(|&to| to > from)
             .unwrap_or(from + 512)
             .min(from + POLL_FRAMES_BYTES);
-        raw.memory(from, to).map(<[u8]>::to_vec)
+        raw.memory(from, to).map(|bytes| (from, bytes.to_vec()))
+    }
+
+    /// Where the memory of tokio's poll frames is (its address and length), when the stack
+    /// shows a task poll: while that poll runs, it stays as it is.
+    pub(crate) fn poll_frames_at(&self) -> Option<(u64, usize)> {
+        self.task_poll()?;
+        self.poll_frames
+            .as_ref()
+            .map(|(from, bytes)| (*from, bytes.len()))
     }
 
     /// The index (in `addresses`) of the task's outermost frame of the application's own.
@@ -130,7 +140,8 @@ impl Stack {
     /// between tasks, or parked).
     pub(crate) fn task_poll(&self) -> Option<(Vec<u64>, Vec<u8>)> {
         let at = self.outermost_task_frame()?;
-        Some((self.addresses[at..].to_vec(), self.poll_frames.clone()?))
+        let (_, memory) = self.poll_frames.as_ref()?;
+        Some((self.addresses[at..].to_vec(), memory.clone()))
     }
 }
 

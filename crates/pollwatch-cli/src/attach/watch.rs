@@ -12,14 +12,18 @@
 //!   call. A read of a running worker that finds it stopped in a syscall, and asleep once let
 //!   go, follows that call from then on.
 //! - **On a CPU** (no call between ticks, no read or write syscall counted in
-//!   `/proc/<pid>/task/<tid>/io`): once running that way for half the threshold, its stack is
-//!   read every half threshold. The same task poll in two reads at least the threshold apart,
-//!   with the thread on a CPU for three quarters of that time (not waiting for one), is a
-//!   stall. One poll is told by the frames from the task's future outwards and by the memory
-//!   of tokio's poll frames around it, where the registers saved there (the task's pointer
-//!   among them) stay as they are while a poll runs and differ from task to task. Left
-//!   ambiguous: the same task polled again at each read (a task that yields in a loop on an
-//!   otherwise idle worker).
+//!   `/proc/<pid>/task/<tid>/io`; sockets are read with `recv`, which it does not count):
+//!   once running that way for half the threshold, it is looked at every half threshold. One
+//!   poll is told by the frames from the task's future outwards and by the memory of tokio's
+//!   poll frames around it, where the registers saved there (the task's pointer among them)
+//!   stay as they are while a poll runs and differ from task to task. The first look of a run
+//!   reads the stack; the next ones first glance at that memory without stopping the thread
+//!   (a [`Glance`]), and read the stack only when it is as it was: a worker going from task to
+//!   task is seen to, with no stop. The same task poll seen over at least the threshold in
+//!   three looks (two of them stack reads), with the thread on a CPU for three quarters of
+//!   that time (not waiting for one), is a stall; its end is the first glance that finds the
+//!   memory changed. Left ambiguous: the same task polled again at each look (a task that
+//!   yields in a loop on an otherwise idle worker).
 //! - **In one syscall that runs in the kernel** (a large read from the page cache): such a
 //!   thread stops only when the call returns, so a read that took the threshold or more to
 //!   stop, with the thread on a CPU for half of that at least, shows the poll was in that
@@ -108,6 +112,13 @@ impl Run {
     }
 }
 
+/// One tick's reading of a worker: when, and its scheduler accounting then.
+#[derive(Clone, Copy, Debug)]
+struct Tick {
+    now: Instant,
+    cpu: Option<SchedTimes>,
+}
+
 /// What following a running worker found.
 enum Ran {
     /// Still running: followed on.
@@ -121,13 +132,29 @@ enum Ran {
 struct InPoll {
     /// The addresses from the task's future outwards, and tokio's poll frames' memory.
     key: (Vec<u64>, Vec<u8>),
-    /// When it was first and last shown.
+    /// When it was first and last seen.
     first: Instant,
     last: Instant,
-    /// The thread's time on a CPU when it was first shown.
+    /// The thread's time on a CPU when it was first seen.
     cpu_first: Option<u64>,
-    /// How many reads showed it (this one included).
-    reads: u32,
+    /// How many looks saw it (stack reads, and glances that found its poll frames as the
+    /// read shows them).
+    sightings: u32,
+}
+
+/// A worker's poll frames, as last looked at without stopping it: the memory where its last
+/// stack read that showed a task poll found tokio's poll frames. While one poll runs, that
+/// memory stays as it is; another poll (of another task, or of a future of another type)
+/// writes its own frames there. A glance that finds it changed since the last look shows the
+/// worker is not in the poll it was in, with no stop.
+#[derive(Debug)]
+struct Glance {
+    /// The address and length of the memory.
+    at: (u64, usize),
+    bytes: Vec<u8>,
+    /// When these bytes were first seen there, and the thread's time on a CPU then.
+    since: Instant,
+    cpu: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,6 +171,7 @@ enum Judged {
 pub(crate) struct Watch {
     threshold: Duration,
     follows: std::collections::HashMap<Tid, Follow>,
+    glances: std::collections::HashMap<Tid, Glance>,
     pub(crate) stalls: Vec<Stall>,
     pub(crate) roots: Roots,
     /// Stack reads: how many, and the longest and total time a thread was stopped for one.
@@ -159,6 +187,7 @@ impl Watch {
         Watch {
             threshold,
             follows: std::collections::HashMap::new(),
+            glances: std::collections::HashMap::new(),
             stalls: Vec::new(),
             roots: Roots::default(),
             reads: 0,
@@ -241,13 +270,23 @@ impl Watch {
                         read_at: None,
                         judged: Judged::NotYet,
                     },
-                    None => Follow::Running(Run::new(now, process.io_syscalls(worker.tid))),
+                    None => {
+                        let io = process.io_syscalls(worker.tid);
+                        Follow::Running(self.start_run(process, worker.tid, Tick { now, cpu }, io))
+                    }
                 }
             }
         };
         let next = match next {
             Follow::Running(run) if call.is_none() => {
-                match self.running(process, worker, run, now, symbolize, &mut changed) {
+                match self.running(
+                    process,
+                    worker,
+                    run,
+                    Tick { now, cpu },
+                    symbolize,
+                    &mut changed,
+                ) {
                     // The read found it asleep in a call it entered since the last reading (and
                     // interrupted it; the kernel restarts it): followed as that call from now.
                     Ran::IntoCall(call) => Follow::InCall {
@@ -269,6 +308,7 @@ impl Watch {
 
     /// A worker that exited: its stall, if any, ends.
     pub(crate) fn forget(&mut self, tid: Tid) -> Option<usize> {
+        self.glances.remove(&tid);
         let follow = self.follows.remove(&tid)?;
         self.end(follow)
     }
@@ -317,13 +357,27 @@ impl Watch {
     /// Ends `run`'s stall, if any, and follows the worker afresh from `now`.
     fn restart(
         &mut self,
+        process: &mut Process,
+        tid: Tid,
         run: Run,
-        now: Instant,
+        tick: Tick,
         io: Option<u64>,
         changed: &mut Vec<usize>,
     ) -> Run {
         changed.extend(self.end_run(run));
-        Run::new(now, io)
+        self.start_run(process, tid, tick, io)
+    }
+
+    /// Follows a worker running from `now`: its read and write syscalls so far, and a glance
+    /// at its poll frames (when a stack read showed where they are), so that its first look
+    /// tells whether it is still in the poll it was in now.
+    fn start_run(&mut self, process: &mut Process, tid: Tid, tick: Tick, io: Option<u64>) -> Run {
+        if let Some(glance) = self.glances.get_mut(&tid) {
+            glance.bytes = process.peek(glance.at.0, glance.at.1);
+            glance.since = tick.now;
+            glance.cpu = tick.cpu.map(|t| t.run_ns);
+        }
+        Run::new(tick.now, io)
     }
 
     /// Reads the stack of a worker asleep in one call past the threshold.
@@ -380,15 +434,16 @@ impl Watch {
         process: &mut Process,
         worker: &Worker,
         mut run: Run,
-        now: Instant,
+        tick: Tick,
         symbolize: &mut dyn FnMut(&mut Process, &RemoteStack) -> Stack,
         changed: &mut Vec<usize>,
     ) -> Ran {
+        let Tick { now, cpu } = tick;
         let half = self.threshold / 2;
         let io_now = process.io_syscalls(worker.tid);
         // Read or write syscalls since: I/O, from task to task. Start over.
         if io_now != run.io {
-            return Ran::On(self.restart(run, now, io_now, changed));
+            return Ran::On(self.restart(process, worker.tid, run, tick, io_now, changed));
         }
         let due = now.duration_since(run.since) >= half
             && run
@@ -396,6 +451,30 @@ impl Watch {
                 .is_none_or(|at| now.duration_since(at) >= half);
         if !due {
             return Ran::On(run);
+        }
+        let cpu_now = cpu.map(|t| t.run_ns);
+        if let Some(glance) = self.glances.get_mut(&worker.tid) {
+            let bytes = process.peek(glance.at.0, glance.at.1);
+            if bytes != glance.bytes {
+                // Another poll runs, or none: the one followed ended. No stop needed.
+                *glance = Glance {
+                    at: glance.at,
+                    bytes,
+                    since: now,
+                    cpu: cpu_now,
+                };
+                run.last_read = Some(now);
+                changed.extend(self.end_poll(run.poll.take(), run.stall.take()));
+                return Ran::On(run);
+            }
+            if let (Some(poll), Some(i)) = (run.poll.as_mut(), run.stall) {
+                // The stall's poll frames as they were: still in that poll.
+                poll.last = now;
+                poll.sightings += 1;
+                self.stalls[i].held = now.duration_since(poll.first);
+                run.last_read = Some(now);
+                return Ran::On(run);
+            }
         }
         let state = process.thread_state(worker.tid);
         let Some((stack, stopped, to_stop, ran_to_stop)) =
@@ -414,9 +493,10 @@ impl Watch {
         }
         let Some(key) = stack.task_poll() else {
             // Between tasks, or parked: not one poll.
-            return Ran::On(self.restart(run, now, io_now, changed));
+            return Ran::On(self.restart(process, worker.tid, run, tick, io_now, changed));
         };
-        let cpu_now = process.sched_times(worker.tid).map(|t| t.run_ns);
+        // The glance that saw these poll frames before this read, if one did.
+        let glanced = self.glance_at(worker.tid, &stack, &key, now, cpu_now);
         // It took the threshold or more to stop, running for half of that at least: it was
         // in one syscall in the kernel (a large read from the page cache), in the poll its
         // stack now shows. (This process kept off a CPU meanwhile, or the thread waiting for
@@ -447,7 +527,7 @@ impl Watch {
                     first: run.since,
                     last: stopped_at,
                     cpu_first: cpu_now,
-                    reads: 1,
+                    sightings: 1,
                 }),
                 stall: Some(i),
             });
@@ -457,12 +537,12 @@ impl Watch {
         match run.poll.as_mut() {
             Some(poll) if same => {
                 poll.last = now;
-                poll.reads += 1;
-                let (first, reads, cpu_first) = (poll.first, poll.reads, poll.cpu_first);
+                poll.sightings += 1;
+                let (first, sightings, cpu_first) = (poll.first, poll.sightings, poll.cpu_first);
                 let span = now.duration_since(first);
                 if let Some(i) = run.stall {
                     self.stalls[i].held = span;
-                } else if reads >= 3
+                } else if sightings >= 3
                     && span >= self.threshold
                     && ran_ns(cpu_first, cpu_now) >= nanos(span) / 4 * 3
                 {
@@ -487,16 +567,50 @@ impl Watch {
             _ => {
                 // Another poll: the one followed ended.
                 changed.extend(self.end_poll(run.poll.take(), run.stall.take()));
+                let (first, cpu_first, sightings) = match glanced {
+                    Some((since, cpu)) => (since, cpu, 2),
+                    None => (now, cpu_now, 1),
+                };
                 run.poll = Some(InPoll {
                     key,
-                    first: now,
+                    first,
                     last: now,
-                    cpu_first: cpu_now,
-                    reads: 1,
+                    cpu_first,
+                    sightings,
                 });
                 Ran::On(run)
             }
         }
+    }
+
+    /// Keeps the poll frames a stack read showed as the worker's glance. Returns when (and
+    /// at what CPU time) an earlier glance first saw them as the read found them: the same
+    /// poll was running then.
+    fn glance_at(
+        &mut self,
+        tid: Tid,
+        stack: &Stack,
+        key: &(Vec<u64>, Vec<u8>),
+        now: Instant,
+        cpu_now: Option<u64>,
+    ) -> Option<(Instant, Option<u64>)> {
+        let at = stack.poll_frames_at()?;
+        let bytes = &key.1;
+        if let Some(glance) = self.glances.get(&tid) {
+            if glance.at == at && glance.bytes == *bytes && glance.since < now {
+                return Some((glance.since, glance.cpu));
+            }
+        }
+        self.glances.insert(
+            tid,
+            Glance {
+                at,
+                bytes: bytes.clone(),
+                since: now,
+                cpu: cpu_now,
+            },
+        );
+        None
     }
 
     fn push(&mut self, stall: Stall) -> usize {

@@ -271,6 +271,13 @@ impl Process {
             .read(self.pid, tid, "schedstat", proc::parse_sched_times)
     }
 
+    /// `len` bytes of the process's memory from `from`, read while its threads run (nothing is
+    /// stopped): a running thread's stack may change under the copy. Fewer bytes when part of
+    /// the range is not mapped.
+    pub fn peek(&self, from: u64, len: usize) -> Vec<u8> {
+        ptrace::read_memory(self.pid, from, len)
+    }
+
     /// The syscall's name for its number on this architecture.
     pub fn syscall_name(number: u64) -> Option<&'static str> {
         super::syscalls::name(number)

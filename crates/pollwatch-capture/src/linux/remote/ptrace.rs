@@ -314,7 +314,7 @@ fn registers(_: Tid) -> Result<Registers, RemoteError> {
 
 /// `len` bytes of process `pid`'s memory from `from`, one page per iovec, so that a fault
 /// stops the copy at a page boundary instead of failing it: what could be read.
-fn read_memory(pid: i32, from: u64, len: usize) -> Vec<u8> {
+pub(crate) fn read_memory(pid: i32, from: u64, len: usize) -> Vec<u8> {
     let mut buf = vec![0u8; len];
     let mut local = Vec::new();
     let mut remote = Vec::new();
