@@ -247,7 +247,9 @@ fn a_well_behaved_load_makes_no_stall() {
     assert_eq!(report.totals.stalls, 0);
     // Its workers run from task to task with no read or write syscall (sockets are read with
     // `recv`): a glance at their poll frames shows the poll changed, with no stop. Reading
-    // their stacks every half threshold instead would be 200 reads a second per worker.
+    // their stacks at every look instead makes about 30 reads a second per worker here (90
+    // in 3 s); glancing, 2 on an idle machine and 30 to 40 with two processes spinning on
+    // both cores (a worker kept off a CPU mid-poll shows the same poll frames).
     let out = String::from_utf8_lossy(&output.stdout);
     let reads: u64 = out
         .lines()
@@ -261,8 +263,8 @@ fn a_well_behaved_load_makes_no_stall() {
         })
         .unwrap_or_else(|| panic!("the stack reads in the summary: {out}"));
     assert!(
-        reads < 2 * 3 * 20,
-        "fewer than 20 stack reads a second per worker: {reads} in 3 s"
+        reads < 2 * 3 * 10,
+        "fewer than 10 stack reads a second per worker: {reads} in 3 s"
     );
 }
 
