@@ -1,528 +1,85 @@
-//! The collector: reads pollwatch's live state at scrape time and encodes it as Prometheus
-//! metric families. Nothing is added to the poll path; a scrape costs what a
-//! [`crate::Handle::report`] costs without the hdrhistograms (merging every thread's recorders
-//! per site, one short lock of the stall book).
-//!
-//! **Counters never decrease.** Every counter (and the histogram's buckets, `_sum` and
-//! `_count`) is read from figures that only grow:
-//!
-//! - the histogram and `pollwatch_slow_polls_total` count polls *and* drops: a task's last
-//!   enter, first recorded as a poll, is relabelled a drop when its span closes, which moves
-//!   it from the recorder's polls to its drops and leaves their sum as it was;
-//! - the stall families count a stall when it ends, under its final cause and call site, and
-//!   add its held time once that is the poll's own measurement
-//!   ([`EndedStalls`](crate::stall::book::EndedStalls));
-//! - the dropped-event counts only grow.
-//!
-//! A scrape reads the recorders while their threads write, and may see a relabelling half
-//! done (the poll taken away, the drop not yet added; never the reverse). So each collector
-//! keeps, per site, the histogram and slow-poll figures it last exported and exports the
-//! larger of those and the new reading: the next scrape sees the relabelling whole and the
-//! figures are exact again. That memory is one small entry per site that polled.
+//! The `prometheus_client` collector: pollwatch's metric families ([`super::families`]),
+//! read at each scrape and encoded as Prometheus families.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
-use pollwatch_report::Dropped;
-
-use crate::config::POLL_DURATION_BUCKETS;
-use crate::poll::recorder::{fold_index, SiteTotals, FOLDED};
-use crate::poll::thread::ThreadSlot;
-use crate::poll::PollPath;
-use crate::sites::SiteId;
-use crate::snapshot;
-use crate::stall::book::EndedStalls;
+use super::families::{Family, Kind, Reader, Value};
 use crate::state::State;
-
-const NS_PER_SECOND: f64 = 1e9;
-
-/// The most spawn sites exported one by one; the others are summed into one series per
-/// family with `site="<other>"`, so a scrape's size stays bounded however many sites a
-/// service has.
-pub(crate) const METRICS_MAX_SITES: usize = 100;
-
-/// The `site` label of the series that sum the sites beyond [`METRICS_MAX_SITES`].
-pub(crate) const OTHER_SITES_LABEL: &str = "<other>";
 
 /// pollwatch's metrics, computed from a layer's state on every scrape.
 #[derive(Debug)]
 pub(crate) struct PollWatchCollector {
-    state: Arc<State>,
-    /// What was last exported per site, so no reading lower than it is exported, and which
-    /// sites are exported one by one.
-    floors: Mutex<Floors>,
-}
-
-/// What a collector remembers between scrapes. A site is exported alone or summed into
-/// `<other>` from its first scrape on, for good: moving a site out of `<other>` would lower
-/// that series.
-#[derive(Debug, Default)]
-struct Floors {
-    held: HashMap<SiteId, Held>,
-    alone: HashSet<SiteId>,
-    summed: HashSet<SiteId>,
+    reader: Reader,
 }
 
 impl PollWatchCollector {
     pub(crate) fn new(state: Arc<State>) -> Self {
         Self {
-            state,
-            floors: Mutex::new(Floors::default()),
+            reader: Reader::new(state),
         }
     }
-}
-
-/// How long one site's polls and drops held their thread: the histogram (cumulative counts
-/// per bucket, `+Inf` last), its sum, and the slow ones.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Held {
-    cumulative: [u64; FOLDED],
-    sum_ns: u64,
-    slow: u64,
-}
-
-impl Held {
-    /// The polls and drops of `merged`.
-    pub(crate) fn of(merged: &SiteTotals) -> Self {
-        let mut counts = merged.drop_buckets;
-        for (bucket, &count) in merged.buckets.iter().enumerate() {
-            if count > 0 {
-                counts[fold_index(bucket)] += count;
-            }
-        }
-        let mut cumulative = [0; FOLDED];
-        let mut sum = 0;
-        for (into, count) in cumulative.iter_mut().zip(counts) {
-            sum += count;
-            *into = sum;
-        }
-        Self {
-            cumulative,
-            sum_ns: merged.busy_ns + merged.drop_ns,
-            slow: merged.slow_polls + merged.slow_drops,
-        }
-    }
-
-    /// Each figure the larger of `self`'s and `other`'s. Cumulative counts stay
-    /// non-decreasing along the buckets, as both sides' are.
-    fn max(self, other: Self) -> Self {
-        let mut cumulative = self.cumulative;
-        for (into, other) in cumulative.iter_mut().zip(other.cumulative) {
-            *into = (*into).max(other);
-        }
-        Self {
-            cumulative,
-            sum_ns: self.sum_ns.max(other.sum_ns),
-            slow: self.slow.max(other.slow),
-        }
-    }
-
-    fn count(&self) -> u64 {
-        self.cumulative[FOLDED - 1]
-    }
-
-    /// The figures of `self` and `other` together.
-    fn add(self, other: Self) -> Self {
-        let mut cumulative = self.cumulative;
-        for (into, other) in cumulative.iter_mut().zip(other.cumulative) {
-            *into += other;
-        }
-        Self {
-            cumulative,
-            sum_ns: self.sum_ns + other.sum_ns,
-            slow: self.slow + other.slow,
-        }
-    }
-
-    /// The buckets as the encoder takes them: `(le, count in this bucket alone)`, `+Inf` last.
-    pub(crate) fn buckets(&self) -> Vec<(f64, u64)> {
-        let mut below = 0;
-        POLL_DURATION_BUCKETS
-            .iter()
-            .copied()
-            .chain([f64::INFINITY])
-            .zip(self.cumulative)
-            .map(|(le, cumulative)| {
-                let alone = cumulative - below;
-                below = cumulative;
-                (le, alone)
-            })
-            .collect()
-    }
-}
-
-/// What one site (or `<other>`) contributes to a scrape.
-struct SiteRow {
-    label: String,
-    held: Held,
-    ended: Option<EndedStalls>,
-}
-
-/// Everything one scrape reads from the state, read once.
-struct Scrape {
-    rows: Vec<SiteRow>,
-    dropped: Dropped,
-    sites: u64,
-    polling_threads: u64,
-    stalled_now: u64,
-    longest_running_ns: u64,
-    threshold_ns: u64,
-}
-
-impl Scrape {
-    /// Reads `state`; each site's histogram and slow polls are raised to what `floors` says
-    /// was exported before, and `floors` keeps what this scrape exports. Sites new to this
-    /// collector are exported alone while fewer than [`METRICS_MAX_SITES`] are, those that
-    /// held their threads longest first; the others are summed into `<other>`.
-    fn read(state: &State, floors: &mut Floors) -> Self {
-        let slots = state.poll.slot_list();
-        let all_sites = state.sites.all();
-        // The book's figures, copied out under its lock; the merging happens without it.
-        let book = state.book.lock();
-        let figures: Vec<Option<EndedStalls>> = all_sites
-            .iter()
-            .map(|(id, _)| book.site(*id).map(|s| s.ended.clone()))
-            .collect();
-        let dropped = snapshot::dropped(state, &slots, &book);
-        drop(book);
-        let mut rows: Vec<(SiteId, SiteRow)> = Vec::new();
-        for ((id, site), ended) in all_sites.iter().zip(figures) {
-            let merged = PollPath::merge_site(&slots, *id);
-            let mut held = Held::of(&merged);
-            if let Some(floor) = floors.held.get(id) {
-                held = held.max(*floor);
-            }
-            if held.count() > 0 {
-                floors.held.insert(*id, held);
-            } else if ended.is_none() {
-                continue;
-            }
-            let label = site.label.clone();
-            rows.push((*id, SiteRow { label, held, ended }));
-        }
-        let rows = floors.place(rows);
-        let (stalled_now, longest_running_ns) = running_now(state, &slots);
-        Self {
-            rows,
-            dropped,
-            sites: all_sites.len().saturating_sub(1) as u64,
-            polling_threads: slots.iter().filter(|s| s.is_alive()).count() as u64,
-            stalled_now,
-            longest_running_ns,
-            threshold_ns: state.threshold_ns(),
-        }
-    }
-
-    fn polled(&self) -> impl Iterator<Item = &SiteRow> {
-        self.rows.iter().filter(|r| r.held.count() > 0)
-    }
-
-    /// The sites' stalls that ended.
-    fn ended(&self) -> impl Iterator<Item = (&str, &EndedStalls)> {
-        self.rows
-            .iter()
-            .filter_map(|r| Some((r.label.as_str(), r.ended.as_ref()?)))
-    }
-}
-
-impl Floors {
-    /// The rows to export: each site alone, or summed into one `<other>` row (last).
-    fn place(&mut self, mut rows: Vec<(SiteId, SiteRow)>) -> Vec<SiteRow> {
-        let mut new: Vec<&(SiteId, SiteRow)> = rows
-            .iter()
-            .filter(|(id, _)| !self.alone.contains(id) && !self.summed.contains(id))
-            .collect();
-        new.sort_by_key(|(_, row)| std::cmp::Reverse(row.held.sum_ns));
-        for (id, _) in new {
-            if self.alone.len() < METRICS_MAX_SITES {
-                self.alone.insert(*id);
-            } else {
-                self.summed.insert(*id);
-            }
-        }
-        let mut other: Option<SiteRow> = None;
-        rows.retain_mut(|(id, row)| {
-            if self.alone.contains(id) {
-                return true;
-            }
-            let sum = other.get_or_insert_with(|| SiteRow {
-                label: OTHER_SITES_LABEL.to_owned(),
-                held: Held::default(),
-                ended: None,
-            });
-            sum.held = sum.held.add(row.held);
-            if let Some(ended) = &row.ended {
-                let into = sum.ended.get_or_insert_with(EndedStalls::default);
-                for (cause, count) in &ended.causes {
-                    *into.causes.entry(*cause).or_default() += count;
-                }
-                into.held_ns += ended.held_ns;
-                into.delay_task_ns = into.delay_task_ns.saturating_add(ended.delay_task_ns);
-            }
-            false
-        });
-        rows.into_iter().map(|(_, row)| row).chain(other).collect()
-    }
-}
-
-/// Threads whose innermost poll has held them past the threshold by itself right now, and
-/// the longest such own time (ns).
-fn running_now(state: &State, slots: &[Arc<ThreadSlot>]) -> (u64, u64) {
-    let clock = &state.poll.clock;
-    let mut stalled = 0;
-    let mut longest = 0;
-    for slot in slots.iter().filter(|s| s.is_alive()) {
-        let Some(poll) = slot.innermost() else {
-            continue;
-        };
-        let running = poll.own_ns(clock);
-        if running > state.threshold_ns() {
-            stalled += 1;
-        }
-        longest = longest.max(running);
-    }
-    (stalled, longest)
-}
-
-fn seconds(ns: u64) -> f64 {
-    ns as f64 / NS_PER_SECOND
-}
-
-fn counter(value: u64) -> ConstCounter<u64> {
-    ConstCounter::new(value)
 }
 
 impl Collector for PollWatchCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        // Held across the read, so that concurrent scrapes raise the floors one at a time.
-        let mut floors = self.floors.lock();
-        let scrape = Scrape::read(&self.state, &mut floors);
-        drop(floors);
-        encode_poll_durations(&mut encoder, &scrape)?;
-        encode_slow_polls(&mut encoder, &scrape)?;
-        encode_stalls(&mut encoder, &scrape)?;
-        encode_call_sites(&mut encoder, &scrape)?;
-        encode_workers(&mut encoder, &scrape)?;
-        encode_dropped(&mut encoder, &scrape.dropped)?;
-        encode_gauges(&mut encoder, &scrape)
+        for family in self.reader.read() {
+            encode(&mut encoder, &family)?;
+        }
+        Ok(())
     }
 }
 
-fn encode_poll_durations(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
-    let mut metric = encoder.encode_descriptor(
-        "pollwatch_poll_duration",
-        "How long each task poll, or the drop of a task's future, held its thread, by spawn \
-         site (bucket bounds are exact to within 1/32 of a value)",
-        Some(&Unit::Seconds),
-        MetricType::Histogram,
-    )?;
-    for row in scrape.polled() {
-        metric
-            .encode_family(&[("site", row.label.as_str())])?
-            .encode_histogram::<NoLabelSet>(
-                seconds(row.held.sum_ns),
-                row.held.count(),
-                &row.held.buckets(),
+fn encode(encoder: &mut DescriptorEncoder, family: &Family) -> fmt::Result {
+    let unit = family.seconds.then_some(Unit::Seconds);
+    let kind = match family.kind {
+        Kind::Counter => MetricType::Counter,
+        Kind::Gauge => MetricType::Gauge,
+        Kind::Histogram => MetricType::Histogram,
+    };
+    let mut metric = encoder.encode_descriptor(family.name, family.help, unit.as_ref(), kind)?;
+    if let [series] = family.series.as_slice() {
+        if series.labels.is_empty() {
+            // A family of one unlabelled series (a gauge): written without braces.
+            return value(family.kind, &series.value, metric);
+        }
+    }
+    for series in &family.series {
+        let labels: Vec<(&str, &str)> = series
+            .labels
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        value(family.kind, &series.value, metric.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// Encodes one series' value as its family's kind.
+fn value(kind: Kind, value: &Value, encoder: MetricEncoder) -> fmt::Result {
+    match (kind, value) {
+        (Kind::Counter, Value::Int(count)) => ConstCounter::new(*count).encode(encoder),
+        (Kind::Counter, Value::Float(value)) => ConstCounter::new(*value).encode(encoder),
+        (Kind::Gauge, Value::Float(value)) => ConstGauge::new(*value).encode(encoder),
+        (Kind::Histogram, Value::Histogram(held)) => {
+            let mut encoder = encoder;
+            encoder.encode_histogram::<NoLabelSet>(
+                held.sum_seconds(),
+                held.count(),
+                &held.buckets(),
                 None,
-            )?;
-    }
-    Ok(())
-}
-
-fn encode_slow_polls(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
-    let mut metric = encoder.encode_descriptor(
-        "pollwatch_slow_polls",
-        "Polls (and drops of a task's future) that held their thread longer than the \
-         threshold, by spawn site",
-        None,
-        MetricType::Counter,
-    )?;
-    for row in scrape.polled() {
-        counter(row.held.slow).encode(metric.encode_family(&[("site", row.label.as_str())])?)?;
-    }
-    Ok(())
-}
-
-fn encode_stalls(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
-    let mut metric = encoder.encode_descriptor(
-        "pollwatch_stalls",
-        "Polls the watchdog caught holding their thread past the threshold, counted when \
-         they end, by spawn site and final cause",
-        None,
-        MetricType::Counter,
-    )?;
-    for (site, ended) in scrape.ended() {
-        for (cause, &count) in &ended.causes {
-            counter(count)
-                .encode(metric.encode_family(&[("site", site), ("cause", cause.as_str())])?)?;
+            )
         }
+        // Each family holds values of its own kind.
+        _ => Ok(()),
     }
-    let mut metric = encoder.encode_descriptor(
-        "pollwatch_stall_held",
-        "Total time the stalls that ended held their thread (added once it is the poll's own \
-         measurement), by spawn site",
-        Some(&Unit::Seconds),
-        MetricType::Counter,
-    )?;
-    for (site, ended) in scrape.ended() {
-        if !ended.causes.is_empty() {
-            ConstCounter::new(seconds(ended.held_ns))
-                .encode(metric.encode_family(&[("site", site)])?)?;
-        }
-    }
-    let mut metric = encoder.encode_descriptor(
-        "pollwatch_stall_delay_task",
-        "Scheduling delay the stalls that ended added to the tasks ready to run behind them, \
-         estimated in task-seconds (a task held up for one second is one), by spawn site",
-        Some(&Unit::Seconds),
-        MetricType::Counter,
-    )?;
-    for (site, ended) in scrape.ended() {
-        if !ended.causes.is_empty() {
-            ConstCounter::new(seconds(ended.delay_task_ns))
-                .encode(metric.encode_family(&[("site", site)])?)?;
-        }
-    }
-    let mut metric = encoder.encode_descriptor(
-        "pollwatch_stall_delay_unknown",
-        "Stalls that ended whose delay to other tasks pollwatch cannot measure (their thread \
-         runs a LocalSet, whose queue it cannot read): unknown, not zero, and not in \
-         pollwatch_stall_delay_task_seconds_total, by spawn site",
-        None,
-        MetricType::Counter,
-    )?;
-    for (site, ended) in scrape.ended() {
-        if !ended.causes.is_empty() {
-            counter(ended.delay_unknown).encode(metric.encode_family(&[("site", site)])?)?;
-        }
-    }
-    Ok(())
-}
-
-fn encode_workers(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
-    let mut metric = encoder.encode_descriptor(
-        "pollwatch_worker_stalls",
-        "Stalls that ended, by the index of the runtime worker they held (tokio's \
-         worker_index; the first 64, the rest as worker=\"other\"); stalls of threads that \
-         are no worker (block_on callers) are not counted here",
-        None,
-        MetricType::Counter,
-    )?;
-    let mut workers: BTreeMap<usize, u64> = BTreeMap::new();
-    let mut other = 0;
-    for (_, ended) in scrape.ended() {
-        for (&worker, &count) in &ended.workers {
-            *workers.entry(worker).or_default() += count;
-        }
-        other += ended.other_workers;
-    }
-    for (worker, count) in workers {
-        counter(count).encode(metric.encode_family(&[("worker", worker.to_string().as_str())])?)?;
-    }
-    if other > 0 {
-        counter(other).encode(metric.encode_family(&[("worker", "other")])?)?;
-    }
-    Ok(())
-}
-
-fn encode_call_sites(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
-    let mut metric = encoder.encode_descriptor(
-        "pollwatch_call_site_stalls",
-        "Stalls that ended, by blocking call site in the application's code (at most 32 \
-         per spawn site; the rest as call_site=\"other\")",
-        None,
-        MetricType::Counter,
-    )?;
-    for (site, ended) in scrape.ended() {
-        for call in ended.call_sites_report() {
-            counter(call.count).encode(metric.encode_family(&[
-                ("site", site),
-                ("call_site", call.call_site.as_str()),
-                ("blocking_call", call.blocking_call.as_deref().unwrap_or("")),
-                ("cause", call.cause.as_str()),
-            ])?)?;
-        }
-    }
-    Ok(())
-}
-
-fn encode_dropped(encoder: &mut DescriptorEncoder, dropped: &Dropped) -> fmt::Result {
-    let mut metric = encoder.encode_descriptor(
-        "pollwatch_dropped_events",
-        "Measurements pollwatch lost or left out, by kind",
-        None,
-        MetricType::Counter,
-    )?;
-    for (kind, count) in [
-        ("tasks_in_overflow_site", dropped.tasks_in_overflow_site),
-        ("slow_poll_events", dropped.slow_poll_events),
-        ("polls_nested_too_deep", dropped.polls_nested_too_deep),
-        ("values_clamped", dropped.values_clamped),
-        (
-            "stall_warnings_suppressed",
-            dropped.stall_warnings_suppressed,
-        ),
-        ("stall_samples", dropped.stall_samples),
-        ("report_writes_failed", dropped.report_writes_failed),
-        ("host_panics", dropped.host_panics),
-    ] {
-        counter(count).encode(metric.encode_family(&[("kind", kind)])?)?;
-    }
-    Ok(())
-}
-
-fn encode_gauges(encoder: &mut DescriptorEncoder, scrape: &Scrape) -> fmt::Result {
-    for (name, help, unit, value) in [
-        (
-            "pollwatch_workers_stalled",
-            "Threads whose current poll has held them longer than the threshold, now",
-            None,
-            scrape.stalled_now as f64,
-        ),
-        (
-            "pollwatch_longest_running_poll",
-            "How long the longest poll running now has held its thread (0 when none runs)",
-            Some(Unit::Seconds),
-            seconds(scrape.longest_running_ns),
-        ),
-        (
-            "pollwatch_polling_threads",
-            "Threads that have polled a task (workers, block_on callers) and still run",
-            None,
-            scrape.polling_threads as f64,
-        ),
-        (
-            "pollwatch_sites",
-            "Distinct spawn sites in the site table (not counting the overflow site)",
-            None,
-            scrape.sites as f64,
-        ),
-        (
-            "pollwatch_threshold",
-            "The slow-poll threshold in force",
-            Some(Unit::Seconds),
-            seconds(scrape.threshold_ns),
-        ),
-    ] {
-        let gauge = ConstGauge::new(value);
-        gauge.encode(encoder.encode_descriptor(
-            name,
-            help,
-            unit.as_ref(),
-            gauge.metric_type(),
-        )?)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -532,11 +89,18 @@ mod tests {
 
     use prometheus_client::registry::Registry;
 
+    use parking_lot::Mutex;
+
     use super::*;
+    use crate::config::POLL_DURATION_BUCKETS;
+    use crate::metrics::families::*;
     use crate::poll::recorder::{bucket_index, FOLD_BOUNDS_NS};
+    use crate::poll::recorder::{fold_index, SiteTotals};
     use crate::poll::tests::{path, task};
     use crate::poll::PollKind;
+    use crate::poll::PollPath;
     use crate::setup_check::SetupCheck;
+    use crate::sites::SiteId;
     use crate::sites::Sites;
     use crate::stall::book::Book;
     use crate::stall::record::tests::record;
@@ -775,7 +339,7 @@ mod tests {
     #[test]
     fn the_two_bound_tables_agree() {
         for (s, ns) in POLL_DURATION_BUCKETS.iter().zip(FOLD_BOUNDS_NS) {
-            assert_eq!((s * NS_PER_SECOND).round() as u64, ns);
+            assert_eq!((s * 1e9).round() as u64, ns);
         }
     }
 

@@ -42,6 +42,7 @@
 //! once it is exact (see the collector's docs).
 
 mod collector;
+mod families;
 mod server;
 
 use std::net::SocketAddr;
