@@ -17,11 +17,16 @@ pub struct Guard {
     /// The `/metrics` endpoint (feature `prometheus`), stopped when the guard is dropped.
     #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     metrics: Option<crate::metrics::Server>,
+    /// The thread publishing through the `metrics` facade (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    facade: crate::metrics::Facade,
 }
 
 impl Guard {
     pub(crate) fn new(handle: Handle, metrics: Option<crate::metrics::Server>) -> Self {
         Self {
+            #[cfg(feature = "metrics")]
+            facade: crate::metrics::Facade::start(handle.state()),
             handle,
             finished: false,
             metrics,
@@ -48,10 +53,21 @@ impl Guard {
         self.metrics.as_ref().map(crate::MetricsServer::local_addr)
     }
 
+    /// Publishes pollwatch's metrics through the `metrics` facade now, into whatever recorder
+    /// is installed (a pollwatch thread does it every second, and once more when the guard is
+    /// dropped): before rendering them at the end of a test, say.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn publish_metrics(&self) {
+        self.facade.publish_now();
+    }
+
     /// The one way a guard ends: stop the threads, then write the report.
     fn shut_down_and_write(&mut self) -> Result<WrittenFiles, WriteError> {
         self.finished = true;
         self.handle.shutdown();
+        #[cfg(feature = "metrics")]
+        self.facade.stop();
         let dir = self.handle.report_dir().to_owned();
         self.handle.write_report(dir)
     }

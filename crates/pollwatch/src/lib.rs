@@ -123,10 +123,11 @@ mod console;
 mod console;
 // The reporter thread: events, console resources, report files.
 mod reporter;
-// Prometheus metrics (the collector and `/metrics` with the `prometheus` feature).
-#[cfg(feature = "prometheus")]
+// Metrics: the families, the collector and `/metrics` (feature `prometheus`), the `metrics`
+// facade (feature `metrics`).
+#[cfg(any(feature = "prometheus", feature = "metrics"))]
 mod metrics;
-#[cfg(not(feature = "prometheus"))]
+#[cfg(not(any(feature = "prometheus", feature = "metrics")))]
 #[path = "metrics/off.rs"]
 mod metrics;
 // Read and assemble: the handle, the guard `init()` returns, the builder, `init()`.
@@ -162,6 +163,9 @@ mod guide {
     mod console {}
     #[doc = include_str!("../../../docs/prometheus.md")]
     mod prometheus {}
+    #[cfg(all(feature = "prometheus", feature = "metrics"))]
+    #[doc = include_str!("../../../docs/existing-metrics.md")]
+    mod existing_metrics {}
     #[doc = include_str!("../../../docs/configuration.md")]
     mod configuration {}
     #[doc = include_str!("../../../docs/how-it-works.md")]

@@ -5,6 +5,8 @@
 
 #[cfg(feature = "console")]
 mod console;
+#[cfg(any(feature = "prometheus", feature = "metrics"))]
+mod buckets;
 mod env;
 #[cfg(feature = "prometheus")]
 mod metrics;
@@ -12,6 +14,9 @@ mod metrics;
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[cfg(any(feature = "prometheus", feature = "metrics"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "prometheus", feature = "metrics"))))]
+pub use buckets::POLL_DURATION_BUCKETS;
 #[cfg(feature = "console")]
 pub(crate) use console::ConsoleConfig;
 #[cfg(all(feature = "console", test))]
@@ -27,7 +32,7 @@ use env::{env_text, Lookup};
 pub(crate) use metrics::MetricsConfig;
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
-pub use metrics::{DEFAULT_METRICS_ADDR, ENV_METRICS_ADDR, POLL_DURATION_BUCKETS};
+pub use metrics::{DEFAULT_METRICS_ADDR, ENV_METRICS_ADDR};
 
 /// The target of every event and span pollwatch emits (filter on it to route pollwatch's
 /// warnings).

@@ -311,6 +311,7 @@ impl Family {
 
     /// Its name as exported: with `_seconds` for a family in seconds, and `_total` for a
     /// counter (`pollwatch_stall_held_seconds_total`).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) fn full_name(&self) -> String {
         let unit = if self.seconds { "_seconds" } else { "" };
         let total = if self.kind == Kind::Counter {
