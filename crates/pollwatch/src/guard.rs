@@ -17,16 +17,17 @@ pub struct Guard {
     /// The `/metrics` endpoint (feature `prometheus`), stopped when the guard is dropped.
     #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     metrics: Option<crate::metrics::Server>,
-    /// The thread publishing through the `metrics` facade (feature `metrics`).
-    #[cfg(feature = "metrics")]
-    facade: crate::metrics::Facade,
+    /// The thread publishing through the `metrics` facade (feature `metrics`) and into
+    /// OpenTelemetry (feature `opentelemetry`).
+    #[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+    publishing: crate::metrics::Publishing,
 }
 
 impl Guard {
     pub(crate) fn new(handle: Handle, metrics: Option<crate::metrics::Server>) -> Self {
         Self {
-            #[cfg(feature = "metrics")]
-            facade: crate::metrics::Facade::start(handle.state()),
+            #[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+            publishing: crate::metrics::Publishing::start(handle.state()),
             handle,
             finished: false,
             metrics,
@@ -53,21 +54,22 @@ impl Guard {
         self.metrics.as_ref().map(crate::MetricsServer::local_addr)
     }
 
-    /// Publishes pollwatch's metrics through the `metrics` facade now, into whatever recorder
-    /// is installed (a pollwatch thread does it every second, and once more when the guard is
-    /// dropped): before rendering them at the end of a test, say.
-    #[cfg(feature = "metrics")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    /// Publishes pollwatch's metrics now, through the `metrics` facade into whatever recorder
+    /// is installed (feature `metrics`) and into OpenTelemetry's global meter provider
+    /// (feature `opentelemetry`). A pollwatch thread does it every second, and once more when
+    /// the guard is dropped; this is for reading them at once (at the end of a test, say).
+    #[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "metrics", feature = "opentelemetry"))))]
     pub fn publish_metrics(&self) {
-        self.facade.publish_now();
+        self.publishing.publish_now();
     }
 
     /// The one way a guard ends: stop the threads, then write the report.
     fn shut_down_and_write(&mut self) -> Result<WrittenFiles, WriteError> {
         self.finished = true;
         self.handle.shutdown();
-        #[cfg(feature = "metrics")]
-        self.facade.stop();
+        #[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+        self.publishing.stop();
         let dir = self.handle.report_dir().to_owned();
         self.handle.write_report(dir)
     }

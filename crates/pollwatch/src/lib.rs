@@ -124,10 +124,10 @@ mod console;
 // The reporter thread: events, console resources, report files.
 mod reporter;
 // Metrics: the families, the collector and `/metrics` (feature `prometheus`), the `metrics`
-// facade (feature `metrics`).
-#[cfg(any(feature = "prometheus", feature = "metrics"))]
+// facade (feature `metrics`), OpenTelemetry (feature `opentelemetry`).
+#[cfg(any(feature = "prometheus", feature = "metrics", feature = "opentelemetry"))]
 mod metrics;
-#[cfg(not(any(feature = "prometheus", feature = "metrics")))]
+#[cfg(not(any(feature = "prometheus", feature = "metrics", feature = "opentelemetry")))]
 #[path = "metrics/off.rs"]
 mod metrics;
 // Read and assemble: the handle, the guard `init()` returns, the builder, `init()`.
@@ -163,7 +163,7 @@ mod guide {
     mod console {}
     #[doc = include_str!("../../../docs/prometheus.md")]
     mod prometheus {}
-    #[cfg(all(feature = "prometheus", feature = "metrics"))]
+    #[cfg(all(feature = "prometheus", feature = "metrics", feature = "opentelemetry"))]
     #[doc = include_str!("../../../docs/existing-metrics.md")]
     mod existing_metrics {}
     #[doc = include_str!("../../../docs/configuration.md")]

@@ -5,7 +5,7 @@
 
 #[cfg(feature = "console")]
 mod console;
-#[cfg(any(feature = "prometheus", feature = "metrics"))]
+#[cfg(any(feature = "prometheus", feature = "metrics", feature = "opentelemetry"))]
 mod buckets;
 mod env;
 #[cfg(feature = "prometheus")]
@@ -14,8 +14,11 @@ mod metrics;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[cfg(any(feature = "prometheus", feature = "metrics"))]
-#[cfg_attr(docsrs, doc(cfg(any(feature = "prometheus", feature = "metrics"))))]
+#[cfg(any(feature = "prometheus", feature = "metrics", feature = "opentelemetry"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "prometheus", feature = "metrics", feature = "opentelemetry")))
+)]
 pub use buckets::POLL_DURATION_BUCKETS;
 #[cfg(feature = "console")]
 pub(crate) use console::ConsoleConfig;

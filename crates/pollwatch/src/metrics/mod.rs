@@ -1,6 +1,7 @@
 //! pollwatch's metrics, read from its state as plain families ([`families`]) and given out
 //! through the Prometheus endpoint and collector (feature `prometheus`) and the `metrics`
-//! facade (feature `metrics`, [`facade`]).
+//! facade (feature `metrics`, [`facade`]) and OpenTelemetry (feature `opentelemetry`,
+//! [`otel`]), these two published by [`publish`].
 //!
 //! **The endpoint.** With the feature, [`crate::init`] (and [`Builder::try_init`](crate::Builder::try_init)) serves
 //! `GET /metrics` in the Prometheus text format 0.0.4 on [`ENV_METRICS_ADDR`](crate::ENV_METRICS_ADDR) (default
@@ -51,17 +52,21 @@ mod families;
 #[cfg(not(feature = "prometheus"))]
 #[path = "off.rs"]
 mod off;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 #[cfg(feature = "prometheus")]
 mod prometheus;
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+mod publish;
 #[cfg(feature = "prometheus")]
 mod server;
 
-#[cfg(feature = "metrics")]
-pub(crate) use facade::Facade;
 #[cfg(not(feature = "prometheus"))]
 pub(crate) use off::{serve, stop, Server};
 #[cfg(feature = "prometheus")]
 pub(crate) use prometheus::{register, serve, start, stop, text, Server};
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+pub(crate) use publish::Publishing;
 #[cfg(feature = "prometheus")]
 pub use server::MetricsServer;
 #[cfg(feature = "prometheus")]

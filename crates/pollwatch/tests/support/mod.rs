@@ -4,6 +4,7 @@
 
 pub mod console;
 pub mod http;
+pub mod published;
 pub mod routes;
 
 use std::sync::{Arc, Mutex};
