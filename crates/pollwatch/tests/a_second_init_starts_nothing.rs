@@ -47,6 +47,9 @@ fn a_second_init_is_refused_and_the_first_runs_on() {
     if cfg!(feature = "console") {
         expected.push("console_subscri");
     }
+    if cfg!(any(feature = "metrics", feature = "opentelemetry")) {
+        expected.push("pollwatch-publi");
+    }
     expected.sort();
     let deadline = Instant::now() + Duration::from_secs(10);
     while background_threads() != expected {
