@@ -145,6 +145,10 @@ pub mod axum;
 #[cfg(feature = "actix-web")]
 #[cfg_attr(docsrs, doc(cfg(feature = "actix-web")))]
 pub mod actix;
+// Each gRPC method of a tonic service (each path of a tower service) a site of its own.
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 
 /// Every Rust block in the README and the guide's pages, compiled and run as a doctest.
 #[cfg(doctest)]

@@ -2,18 +2,22 @@
 //! router or actix-web app, each route a site of its own.
 
 use pollwatch::Report;
+use pollwatch_report::SiteReport;
+
+/// The site of `report` named `name`.
+pub fn site<'a>(report: &'a Report, name: &str) -> &'a SiteReport {
+    report
+        .sites
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no site {name}: {:#?}", report.sites))
+}
 
 /// `report` came from `GET /users/{0..5}` (a handler that yields once), `GET /health` three
 /// times, `GET /slow` (120 ms of `std::thread::sleep`) once and one unmatched path, through
 /// the middleware in the crate's file ending in `file`.
 pub fn assert_each_route_is_a_site(report: &Report, file: &str) {
-    let site = |name: &str| {
-        report
-            .sites
-            .iter()
-            .find(|s| s.name == name)
-            .unwrap_or_else(|| panic!("no site {name}: {:#?}", report.sites))
-    };
+    let site = |name: &str| site(report, name);
     let users = site("GET /users/{id}");
     assert!(users.file.ends_with(file), "{users:#?}");
     assert_eq!(users.kind, "watched");
