@@ -23,6 +23,7 @@ pub enum Config {
     Watched,
     Workers,
     Floor,
+    TscFloor,
     Console,
     TokioMetrics,
     TokioBlocked,
@@ -31,7 +32,7 @@ pub enum Config {
 
 impl Config {
     /// Every configuration, in table order; plain tokio first (every ratio's baseline).
-    pub const ALL: [Config; 11] = [
+    pub const ALL: [Config; 12] = [
         Config::Plain,
         Config::Registry,
         Config::Layer,
@@ -39,6 +40,7 @@ impl Config {
         Config::Watched,
         Config::Workers,
         Config::Floor,
+        Config::TscFloor,
         Config::Console,
         Config::TokioMetrics,
         Config::TokioBlocked,
@@ -68,6 +70,7 @@ impl Config {
             Config::Watched => "watched",
             Config::Workers => "workers",
             Config::Floor => "floor",
+            Config::TscFloor => "tsc-floor",
             Config::Console => "console",
             Config::TokioMetrics => "tokio-metrics",
             Config::TokioBlocked => "tokio-blocked",
@@ -88,7 +91,8 @@ impl Config {
             Config::Hooks => "pollwatch hooks source (no subscriber)",
             Config::Watched => "pollwatch watched futures (`pollwatch::spawn`, any build)",
             Config::Workers => "pollwatch stable worker hooks (`pollwatch::runtime`, any build)",
-            Config::Floor => "floor: hooks doing two clock reads + a TLS store",
+            Config::Floor => "floor: hooks doing two `quanta` clock reads + TLS stores",
+            Config::TscFloor => "real floor: hooks doing two TSC reads + one TLS add",
             Config::Console => "`Registry` + console-subscriber (serving)",
             Config::TokioMetrics => "tokio-metrics `TaskMonitor` on every task",
             Config::TokioBlocked => "`Registry` + tokio-blocked layer",
@@ -106,7 +110,8 @@ impl Config {
         let mut dir = None;
         let mut spawner = Spawner::Tokio;
         let dispatch = match self {
-            Config::Plain | Config::Floor | Config::Hooks | Config::TokioMetrics => None,
+            Config::Plain | Config::Floor | Config::TscFloor | Config::Hooks => None,
+            Config::TokioMetrics => None,
             Config::Watched | Config::Workers => None,
             Config::Dial9 => None,
             Config::Registry => Some(Dispatch::new(tracing_subscriber::registry())),
@@ -144,6 +149,7 @@ impl Config {
                 handle = Some(workers);
             }
             Config::Floor => crate::floor::set_hooks(&mut builder),
+            Config::TscFloor => crate::floor::set_tsc_hooks(&mut builder),
             Config::TokioMetrics => spawner = Spawner::Monitored(tokio_metrics::TaskMonitor::new()),
             _ => {}
         }

@@ -9,8 +9,9 @@
 //! and the environment variables it takes.
 //!
 //! Configurations (see `config.rs`): plain tokio, `Registry` alone, `Registry` + pollwatch
-//! layer, pollwatch hooks source, watched futures, stable worker hooks, the floor (hooks that
-//! only time polls), console-subscriber, tokio-metrics, tokio-blocked, dial9-tokio-telemetry.
+//! layer, pollwatch hooks source, watched futures, stable worker hooks, two floors (hooks that
+//! only time polls: through `quanta`, and the real floor of two TSC reads and one
+//! thread-local add), console-subscriber, tokio-metrics, tokio-blocked, dial9-tokio-telemetry.
 
 mod config;
 mod disabled;

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::measure::{env_usize, median, CpuMark};
-use crate::report::{at_most, median_difference, median_ratio, raw, rotated};
+use crate::report::{at_most, best_difference, median_difference, median_ratio, raw, rotated};
 
 /// One run's figures.
 struct Sample {
@@ -91,10 +91,26 @@ pub fn run() {
             "ns/poll",
         );
         println!(
-            "info: {w} worker(s): hooks source over the floor: {:+.1} CPU ns/poll; floor over plain: {:+.1}",
+            "info: {w} worker(s): hooks source over the `quanta` floor: {:+.1} CPU ns/poll; that floor over plain: {:+.1}",
             median_difference(&cpu[hooks], &cpu[floor]),
             median_difference(&cpu[floor], &cpu[plain]),
         );
+        let tsc_floor = Config::TscFloor.index();
+        println!(
+            "info: {w} worker(s): the real floor (two TSC reads + one TLS add{}) over plain: {:+.1} CPU ns/poll (best rounds {:+.1})",
+            if crate::floor::invariant_tsc() { ", invariant TSC" } else { ", TSC not invariant here" },
+            median_difference(&cpu[tsc_floor], &cpu[plain]),
+            best_difference(&cpu[tsc_floor], &cpu[plain]),
+        );
+        for config in Config::POLLWATCH {
+            let i = config.index();
+            println!(
+                "info: {w} worker(s): {} over the real floor: {:+.1} CPU ns/poll (median of round differences), {:+.1} (best rounds)",
+                config.name(),
+                median_difference(&cpu[i], &cpu[tsc_floor]),
+                best_difference(&cpu[i], &cpu[tsc_floor]),
+            );
+        }
         by_workers.push((w, cpu.iter().map(|s| median(s)).collect()));
     }
     if by_workers.len() > 1 {

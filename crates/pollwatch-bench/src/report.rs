@@ -16,6 +16,12 @@ pub fn median_difference(a: &[f64], b: &[f64]) -> f64 {
     median(&differences)
 }
 
+/// The best round of `a` against the best round of `b` (the fewest ns each could take).
+pub fn best_difference(a: &[f64], b: &[f64]) -> f64 {
+    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    best(a) - best(b)
+}
+
 /// The median over rounds of `a[r] / b[r]`.
 pub fn median_ratio(a: &[f64], b: &[f64]) -> f64 {
     let ratios: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();

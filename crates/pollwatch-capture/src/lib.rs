@@ -104,6 +104,7 @@ mod fallback;
 #[cfg(target_os = "linux")]
 mod linux;
 mod symbolize;
+pub mod tsc;
 mod types;
 
 use std::sync::Arc;
