@@ -16,10 +16,10 @@
 //!   once running that way for half the threshold, it is looked at every half threshold. One
 //!   poll is told by the frames from the task's future outwards and by the memory of tokio's
 //!   poll frames around it, where the registers saved there (the task's pointer among them)
-//!   stay as they are while a poll runs and differ from task to task. The first look of a run
-//!   reads the stack; the next ones first glance at that memory without stopping the thread
-//!   (a [`Glance`]), and read the stack only when it is as it was: a worker going from task to
-//!   task is seen to, with no stop. The same task poll seen over at least the threshold in
+//!   stay as they are while a poll runs and differ from task to task. Each look first glances
+//!   at that memory without stopping the thread (a [`Glance`], taken afresh when the run
+//!   starts), and reads the stack only when it is as it was, or when no stack read has shown
+//!   where it is yet: a worker going from task to task is seen to, with no stop. The same task poll seen over at least the threshold in
 //!   three looks (two of them stack reads), with the thread on a CPU for three quarters of
 //!   that time (not waiting for one), is a stall; its end is the first glance that finds the
 //!   memory changed. Left ambiguous: the same task polled again at each look (a task that
