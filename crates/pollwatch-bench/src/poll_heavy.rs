@@ -4,7 +4,11 @@
 //! poll, and must not grow with workers.
 //!
 //! `cargo run --release -p pollwatch-bench -- poll-heavy` (env: `ROUNDS`, default 7; `TASKS`,
-//! default 1000; `YIELDS`, default 2000; `WORKERS`, default `1,2,4`).
+//! default 1000; `YIELDS`, default 2000; `WORKERS`, default `1,2,4`). With `PROFILE=<key>`
+//! (a configuration's key, such as `hooks`), it runs only that configuration, `ROUNDS` times
+//! at the first worker count, and prints each round's CPU ns/poll: a process to hand to
+//! `perf record`. With `CONFIGS=<key>,<key>`, the rounds run only those configurations and
+//! the baselines (plain tokio, `Registry` alone and both floors), for a quicker comparison.
 
 use std::time::Instant;
 
@@ -27,6 +31,31 @@ pub fn run() {
         .split(',')
         .filter_map(|w| w.trim().parse().ok())
         .collect();
+    if let Ok(key) = std::env::var("PROFILE") {
+        let Some(config) = Config::from_key(&key) else {
+            eprintln!("PROFILE={key}: no such configuration");
+            std::process::exit(2);
+        };
+        let w = workers.first().copied().unwrap_or(2);
+        for _ in 0..rounds {
+            let sample = one(config, w, tasks, yields);
+            println!("{key}: {:.1} CPU ns/poll", sample.cpu_ns);
+        }
+        return;
+    }
+    let chosen: Option<Vec<Config>> = std::env::var("CONFIGS").ok().map(|keys| {
+        keys.split(',')
+            .filter_map(|key| Config::from_key(key.trim()))
+            .collect()
+    });
+    let runs = |config: Config| {
+        matches!(
+            config,
+            Config::Plain | Config::Registry | Config::Floor | Config::TscFloor
+        ) || chosen
+            .as_ref()
+            .is_none_or(|chosen| chosen.contains(&config))
+    };
     let n = Config::ALL.len();
     // CPU ns per poll, median per configuration, per worker count.
     let mut by_workers: Vec<(usize, Vec<f64>)> = Vec::new();
@@ -35,7 +64,7 @@ pub fn run() {
         println!(
             "## poll-heavy: {tasks} tasks x {yields} yield_now, {w} worker(s), {rounds} interleaved rounds"
         );
-        for &config in &Config::ALL {
+        for &config in Config::ALL.iter().filter(|&&c| runs(c)) {
             one(config, w, tasks / 10, yields / 10);
         }
         let mut wall = vec![Vec::new(); n];
@@ -43,6 +72,9 @@ pub fn run() {
         for round in 0..rounds {
             for k in 0..n {
                 let config = rotated(round, k);
+                if !runs(config) {
+                    continue;
+                }
                 let sample = one(config, w, tasks, yields);
                 wall[config.index()].push(sample.wall_ns);
                 cpu[config.index()].push(sample.cpu_ns);
@@ -53,7 +85,7 @@ pub fn run() {
         println!();
         println!("| configuration | wall ns/poll | CPU ns/poll | CPU +ns/poll over plain | ratio to plain (CPU) | CPU +ns/poll over `Registry` |");
         println!("|---|---:|---:|---:|---:|---:|");
-        for config in Config::ALL {
+        for config in Config::ALL.into_iter().filter(|&c| runs(c)) {
             let i = config.index();
             println!(
                 "| {} | {:.1} | {:.1} | {:+.1} | {:.2} | {:+.1} |",
@@ -72,29 +104,35 @@ pub fn run() {
         let hooks = Config::Hooks.index();
         let layer = Config::Layer.index();
         let floor = Config::Floor.index();
-        at_most(
-            &format!(
-                "{w} worker(s): hooks source over plain tokio, CPU ns/poll (wall {:+.1})",
-                median_difference(&wall[hooks], &wall[plain])
-            ),
-            median_difference(&cpu[hooks], &cpu[plain]),
-            20.0,
-            "ns/poll",
-        );
-        at_most(
-            &format!(
-                "{w} worker(s): layer over `Registry` alone, CPU ns/poll (wall {:+.1})",
-                median_difference(&wall[layer], &wall[registry])
-            ),
-            median_difference(&cpu[layer], &cpu[registry]),
-            25.0,
-            "ns/poll",
-        );
-        println!(
-            "info: {w} worker(s): hooks source over the `quanta` floor: {:+.1} CPU ns/poll; that floor over plain: {:+.1}",
-            median_difference(&cpu[hooks], &cpu[floor]),
-            median_difference(&cpu[floor], &cpu[plain]),
-        );
+        if runs(Config::Hooks) {
+            at_most(
+                &format!(
+                    "{w} worker(s): hooks source over plain tokio, CPU ns/poll (wall {:+.1})",
+                    median_difference(&wall[hooks], &wall[plain])
+                ),
+                median_difference(&cpu[hooks], &cpu[plain]),
+                20.0,
+                "ns/poll",
+            );
+        }
+        if runs(Config::Layer) {
+            at_most(
+                &format!(
+                    "{w} worker(s): layer over `Registry` alone, CPU ns/poll (wall {:+.1})",
+                    median_difference(&wall[layer], &wall[registry])
+                ),
+                median_difference(&cpu[layer], &cpu[registry]),
+                25.0,
+                "ns/poll",
+            );
+        }
+        if runs(Config::Hooks) {
+            println!(
+                "info: {w} worker(s): hooks source over the `quanta` floor: {:+.1} CPU ns/poll; that floor over plain: {:+.1}",
+                median_difference(&cpu[hooks], &cpu[floor]),
+                median_difference(&cpu[floor], &cpu[plain]),
+            );
+        }
         let tsc_floor = Config::TscFloor.index();
         println!(
             "info: {w} worker(s): the real floor (two TSC reads + one TLS add{}) over plain: {:+.1} CPU ns/poll (best rounds {:+.1})",
@@ -102,7 +140,7 @@ pub fn run() {
             median_difference(&cpu[tsc_floor], &cpu[plain]),
             best_difference(&cpu[tsc_floor], &cpu[plain]),
         );
-        for config in Config::POLLWATCH {
+        for config in Config::POLLWATCH.into_iter().filter(|&c| runs(c)) {
             let i = config.index();
             println!(
                 "info: {w} worker(s): {} over the real floor: {:+.1} CPU ns/poll (median of round differences), {:+.1} (best rounds)",

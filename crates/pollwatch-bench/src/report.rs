@@ -50,6 +50,9 @@ pub fn at_least(what: &str, value: f64, limit: f64, unit: &str) {
 pub fn raw(title: &str, unit: &str, samples: &[Vec<f64>]) {
     println!("raw per-round {title} ({unit}), in table order:");
     for (config, figures) in Config::ALL.iter().zip(samples) {
+        if figures.is_empty() {
+            continue;
+        }
         let figures: Vec<String> = figures.iter().map(|v| format!("{v:.1}")).collect();
         println!("  {:<14} {}", config.key(), figures.join("  "));
     }

@@ -31,6 +31,7 @@ pub(crate) mod clock;
 pub(crate) mod queues;
 pub(crate) mod recorder;
 pub(crate) mod retired;
+pub(crate) mod site_cache;
 pub(crate) mod slow_ring;
 pub(crate) mod thread;
 
@@ -40,7 +41,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use self::clock::Clock;
-use self::recorder::{SiteTotals, MAX_VALUE_NS};
+use self::recorder::{Recorded, SiteTotals, MAX_VALUE_NS};
 use self::retired::Retired;
 use self::thread::{ThreadSlot, MAX_DEPTH};
 use crate::sites::SiteId;
@@ -94,8 +95,11 @@ pub(crate) struct Activity {
     pub(crate) drops: u64,
 }
 
-/// The per-layer state the poll path needs.
+/// The per-layer state the poll path needs: what every poll reads, on cache lines nothing
+/// writes after the layer is built (the slot table's lock, taken by pollwatch's own threads,
+/// is on lines of its own).
 #[derive(Debug)]
+#[repr(align(128))]
 pub(crate) struct PollPath {
     /// Distinguishes this layer's thread-local slots from another layer's in the same process.
     layer_id: u64,
@@ -103,7 +107,21 @@ pub(crate) struct PollPath {
     pub(crate) threshold_ns: u64,
     /// Recorder array length: the site bound plus the overflow site.
     site_slots: usize,
-    slots: Mutex<SlotTable>,
+    slots: OwnLines<Mutex<SlotTable>>,
+}
+
+/// A value on cache lines of its own: what other threads write stays off the poll path's
+/// lines.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct OwnLines<T>(T);
+
+impl<T> std::ops::Deref for OwnLines<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 /// Every thread's slot by index ([`PollKey::slot`]), and what reclaimed slots recorded.
@@ -155,7 +173,7 @@ impl PollPath {
             clock,
             threshold_ns,
             site_slots,
-            slots: Mutex::default(),
+            slots: OwnLines::default(),
         }
     }
 
@@ -240,120 +258,205 @@ impl PollPath {
         thread::with_slot_or_create(
             self.layer_id,
             || self.create_slot(),
+            |slot| Self::enter_on(slot, span, task, now),
+        );
+    }
+
+    /// Like [`enter`](Self::enter), for a poll of task `task_id` spawned at `location`: the
+    /// site from the thread's slot ([`site_cache`]), interned with `intern` on a miss. What
+    /// the runtime hooks call on every poll: one thread-local access.
+    #[inline]
+    pub(crate) fn enter_spawned(
+        &self,
+        span: u64,
+        task_id: u64,
+        location: &'static std::panic::Location<'static>,
+        intern: impl FnOnce() -> SiteId,
+    ) {
+        let now = self.clock.now();
+        thread::with_slot_or_create(
+            self.layer_id,
+            || self.create_slot(),
             |slot| {
-                let depth = slot.depth.load(Relaxed);
-                if depth > 0 && depth <= MAX_DEPTH {
-                    let top = &slot.frames[depth - 1];
-                    let (top_span, top_task) = (top.span.load(Relaxed), top.task_id.load(Relaxed));
-                    if folds_into(span, task.task_id, top_span, top_task) {
-                        if fineness(span) >= top.named_by.load(Relaxed) {
-                            top.site.store(task.site.index(), Relaxed);
-                            top.named_by.store(fineness(span), Relaxed);
-                        }
-                        return;
-                    }
-                }
-                slot.last_exit.span.store(0, Relaxed);
-                if depth >= MAX_DEPTH {
-                    slot.nested_too_deep
-                        .store(slot.nested_too_deep.load(Relaxed) + 1, Relaxed);
-                    return;
-                }
-                let frame = &slot.frames[depth];
-                frame.span.store(span, Relaxed);
-                frame.task_id.store(task.task_id, Relaxed);
-                frame.site.store(task.site.index(), Relaxed);
-                frame.named_by.store(fineness(span), Relaxed);
-                frame.start.store(now, Relaxed);
-                frame.nested_ns.store(0, Relaxed);
-                if depth == 0 {
-                    slot.inner_depth.store(0, Relaxed);
-                }
-                frame
-                    .inner_base
-                    .store(slot.inner_depth.load(Relaxed), Relaxed);
-                slot.depth.store(depth + 1, Release);
-                if depth == 0 {
-                    slot.poll_seq
-                        .store(slot.poll_seq.load(Relaxed).wrapping_add(1), Relaxed);
-                    slot.poll_start.store(now, Release);
-                }
+                let site = slot.sites.site(location, intern);
+                Self::enter_on(slot, span, TaskInfo { task_id, site }, now);
             },
         );
     }
 
+    /// [`enter`](Self::enter) on this thread's `slot`, at raw time `now`: inline when it is
+    /// the thread's outermost poll (a worker polling a task), else [`enter_nested`].
+    ///
+    /// [`enter_nested`]: Self::enter_nested
+    #[inline(always)]
+    fn enter_on(slot: &ThreadSlot, span: u64, task: TaskInfo, now: u64) {
+        let depth = slot.depth.load(Relaxed);
+        if depth != 0 {
+            Self::enter_nested(slot, span, task, now, depth);
+            return;
+        }
+        let frame = &slot.frames[0];
+        frame.span.store(span, Relaxed);
+        frame.task_id.store(task.task_id, Relaxed);
+        frame.site.store(task.site.index(), Relaxed);
+        frame.named_by.store(fineness(span), Relaxed);
+        frame.start.store(now, Relaxed);
+        frame.nested_ns.store(0, Relaxed);
+        frame.inner_base.store(0, Relaxed);
+        slot.inner_depth.store(0, Relaxed);
+        slot.last_exit.span.store(0, Relaxed);
+        slot.depth.store(1, Release);
+        slot.poll_seq
+            .store(slot.poll_seq.load(Relaxed).wrapping_add(1), Relaxed);
+        slot.poll_start.store(now, Release);
+    }
+
+    /// An enter on a thread already polling (`depth` deep): a second source's enter of the
+    /// same poll folds into it, anything else nests.
+    #[inline(never)]
+    fn enter_nested(slot: &ThreadSlot, span: u64, task: TaskInfo, now: u64, depth: usize) {
+        if depth <= MAX_DEPTH {
+            let top = &slot.frames[depth - 1];
+            let (top_span, top_task) = (top.span.load(Relaxed), top.task_id.load(Relaxed));
+            if folds_into(span, task.task_id, top_span, top_task) {
+                if fineness(span) >= top.named_by.load(Relaxed) {
+                    top.site.store(task.site.index(), Relaxed);
+                    top.named_by.store(fineness(span), Relaxed);
+                }
+                return;
+            }
+        }
+        slot.last_exit.span.store(0, Relaxed);
+        if depth >= MAX_DEPTH {
+            slot.nested_too_deep
+                .store(slot.nested_too_deep.load(Relaxed) + 1, Relaxed);
+            return;
+        }
+        let frame = &slot.frames[depth];
+        frame.span.store(span, Relaxed);
+        frame.task_id.store(task.task_id, Relaxed);
+        frame.site.store(task.site.index(), Relaxed);
+        frame.named_by.store(fineness(span), Relaxed);
+        frame.start.store(now, Relaxed);
+        frame.nested_ns.store(0, Relaxed);
+        frame
+            .inner_base
+            .store(slot.inner_depth.load(Relaxed), Relaxed);
+        slot.depth.store(depth + 1, Release);
+    }
+
     /// A span was exited. Spans other than the thread's innermost task span are ignored,
     /// with no registry lookup.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn exit(&self, span: u64) {
         let now = self.clock.now();
         thread::with_slot(self.layer_id, |slot| {
-            let depth = slot.depth.load(Relaxed);
-            if depth == 0 || depth > MAX_DEPTH {
-                return;
+            if !self.exit_outermost(slot, span, now) {
+                self.exit_on(slot, span, now);
             }
-            let frame = &slot.frames[depth - 1];
-            if frame.span.load(Relaxed) != span {
-                exit_inner(slot, span);
-                return;
-            }
-            let start = frame.start.load(Relaxed);
-            let total_ns = self.clock.delta_ns(start, now);
-            let mut own_ns = total_ns.saturating_sub(frame.nested_ns.load(Relaxed));
-            // A worker's busy period is recorded (its own time, at its site) but never slow.
-            let by_length = !is_worker(span);
-            let seq = slot.poll_seq.load(Relaxed);
-            // Any poll that held the thread past the threshold, nested ones too (a watched
-            // future in a worker's busy period): the watchdog may find it ended before it
-            // looks at the stack it captured, and keeps that stack if it was stored first.
-            // Recorded before the poll is seen to end, so a watchdog that sees it ended finds
-            // its record.
-            if by_length && total_ns > self.threshold_ns {
-                slot.slow_poll_ended(seq, start, total_ns);
-            }
-            slot.inner_depth
-                .store(frame.inner_base.load(Relaxed), Relaxed);
-            slot.depth.store(depth - 1, Release);
-            if depth == 1 {
-                slot.last_outer_ns.store(total_ns, Relaxed);
-                slot.last_outer_seq.store(seq, Relaxed);
-                slot.poll_start.store(0, Release);
-            } else {
-                let parent = &slot.frames[depth - 2];
-                parent
-                    .nested_ns
-                    .store(parent.nested_ns.load(Relaxed) + total_ns, Relaxed);
-            }
-            if own_ns > MAX_VALUE_NS {
-                own_ns = MAX_VALUE_NS;
-                slot.clamped.store(slot.clamped.load(Relaxed) + 1, Relaxed);
-            }
-            let site = frame.site.load(Relaxed);
-            let task_id = frame.task_id.load(Relaxed);
-            let Some(recorder) = slot.recorder(site) else {
-                return;
-            };
-            let slow = by_length && own_ns > self.threshold_ns;
-            let recorded = recorder.record(own_ns, slow);
-            let slow_position = if slow {
-                let site = SiteId::from_index(site);
-                let span = (start, now);
-                slot.slow
-                    .push(task_id, slot.poll_seq.load(Relaxed), site, own_ns, span)
-                    .map_or(0, |p| p + 1)
-            } else {
-                0
-            };
-            let last = &slot.last_exit;
-            last.task_id.store(task_id, Relaxed);
-            last.site.store(site, Relaxed);
-            last.bucket.store(recorded.bucket, Relaxed);
-            last.ns.store(recorded.ns, Relaxed);
-            last.prev_max_ns.store(recorded.prev_max_ns, Relaxed);
-            last.slow.store(slow, Relaxed);
-            last.slow_position.store(slow_position, Relaxed);
-            last.span.store(span, Relaxed);
         });
+    }
+
+    /// The common exit, inline: `span` is the thread's only poll, it ended within the
+    /// threshold, and this thread has recorded a poll of its site and length before (its
+    /// recorder and bucket group exist). Returns false, having changed nothing, otherwise.
+    #[inline(always)]
+    fn exit_outermost(&self, slot: &ThreadSlot, span: u64, now: u64) -> bool {
+        let frame = &slot.frames[0];
+        if slot.depth.load(Relaxed) != 1 || frame.span.load(Relaxed) != span {
+            return false;
+        }
+        let start = frame.start.load(Relaxed);
+        let ns = self.clock.delta_ns(start, now);
+        if ns > self.threshold_ns {
+            return false;
+        }
+        let site = frame.site.load(Relaxed);
+        let Some(recorded) = slot
+            .existing_recorder(SiteId::from_index(site))
+            .and_then(|recorder| recorder.record_fast(ns))
+        else {
+            return false;
+        };
+        slot.inner_depth.store(0, Relaxed);
+        slot.depth.store(0, Release);
+        slot.poll_start.store(0, Release);
+        if span & (HOOK_POLL | WATCH_POLL | WORKER_POLL) == 0 {
+            last_exit(
+                slot,
+                span,
+                frame.task_id.load(Relaxed),
+                site,
+                recorded,
+                false,
+                0,
+            );
+        }
+        true
+    }
+
+    /// Any other exit: nested polls, slow polls, a thread's first poll of a site or of a
+    /// power of two of poll time.
+    #[inline(never)]
+    fn exit_on(&self, slot: &ThreadSlot, span: u64, now: u64) {
+        let depth = slot.depth.load(Relaxed);
+        if depth == 0 || depth > MAX_DEPTH {
+            return;
+        }
+        let frame = &slot.frames[depth - 1];
+        if frame.span.load(Relaxed) != span {
+            exit_inner(slot, span);
+            return;
+        }
+        let start = frame.start.load(Relaxed);
+        let total_ns = self.clock.delta_ns(start, now);
+        let mut own_ns = total_ns.saturating_sub(frame.nested_ns.load(Relaxed));
+        // A worker's busy period is recorded (its own time, at its site) but never slow.
+        let by_length = !is_worker(span);
+        // Any poll that held the thread past the threshold, nested ones too (a watched
+        // future in a worker's busy period): the watchdog may find it ended before it
+        // looks at the stack it captured, and keeps that stack if it was stored first.
+        // Recorded before the poll is seen to end, so a watchdog that sees it ended finds
+        // its record.
+        if by_length && total_ns > self.threshold_ns {
+            slot.slow_poll_ended(slot.poll_seq.load(Relaxed), start, total_ns);
+        }
+        slot.inner_depth
+            .store(frame.inner_base.load(Relaxed), Relaxed);
+        slot.depth.store(depth - 1, Release);
+        if depth == 1 {
+            slot.poll_start.store(0, Release);
+        } else {
+            let parent = &slot.frames[depth - 2];
+            parent
+                .nested_ns
+                .store(parent.nested_ns.load(Relaxed) + total_ns, Relaxed);
+        }
+        if own_ns > MAX_VALUE_NS {
+            own_ns = MAX_VALUE_NS;
+            slot.clamped.store(slot.clamped.load(Relaxed) + 1, Relaxed);
+        }
+        let site = frame.site.load(Relaxed);
+        let task_id = frame.task_id.load(Relaxed);
+        let Some(recorder) = slot.recorder(site) else {
+            return;
+        };
+        let slow = by_length && own_ns > self.threshold_ns;
+        let recorded = recorder.record(own_ns, slow);
+        let slow_position = if slow {
+            let site = SiteId::from_index(site);
+            let span = (start, now);
+            slot.slow
+                .push(task_id, slot.poll_seq.load(Relaxed), site, own_ns, span)
+                .map_or(0, |p| p + 1)
+        } else {
+            0
+        };
+        // Only the layer's polls can turn out to be drops (`close`).
+        if span & (HOOK_POLL | WATCH_POLL | WORKER_POLL) != 0 {
+            return;
+        }
+        last_exit(slot, span, task_id, site, recorded, slow, slow_position);
     }
 
     /// A span that is not a task span was entered: inside a poll, remember it, so a stall
@@ -430,6 +533,29 @@ fn fineness(span: u64) -> u8 {
     } else {
         1
     }
+}
+
+/// Keeps the layer's poll `span` that just ended as the thread's last (see
+/// [`PollPath::close`]).
+#[inline(always)]
+fn last_exit(
+    slot: &ThreadSlot,
+    span: u64,
+    task_id: u64,
+    site: u32,
+    recorded: Recorded,
+    slow: bool,
+    slow_position: u64,
+) {
+    let last = &slot.last_exit;
+    last.task_id.store(task_id, Relaxed);
+    last.site.store(site, Relaxed);
+    last.bucket.store(recorded.bucket, Relaxed);
+    last.ns.store(recorded.ns, Relaxed);
+    last.prev_max_ns.store(recorded.prev_max_ns, Relaxed);
+    last.slow.store(slow, Relaxed);
+    last.slow_position.store(slow_position, Relaxed);
+    last.span.store(span, Relaxed);
 }
 
 /// Pops `span` from the thread's inner-span stack if it is the innermost.

@@ -117,17 +117,31 @@ pub(crate) struct Recorded {
     pub(crate) prev_max_ns: u64,
 }
 
-/// The counters of one power of two.
-type Group = [AtomicU64; GROUP];
-
-/// One thread's measurements for one site.
+/// The counters of one power of two, on cache lines of their own: another thread's
+/// allocations next to them never share a line the poll path writes.
 #[derive(Debug)]
+#[repr(align(128))]
+struct Group([AtomicU64; GROUP]);
+
+impl std::ops::Deref for Group {
+    type Target = [AtomicU64; GROUP];
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+/// One thread's measurements for one site. In declaration order (`repr(C)`): what every
+/// poll writes, then the groups (those of polls up to a few microseconds in the first line);
+/// on cache lines of its own, like [`Group`].
+#[derive(Debug)]
+#[repr(C, align(128))]
 pub(crate) struct SiteRecorder {
-    /// The bucket counters by group, each allocated on its first value.
-    groups: [OnceLock<Box<Group>>; GROUPS],
     busy_ns: AtomicU64,
     max_ns: AtomicU64,
     slow_polls: AtomicU64,
+    /// The bucket counters by group, each allocated on its first value.
+    groups: [OnceLock<Box<Group>>; GROUPS],
     drops: AtomicU64,
     drop_ns: AtomicU64,
     /// Drops by coarse bucket ([`fold_index`]), and how many of them were slow: with the
@@ -172,7 +186,7 @@ impl SiteRecorder {
     #[inline]
     fn counter(&self, bucket: usize) -> &AtomicU64 {
         let group = self.groups[bucket / GROUP]
-            .get_or_init(|| Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
+            .get_or_init(|| Box::new(Group(std::array::from_fn(|_| AtomicU64::new(0)))));
         &group[bucket % GROUP]
     }
 
@@ -200,6 +214,26 @@ impl SiteRecorder {
             ns,
             prev_max_ns,
         }
+    }
+
+    /// Records one poll of `ns` that is not slow, if the counters of its power of two
+    /// exist (else records nothing: [`record`](Self::record) allocates them). Owner thread
+    /// only.
+    #[inline(always)]
+    pub(crate) fn record_fast(&self, ns: u64) -> Option<Recorded> {
+        let bucket = bucket_index(ns);
+        let group = self.groups[bucket / GROUP].get()?;
+        add(&group[bucket % GROUP], 1);
+        add(&self.busy_ns, ns);
+        let prev_max_ns = self.max_ns.load(Relaxed);
+        if ns > prev_max_ns {
+            self.max_ns.store(ns, Relaxed);
+        }
+        Some(Recorded {
+            bucket,
+            ns,
+            prev_max_ns,
+        })
     }
 
     /// Turns a recorded poll back into a drop. Owner thread only.

@@ -7,7 +7,7 @@
 //! time this thread polls a task of that site (and its counters, a power of two at a time:
 //! see [`super::recorder`]).
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::sync::atomic::{
     AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
@@ -16,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 
 use super::queues::RunQueues;
 use super::recorder::{Recorded, SiteRecorder};
+use super::site_cache::SiteCache;
 use super::slow_ring::{SlowRecord, SlowRing};
 use super::TaskInfo;
 use crate::sites::SiteId;
@@ -42,17 +43,18 @@ pub(super) struct SlowEnd {
     ns: AtomicU64,
 }
 
-/// One entered task span on a thread's stack.
+/// One entered task span on a thread's stack (48 bytes, in declaration order).
 #[derive(Debug, Default)]
+#[repr(C)]
 pub(super) struct Frame {
     pub(super) span: AtomicU64,
     pub(super) task_id: AtomicU64,
-    pub(super) site: AtomicU32,
     pub(super) start: AtomicU64,
     /// Time spent in polls nested inside this one, so this poll's own time excludes it.
     pub(super) nested_ns: AtomicU64,
     /// The thread's inner-span depth when this poll started.
     pub(super) inner_base: AtomicUsize,
+    pub(super) site: AtomicU32,
     /// How fine the source that gave this poll its site is (`poll::fineness`): a coarser
     /// source's enter folded into it leaves the site alone.
     pub(super) named_by: AtomicU8,
@@ -85,25 +87,31 @@ impl LastExit {
 }
 
 /// The state of one polling thread.
+///
+/// Laid out in declaration order (`repr(C)`): what every poll reads and writes comes first,
+/// the slot's header in the first cache line and the outermost frame in the next, so a poll
+/// touches few lines of it.
 #[derive(Debug)]
-#[repr(align(128))]
+#[repr(C, align(128))]
 pub(crate) struct ThreadSlot {
+    /// Nesting depth: the number of task spans entered on this thread.
+    pub(super) depth: AtomicUsize,
+    /// Raw clock reading when the outermost poll started, 0 when the thread is not polling.
+    pub(super) poll_start: AtomicU64,
+    /// Bumped at the start of every outermost poll, so each poll is reported once.
+    pub(super) poll_seq: AtomicU64,
+    pub(super) inner_depth: AtomicUsize,
+    pub(super) recorders: Box<[OnceLock<Box<SiteRecorder>>]>,
+    pub(super) frames: [Frame; MAX_DEPTH],
+    pub(super) last_exit: LastExit,
+    /// The sites of the spawn locations of the tasks this thread polled (runtime hooks).
+    pub(super) sites: SiteCache,
     /// The thread's name, or its `ThreadId`.
     pub(super) name: String,
     /// The OS thread id, for /proc and signals (0 where unknown).
     pub(super) tid: i32,
     /// The thread's index among its runtime's workers when it first polled, if it was one.
     pub(super) worker: Option<usize>,
-    /// Nesting depth: the number of task spans entered on this thread.
-    pub(super) depth: AtomicUsize,
-    pub(super) frames: [Frame; MAX_DEPTH],
-    /// Raw clock reading when the outermost poll started, 0 when the thread is not polling.
-    pub(super) poll_start: AtomicU64,
-    /// Bumped at the start of every outermost poll, so each poll is reported once.
-    pub(super) poll_seq: AtomicU64,
-    /// The `poll_seq` of the last outermost poll that ended, and how long it held the thread.
-    pub(super) last_outer_seq: AtomicU64,
-    pub(super) last_outer_ns: AtomicU64,
     /// `poll_seq`, start and duration of the last [`RECENT_SLOW`] polls longer than the
     /// threshold, outermost or nested (written only by slow polls, so the watchdog can still
     /// find a stall's end after faster polls and a few more slow ones).
@@ -112,9 +120,6 @@ pub(crate) struct ThreadSlot {
     pub(super) recent_slow_next: AtomicUsize,
     /// Ids of non-task spans entered inside the current poll, innermost last.
     pub(super) inner: [AtomicU64; MAX_INNER_SPANS],
-    pub(super) inner_depth: AtomicUsize,
-    pub(super) last_exit: LastExit,
-    pub(super) recorders: Box<[OnceLock<Box<SiteRecorder>>]>,
     pub(super) slow: SlowRing,
     pub(super) nested_too_deep: AtomicU64,
     pub(super) clamped: AtomicU64,
@@ -155,8 +160,6 @@ impl ThreadSlot {
             frames: std::array::from_fn(|_| Frame::default()),
             poll_start: AtomicU64::new(0),
             poll_seq: AtomicU64::new(0),
-            last_outer_seq: AtomicU64::new(0),
-            last_outer_ns: AtomicU64::new(0),
             recent_slow: std::array::from_fn(|_| SlowEnd::default()),
             recent_slow_next: AtomicUsize::new(0),
             inner: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -168,6 +171,7 @@ impl ThreadSlot {
             clamped: AtomicU64::new(0),
             alive: AtomicBool::new(true),
             queues: None,
+            sites: SiteCache::default(),
         }
     }
 
@@ -198,6 +202,7 @@ impl ThreadSlot {
     }
 
     /// This thread's recorder for `site`, if it has polled that site.
+    #[inline]
     pub(crate) fn existing_recorder(&self, site: SiteId) -> Option<&SiteRecorder> {
         self.recorders
             .get(site.index() as usize)?
@@ -250,12 +255,10 @@ impl ThreadSlot {
     }
 
     /// How long outermost poll `seq` (started at `start`) held the thread, if it ended and is
-    /// still on record: as the thread's last poll, or as one of its last slow polls (faster
-    /// polls do not overwrite those).
+    /// still on record. The watchdog follows only polls that held their thread past the
+    /// threshold, and each of those records its end when it ends: it is one of the thread's
+    /// last [`RECENT_SLOW`] slow polls unless that many more have ended since.
     pub(crate) fn finished_ns(&self, seq: u64, start: u64) -> Option<u64> {
-        if self.last_outer_seq.load(Relaxed) == seq {
-            return Some(self.last_outer_ns.load(Relaxed));
-        }
         self.slow_poll_ns(seq, start)
     }
 
@@ -383,28 +386,64 @@ impl Drop for Registration {
     }
 }
 
+/// This thread's slots, one per pollwatch layer that has seen it poll: the first in a
+/// `OnceCell`, so that finding it is a load and a compare, with no borrow to count.
+struct Registered {
+    first: OnceCell<Registration>,
+    more: RefCell<Vec<Registration>>,
+}
+
+impl Registered {
+    #[inline(always)]
+    fn find<R>(&self, layer: u64, f: impl FnOnce(&ThreadSlot) -> R) -> Option<R> {
+        match self.first.get() {
+            Some(first) if first.layer == layer => Some(f(&first.slot)),
+            _ => {
+                let slot = self.find_more(layer)?;
+                Some(f(&slot))
+            }
+        }
+    }
+
+    #[cold]
+    fn find_more(&self, layer: u64) -> Option<Arc<ThreadSlot>> {
+        let more = self.more.try_borrow().ok()?;
+        let found = more.iter().find(|r| r.layer == layer)?;
+        Some(found.slot.clone())
+    }
+
+    fn has(&self, layer: u64) -> bool {
+        self.find(layer, |_| ()).is_some()
+    }
+
+    fn push(&self, registration: Registration) {
+        if let Err(registration) = self.first.set(registration) {
+            if let Ok(mut more) = self.more.try_borrow_mut() {
+                more.push(registration);
+            }
+        }
+    }
+}
+
 thread_local! {
-    /// This thread's slots, one per pollwatch layer that has seen it poll (usually one).
-    static SLOTS: RefCell<Vec<Registration>> = const { RefCell::new(Vec::new()) };
+    static SLOTS: Registered = const {
+        Registered {
+            first: OnceCell::new(),
+            more: RefCell::new(Vec::new()),
+        }
+    };
 }
 
 /// Runs `f` with this thread's slot for the layer `layer`, if the thread has one. Never
 /// allocates; does nothing during thread teardown.
-#[inline]
+#[inline(always)]
 pub(super) fn with_slot<R>(layer: u64, f: impl FnOnce(&ThreadSlot) -> R) -> Option<R> {
-    SLOTS
-        .try_with(|slots| {
-            let slots = slots.try_borrow().ok()?;
-            let found = slots.iter().find(|r| r.layer == layer)?;
-            Some(f(&found.slot))
-        })
-        .ok()
-        .flatten()
+    SLOTS.try_with(|slots| slots.find(layer, f)).ok().flatten()
 }
 
-/// Like [`with_slot`], creating the slot with `create` (and handing it to `register`) on the
-/// thread's first poll.
-#[inline]
+/// Like [`with_slot`], creating the slot with `create` (and registering it) on the thread's
+/// first poll. One thread-local access; `f` is called from one place, so it inlines.
+#[inline(always)]
 pub(super) fn with_slot_or_create<R>(
     layer: u64,
     create: impl FnOnce() -> Arc<ThreadSlot>,
@@ -412,20 +451,21 @@ pub(super) fn with_slot_or_create<R>(
 ) -> Option<R> {
     SLOTS
         .try_with(|slots| {
-            {
-                let borrowed = slots.try_borrow().ok()?;
-                if let Some(found) = borrowed.iter().find(|r| r.layer == layer) {
-                    return Some(f(&found.slot));
-                }
+            if !slots.has(layer) {
+                register(slots, layer, create);
             }
-            let slot = create();
-            let result = f(&slot);
-            slots
-                .try_borrow_mut()
-                .ok()?
-                .push(Registration { layer, slot });
-            Some(result)
+            slots.find(layer, f)
         })
         .ok()
         .flatten()
+}
+
+/// Creates this thread's slot for `layer` and registers it.
+#[cold]
+#[inline(never)]
+fn register(slots: &Registered, layer: u64, create: impl FnOnce() -> Arc<ThreadSlot>) {
+    slots.push(Registration {
+        layer,
+        slot: create(),
+    });
 }

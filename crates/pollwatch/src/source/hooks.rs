@@ -9,16 +9,17 @@
 //! into the hook's when both name the same task.
 //!
 //! The poll path here: the task id (read from `task::Id`'s `Hash`, which writes the id's
-//! `u64`), the site from a per-thread cache keyed by the `&'static Location`
-//! ([`location_cache`](crate::source::location_cache): the site table's lock only on a cache
-//! miss), then [`PollPath::enter`] / `exit`.
+//! `u64`), then [`PollPath::enter_spawned`], which finds the site in the thread's slot by the
+//! address of the `&'static Location` (`poll::site_cache`; on a miss, the per-thread
+//! [`location_cache`](crate::source::location_cache), then the site table's lock), and
+//! `exit`: one thread-local access per hook.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use tokio::runtime::TaskMeta;
 
-use crate::poll::{TaskInfo, HOOK_POLL};
+use crate::poll::HOOK_POLL;
 use crate::source::location_cache::site_of;
 use crate::state::State;
 
@@ -45,10 +46,12 @@ pub(crate) fn set_hooks(state: &Arc<State>, runtime: &mut tokio::runtime::Builde
         })
         .on_before_task_poll(move |meta| {
             let task_id = task_id(meta);
-            let site = site_of(&before, meta.spawned_at(), KIND);
+            let location = meta.spawned_at();
             before
                 .poll
-                .enter(HOOK_POLL | task_id, TaskInfo { task_id, site });
+                .enter_spawned(HOOK_POLL | task_id, task_id, location, || {
+                    site_of(&before, location, KIND)
+                });
         })
         .on_after_task_poll(move |meta| {
             after.poll.exit(HOOK_POLL | task_id(meta));
