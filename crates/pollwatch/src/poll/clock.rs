@@ -54,6 +54,11 @@ impl Clock {
     pub(crate) fn delta_ns(&self, start: u64, end: u64) -> u64 {
         match self.tsc_scale {
             Some(_) if end <= start => 0,
+            // Below 2^32 ticks (a second or more), one 64-bit multiply: the poll path's
+            // bucket waits on this result, and the 128-bit one takes twice as long.
+            Some(scale) if end - start <= u64::from(u32::MAX) && scale <= u64::from(u32::MAX) => {
+                ((end - start) * scale) >> 32
+            }
             Some(scale) => ((u128::from(end - start) * u128::from(scale)) >> 32) as u64,
             None => self.inner.delta_as_nanos(start, end),
         }

@@ -105,6 +105,9 @@ pub(crate) struct PollPath {
     layer_id: u64,
     pub(crate) clock: Clock,
     pub(crate) threshold_ns: u64,
+    /// The longest poll the inline exit records: the threshold, or the histogram's bound if
+    /// that is lower (longer polls are slow, or clamped).
+    fast_limit_ns: u64,
     /// Recorder array length: the site bound plus the overflow site.
     site_slots: usize,
     slots: OwnLines<Mutex<SlotTable>>,
@@ -172,6 +175,7 @@ impl PollPath {
             layer_id: NEXT_LAYER_ID.fetch_add(1, Relaxed),
             clock,
             threshold_ns,
+            fast_limit_ns: threshold_ns.min(MAX_VALUE_NS),
             site_slots,
             slots: OwnLines::default(),
         }
@@ -274,14 +278,13 @@ impl PollPath {
         intern: impl FnOnce() -> SiteId,
     ) {
         let now = self.clock.now();
-        thread::with_slot_or_create(
-            self.layer_id,
-            || self.create_slot(),
-            |slot| {
-                let site = slot.sites.site(location, intern);
-                Self::enter_on(slot, span, TaskInfo { task_id, site }, now);
-            },
-        );
+        let mut later = None;
+        let create = || self.create_slot();
+        let Some(slot) = thread::slot(self.layer_id, &mut later, Some(&create)) else {
+            return;
+        };
+        let site = slot.sites.site(location, intern);
+        Self::enter_on(slot, span, TaskInfo { task_id, site }, now);
     }
 
     /// [`enter`](Self::enter) on this thread's `slot`, at raw time `now`: inline when it is
@@ -350,16 +353,19 @@ impl PollPath {
     #[inline(always)]
     pub(crate) fn exit(&self, span: u64) {
         let now = self.clock.now();
-        thread::with_slot(self.layer_id, |slot| {
-            if !self.exit_outermost(slot, span, now) {
-                self.exit_on(slot, span, now);
-            }
-        });
+        let mut later = None;
+        let Some(slot) = thread::slot(self.layer_id, &mut later, None) else {
+            return;
+        };
+        if !self.exit_outermost(slot, span, now) {
+            self.exit_on(slot, span, now);
+        }
     }
 
-    /// The common exit, inline: `span` is the thread's only poll, it ended within the
-    /// threshold, and this thread has recorded a poll of its site and length before (its
-    /// recorder and bucket group exist). Returns false, having changed nothing, otherwise.
+    /// The common exit, inline: `span` is the thread's outermost poll, it held the thread no
+    /// longer than the threshold, and this thread has recorded a poll of its site and length
+    /// before (its recorder and bucket group exist). Returns false, having changed nothing,
+    /// otherwise.
     #[inline(always)]
     fn exit_outermost(&self, slot: &ThreadSlot, span: u64, now: u64) -> bool {
         let frame = &slot.frames[0];
@@ -367,14 +373,15 @@ impl PollPath {
             return false;
         }
         let start = frame.start.load(Relaxed);
-        let ns = self.clock.delta_ns(start, now);
-        if ns > self.threshold_ns {
+        let total_ns = self.clock.delta_ns(start, now);
+        if total_ns > self.fast_limit_ns {
             return false;
         }
+        let own_ns = total_ns.saturating_sub(frame.nested_ns.load(Relaxed));
         let site = frame.site.load(Relaxed);
         let Some(recorded) = slot
             .existing_recorder(SiteId::from_index(site))
-            .and_then(|recorder| recorder.record_fast(ns))
+            .and_then(|recorder| recorder.record_fast(own_ns))
         else {
             return false;
         };
@@ -636,6 +643,32 @@ pub(crate) mod tests {
         assert_eq!(outer.slow_polls, 0, "the outer poll is not blamed");
         assert_eq!(inner.busy_ns, 20_000_000);
         assert_eq!(inner.slow_polls, 1, "the innermost task is blamed");
+    }
+
+    #[test]
+    fn an_outer_poll_ended_inline_counts_its_own_time_without_the_nested_one() {
+        let (path, mock) = path();
+        // A first poll of 7 µs allocates the site's recorder and the counters of 7 µs, the
+        // first outer poll below those of 2 µs: the second ends inline.
+        path.enter(10, task(1, 0));
+        mock.increment(7_000u64);
+        path.exit(10);
+        for _ in 0..2 {
+            path.enter(10, task(1, 0));
+            mock.increment(1_000u64);
+            path.enter(11, task(2, 1));
+            mock.increment(5_000u64);
+            path.exit(11);
+            mock.increment(1_000u64);
+            path.exit(10);
+        }
+        let (outer, inner) = (totals(&path, 0), totals(&path, 1));
+        assert_eq!(
+            (outer.polls(), outer.busy_ns, outer.max_ns),
+            (3, 11_000, 7_000)
+        );
+        assert_eq!(outer.buckets[recorder::bucket_index(2_000)], 2);
+        assert_eq!((inner.polls(), inner.busy_ns), (2, 10_000));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! time this thread polls a task of that site (and its counters, a power of two at a time:
 //! see [`super::recorder`]).
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{
     AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
@@ -373,7 +373,7 @@ impl InnerPoll {
     }
 }
 
-/// Marks the slot dead when its thread exits.
+/// Keeps a thread's slot for one layer, and marks it dead when the thread exits.
 struct Registration {
     layer: u64,
     slot: Arc<ThreadSlot>,
@@ -381,91 +381,96 @@ struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        // The pointer to this slot goes first, while the slot is still kept.
+        let _ = FIRST.try_with(|first| {
+            if first.get().1 == Arc::as_ptr(&self.slot) {
+                first.set((0, std::ptr::null()));
+            }
+        });
         self.slot.poll_start.store(0, Release);
         self.slot.alive.store(false, Release);
     }
 }
 
-/// This thread's slots, one per pollwatch layer that has seen it poll: the first in a
-/// `OnceCell`, so that finding it is a load and a compare, with no borrow to count.
-struct Registered {
-    first: OnceCell<Registration>,
-    more: RefCell<Vec<Registration>>,
-}
-
-impl Registered {
-    #[inline(always)]
-    fn find<R>(&self, layer: u64, f: impl FnOnce(&ThreadSlot) -> R) -> Option<R> {
-        match self.first.get() {
-            Some(first) if first.layer == layer => Some(f(&first.slot)),
-            _ => {
-                let slot = self.find_more(layer)?;
-                Some(f(&slot))
-            }
-        }
-    }
-
-    #[cold]
-    fn find_more(&self, layer: u64) -> Option<Arc<ThreadSlot>> {
-        let more = self.more.try_borrow().ok()?;
-        let found = more.iter().find(|r| r.layer == layer)?;
-        Some(found.slot.clone())
-    }
-
-    fn has(&self, layer: u64) -> bool {
-        self.find(layer, |_| ()).is_some()
-    }
-
-    fn push(&self, registration: Registration) {
-        if let Err(registration) = self.first.set(registration) {
-            if let Ok(mut more) = self.more.try_borrow_mut() {
-                more.push(registration);
-            }
-        }
-    }
-}
-
 thread_local! {
-    static SLOTS: Registered = const {
-        Registered {
-            first: OnceCell::new(),
-            more: RefCell::new(Vec::new()),
-        }
-    };
+    /// This thread's slots, one per pollwatch layer that has seen it poll (usually one).
+    static SLOTS: RefCell<Vec<Registration>> = const { RefCell::new(Vec::new()) };
+
+    /// The layer id and slot of this thread's first registration in [`SLOTS`], while that
+    /// registration keeps the slot (null before and after). A thread-local with nothing to
+    /// drop: reading it is one load with no state to check, where [`SLOTS`] (which drops
+    /// its registrations when the thread exits) checks whether it is still alive and counts
+    /// a borrow.
+    static FIRST: Cell<(u64, *const ThreadSlot)> = const { Cell::new((0, std::ptr::null())) };
 }
 
 /// Runs `f` with this thread's slot for the layer `layer`, if the thread has one. Never
 /// allocates; does nothing during thread teardown.
 #[inline(always)]
 pub(super) fn with_slot<R>(layer: u64, f: impl FnOnce(&ThreadSlot) -> R) -> Option<R> {
-    SLOTS.try_with(|slots| slots.find(layer, f)).ok().flatten()
+    let mut later = None;
+    Some(f(slot(layer, &mut later, None)?))
 }
 
 /// Like [`with_slot`], creating the slot with `create` (and registering it) on the thread's
-/// first poll. One thread-local access; `f` is called from one place, so it inlines.
+/// first poll.
 #[inline(always)]
 pub(super) fn with_slot_or_create<R>(
     layer: u64,
-    create: impl FnOnce() -> Arc<ThreadSlot>,
+    create: impl Fn() -> Arc<ThreadSlot>,
     f: impl FnOnce(&ThreadSlot) -> R,
 ) -> Option<R> {
+    let mut later = None;
+    Some(f(slot(layer, &mut later, Some(&create))?))
+}
+
+/// This thread's slot for `layer`, borrowed for as long as `later` (a local of the caller,
+/// which keeps the slot of a layer other than the thread's first): with no thread-local state
+/// to check and no reference count to change when `layer` is the thread's first. Created with
+/// `create` (when given) if the thread has none.
+#[inline(always)]
+pub(super) fn slot<'a>(
+    layer: u64,
+    later: &'a mut Option<Arc<ThreadSlot>>,
+    create: Option<&dyn Fn() -> Arc<ThreadSlot>>,
+) -> Option<&'a ThreadSlot> {
+    let (first_layer, first) = FIRST.try_with(Cell::get).ok()?;
+    if first_layer == layer && !first.is_null() {
+        // SAFETY: `first` is non-null only while the `Registration` it was taken from is in
+        // this thread's `SLOTS`, holding an `Arc` of the slot: set when the registration is
+        // pushed, and cleared by its `drop` (when the thread's thread-locals are destroyed)
+        // before that `Arc` is released. The reference lives no longer than `later`, a local
+        // of a poll-path call on this thread, and nothing on the poll path drops a
+        // registration: the slot outlives it.
+        #[allow(unsafe_code)]
+        let slot = unsafe { &*first };
+        return Some(slot);
+    }
+    *later = Some(later_slot(layer, create)?);
+    later.as_deref()
+}
+
+/// This thread's slot for a layer other than its first, or for a thread with no slot yet:
+/// registered with `create` when there is one to call and the thread has none for `layer`.
+#[cold]
+#[inline(never)]
+fn later_slot(layer: u64, create: Option<&dyn Fn() -> Arc<ThreadSlot>>) -> Option<Arc<ThreadSlot>> {
     SLOTS
         .try_with(|slots| {
-            if !slots.has(layer) {
-                register(slots, layer, create);
+            let mut slots = slots.try_borrow_mut().ok()?;
+            if let Some(found) = slots.iter().find(|r| r.layer == layer) {
+                return Some(found.slot.clone());
             }
-            slots.find(layer, f)
+            let slot = create?();
+            if slots.is_empty() {
+                let _ = FIRST.try_with(|first| first.set((layer, Arc::as_ptr(&slot))));
+            }
+            slots.push(Registration {
+                layer,
+                slot: slot.clone(),
+            });
+            Some(slot)
         })
         .ok()
         .flatten()
-}
-
-/// Creates this thread's slot for `layer` and registers it.
-#[cold]
-#[inline(never)]
-fn register(slots: &Registered, layer: u64, create: impl FnOnce() -> Arc<ThreadSlot>) {
-    slots.push(Registration {
-        layer,
-        slot: create(),
-    });
 }
