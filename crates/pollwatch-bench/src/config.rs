@@ -265,9 +265,17 @@ impl Instrumented {
             None => drop(rt),
         }
         let counted = self.handle.as_ref().map(|h| {
-            let polls = h.report().totals.polls;
+            let totals = h.report().totals;
+            if totals.slow_polls > 0 {
+                // A poll past the threshold here is the machine's doing (a worker descheduled
+                // mid-poll); a stall's stack capture costs the round CPU time.
+                println!(
+                    "note: a round had {} poll(s) over the threshold, {} stall(s)",
+                    totals.slow_polls, totals.stalls
+                );
+            }
             h.shutdown();
-            polls
+            totals.polls
         });
         drop(self.keep.take());
         if let Some(dir) = self.dir.take() {

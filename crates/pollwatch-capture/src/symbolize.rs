@@ -4,7 +4,7 @@
 //! service with line tables: 54 MiB of heap for a 36 MB binary); [`release_symbols_if_idle`]
 //! gives that memory back once nothing has been symbolized for a while.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::ModuleAddress;
@@ -131,8 +131,15 @@ fn line_table_probe() -> usize {
 /// answer holds for the whole binary when every crate is built with the same profile (cargo's
 /// default). On Linux it reads the binary's `.debug_aranges` (a few reads, nothing kept);
 /// where that cannot say (compressed debug sections), it costs one symbolization, which
-/// parses the debug info. Call it off any hot path.
+/// parses the debug info. The answer is the process's, found once and kept: every later call
+/// (another pollwatch in the same process) costs nothing. Call it off any hot path.
 pub fn has_line_tables() -> bool {
+    static FOUND: OnceLock<bool> = OnceLock::new();
+    *FOUND.get_or_init(find_line_tables)
+}
+
+/// [`has_line_tables`], found.
+fn find_line_tables() -> bool {
     let address = line_table_probe();
     #[cfg(target_os = "linux")]
     if let Some(covered) = crate::linux::line_tables::covers(address) {
