@@ -149,6 +149,32 @@ pub fn run() {
                 best_difference(&cpu[i], &cpu[tsc_floor]),
             );
         }
+        for config in [Config::Hooks, Config::Watched]
+            .into_iter()
+            .filter(|&c| runs(c))
+        {
+            let i = config.index();
+            for (how, value) in [
+                (
+                    "median of round differences",
+                    median_difference(&cpu[i], &cpu[tsc_floor]),
+                ),
+                ("best rounds", best_difference(&cpu[i], &cpu[tsc_floor])),
+            ] {
+                at_most(
+                    &format!(
+                        "{w} worker(s): {} over the real floor, CPU ns/poll ({how})",
+                        config.name()
+                    ),
+                    value,
+                    10.0,
+                    "ns/poll",
+                );
+            }
+        }
+        if runs(Config::Layer) {
+            by_state(w, &cpu, Config::Layer, Config::Registry, 25.0);
+        }
         by_workers.push((w, cpu.iter().map(|s| median(s)).collect()));
     }
     if by_workers.len() > 1 {
@@ -175,6 +201,38 @@ pub fn run() {
                 cells.join(" | "),
                 last / first
             );
+        }
+    }
+}
+
+/// How far a round of plain tokio may be from its best round and still count as the
+/// machine's fast state. This machine (a VM) moves between a fast and a slow state for
+/// minutes at a time; a slow round of plain tokio is slower by a quarter or more.
+const FAST_STATE: f64 = 1.10;
+
+/// `config` against `base` in the machine's fast and slow states, told apart round by round
+/// by plain tokio's figure in the same round: a PASS/MISS line for each state with rounds.
+fn by_state(workers: usize, cpu: &[Vec<f64>], config: Config, base: Config, target: f64) {
+    let plain = &cpu[Config::Plain.index()];
+    let best = plain.iter().copied().fold(f64::INFINITY, f64::min);
+    for (state, fast) in [("fast", true), ("slow", false)] {
+        let differences: Vec<f64> = (0..plain.len())
+            .filter(|&r| (plain[r] <= best * FAST_STATE) == fast)
+            .map(|r| cpu[config.index()][r] - cpu[base.index()][r])
+            .collect();
+        let what = format!(
+            "{workers} worker(s): {} over {} in the machine's {state} state ({} of {} rounds, plain tokio {} {:.0}% of its best round), CPU ns/poll (median of round differences)",
+            config.key(),
+            base.key(),
+            differences.len(),
+            plain.len(),
+            if fast { "within" } else { "over" },
+            (FAST_STATE - 1.0) * 100.0,
+        );
+        if differences.is_empty() {
+            println!("info: {what}: no such round");
+        } else {
+            at_most(&what, median(&differences), target, "ns/poll");
         }
     }
 }
