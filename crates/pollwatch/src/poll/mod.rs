@@ -298,14 +298,7 @@ impl PollPath {
             Self::enter_nested(slot, span, task, now, depth);
             return;
         }
-        let frame = &slot.frames[0];
-        frame.span.store(span, Relaxed);
-        frame.task_id.store(task.task_id, Relaxed);
-        frame.site.store(task.site.index(), Relaxed);
-        frame.named_by.store(fineness(span), Relaxed);
-        frame.start.store(now, Relaxed);
-        frame.nested_ns.store(0, Relaxed);
-        frame.inner_base.store(0, Relaxed);
+        slot.frames[0].open(span, task, fineness(span), now, 0);
         slot.inner_depth.store(0, Relaxed);
         slot.last_exit.span.store(0, Relaxed);
         slot.depth.store(1, Release);
@@ -335,16 +328,8 @@ impl PollPath {
                 .store(slot.nested_too_deep.load(Relaxed) + 1, Relaxed);
             return;
         }
-        let frame = &slot.frames[depth];
-        frame.span.store(span, Relaxed);
-        frame.task_id.store(task.task_id, Relaxed);
-        frame.site.store(task.site.index(), Relaxed);
-        frame.named_by.store(fineness(span), Relaxed);
-        frame.start.store(now, Relaxed);
-        frame.nested_ns.store(0, Relaxed);
-        frame
-            .inner_base
-            .store(slot.inner_depth.load(Relaxed), Relaxed);
+        let inner_base = slot.inner_depth.load(Relaxed);
+        slot.frames[depth].open(span, task, fineness(span), now, inner_base);
         slot.depth.store(depth + 1, Release);
     }
 

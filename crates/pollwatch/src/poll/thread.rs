@@ -60,6 +60,28 @@ pub(super) struct Frame {
     pub(super) named_by: AtomicU8,
 }
 
+impl Frame {
+    /// Starts poll `span` of `task` in this frame at raw time `now`, named by a source of
+    /// fineness `named_by`, with the thread's inner-span depth `inner_base`.
+    #[inline(always)]
+    pub(super) fn open(
+        &self,
+        span: u64,
+        task: TaskInfo,
+        named_by: u8,
+        now: u64,
+        inner_base: usize,
+    ) {
+        self.span.store(span, Relaxed);
+        self.task_id.store(task.task_id, Relaxed);
+        self.site.store(task.site.index(), Relaxed);
+        self.named_by.store(named_by, Relaxed);
+        self.start.store(now, Relaxed);
+        self.nested_ns.store(0, Relaxed);
+        self.inner_base.store(inner_base, Relaxed);
+    }
+}
+
 /// The last poll this thread finished, kept until the next enter so that `on_close` can
 /// relabel it as a drop: `tracing::Instrumented` enters the span once more to drop the
 /// future, and that enter is followed directly by the span's close on the same thread.
