@@ -17,11 +17,12 @@
 //! metrics) sees only what these calls record, so a new source (tokio's runtime hooks,
 //! wrapped futures) plugs in beside [`crate::source::layer`] without touching them.
 //!
-//! Budget: a clock read each way, a thread-local lookup, a few relaxed stores into the
-//! thread's own slot and recorder. No lock, no allocation after the thread's first poll of a
-//! site in a given power of two of poll time (at most 38 per site and thread, ever), no
-//! formatting, no I/O, no channel send. Everything else happens on pollwatch's own
-//! threads, which read the slots through [`ThreadSlot`]'s methods.
+//! Budget: a clock read each way (the TSC, inline), one thread-local read, a few relaxed
+//! stores into the thread's own slot and recorder; the common enter and exit are inline. No
+//! lock, no allocation after the thread's first poll of a site in a given power of two of
+//! poll time (at most 38 per site and thread, ever), no formatting, no I/O, no channel send.
+//! Everything else happens on pollwatch's own threads, which read the slots through
+//! [`ThreadSlot`]'s methods.
 //!
 //! Nesting: the thread keeps a stack of entered task polls. A poll's recorded time is its own
 //! time, without the polls nested inside it, so no time is counted twice; the thread is held
