@@ -4,10 +4,9 @@
 //! A slot has a single writer, its thread, and is published to pollwatch's own threads through
 //! the layer's slot list (a mutex taken once per thread, at creation). The thread finds its
 //! slot through a thread-local: for the first pollwatch it polled for, a pointer read with no
-//! other check (see [`slot`]). Everything the poll
-//! path touches is preallocated at creation, except a site's recorder, allocated the first
-//! time this thread polls a task of that site (and its counters, a power of two at a time:
-//! see [`super::recorder`]).
+//! other check (see [`slot`]). Everything the poll path touches is preallocated at creation,
+//! except a site's recorder, allocated the first time this thread polls a task of that site
+//! (and its counters, a power of two at a time: see [`super::recorder`]).
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{
