@@ -32,6 +32,7 @@ pub(crate) mod clock;
 pub(crate) mod queues;
 pub(crate) mod recorder;
 pub(crate) mod retired;
+#[cfg(tokio_unstable)]
 pub(crate) mod site_cache;
 pub(crate) mod slow_ring;
 pub(crate) mod thread;
@@ -270,6 +271,7 @@ impl PollPath {
     /// Like [`enter`](Self::enter), for a poll of task `task_id` spawned at `location`: the
     /// site from the thread's slot ([`site_cache`]), interned with `intern` on a miss. What
     /// the runtime hooks call on every poll: one thread-local access.
+    #[cfg(tokio_unstable)]
     #[inline]
     pub(crate) fn enter_spawned(
         &self,

@@ -17,6 +17,7 @@ use std::sync::{Arc, OnceLock};
 
 use super::queues::RunQueues;
 use super::recorder::{Recorded, SiteRecorder};
+#[cfg(tokio_unstable)]
 use super::site_cache::SiteCache;
 use super::slow_ring::{SlowRecord, SlowRing};
 use super::TaskInfo;
@@ -128,6 +129,7 @@ pub(crate) struct ThreadSlot {
     pub(super) frames: [Frame; MAX_DEPTH],
     pub(super) last_exit: LastExit,
     /// The sites of the spawn locations of the tasks this thread polled (runtime hooks).
+    #[cfg(tokio_unstable)]
     pub(super) sites: SiteCache,
     /// The thread's name, or its `ThreadId`.
     pub(super) name: String,
@@ -194,6 +196,7 @@ impl ThreadSlot {
             clamped: AtomicU64::new(0),
             alive: AtomicBool::new(true),
             queues: None,
+            #[cfg(tokio_unstable)]
             sites: SiteCache::default(),
         }
     }
