@@ -200,20 +200,11 @@ impl SiteRecorder {
     #[inline]
     pub(crate) fn record(&self, ns: u64, slow: bool) -> Recorded {
         let bucket = bucket_index(ns);
-        add(self.counter(bucket), 1);
-        add(&self.busy_ns, ns);
-        let prev_max_ns = self.max_ns.load(Relaxed);
-        if ns > prev_max_ns {
-            self.max_ns.store(ns, Relaxed);
-        }
+        let recorded = self.count(self.counter(bucket), bucket, ns);
         if slow {
             add(&self.slow_polls, 1);
         }
-        Recorded {
-            bucket,
-            ns,
-            prev_max_ns,
-        }
+        recorded
     }
 
     /// Records one poll of `ns` that is not slow, if the counters of its power of two
@@ -223,17 +214,24 @@ impl SiteRecorder {
     pub(crate) fn record_fast(&self, ns: u64) -> Option<Recorded> {
         let bucket = bucket_index(ns);
         let group = self.groups[bucket / GROUP].get()?;
-        add(&group[bucket % GROUP], 1);
+        Some(self.count(&group[bucket % GROUP], bucket, ns))
+    }
+
+    /// Counts one poll of `ns` in `counter` (bucket `bucket`'s), the busy time and the
+    /// maximum. Owner thread only.
+    #[inline(always)]
+    fn count(&self, counter: &AtomicU64, bucket: usize, ns: u64) -> Recorded {
+        add(counter, 1);
         add(&self.busy_ns, ns);
         let prev_max_ns = self.max_ns.load(Relaxed);
         if ns > prev_max_ns {
             self.max_ns.store(ns, Relaxed);
         }
-        Some(Recorded {
+        Recorded {
             bucket,
             ns,
             prev_max_ns,
-        })
+        }
     }
 
     /// Turns a recorded poll back into a drop. Owner thread only.
