@@ -73,6 +73,28 @@ fn a_sleep_in_a_spawned_watched_future_is_caught_live_at_its_line() {
     assert!(stall.ended && stall.duration_ns >= BLOCK.as_nanos() as u64);
 }
 
+#[test]
+fn a_spawned_watched_future_names_its_task_on_every_poll() {
+    let _turn = one_at_a_time();
+    let handle = pollwatch();
+    let rt = runtime();
+    let task_id = rt.block_on(async {
+        let task = pollwatch::spawn(async {
+            // Two polls before the stall: the task's id is read on the first, kept after.
+            tokio::task::yield_now().await;
+            tokio::task::yield_now().await;
+            std::thread::sleep(BLOCK);
+        });
+        let id = task.id().to_string();
+        task.await.unwrap();
+        id.parse::<u64>().unwrap()
+    });
+    drop(rt);
+    let report = final_report(&handle);
+    let stall = support::only_stall(&report, FILE);
+    assert_eq!(stall.task_id, task_id, "{stall:#?}");
+}
+
 #[inline(never)]
 fn spin_for(duration: Duration) -> u64 {
     let start = std::time::Instant::now();

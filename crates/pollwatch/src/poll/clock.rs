@@ -11,6 +11,14 @@
 //! start": report uptimes, stall starts, slow-poll ends and interval-log offsets all count
 //! from it, so they agree whatever the wall clock does.
 
+/// A bound on a span of raw readings, in the clock's ticks and in nanoseconds (see
+/// [`Clock::limit`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limit {
+    ticks: u64,
+    ns: u64,
+}
+
 /// A clock shared by every thread of one layer. Raw readings are only comparable with
 /// readings of the same `Clock`.
 #[derive(Clone, Debug)]
@@ -21,6 +29,8 @@ pub(crate) struct Clock {
     /// poll path reads the counter and scales a delta inline instead of calling into
     /// `quanta` for each (neither `raw` nor `delta_as_nanos` is inlined across crates).
     tsc_scale: Option<u64>,
+    /// `tsc_scale`'s value, 0 when there is none.
+    scale: u64,
 }
 
 impl Clock {
@@ -36,17 +46,75 @@ impl Clock {
             inner,
             origin,
             tsc_scale,
+            scale: tsc_scale.unwrap_or(0),
         }
     }
 
     /// A raw reading; never zero, so zero can mean "idle" in a slot.
     #[inline(always)]
     pub(crate) fn now(&self) -> u64 {
-        let raw = match self.tsc_scale {
-            Some(_) => tsc::read(),
-            None => self.inner.raw(),
+        if self.reads_tsc() {
+            self.now_in::<true>()
+        } else {
+            self.now_in::<false>()
+        }
+    }
+
+    /// Whether raw readings are the time-stamp counter, read inline: what `TSC` must say in
+    /// [`now_in`](Self::now_in) and [`within_in`](Self::within_in).
+    #[inline(always)]
+    pub(crate) fn reads_tsc(&self) -> bool {
+        self.tsc_scale.is_some()
+    }
+
+    /// [`now`](Self::now) for a clock that [`reads_tsc`](Self::reads_tsc) or not, known
+    /// where the poll path is built rather than checked on each read. The time-stamp counter
+    /// counts from the machine's start, past zero long before any poll.
+    #[inline(always)]
+    pub(crate) fn now_in<const TSC: bool>(&self) -> u64 {
+        if TSC {
+            tsc::read()
+        } else {
+            self.inner.raw().max(1)
+        }
+    }
+
+    /// What [`within_in`](Self::within_in) compares a span of raw readings with to know it lasted
+    /// at most `limit_ns`, and that it can scale it with a 64-bit multiply.
+    pub(crate) fn limit(&self, limit_ns: u64) -> Limit {
+        let ticks = match self.tsc_scale {
+            Some(scale) => {
+                let ticks = (u128::from(limit_ns) << 32) / u128::from(scale.max(1));
+                ticks.min(u128::from(u64::MAX / scale.max(1))) as u64
+            }
+            None => u64::MAX,
         };
-        raw.max(1)
+        Limit {
+            ticks,
+            ns: limit_ns,
+        }
+    }
+
+    /// Nanoseconds from `start` to `end` when `end` is after `start` by at most `limit`;
+    /// `None` otherwise (`TSC` as in [`now_in`](Self::now_in)). Where the clock reads the
+    /// time-stamp counter: a subtraction, a compare and a multiply.
+    #[inline(always)]
+    pub(crate) fn within_in<const TSC: bool>(
+        &self,
+        start: u64,
+        end: u64,
+        limit: Limit,
+    ) -> Option<u64> {
+        let ticks = end.wrapping_sub(start);
+        if ticks > limit.ticks {
+            return None;
+        }
+        if TSC {
+            // At most `u64::MAX / scale` ticks (see `limit`): no overflow.
+            Some((ticks * self.scale) >> 32)
+        } else {
+            Some(self.inner.delta_as_nanos(start, end)).filter(|&ns| ns <= limit.ns)
+        }
     }
 
     /// Nanoseconds from `start` to `end`; zero when `end` is not after `start`.
@@ -140,6 +208,44 @@ mod tests {
             );
         }
         assert_eq!(clock.delta_ns(10, 5), 0);
+    }
+
+    #[test]
+    fn a_span_within_the_limit_is_scaled_as_delta_ns_scales_it_and_a_longer_one_is_not() {
+        fn check<const TSC: bool>(clock: &Clock) {
+            let limit_ns = 10_000_000;
+            let limit = clock.limit(limit_ns);
+            let start = clock.now();
+            // Find the longest span within the limit, in raw units, by bisection.
+            let (mut inside, mut outside) = (0u64, u64::MAX / 2);
+            while outside - inside > 1 {
+                let mid = inside + (outside - inside) / 2;
+                if clock.within_in::<TSC>(start, start + mid, limit).is_some() {
+                    inside = mid;
+                } else {
+                    outside = mid;
+                }
+            }
+            for raw in [0, 1, inside / 3, inside] {
+                let ns = clock.within_in::<TSC>(start, start + raw, limit);
+                assert_eq!(ns, Some(clock.delta_ns(start, start + raw)), "{raw} raw");
+            }
+            assert!(clock.delta_ns(start, start + inside) <= limit_ns);
+            assert!(clock.delta_ns(start, start + outside) >= limit_ns);
+            // An end before the start (another CPU's counter): 0, as `delta_ns` has it, or
+            // left to the caller's general path.
+            let backwards = clock.within_in::<TSC>(start, start - 1, limit);
+            assert!(matches!(backwards, None | Some(0)), "{backwards:?}");
+        }
+        let clock = Clock::new();
+        if clock.reads_tsc() {
+            check::<true>(&clock);
+        }
+        let (inner, mock) = quanta::Clock::mock();
+        mock.increment(5_000u64);
+        let mocked = Clock::from_quanta(inner);
+        assert!(!mocked.reads_tsc());
+        check::<false>(&mocked);
     }
 
     #[test]

@@ -37,12 +37,13 @@ pub(crate) mod site_cache;
 pub(crate) mod slow_ring;
 pub(crate) mod thread;
 
+use std::num::NonZeroU64;
 use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use self::clock::Clock;
+use self::clock::{Clock, Limit};
 use self::recorder::{Recorded, SiteTotals, MAX_VALUE_NS};
 use self::retired::Retired;
 use self::thread::{ThreadSlot, MAX_DEPTH};
@@ -104,12 +105,12 @@ pub(crate) struct Activity {
 #[repr(align(128))]
 pub(crate) struct PollPath {
     /// Distinguishes this layer's thread-local slots from another layer's in the same process.
-    layer_id: u64,
+    layer_id: NonZeroU64,
     pub(crate) clock: Clock,
     pub(crate) threshold_ns: u64,
     /// The longest poll the inline exit records: the threshold, or the histogram's bound if
     /// that is lower (longer polls are slow, or clamped).
-    fast_limit_ns: u64,
+    fast_limit: Limit,
     /// Recorder array length: the site bound plus the overflow site.
     site_slots: usize,
     slots: OwnLines<Mutex<SlotTable>>,
@@ -174,10 +175,11 @@ impl PollPath {
     /// A poll path with recorders for `site_slots` sites, timed by `clock`.
     pub(crate) fn new(clock: Clock, threshold_ns: u64, site_slots: usize) -> Self {
         Self {
-            layer_id: NEXT_LAYER_ID.fetch_add(1, Relaxed),
+            layer_id: NonZeroU64::new(NEXT_LAYER_ID.fetch_add(1, Relaxed))
+                .unwrap_or(NonZeroU64::MIN),
+            fast_limit: clock.limit(threshold_ns.min(MAX_VALUE_NS)),
             clock,
             threshold_ns,
-            fast_limit_ns: threshold_ns.min(MAX_VALUE_NS),
             site_slots,
             slots: OwnLines::default(),
         }
@@ -185,7 +187,7 @@ impl PollPath {
 
     /// This poll path's id: distinguishes its per-thread state from another's in one process.
     pub(crate) fn id(&self) -> u64 {
-        self.layer_id
+        self.layer_id.get()
     }
 
     /// The slots of every thread that has polled a task so far (a slot's index here is
@@ -261,33 +263,71 @@ impl PollPath {
     #[inline]
     pub(crate) fn enter(&self, span: u64, task: TaskInfo) {
         let now = self.clock.now();
+        let scope = thread::Scope::default();
+        match thread::first(self.layer_id, &scope) {
+            Some(slot) => Self::enter_on(slot, span, task, fineness(span), now),
+            None => self.enter_later(span, task, now),
+        }
+    }
+
+    /// [`enter`](Self::enter) on a thread whose first pollwatch is another, or that has no
+    /// slot yet.
+    #[cold]
+    #[inline(never)]
+    fn enter_later(&self, span: u64, task: TaskInfo, now: u64) {
         thread::with_slot_or_create(
             self.layer_id,
             || self.create_slot(),
-            |slot| Self::enter_on(slot, span, task, now),
+            |slot| Self::enter_on(slot, span, task, fineness(span), now),
         );
     }
 
-    /// Like [`enter`](Self::enter), for a poll of task `task_id` spawned at `location`: the
-    /// site from the thread's slot ([`site_cache`]), interned with `intern` on a miss. What
-    /// the runtime hooks call on every poll: one thread-local access.
+    /// Like [`enter`](Self::enter), for the runtime hooks' poll (id `HOOK_POLL | task_id`)
+    /// of task `task_id` spawned at `location`: the site from the thread's slot
+    /// ([`site_cache`]), interned with `intern` on a miss. What the runtime hooks call on
+    /// every poll: one thread-local access. `TSC` is what the clock's
+    /// [`reads_tsc`](Clock::reads_tsc) says, chosen when the hooks are set.
     #[cfg(tokio_unstable)]
-    #[inline]
-    pub(crate) fn enter_spawned(
+    #[inline(always)]
+    pub(crate) fn enter_spawned<const TSC: bool>(
         &self,
-        span: u64,
         task_id: u64,
         location: &'static std::panic::Location<'static>,
-        intern: impl FnOnce() -> SiteId,
+        intern: impl FnOnce(&'static std::panic::Location<'static>) -> SiteId,
     ) {
-        let now = self.clock.now();
-        let mut later = None;
-        let create = || self.create_slot();
-        let Some(slot) = thread::slot(self.layer_id, &mut later, Some(&create)) else {
-            return;
+        let now = self.clock.now_in::<TSC>();
+        let scope = thread::Scope::default();
+        let site = thread::first(self.layer_id, &scope)
+            .and_then(|slot| Some((slot, slot.sites.get(location)?)));
+        let Some((slot, site)) = site else {
+            // Out of line, and a tail call: the common path keeps no registers to restore.
+            return self.enter_spawned_else(task_id, location, intern, now);
         };
-        let site = slot.sites.site(location, intern);
-        Self::enter_on(slot, span, TaskInfo { task_id, site }, now);
+        let task = TaskInfo { task_id, site };
+        Self::enter_on(slot, HOOK_POLL | task_id, task, fineness(HOOK_POLL), now);
+    }
+
+    /// [`enter_spawned`](Self::enter_spawned) on a thread whose first pollwatch is another,
+    /// that has no slot yet, or whose slot has not cached `location`'s site.
+    #[cfg(tokio_unstable)]
+    #[cold]
+    #[inline(never)]
+    fn enter_spawned_else(
+        &self,
+        task_id: u64,
+        location: &'static std::panic::Location<'static>,
+        intern: impl FnOnce(&'static std::panic::Location<'static>) -> SiteId,
+        now: u64,
+    ) {
+        thread::with_slot_or_create(
+            self.layer_id,
+            || self.create_slot(),
+            |slot| {
+                let site = slot.sites.site(location, || intern(location));
+                let task = TaskInfo { task_id, site };
+                Self::enter_on(slot, HOOK_POLL | task_id, task, fineness(HOOK_POLL), now);
+            },
+        );
     }
 
     /// [`enter`](Self::enter) on this thread's `slot`, at raw time `now`: inline when it is
@@ -295,13 +335,13 @@ impl PollPath {
     ///
     /// [`enter_nested`]: Self::enter_nested
     #[inline(always)]
-    fn enter_on(slot: &ThreadSlot, span: u64, task: TaskInfo, now: u64) {
+    fn enter_on(slot: &ThreadSlot, span: u64, task: TaskInfo, named_by: u8, now: u64) {
         let depth = slot.depth.load(Relaxed);
         if depth != 0 {
             Self::enter_nested(slot, span, task, now, depth);
             return;
         }
-        slot.frames[0].open(span, task, fineness(span), now, 0);
+        slot.frames[0].open(span, task, named_by, now);
         slot.inner_depth.store(0, Relaxed);
         slot.last_exit.span.store(0, Relaxed);
         slot.depth.store(1, Release);
@@ -331,8 +371,11 @@ impl PollPath {
                 .store(slot.nested_too_deep.load(Relaxed) + 1, Relaxed);
             return;
         }
-        let inner_base = slot.inner_depth.load(Relaxed);
-        slot.frames[depth].open(span, task, fineness(span), now, inner_base);
+        let frame = &slot.frames[depth];
+        frame.open(span, task, fineness(span), now);
+        frame
+            .inner_base
+            .store(slot.inner_depth.load(Relaxed), Relaxed);
         slot.depth.store(depth + 1, Release);
     }
 
@@ -340,14 +383,33 @@ impl PollPath {
     /// with no registry lookup.
     #[inline(always)]
     pub(crate) fn exit(&self, span: u64) {
-        let now = self.clock.now();
-        let mut later = None;
-        let Some(slot) = thread::slot(self.layer_id, &mut later, None) else {
-            return;
+        if self.clock.reads_tsc() {
+            self.exit_in::<true>(span);
+        } else {
+            self.exit_in::<false>(span);
+        }
+    }
+
+    /// [`exit`](Self::exit) with `TSC` what the clock's [`reads_tsc`](Clock::reads_tsc)
+    /// says: what the runtime hooks call, chosen when they are set.
+    #[inline(always)]
+    pub(crate) fn exit_in<const TSC: bool>(&self, span: u64) {
+        let now = self.clock.now_in::<TSC>();
+        let scope = thread::Scope::default();
+        let Some(slot) = thread::first(self.layer_id, &scope) else {
+            return self.exit_later(span, now);
         };
-        if !self.exit_outermost(slot, span, now) {
+        if !self.exit_outermost::<TSC>(slot, span, now) {
             self.exit_on(slot, span, now);
         }
+    }
+
+    /// [`exit`](Self::exit) on a thread whose first pollwatch is another, or that has no
+    /// slot.
+    #[cold]
+    #[inline(never)]
+    fn exit_later(&self, span: u64, now: u64) {
+        thread::with_slot(self.layer_id, |slot| self.exit_on(slot, span, now));
     }
 
     /// The common exit, inline: `span` is the thread's outermost poll, it held the thread no
@@ -355,16 +417,15 @@ impl PollPath {
     /// before (its recorder and bucket group exist). Returns false, having changed nothing,
     /// otherwise.
     #[inline(always)]
-    fn exit_outermost(&self, slot: &ThreadSlot, span: u64, now: u64) -> bool {
+    fn exit_outermost<const TSC: bool>(&self, slot: &ThreadSlot, span: u64, now: u64) -> bool {
         let frame = &slot.frames[0];
         if slot.depth.load(Relaxed) != 1 || frame.span.load(Relaxed) != span {
             return false;
         }
         let start = frame.start.load(Relaxed);
-        let total_ns = self.clock.delta_ns(start, now);
-        if total_ns > self.fast_limit_ns {
+        let Some(total_ns) = self.clock.within_in::<TSC>(start, now, self.fast_limit) else {
             return false;
-        }
+        };
         let own_ns = total_ns.saturating_sub(frame.nested_ns.load(Relaxed));
         let site = frame.site.load(Relaxed);
         let Some(recorded) = slot
@@ -373,7 +434,7 @@ impl PollPath {
         else {
             return false;
         };
-        slot.inner_depth.store(0, Relaxed);
+        // The inner-span depth is reset by the next enter (nothing reads it between polls).
         slot.depth.store(0, Release);
         slot.poll_start.store(0, Release);
         if span & (HOOK_POLL | WATCH_POLL | WORKER_POLL) == 0 {

@@ -84,12 +84,10 @@ pub(crate) const GROUP_BYTES: usize = std::mem::size_of::<Group>();
 /// The bucket holding `ns` (already clamped to [`MAX_VALUE_NS`]).
 #[inline]
 pub(crate) fn bucket_index(ns: u64) -> usize {
-    if ns < SUB {
-        return ns as usize;
-    }
-    let high_bit = 63 - ns.leading_zeros();
-    let shift = high_bit - SUB_BITS;
-    (((shift as u64 + 1) * SUB) + ((ns >> shift) & (SUB - 1))) as usize
+    // Without a branch: below 2 * SUB the shift is 0 and the value is its own index; above,
+    // `ns >> shift` is in [SUB, 2 * SUB), the sub-bucket plus one group's worth of indexes.
+    let shift = 63 - (ns | (2 * SUB - 1)).leading_zeros() - SUB_BITS;
+    ((u64::from(shift) << SUB_BITS) + (ns >> shift)) as usize
 }
 
 /// The values `[low, high)` that fall into bucket `index`.
@@ -213,7 +211,7 @@ impl SiteRecorder {
     #[inline(always)]
     pub(crate) fn record_fast(&self, ns: u64) -> Option<Recorded> {
         let bucket = bucket_index(ns);
-        let group = self.groups[bucket / GROUP].get()?;
+        let group = self.groups.get(bucket / GROUP)?.get()?;
         Some(self.count(&group[bucket % GROUP], bucket, ns))
     }
 

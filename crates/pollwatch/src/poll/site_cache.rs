@@ -36,19 +36,31 @@ impl Default for SiteCache {
 }
 
 impl SiteCache {
-    /// The site of futures spawned at `location`: cached, else `intern`ed and cached.
+    /// The site of futures spawned at `location`, if cached.
     #[inline(always)]
+    pub(crate) fn get(&self, location: &'static Location<'static>) -> Option<SiteId> {
+        let address = std::ptr::from_ref(location) as usize;
+        let entry = &self.entries[(address >> 3) & (ENTRIES - 1)];
+        (entry.location.load(Relaxed) == address)
+            .then(|| SiteId::from_index(entry.site.load(Relaxed)))
+    }
+
+    /// The site of futures spawned at `location`: cached, else `intern`ed and cached.
+    #[inline]
     pub(crate) fn site(
         &self,
         location: &'static Location<'static>,
         intern: impl FnOnce() -> SiteId,
     ) -> SiteId {
-        let address = std::ptr::from_ref(location) as usize;
-        let entry = &self.entries[(address >> 3) & (ENTRIES - 1)];
-        if entry.location.load(Relaxed) == address {
-            return SiteId::from_index(entry.site.load(Relaxed));
+        if let Some(site) = self.get(location) {
+            return site;
         }
-        self.miss(entry, address, intern)
+        let address = std::ptr::from_ref(location) as usize;
+        self.miss(
+            &self.entries[(address >> 3) & (ENTRIES - 1)],
+            address,
+            intern,
+        )
     }
 
     #[cold]

@@ -4,11 +4,12 @@
 //! A slot has a single writer, its thread, and is published to pollwatch's own threads through
 //! the layer's slot list (a mutex taken once per thread, at creation). The thread finds its
 //! slot through a thread-local: for the first pollwatch it polled for, a pointer read with no
-//! other check (see [`slot`]). Everything the poll path touches is preallocated at creation,
+//! other check (see [`first`]). Everything the poll path touches is preallocated at creation,
 //! except a site's recorder, allocated the first time this thread polls a task of that site
 //! (and its counters, a power of two at a time: see [`super::recorder`]).
 
 use std::cell::{Cell, RefCell};
+use std::num::NonZeroU64;
 use std::sync::atomic::{
     AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
@@ -54,7 +55,8 @@ pub(super) struct Frame {
     pub(super) start: AtomicU64,
     /// Time spent in polls nested inside this one, so this poll's own time excludes it.
     pub(super) nested_ns: AtomicU64,
-    /// The thread's inner-span depth when this poll started.
+    /// The thread's inner-span depth when this poll started (0 for the outermost frame,
+    /// whose polls start with none).
     pub(super) inner_base: AtomicUsize,
     pub(super) site: AtomicU32,
     /// How fine the source that gave this poll its site is (`poll::fineness`): a coarser
@@ -64,23 +66,16 @@ pub(super) struct Frame {
 
 impl Frame {
     /// Starts poll `span` of `task` in this frame at raw time `now`, named by a source of
-    /// fineness `named_by`, with the thread's inner-span depth `inner_base`.
+    /// fineness `named_by`. Its `inner_base` is the caller's to set (the outermost frame's
+    /// is always 0).
     #[inline(always)]
-    pub(super) fn open(
-        &self,
-        span: u64,
-        task: TaskInfo,
-        named_by: u8,
-        now: u64,
-        inner_base: usize,
-    ) {
+    pub(super) fn open(&self, span: u64, task: TaskInfo, named_by: u8, now: u64) {
         self.span.store(span, Relaxed);
         self.task_id.store(task.task_id, Relaxed);
         self.site.store(task.site.index(), Relaxed);
         self.named_by.store(named_by, Relaxed);
         self.start.store(now, Relaxed);
         self.nested_ns.store(0, Relaxed);
-        self.inner_base.store(inner_base, Relaxed);
     }
 }
 
@@ -401,7 +396,7 @@ impl InnerPoll {
 
 /// Keeps a thread's slot for one layer, and marks it dead when the thread exits.
 struct Registration {
-    layer: u64,
+    layer: NonZeroU64,
     slot: Arc<ThreadSlot>,
 }
 
@@ -423,7 +418,7 @@ thread_local! {
     static SLOTS: RefCell<Vec<Registration>> = const { RefCell::new(Vec::new()) };
 
     /// The layer id and slot of this thread's first registration in [`SLOTS`], while that
-    /// registration keeps the slot (null before and after). A thread-local with nothing to
+    /// registration keeps the slot (0 and null before and after). A thread-local with nothing to
     /// drop: reading it is one load with no state to check, where [`SLOTS`] (which drops
     /// its registrations when the thread exits) checks whether it is still alive and counts
     /// a borrow.
@@ -433,54 +428,74 @@ thread_local! {
 /// Runs `f` with this thread's slot for the layer `layer`, if the thread has one. Never
 /// allocates; does nothing during thread teardown.
 #[inline(always)]
-pub(super) fn with_slot<R>(layer: u64, f: impl FnOnce(&ThreadSlot) -> R) -> Option<R> {
-    let mut later = None;
-    Some(f(slot(layer, &mut later, None)?))
+pub(super) fn with_slot<R>(layer: NonZeroU64, f: impl FnOnce(&ThreadSlot) -> R) -> Option<R> {
+    let scope = Scope::default();
+    match first(layer, &scope) {
+        Some(slot) => Some(f(slot)),
+        None => with_later(layer, None, f),
+    }
 }
 
 /// Like [`with_slot`], creating the slot with `create` (and registering it) on the thread's
 /// first poll.
 #[inline(always)]
 pub(super) fn with_slot_or_create<R>(
-    layer: u64,
+    layer: NonZeroU64,
     create: impl Fn() -> Arc<ThreadSlot>,
     f: impl FnOnce(&ThreadSlot) -> R,
 ) -> Option<R> {
-    let mut later = None;
-    Some(f(slot(layer, &mut later, Some(&create))?))
+    let scope = Scope::default();
+    match first(layer, &scope) {
+        Some(slot) => Some(f(slot)),
+        None => with_later(layer, Some(&create), f),
+    }
 }
 
-/// This thread's slot for `layer`, borrowed for as long as `later` (a local of the caller,
-/// which keeps the slot of a layer other than the thread's first): with no thread-local state
-/// to check and no reference count to change when `layer` is the thread's first. Created with
-/// `create` (when given) if the thread has none.
+/// What a slot reference from [`first`] borrows: a local of the poll-path call that reads it,
+/// which cannot leave its thread (neither `Send` nor `Sync`).
+#[derive(Default)]
+pub(super) struct Scope(std::marker::PhantomData<*const ()>);
+
+/// This thread's slot for `layer` when `layer` is the first the thread polled for (the common
+/// case: one pollwatch in the process), borrowed for as long as `scope`: one thread-local
+/// read, with no state to check and no reference count to change. `None` otherwise (see
+/// [`with_slot`]).
 #[inline(always)]
-pub(super) fn slot<'a>(
-    layer: u64,
-    later: &'a mut Option<Arc<ThreadSlot>>,
-    create: Option<&dyn Fn() -> Arc<ThreadSlot>>,
-) -> Option<&'a ThreadSlot> {
+pub(super) fn first(layer: NonZeroU64, _scope: &Scope) -> Option<&ThreadSlot> {
     let (first_layer, first) = FIRST.try_with(Cell::get).ok()?;
-    if first_layer == layer && !first.is_null() {
-        // SAFETY: `first` is non-null only while the `Registration` it was taken from is in
-        // this thread's `SLOTS`, holding an `Arc` of the slot: set when the registration is
-        // pushed, and cleared by its `drop` (when the thread's thread-locals are destroyed)
-        // before that `Arc` is released. The reference lives no longer than `later`, a local
-        // of a poll-path call on this thread, and nothing on the poll path drops a
-        // registration: the slot outlives it.
-        #[allow(unsafe_code)]
-        let slot = unsafe { &*first };
-        return Some(slot);
+    if first_layer != layer.get() {
+        return None;
     }
-    *later = Some(later_slot(layer, create)?);
-    later.as_deref()
+    // SAFETY: `FIRST` holds a layer id (never 0) exactly when it holds a pointer, so `first`
+    // is not null here. It is non-null only while the `Registration` it was taken from is in this
+    // thread's `SLOTS`, holding an `Arc` of the slot: set when the registration is pushed, and
+    // cleared by its `drop` (when the thread's thread-locals are destroyed) before that `Arc`
+    // is released. The reference lives no longer than `scope`, a local of a poll-path call on
+    // this thread, and nothing on the poll path drops a registration: the slot outlives it.
+    #[allow(unsafe_code)]
+    let slot = unsafe { &*first };
+    Some(slot)
+}
+
+/// [`with_slot`] for a layer other than the thread's first, or a thread with no slot yet:
+/// out of line, so that the poll path's inline part keeps no `Arc` to release.
+#[cold]
+#[inline(never)]
+fn with_later<R>(
+    layer: NonZeroU64,
+    create: Option<&dyn Fn() -> Arc<ThreadSlot>>,
+    f: impl FnOnce(&ThreadSlot) -> R,
+) -> Option<R> {
+    let slot = later_slot(layer, create)?;
+    Some(f(&slot))
 }
 
 /// This thread's slot for a layer other than its first, or for a thread with no slot yet:
 /// registered with `create` when there is one to call and the thread has none for `layer`.
-#[cold]
-#[inline(never)]
-fn later_slot(layer: u64, create: Option<&dyn Fn() -> Arc<ThreadSlot>>) -> Option<Arc<ThreadSlot>> {
+fn later_slot(
+    layer: NonZeroU64,
+    create: Option<&dyn Fn() -> Arc<ThreadSlot>>,
+) -> Option<Arc<ThreadSlot>> {
     SLOTS
         .try_with(|slots| {
             let mut slots = slots.try_borrow_mut().ok()?;
@@ -489,7 +504,7 @@ fn later_slot(layer: u64, create: Option<&dyn Fn() -> Arc<ThreadSlot>>) -> Optio
             }
             let slot = create?();
             if slots.is_empty() {
-                let _ = FIRST.try_with(|first| first.set((layer, Arc::as_ptr(&slot))));
+                let _ = FIRST.try_with(|first| first.set((layer.get(), Arc::as_ptr(&slot))));
             }
             slots.push(Registration {
                 layer,

@@ -33,28 +33,35 @@ pub(crate) fn set_hooks(state: &Arc<State>, runtime: &mut tokio::runtime::Builde
     state.setup.source_needs_no_spans();
     state.subscriber.set_fallback_to_current();
     let spawn = state.clone();
+    runtime.on_task_spawn(move |meta| {
+        // Beside the layer, the layer counts the task (it saw the span first).
+        if !spawn.layer_counts_spawns.load(Relaxed) {
+            spawn
+                .sites
+                .count_task(site_of(&spawn, meta.spawned_at(), KIND));
+        }
+    });
+    if state.poll.clock.reads_tsc() {
+        set_poll_hooks::<true>(state, runtime);
+    } else {
+        set_poll_hooks::<false>(state, runtime);
+    }
+}
+
+/// Sets the task poll hooks of `runtime`, for a clock that reads the time-stamp counter inline
+/// (`TSC`) or not: chosen here once rather than on each clock read.
+fn set_poll_hooks<const TSC: bool>(state: &Arc<State>, runtime: &mut tokio::runtime::Builder) {
     let before = state.clone();
     let after = state.clone();
     runtime
-        .on_task_spawn(move |meta| {
-            // Beside the layer, the layer counts the task (it saw the span first).
-            if !spawn.layer_counts_spawns.load(Relaxed) {
-                spawn
-                    .sites
-                    .count_task(site_of(&spawn, meta.spawned_at(), KIND));
-            }
-        })
         .on_before_task_poll(move |meta| {
-            let task_id = task_id(meta);
-            let location = meta.spawned_at();
+            let intern = |location| site_of(&before, location, KIND);
             before
                 .poll
-                .enter_spawned(HOOK_POLL | task_id, task_id, location, || {
-                    site_of(&before, location, KIND)
-                });
+                .enter_spawned::<TSC>(task_id(meta), meta.spawned_at(), intern);
         })
         .on_after_task_poll(move |meta| {
-            after.poll.exit(HOOK_POLL | task_id(meta));
+            after.poll.exit_in::<TSC>(HOOK_POLL | task_id(meta));
         });
 }
 

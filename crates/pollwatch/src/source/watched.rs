@@ -66,6 +66,11 @@ struct Probe {
     state: Arc<State>,
     site: SiteId,
     poll: u64,
+    /// Whether the wrapper is the future of a task `pollwatch::spawn` spawned: only that
+    /// task ever polls it, so its id is read once.
+    spawned: Spawned,
+    /// The id of the task that polled it first (0: none yet, or outside any task).
+    task_id: u64,
 }
 
 impl<F> std::fmt::Debug for Watched<F> {
@@ -100,7 +105,13 @@ impl<F> Watched<F> {
                 state.subscriber.set_fallback_to_current();
             }
             let poll = WATCH_POLL | (NEXT_POLL_ID.fetch_add(1, Relaxed) & (WATCH_POLL - 1));
-            Probe { state, site, poll }
+            Probe {
+                state,
+                site,
+                poll,
+                spawned,
+                task_id: 0,
+            }
         });
         Self { future, probe }
     }
@@ -121,7 +132,16 @@ impl<F: Future> Future for Watched<F> {
         let Some(probe) = this.probe else {
             return this.future.poll(cx);
         };
-        let task_id = tokio::task::try_id().map_or(0, crate::task::id_u64);
+        let task_id = match probe.spawned {
+            // A task's own future: the task's id never changes.
+            Spawned::Yes if probe.task_id != 0 => probe.task_id,
+            Spawned::Yes => {
+                probe.task_id = current_task_id();
+                probe.task_id
+            }
+            // Polled inside whatever task polls it (a shared future: several).
+            Spawned::No => current_task_id(),
+        };
         probe.state.poll.enter(
             probe.poll,
             TaskInfo {
@@ -132,6 +152,11 @@ impl<F: Future> Future for Watched<F> {
         let _exit = Exit(probe);
         this.future.poll(cx)
     }
+}
+
+/// The id of the task being polled on this thread, 0 outside any.
+fn current_task_id() -> u64 {
+    tokio::task::try_id().map_or(0, crate::task::id_u64)
 }
 
 /// Ends the poll when the inner poll returns or panics.
