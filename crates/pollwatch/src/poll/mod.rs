@@ -20,7 +20,8 @@
 //! Budget: a clock read each way (the TSC, inline), one thread-local read, a few relaxed
 //! stores into the thread's own slot and recorder; the common enter and exit are inline. No
 //! lock, no allocation after the thread's first poll of a site in a given power of two of
-//! poll time (at most 38 per site and thread, ever), no formatting, no I/O, no channel send.
+//! poll time and its 32nd (the site's hot counters, see [`recorder`]: at most 39 per site and
+//! thread, ever), no formatting, no I/O, no channel send.
 //! Everything else happens on pollwatch's own threads, which read the slots through
 //! [`ThreadSlot`]'s methods.
 //!
@@ -413,9 +414,8 @@ impl PollPath {
     }
 
     /// The common exit, inline: `span` is the thread's outermost poll, it held the thread no
-    /// longer than the threshold, and this thread has recorded a poll of its site and length
-    /// before (its recorder and bucket group exist). Returns false, having changed nothing,
-    /// otherwise.
+    /// longer than the threshold and less than 1 ms, and this thread has polled its site often
+    /// (its recorder has its hot counters). Returns false, having changed nothing, otherwise.
     #[inline(always)]
     fn exit_outermost<const TSC: bool>(&self, slot: &ThreadSlot, span: u64, now: u64) -> bool {
         let frame = &slot.frames[0];
@@ -451,8 +451,8 @@ impl PollPath {
         true
     }
 
-    /// Any other exit: nested polls, slow polls, a thread's first poll of a site or of a
-    /// power of two of poll time.
+    /// Any other exit: nested polls, slow polls, polls of 1 ms or more, a thread's first
+    /// polls of a site.
     #[inline(never)]
     fn exit_on(&self, slot: &ThreadSlot, span: u64, now: u64) {
         let depth = slot.depth.load(Relaxed);
@@ -697,11 +697,13 @@ pub(crate) mod tests {
     #[test]
     fn an_outer_poll_ended_inline_counts_its_own_time_without_the_nested_one() {
         let (path, mock) = path();
-        // A first poll of 7 µs allocates the site's recorder and the counters of 7 µs, the
-        // first outer poll below those of 2 µs: the second ends inline.
-        path.enter(10, task(1, 0));
-        mock.increment(7_000u64);
-        path.exit(10);
+        // The thread's first polls of the site go through the general path, and give the
+        // site its hot counters: the outer polls after them end inline.
+        for _ in 0..recorder::HOT_AFTER {
+            path.enter(10, task(1, 0));
+            mock.increment(7_000u64);
+            path.exit(10);
+        }
         for _ in 0..2 {
             path.enter(10, task(1, 0));
             mock.increment(1_000u64);
@@ -712,9 +714,10 @@ pub(crate) mod tests {
             path.exit(10);
         }
         let (outer, inner) = (totals(&path, 0), totals(&path, 1));
+        let first = recorder::HOT_AFTER;
         assert_eq!(
             (outer.polls(), outer.busy_ns, outer.max_ns),
-            (3, 11_000, 7_000)
+            (first + 2, first * 7_000 + 4_000, 7_000)
         );
         assert_eq!(outer.buckets[recorder::bucket_index(2_000)], 2);
         assert_eq!((inner.polls(), inner.busy_ns), (2, 10_000));
