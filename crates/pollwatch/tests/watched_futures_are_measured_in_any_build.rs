@@ -95,6 +95,36 @@ fn a_spawned_watched_future_names_its_task_on_every_poll() {
     assert_eq!(stall.task_id, task_id, "{stall:#?}");
 }
 
+#[test]
+fn a_poll_that_panics_is_ended_and_counted() {
+    let _turn = one_at_a_time();
+    let handle = pollwatch();
+    let rt = runtime();
+    let (spawned_at, after_at) = rt.block_on(async {
+        let spawned_at = line!() + 1;
+        let task = pollwatch::spawn(async {
+            tokio::task::yield_now().await;
+            panic!("the second poll panics");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        // Polled on a thread whose last poll unwound: a poll of its own, not nested in it.
+        let after_at = line!() + 1;
+        pollwatch::spawn(async {}).await.unwrap();
+        (spawned_at, after_at)
+    });
+    drop(rt);
+    let report = final_report(&handle);
+    let panicked = site_at(&report, FILE, spawned_at);
+    assert_eq!(
+        (panicked.polls, panicked.slow_polls),
+        (2, 0),
+        "{panicked:#?}"
+    );
+    let after = site_at(&report, FILE, after_at);
+    assert_eq!((after.polls, after.slow_polls), (1, 0), "{after:#?}");
+    assert!(report.stalls.is_empty(), "{:#?}", report.stalls);
+}
+
 #[inline(never)]
 fn spin_for(duration: Duration) -> u64 {
     let start = std::time::Instant::now();

@@ -426,7 +426,14 @@ impl PollPath {
         let Some(total_ns) = self.clock.within_in::<TSC>(start, now, self.fast_limit) else {
             return false;
         };
-        let own_ns = total_ns.saturating_sub(frame.nested_ns.load(Relaxed));
+        // A branch, not a conditional move, on what was known before the clock read: the
+        // bucket's address does not wait for it (nested polls are rare here).
+        let nested_ns = frame.nested_ns.load(Relaxed);
+        let own_ns = if nested_ns == 0 {
+            total_ns
+        } else {
+            total_ns.saturating_sub(nested_ns)
+        };
         let site = frame.site.load(Relaxed);
         let Some(recorded) = slot
             .existing_recorder(SiteId::from_index(site))

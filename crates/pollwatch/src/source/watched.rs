@@ -149,8 +149,12 @@ impl<F: Future> Future for Watched<F> {
                 site: probe.site,
             },
         );
-        let _exit = Exit(probe);
-        this.future.poll(cx)
+        // The exit inline on return; the guard's drop (a call) only if the poll unwinds.
+        let exit = Exit(probe);
+        let poll = this.future.poll(cx);
+        std::mem::forget(exit);
+        probe.state.poll.exit(probe.poll);
+        poll
     }
 }
 
@@ -159,7 +163,7 @@ fn current_task_id() -> u64 {
     tokio::task::try_id().map_or(0, crate::task::id_u64)
 }
 
-/// Ends the poll when the inner poll returns or panics.
+/// Ends the poll if the inner poll unwinds (on return, `poll` ends it inline).
 struct Exit<'a>(&'a Probe);
 
 impl Drop for Exit<'_> {
