@@ -344,7 +344,7 @@ impl PollPath {
         }
         slot.frames[0].open(span, task, named_by, now);
         slot.inner_depth.store(0, Relaxed);
-        slot.last_exit.span.store(0, Relaxed);
+        slot.last_exit_span.store(0, Relaxed);
         slot.depth.store(1, Release);
         slot.poll_seq
             .store(slot.poll_seq.load(Relaxed).wrapping_add(1), Relaxed);
@@ -366,7 +366,7 @@ impl PollPath {
                 return;
             }
         }
-        slot.last_exit.span.store(0, Relaxed);
+        slot.last_exit_span.store(0, Relaxed);
         if depth >= MAX_DEPTH {
             slot.nested_too_deep
                 .store(slot.nested_too_deep.load(Relaxed) + 1, Relaxed);
@@ -550,10 +550,11 @@ impl PollPath {
     pub(crate) fn close(&self, span: u64, task: TaskInfo) {
         thread::with_slot(self.layer_id, |slot| {
             let last = &slot.last_exit;
-            if last.span.load(Relaxed) != span || last.task_id.load(Relaxed) != task.task_id {
+            let last_span = &slot.last_exit_span;
+            if last_span.load(Relaxed) != span || last.task_id.load(Relaxed) != task.task_id {
                 return;
             }
-            last.span.store(0, Relaxed);
+            last_span.store(0, Relaxed);
             let slow = last.slow.load(Relaxed);
             if let Some(recorder) = slot.recorder_if_polled(last.site.load(Relaxed)) {
                 recorder.relabel_as_drop(last.recorded(), slow);
@@ -625,7 +626,7 @@ fn last_exit(
     last.prev_max_ns.store(recorded.prev_max_ns, Relaxed);
     last.slow.store(slow, Relaxed);
     last.slow_position.store(slow_position, Relaxed);
-    last.span.store(span, Relaxed);
+    slot.last_exit_span.store(span, Relaxed);
 }
 
 /// Pops `span` from the thread's inner-span stack if it is the innermost.

@@ -81,10 +81,10 @@ impl Frame {
 
 /// The last poll this thread finished, kept until the next enter so that `on_close` can
 /// relabel it as a drop: `tracing::Instrumented` enters the span once more to drop the
-/// future, and that enter is followed directly by the span's close on the same thread.
+/// future, and that enter is followed directly by the span's close on the same thread. Its
+/// span is [`ThreadSlot::last_exit_span`].
 #[derive(Debug, Default)]
 pub(super) struct LastExit {
-    pub(super) span: AtomicU64,
     pub(super) task_id: AtomicU64,
     pub(super) site: AtomicU32,
     pub(super) bucket: AtomicUsize,
@@ -120,6 +120,9 @@ pub(crate) struct ThreadSlot {
     /// Bumped at the start of every outermost poll, so each poll is reported once.
     pub(super) poll_seq: AtomicU64,
     pub(super) inner_depth: AtomicUsize,
+    /// The span of [`last_exit`](Self::last_exit), 0 when there is none: cleared by every
+    /// enter, so kept on the line every poll writes rather than with the rest of it.
+    pub(super) last_exit_span: AtomicU64,
     pub(super) recorders: Box<[OnceLock<Box<SiteRecorder>>]>,
     pub(super) frames: [Frame; MAX_DEPTH],
     pub(super) last_exit: LastExit,
@@ -184,6 +187,7 @@ impl ThreadSlot {
             recent_slow_next: AtomicUsize::new(0),
             inner: std::array::from_fn(|_| AtomicU64::new(0)),
             inner_depth: AtomicUsize::new(0),
+            last_exit_span: AtomicU64::new(0),
             last_exit: LastExit::default(),
             recorders: (0..sites).map(|_| OnceLock::new()).collect(),
             slow: SlowRing::new(),
