@@ -39,8 +39,7 @@ impl SiteCache {
     /// The site of futures spawned at `location`, if cached.
     #[inline(always)]
     pub(crate) fn get(&self, location: &'static Location<'static>) -> Option<SiteId> {
-        let address = std::ptr::from_ref(location) as usize;
-        let entry = &self.entries[(address >> 3) & (ENTRIES - 1)];
+        let (entry, address) = self.entry(location);
         (entry.location.load(Relaxed) == address)
             .then(|| SiteId::from_index(entry.site.load(Relaxed)))
     }
@@ -55,12 +54,15 @@ impl SiteCache {
         if let Some(site) = self.get(location) {
             return site;
         }
+        let (entry, address) = self.entry(location);
+        self.miss(entry, address, intern)
+    }
+
+    /// The entry `location` maps to, and the address it is keyed by.
+    #[inline(always)]
+    fn entry(&self, location: &'static Location<'static>) -> (&Entry, usize) {
         let address = std::ptr::from_ref(location) as usize;
-        self.miss(
-            &self.entries[(address >> 3) & (ENTRIES - 1)],
-            address,
-            intern,
-        )
+        (&self.entries[(address >> 3) & (ENTRIES - 1)], address)
     }
 
     #[cold]
