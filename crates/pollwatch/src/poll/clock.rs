@@ -11,6 +11,8 @@
 //! start": report uptimes, stall starts, slow-poll ends and interval-log offsets all count
 //! from it, so they agree whatever the wall clock does.
 
+use std::num::NonZeroU64;
+
 /// A bound on a span of raw readings, in the clock's ticks and in nanoseconds (see
 /// [`Clock::limit`]).
 #[derive(Clone, Copy, Debug)]
@@ -28,9 +30,8 @@ pub(crate) struct Clock {
     /// Where `inner` reads the time-stamp counter: nanoseconds per tick times 2^32, so the
     /// poll path reads the counter and scales a delta inline instead of calling into
     /// `quanta` for each (neither `raw` nor `delta_as_nanos` is inlined across crates).
-    tsc_scale: Option<u64>,
-    /// `tsc_scale`'s value, 0 when there is none.
-    scale: u64,
+    /// Never zero, so reading it is one load, with no discriminant to test.
+    tsc_scale: Option<NonZeroU64>,
 }
 
 impl Clock {
@@ -40,13 +41,12 @@ impl Clock {
 
     /// A clock reading `inner`; tests pass a mocked one.
     pub(crate) fn from_quanta(inner: quanta::Clock) -> Self {
-        let tsc_scale = tsc::scale_of(&inner);
+        let tsc_scale = tsc::scale_of(&inner).and_then(NonZeroU64::new);
         let origin = inner.raw();
         Self {
             inner,
             origin,
             tsc_scale,
-            scale: tsc_scale.unwrap_or(0),
         }
     }
 
@@ -84,8 +84,8 @@ impl Clock {
     pub(crate) fn limit(&self, limit_ns: u64) -> Limit {
         let ticks = match self.tsc_scale {
             Some(scale) => {
-                let ticks = (u128::from(limit_ns) << 32) / u128::from(scale.max(1));
-                ticks.min(u128::from(u64::MAX / scale.max(1))) as u64
+                let ticks = (u128::from(limit_ns) << 32) / u128::from(scale.get());
+                ticks.min(u128::from(u64::MAX / scale.get())) as u64
             }
             None => u64::MAX,
         };
@@ -111,7 +111,7 @@ impl Clock {
         }
         if TSC {
             // At most `u64::MAX / scale` ticks (see `limit`): no overflow.
-            Some((ticks * self.scale) >> 32)
+            Some((ticks * self.tsc_scale.map_or(0, NonZeroU64::get)) >> 32)
         } else {
             Some(self.inner.delta_as_nanos(start, end)).filter(|&ns| ns <= limit.ns)
         }
@@ -122,12 +122,7 @@ impl Clock {
     pub(crate) fn delta_ns(&self, start: u64, end: u64) -> u64 {
         match self.tsc_scale {
             Some(_) if end <= start => 0,
-            // Below 2^32 ticks (a second or more), one 64-bit multiply: the poll path's
-            // bucket waits on this result, and the 128-bit one takes twice as long.
-            Some(scale) if end - start <= u64::from(u32::MAX) && scale <= u64::from(u32::MAX) => {
-                ((end - start) * scale) >> 32
-            }
-            Some(scale) => ((u128::from(end - start) * u128::from(scale)) >> 32) as u64,
+            Some(scale) => ((u128::from(end - start) * u128::from(scale.get())) >> 32) as u64,
             None => self.inner.delta_as_nanos(start, end),
         }
     }

@@ -71,6 +71,13 @@ pub(crate) fn is_worker(span: u64) -> bool {
     span & (HOOK_POLL | WATCH_POLL | WORKER_POLL) == WORKER_POLL
 }
 
+/// Whether poll id `span` is the tracing layer's (no source bit): only its polls can turn
+/// out to be drops ([`PollPath::close`]), so only its exits are kept as the thread's last.
+#[inline]
+fn is_layer_poll(span: u64) -> bool {
+    span & (HOOK_POLL | WATCH_POLL | WORKER_POLL) == 0
+}
+
 /// The task a poll belongs to, as a poll source hands it to the poll path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TaskInfo {
@@ -451,7 +458,7 @@ impl PollPath {
         // The inner-span depth is reset by the next enter (nothing reads it between polls).
         slot.depth.store(0, Release);
         slot.poll_start.store(0, Release);
-        if span & (HOOK_POLL | WATCH_POLL | WORKER_POLL) == 0 {
+        if is_layer_poll(span) {
             last_exit(
                 slot,
                 span,
@@ -522,8 +529,7 @@ impl PollPath {
         } else {
             0
         };
-        // Only the layer's polls can turn out to be drops (`close`).
-        if span & (HOOK_POLL | WATCH_POLL | WORKER_POLL) != 0 {
+        if !is_layer_poll(span) {
             return;
         }
         last_exit(slot, span, task_id, site, recorded, slow, slow_position);
