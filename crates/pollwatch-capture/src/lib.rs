@@ -35,9 +35,15 @@
 //!   [`CaptureError::Unsupported`]; `/proc` still works.
 //! - **One capture at a time** in the process: a second concurrent caller gets
 //!   [`CaptureError::Busy`] at once. A global request word (state, thread id, generation)
-//!   admits exactly one handler per request, on the requested thread; a handler that arrives
-//!   after its capture timed out finds a different word and does nothing. If a capture times
-//!   out while the handler is already walking, later captures return `Busy` until it is done.
+//!   admits exactly one handler per request, on the requested thread. If a capture times out
+//!   while the handler is already walking, later captures return `Busy` until it is done.
+//! - **Late stacks**: a capture that times out leaves its request standing. A thread that
+//!   was waiting for a CPU, or in a long kernel call that takes signals only when it returns
+//!   (a large file read from the page cache), runs the handler as soon as it runs again:
+//!   [`Inspector::collect_late`] hands out that stack, whose `captured_at` tells whether it
+//!   is still from the stall. For [`LATE_HOLD`] (or until collected) captures of other
+//!   threads return [`CaptureError::AwaitingLate`]; after that a new request replaces it and
+//!   a handler that arrives then finds a different word and does nothing.
 //! - **The frames** start at the interrupted instruction: the handler reads it from its
 //!   `ucontext` and drops the frames before it (the unwinder, `backtrace`, the handler, the
 //!   signal trampoline `__restore_rt`). On architectures or C libraries where the context
@@ -49,7 +55,7 @@
 //!   later (it polls with a short spin, then yields, then naps 20 µs).
 //! - **When it cannot work**: a thread that blocks the signal, is stopped (`SIGSTOP`,
 //!   a debugger) or has exited does not answer: `ThreadGone` when the kernel knows it is
-//!   gone, else `Timeout` after the caller's `timeout` (a thread in its last moments of exit
+//!   gone, else `Timeout` after the caller's `timeout` and no late stack (a thread in its last moments of exit
 //!   still accepts the signal but never handles it; seen occasionally in this crate's tests).
 //!
 //! # `EINTR`
@@ -176,9 +182,33 @@ pub trait Inspector: Send + Sync + std::fmt::Debug {
     /// (see the crate docs, *`EINTR`*).
     fn capture(&self, tid: Tid, timeout: std::time::Duration)
         -> Result<RawBacktrace, CaptureError>;
+    /// The stack thread `tid` recorded after its last [`capture`](Inspector::capture) timed
+    /// out: a thread waiting for a CPU runs the handler as soon as it runs again, so the stack
+    /// comes late but from where the thread was (its `captured_at` says when). Handed out
+    /// once. [`Late::Pending`] while the handler has not run; [`Late::Gone`] once another
+    /// capture has replaced that request, or where stacks are not captured.
+    fn collect_late(&self, tid: Tid) -> Late {
+        let _ = tid;
+        Late::Gone
+    }
     /// Whether [`capture`](Inspector::capture) can work here: Linux, backtraces switched on
     /// and the signal handler installed.
     fn can_capture(&self) -> bool;
+}
+
+/// How long a capture that timed out keeps the capture buffer for its thread's late stack:
+/// captures of other threads meanwhile return [`CaptureError::AwaitingLate`].
+pub const LATE_HOLD: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// What became of a capture that timed out: see [`Inspector::collect_late`].
+#[derive(Debug)]
+pub enum Late {
+    /// The thread has not run the handler yet (it may still).
+    Pending,
+    /// The stack the handler recorded, late.
+    Stack(RawBacktrace),
+    /// No late capture for this thread is outstanding.
+    Gone,
 }
 
 /// The calling thread's OS thread id (`gettid` on Linux; 0 elsewhere).

@@ -316,6 +316,10 @@ pub enum CaptureError {
     HandlerReplaced(i32),
     /// The thread blocks the capture signal, or has one pending already: no other is sent.
     SignalBlocked,
+    /// Another thread's stack, whose capture timed out a moment ago, is still to come (see
+    /// [`Inspector::collect_late`](crate::Inspector::collect_late)): no signal is sent until
+    /// it comes or [`LATE_HOLD`](crate::LATE_HOLD) has passed.
+    AwaitingLate,
 }
 
 impl fmt::Display for CaptureError {
@@ -342,6 +346,9 @@ impl fmt::Display for CaptureError {
                  pollwatch's capture signal (set POLLWATCH_SIGNAL to a realtime signal it does \
                  not use)"
             ),
+            CaptureError::AwaitingLate => {
+                f.write_str("another thread's stack is still to come; try again")
+            }
             CaptureError::SignalBlocked => f.write_str(
                 "not signalled: the thread blocks the capture signal or has one pending",
             ),

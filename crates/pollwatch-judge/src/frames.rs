@@ -1162,7 +1162,10 @@ mod tests {
                         .collect::<Vec<_>>();
                     return Some(trim(&frames));
                 }
-                Err(pollwatch_capture::CaptureError::Busy) => {
+                Err(
+                    pollwatch_capture::CaptureError::Busy
+                    | pollwatch_capture::CaptureError::AwaitingLate,
+                ) => {
                     std::thread::sleep(std::time::Duration::from_millis(5));
                 }
                 Err(e) => panic!("capture failed: {e}"),

@@ -100,6 +100,48 @@ fn a_blocking_fifo_read_names_the_fifo() {
     std::fs::remove_dir_all(fifo.parent().unwrap()).unwrap();
 }
 
+/// A read of a large file from the page cache takes no signal until it returns, long after the
+/// watchdog stopped waiting for the stack (50 ms): the stack the thread records then, still in
+/// the poll, names the read. The poll sleeps on after it, so a look that took a fresh stack
+/// would name the sleep.
+#[test]
+fn a_file_read_longer_than_the_capture_wait_keeps_its_stack() {
+    const SIZE: usize = 256 << 20;
+    let dir = std::env::temp_dir().join(format!("pollwatch-large-read-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("large.bin");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = vec![7u8; 1 << 20];
+        for _ in 0..SIZE / chunk.len() {
+            file.write_all(&chunk).unwrap();
+        }
+    }
+    // In the page cache: the timed read copies memory and never waits for the disk.
+    assert_eq!(std::fs::read(&path).unwrap().len(), SIZE);
+    let reader = path.clone();
+    let (report, line) = run_in_task(&watched(), move || {
+        let line = blocking_at_line!(std::fs::read(&reader));
+        std::thread::sleep(BLOCK);
+        line
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+    let stall = only_stall(&report);
+    assert_eq!(
+        stall.blocking_call.as_deref(),
+        Some("std::fs::read"),
+        "{stall:#?}"
+    );
+    assert_call_site(stall, line);
+    let capture_ns = stall.capture_ns.expect("a stack was captured");
+    assert!(
+        capture_ns > 50_000_000,
+        "the read took the signal within the capture's wait ({capture_ns} ns): a larger file \
+         is needed on this machine for the test to mean anything"
+    );
+}
+
 #[test]
 fn a_tcp_read_from_a_slow_server_names_the_peer() {
     let (addr, server) = support::slow_peer(b"pong", BLOCK);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{
-    CaptureError, Inspector, Options, RawBacktrace, SchedTimes, ThreadState, Throttling, Tid,
+    CaptureError, Inspector, Late, Options, RawBacktrace, SchedTimes, ThreadState, Throttling, Tid,
 };
 
 pub(crate) fn current_tid() -> Tid {
@@ -84,6 +84,14 @@ impl Inspector for Linux {
             }
         }
         signal::capture(tid, timeout)
+    }
+
+    fn collect_late(&self, tid: Tid) -> Late {
+        if self.can_capture() {
+            signal::collect_late(tid)
+        } else {
+            Late::Gone
+        }
     }
 
     fn can_capture(&self) -> bool {

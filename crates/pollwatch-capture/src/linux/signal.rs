@@ -22,7 +22,13 @@
 //!   handler on thread tid:  CAS REQUESTED(tid, g) -> RUNNING(tid, g), walk the stack into
 //!                           FRAMES, store DONE(tid, g)
 //!   capture():  sees DONE(tid, g), copies the frames out
-//!   timeout:    CAS REQUESTED(tid, g) -> IDLE(g): a late handler's CAS now fails
+//!   timeout:    the request stays REQUESTED(tid, g), kept as the late one: a thread that
+//!               was waiting for a CPU runs the handler as soon as it runs again, still
+//!               inside whatever held it
+//!   collect_late(tid):  sees DONE(tid, g) for the late request, copies the frames out
+//!   the next capture():  `AwaitingLate` while the late request is younger than `LATE_HOLD`
+//!               and not collected; after that it replaces it (a late handler's CAS then
+//!               fails); one that is RUNNING makes it `Busy` until it is DONE
 //! ```
 //!
 //! Only one `capture` call at a time owns the buffer (an atomic flag, released by a guard, so
@@ -54,7 +60,7 @@ use std::sync::atomic::{
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::{CaptureError, RawBacktrace, Tid};
+use crate::{CaptureError, Late, RawBacktrace, Tid};
 
 use super::context;
 
@@ -71,6 +77,11 @@ static REQUEST: AtomicU64 = AtomicU64::new(IDLE);
 /// Held by the one `capture` call that owns the request word's non-`RUNNING` transitions and
 /// the buffer.
 static OWNER: AtomicBool = AtomicBool::new(false);
+/// The request of the last capture that timed out (0: none), until [`collect_late`] takes its
+/// frames or a later request replaces it.
+static LATE: AtomicU64 = AtomicU64::new(0);
+/// `CLOCK_MONOTONIC` when [`LATE`]'s signal was sent, ns.
+static LATE_SENT_NS: AtomicU64 = AtomicU64::new(0);
 /// Frames stored by the last handler.
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 /// `CLOCK_MONOTONIC` when the last handler finished, ns.
@@ -292,6 +303,16 @@ pub(crate) fn capture(tid: Tid, timeout: Duration) -> Result<RawBacktrace, Captu
         // A handler from a capture that timed out is still walking into the buffer.
         return Err(CaptureError::Busy);
     }
+    let late = LATE.load(Relaxed);
+    if late != 0
+        && (previous == late || previous == with_state(late, DONE))
+        && monotonic_ns().saturating_sub(LATE_SENT_NS.load(Relaxed))
+            < u64::try_from(crate::LATE_HOLD.as_nanos()).unwrap_or(u64::MAX)
+    {
+        // A late stack is still to come, or came and is not collected yet: keep the buffer
+        // for it a while.
+        return Err(CaptureError::AwaitingLate);
+    }
     // The owner alone moves the word out of IDLE/DONE, and no handler writes it there.
     let request = word(REQUESTED, tid, generation(previous) + 1);
     REQUEST.store(request, Release);
@@ -307,17 +328,45 @@ pub(crate) fn capture(tid: Tid, timeout: Duration) -> Result<RawBacktrace, Captu
             CaptureError::Signal(errno)
         });
     }
+    LATE.store(0, Relaxed);
     let done = with_state(request, DONE);
-    if !wait_for(done, timeout) {
-        // Withdraw the request. If a handler claimed it meanwhile, it either finished (take
-        // its frames) or is still running (leave the word RUNNING: later captures are Busy
-        // until it is done, so nobody reads the buffer while it is written).
-        match REQUEST.compare_exchange(request, with_state(request, IDLE), AcqRel, Acquire) {
-            Ok(_) => return Err(CaptureError::Timeout),
-            Err(now) if now != done => return Err(CaptureError::Timeout),
-            Err(_) => {}
-        }
+    if !wait_for(done, timeout) && REQUEST.load(Acquire) != done {
+        // Left as it is: a handler that runs later (its thread was waiting for a CPU) records
+        // the stack for `collect_late`, and one running now finishes before the buffer is
+        // read (later captures are `Busy` while the word is RUNNING).
+        LATE.store(request, Relaxed);
+        LATE_SENT_NS.store(sent_ns, Relaxed);
+        return Err(CaptureError::Timeout);
     }
+    Ok(frames_out(sent_ns))
+}
+
+/// The stack of thread `tid`'s last capture that timed out, once its handler has run (then
+/// the request is done with); [`Late::Pending`] while it has not, [`Late::Gone`] when there is
+/// none for `tid` (another capture replaced it, or it was collected).
+pub(crate) fn collect_late(tid: Tid) -> Late {
+    let Some(_owner) = Owner::acquire() else {
+        return Late::Pending;
+    };
+    let late = LATE.load(Relaxed);
+    if late == 0 || tid_of(late) != tid {
+        return Late::Gone;
+    }
+    let now = REQUEST.load(Acquire);
+    if now == late || now == with_state(late, RUNNING) {
+        return Late::Pending;
+    }
+    LATE.store(0, Relaxed);
+    if now == with_state(late, DONE) {
+        Late::Stack(frames_out(LATE_SENT_NS.load(Relaxed)))
+    } else {
+        Late::Gone
+    }
+}
+
+/// The frames the last handler stored, for a signal sent at `sent_ns`. The caller owns the
+/// buffer and has seen the request DONE.
+fn frames_out(sent_ns: u64) -> RawBacktrace {
     let count = COUNT.load(Relaxed).min(MAX_FRAMES);
     let ips = FRAMES[..count].iter().map(|f| f.load(Relaxed)).collect();
     let done_at_ns = DONE_AT_NS.load(Relaxed);
@@ -326,11 +375,11 @@ pub(crate) fn capture(tid: Tid, timeout: Duration) -> Result<RawBacktrace, Captu
     let ago = Duration::from_nanos(monotonic_ns().saturating_sub(done_at_ns));
     let now = std::time::Instant::now();
     let captured_at = now.checked_sub(ago).unwrap_or(now);
-    Ok(RawBacktrace {
+    RawBacktrace {
         ips,
         took,
         captured_at,
-    })
+    }
 }
 
 /// Sends the capture signal to thread `tid` of this process; `Err(errno)` on failure.

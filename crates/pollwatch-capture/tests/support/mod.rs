@@ -23,12 +23,15 @@ pub fn thread_with_tid<T: Send + 'static>(
     (rx.recv().unwrap(), handle)
 }
 
-/// Captures, retrying while another test of the same binary has a capture in flight.
+/// Captures, retrying while another test of the same binary has a capture in flight (or a
+/// late stack to come).
 pub fn capture(inspector: &dyn Inspector, tid: Tid) -> Result<RawBacktrace, CaptureError> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match inspector.capture(tid, TIMEOUT) {
-            Err(CaptureError::Busy) if Instant::now() < deadline => std::thread::yield_now(),
+            Err(CaptureError::Busy | CaptureError::AwaitingLate) if Instant::now() < deadline => {
+                std::thread::yield_now()
+            }
             other => return other,
         }
     }

@@ -51,7 +51,7 @@ pub(crate) enum SampleKind {
 }
 
 /// One look at a stuck thread, as the watchdog took it: nothing symbolized or formatted.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct RawSample {
     pub(crate) kind: SampleKind,
     /// The stuck poll.

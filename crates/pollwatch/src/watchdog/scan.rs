@@ -4,7 +4,7 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pollwatch_capture::{CaptureError, Inspector, RawBacktrace};
+use pollwatch_capture::{CaptureError, Inspector, Late, RawBacktrace};
 
 use crate::guarded;
 use crate::poll::clock::Clock;
@@ -40,9 +40,52 @@ struct Active {
     /// The tasks waiting behind it, read at every tick, when its thread's runtime queues
     /// can be read.
     harm: Option<HarmTally>,
+    /// The last look whose capture timed out, until its thread's late stack is collected
+    /// ([`Active::collect_late`]).
+    late: Option<Box<RawSample>>,
 }
 
 impl Active {
+    /// Sends the stack this stall's thread recorded after a look's capture timed out, as a
+    /// look of its own (the timed-out look's state, with the stack), once its handler has
+    /// run: a thread that waited for a CPU runs it as soon as it runs again, still in the
+    /// poll. A stack taken after the poll ended is dropped.
+    fn collect_late(&mut self, state: &State, inspector: &dyn Inspector, to: &SyncSender<Msg>) {
+        let Some(late) = &self.late else {
+            return;
+        };
+        let stack = match inspector.collect_late(late.tid) {
+            Late::Pending => return,
+            Late::Gone => {
+                self.late = None;
+                return;
+            }
+            Late::Stack(stack) => stack,
+        };
+        let Some(mut sample) = self.late.take() else {
+            return;
+        };
+        if !taken_in_poll(&state.poll.clock, &self.slot, &self.poll, stack.captured_at) {
+            return;
+        }
+        sample.kind = SampleKind::Resampled;
+        sample.running_ns = self.own_ns;
+        sample.lag_ns = self.own_ns.saturating_sub(state.threshold_ns());
+        sample.cpu_now_ns = None;
+        sample.sched = None;
+        sample.sched_first = None;
+        sample.capture = Some(Ok(stack));
+        sample.harm = self.harm.as_ref().map(HarmTally::so_far);
+        send(state, to, Msg::Sample(sample));
+    }
+
+    /// Keeps `sample` as the look a late stack completes, when its capture timed out.
+    fn timed_out(&mut self, sample: &RawSample) {
+        if matches!(sample.capture, Some(Err(CaptureError::Timeout))) {
+            self.late = Some(Box::new(sample.clone()));
+        }
+    }
+
     /// Reads the queues of the stall's thread's runtime, as the stall's own time is `own_ns`.
     fn look_at_queues(&mut self, own_ns: u64) {
         if let (Some(harm), Some(queues)) = (&mut self.harm, self.slot.queues()) {
@@ -93,7 +136,8 @@ impl Scanner {
                     || !slot.still_polling(&active.poll)
                     || left_call
                 {
-                    if let Some(active) = self.active[index].take() {
+                    if let Some(mut active) = self.active[index].take() {
+                        active.collect_late(state, inspector, to);
                         // The poll read above may be the one that just ended (it ended
                         // between the two reads): never take it for a new stall.
                         let stale = innermost.is_some_and(|poll| {
@@ -111,6 +155,7 @@ impl Scanner {
                         None => active.poll.own_ns(&state.poll.clock),
                     };
                     active.look_at_queues(active.own_ns);
+                    active.collect_late(state, inspector, to);
                 }
             }
             let Some(poll) = innermost else {
@@ -125,7 +170,8 @@ impl Scanner {
                 if !same_poll(&active.poll, &poll) && own_ns > state.threshold_ns() {
                     // A poll nested in the followed one stalls now: that one's stall is over
                     // (its own time stopped growing), this one is a stall of its own.
-                    if let Some(active) = self.active[index].take() {
+                    if let Some(mut active) = self.active[index].take() {
+                        active.collect_late(state, inspector, to);
                         send(state, to, ended(state, inspector, index, active));
                     }
                 }
@@ -148,6 +194,9 @@ impl Scanner {
             if let Some(mut sample) = look(state, inspector, slot, key, poll, own_ns, kind) {
                 sample.sched_first = sched_first;
                 sample.harm = self.harm_so_far(index);
+                if let Some(active) = &mut self.active[index] {
+                    active.timed_out(&sample);
+                }
                 send(state, to, Msg::Sample(Box::new(sample)));
             }
         }
@@ -186,6 +235,9 @@ impl Scanner {
         };
         if let Some(mut sample) = look(state, inspector, slot, key, poll, blocked.ns, kind) {
             sample.harm = self.harm_so_far(index);
+            if let Some(active) = &mut self.active[index] {
+                active.timed_out(&sample);
+            }
             if sample.capture.is_some() {
                 self.calls
                     .signalled(index, super::worker::Cpu::read(inspector, slot.tid()));
@@ -216,7 +268,11 @@ impl Scanner {
         }
         match &mut self.active[index] {
             Some(active) if same_poll(&active.poll, &poll) && active.call == call => {
-                if own_ns < active.next_look_ns || active.looks >= MAX_RESAMPLES {
+                // A late stack still to come: another signal would replace its request.
+                if active.late.is_some()
+                    || own_ns < active.next_look_ns
+                    || active.looks >= MAX_RESAMPLES
+                {
                     return None;
                 }
                 active.next_look_ns = active.next_look_ns.saturating_mul(2);
@@ -235,6 +291,7 @@ impl Scanner {
                     next_look_ns: threshold_ns.saturating_mul(2),
                     looks: 0,
                     harm: slot.queues().map(|_| HarmTally::default()),
+                    late: None,
                 };
                 active.look_at_queues(own_ns);
                 self.active[index] = Some(active);
