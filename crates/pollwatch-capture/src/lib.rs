@@ -34,16 +34,18 @@
 //!   leaves that handler alone and [`Inspector::capture`] returns
 //!   [`CaptureError::Unsupported`]; `/proc` still works.
 //! - **One capture at a time** in the process: a second concurrent caller gets
-//!   [`CaptureError::Busy`] at once. A global request word (state, thread id, generation)
-//!   admits exactly one handler per request, on the requested thread. If a capture times out
-//!   while the handler is already walking, later captures return `Busy` until it is done.
-//! - **Late stacks**: a capture that times out leaves its request standing. A thread that
-//!   was waiting for a CPU, or in a long kernel call that takes signals only when it returns
-//!   (a large file read from the page cache), runs the handler as soon as it runs again:
-//!   [`Inspector::collect_late`] hands out that stack, whose `captured_at` tells whether it
-//!   is still from the stall. For [`LATE_HOLD`] (or until collected) captures of other
-//!   threads return [`CaptureError::AwaitingLate`]; after that a new request replaces it and
-//!   a handler that arrives then finds a different word and does nothing.
+//!   [`CaptureError::Busy`] at once. Each of four buffers has a request word (state, thread
+//!   id, generation) that admits exactly one handler per request, on the requested thread; a
+//!   buffer whose handler is still walking after its capture timed out is not reused until it
+//!   is done.
+//! - **Late stacks**: a capture that times out leaves its request standing, and its buffer is
+//!   kept. A thread that was waiting for a CPU, or in a long kernel call that takes signals
+//!   only when it returns (a large file read from the page cache), runs the handler as soon
+//!   as it runs again: [`Inspector::collect_late`] hands out that stack, whose `captured_at`
+//!   tells whether it is still from the stall. Other threads are captured in the other
+//!   buffers meanwhile ([`CaptureError::AwaitingLate`] only when all four are kept); after
+//!   [`LATE_HOLD`] a new capture may take a kept buffer, and a handler that arrives then finds
+//!   a different word and does nothing.
 //! - **The frames** start at the interrupted instruction: the handler reads it from its
 //!   `ucontext` and drops the frames before it (the unwinder, `backtrace`, the handler, the
 //!   signal trampoline `__restore_rt`). On architectures or C libraries where the context
@@ -196,8 +198,8 @@ pub trait Inspector: Send + Sync + std::fmt::Debug {
     fn can_capture(&self) -> bool;
 }
 
-/// How long a capture that timed out keeps the capture buffer for its thread's late stack:
-/// captures of other threads meanwhile return [`CaptureError::AwaitingLate`].
+/// How long a capture that timed out keeps its buffer for its thread's late stack, at least
+/// (until [`Inspector::collect_late`] takes it, or a capture finds no other buffer free).
 pub const LATE_HOLD: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// What became of a capture that timed out: see [`Inspector::collect_late`].

@@ -316,9 +316,9 @@ pub enum CaptureError {
     HandlerReplaced(i32),
     /// The thread blocks the capture signal, or has one pending already: no other is sent.
     SignalBlocked,
-    /// Another thread's stack, whose capture timed out a moment ago, is still to come (see
+    /// Every capture buffer is kept for a late stack still to come (see
     /// [`Inspector::collect_late`](crate::Inspector::collect_late)): no signal is sent until
-    /// it comes or [`LATE_HOLD`](crate::LATE_HOLD) has passed.
+    /// one comes or [`LATE_HOLD`](crate::LATE_HOLD) has passed.
     AwaitingLate,
 }
 
@@ -347,7 +347,7 @@ impl fmt::Display for CaptureError {
                  not use)"
             ),
             CaptureError::AwaitingLate => {
-                f.write_str("another thread's stack is still to come; try again")
+                f.write_str("every capture buffer waits for a late stack; try again")
             }
             CaptureError::SignalBlocked => f.write_str(
                 "not signalled: the thread blocks the capture signal or has one pending",

@@ -15,28 +15,30 @@
 //!
 //! # The protocol
 //!
-//! One global request word holds a state, the requested thread id and a generation number:
+//! Four buffers, each with a request word that holds a state, the requested thread id and a
+//! generation number:
 //!
 //! ```text
-//!   capture():  IDLE/DONE(g-1) --owner stores--> REQUESTED(tid, g) --tgkill(pid, tid)-->
-//!   handler on thread tid:  CAS REQUESTED(tid, g) -> RUNNING(tid, g), walk the stack into
-//!                           FRAMES, store DONE(tid, g)
+//!   capture():  takes a free buffer: IDLE/DONE(g-1) --owner stores--> REQUESTED(tid, g)
+//!               --tgkill(pid, tid)-->
+//!   handler on thread tid:  finds the buffer REQUESTED(tid, _), CAS -> RUNNING(tid, g), walks
+//!                           the stack into its frames, stores DONE(tid, g)
 //!   capture():  sees DONE(tid, g), copies the frames out
-//!   timeout:    the request stays REQUESTED(tid, g), kept as the late one: a thread that
-//!               was waiting for a CPU runs the handler as soon as it runs again, still
-//!               inside whatever held it
-//!   collect_late(tid):  sees DONE(tid, g) for the late request, copies the frames out
-//!   the next capture():  `AwaitingLate` while the late request is younger than `LATE_HOLD`
-//!               and not collected; after that it replaces it (a late handler's CAS then
-//!               fails); one that is RUNNING makes it `Busy` until it is DONE
+//!   timeout:    the request stays REQUESTED(tid, g) and the buffer is kept for it: a thread
+//!               that was waiting for a CPU, or in a call that takes signals when it returns,
+//!               runs the handler as soon as it runs again, still inside whatever held it
+//!   collect_late(tid):  sees DONE(tid, g) for that request, copies the frames out, frees it
+//!   a later capture():  takes a buffer kept for a late stack only once it has been kept for
+//!               `LATE_HOLD` (a late handler's CAS then fails); `AwaitingLate` when every
+//!               buffer is kept, `Busy` when handlers are walking in the others
 //! ```
 //!
-//! Only one `capture` call at a time owns the buffer (an atomic flag, released by a guard, so
-//! a second caller gets `Busy` and nothing can be poisoned). The handler claims the request
-//! with one compare-and-swap of the *whole* word, so a handler that arrives late, on another
-//! thread, or for an older generation never touches the buffer. If a capture times out while
-//! a handler is already walking (`RUNNING`), the word stays `RUNNING` and later captures
-//! return `Busy` until that handler stores `DONE`; the buffer is never read while written.
+//! Only one `capture` or `collect_late` call at a time owns the buffers (an atomic flag,
+//! released by a guard, so a second caller gets `Busy` and nothing can be poisoned). A handler
+//! claims a request with one compare-and-swap of the *whole* word, so a handler that arrives
+//! late, on another thread, or for an older generation never touches a buffer. No capture
+//! takes a buffer whose word is `RUNNING` (a handler still walking after its capture timed
+//! out): a buffer is never read while written.
 //!
 //! The handler saves and restores `errno`, and neither allocates, locks nor blocks: it makes
 //! two syscalls (`gettid`, `clock_gettime`, the latter usually in the vDSO), one
@@ -72,21 +74,58 @@ const REQUESTED: u64 = 1;
 const RUNNING: u64 = 2;
 const DONE: u64 = 3;
 
-/// The request word: bits 0-1 the state, bits 2-33 the thread id, bits 34-63 the generation.
-static REQUEST: AtomicU64 = AtomicU64::new(IDLE);
-/// Held by the one `capture` call that owns the request word's non-`RUNNING` transitions and
-/// the buffer.
+/// Capture buffers: the capture in flight takes one, and a capture that timed out keeps its
+/// own for its late stack, so that other threads' captures go on meanwhile.
+const SLOTS: usize = 4;
+
+/// One capture buffer with its request word.
+struct Slot {
+    /// The request word: bits 0-1 the state, bits 2-33 the thread id, bits 34-63 the
+    /// generation.
+    request: AtomicU64,
+    /// The request of this slot's capture that timed out (0: none), until
+    /// [`collect_late`] takes its frames or, [`LATE_HOLD`](crate::LATE_HOLD) after it was
+    /// sent, a new capture takes the slot.
+    late: AtomicU64,
+    /// `CLOCK_MONOTONIC` when `late`'s signal was sent, ns.
+    late_sent_ns: AtomicU64,
+    /// Frames stored by the slot's last handler.
+    count: AtomicUsize,
+    /// `CLOCK_MONOTONIC` when the slot's last handler finished, ns.
+    done_at_ns: AtomicU64,
+    frames: [AtomicUsize; MAX_FRAMES],
+}
+
+impl Slot {
+    const fn new() -> Self {
+        Self {
+            request: AtomicU64::new(IDLE),
+            late: AtomicU64::new(0),
+            late_sent_ns: AtomicU64::new(0),
+            count: AtomicUsize::new(0),
+            done_at_ns: AtomicU64::new(0),
+            frames: [const { AtomicUsize::new(0) }; MAX_FRAMES],
+        }
+    }
+
+    /// Whether a new capture may take this slot at `now_ns`: no handler walks into it, and
+    /// it keeps no late stack (or has kept one long enough).
+    fn free(&self, now_ns: u64, or_held_since: bool) -> bool {
+        if state(self.request.load(Acquire)) == RUNNING {
+            return false;
+        }
+        if self.late.load(Relaxed) == 0 {
+            return true;
+        }
+        let hold = u64::try_from(crate::LATE_HOLD.as_nanos()).unwrap_or(u64::MAX);
+        or_held_since && now_ns.saturating_sub(self.late_sent_ns.load(Relaxed)) >= hold
+    }
+}
+
+static BUFFERS: [Slot; SLOTS] = [const { Slot::new() }; SLOTS];
+/// Held by the one `capture` or `collect_late` call that owns the request words' non-`RUNNING`
+/// transitions and the buffers.
 static OWNER: AtomicBool = AtomicBool::new(false);
-/// The request of the last capture that timed out (0: none), until [`collect_late`] takes its
-/// frames or a later request replaces it.
-static LATE: AtomicU64 = AtomicU64::new(0);
-/// `CLOCK_MONOTONIC` when [`LATE`]'s signal was sent, ns.
-static LATE_SENT_NS: AtomicU64 = AtomicU64::new(0);
-/// Frames stored by the last handler.
-static COUNT: AtomicUsize = AtomicUsize::new(0);
-/// `CLOCK_MONOTONIC` when the last handler finished, ns.
-static DONE_AT_NS: AtomicU64 = AtomicU64::new(0);
-static FRAMES: [AtomicUsize; MAX_FRAMES] = [const { AtomicUsize::new(0) }; MAX_FRAMES];
 
 /// Whether the handler is installed (decided once per process).
 static INSTALLED: OnceLock<bool> = OnceLock::new();
@@ -179,34 +218,39 @@ pub(crate) fn install(signal: Option<i32>) -> bool {
 extern "C" fn handler(_signal: i32, _info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     // SAFETY: __errno_location returns the calling thread's errno slot, valid for its life.
     let errno = unsafe { *libc::__errno_location() };
-    let request = REQUEST.load(Acquire);
-    if state(request) == REQUESTED
-        && tid_of(request) == gettid()
-        && REQUEST
-            .compare_exchange(request, with_state(request, RUNNING), AcqRel, Relaxed)
-            .is_ok()
-    {
-        // SAFETY: `context` is the ucontext_t the kernel passed to this SA_SIGINFO handler.
-        let pc = unsafe { context::interrupted_pc(context) };
-        record(pc);
-        DONE_AT_NS.store(monotonic_ns(), Relaxed);
-        // While RUNNING only this handler writes the word: a plain store is enough.
-        REQUEST.store(with_state(request, DONE), Release);
+    let tid = gettid();
+    for slot in &BUFFERS {
+        let request = slot.request.load(Acquire);
+        if state(request) == REQUESTED
+            && tid_of(request) == tid
+            && slot
+                .request
+                .compare_exchange(request, with_state(request, RUNNING), AcqRel, Relaxed)
+                .is_ok()
+        {
+            // SAFETY: `context` is the ucontext_t the kernel passed to this SA_SIGINFO handler.
+            let pc = unsafe { context::interrupted_pc(context) };
+            record(slot, pc);
+            slot.done_at_ns.store(monotonic_ns(), Relaxed);
+            // While RUNNING only this handler writes the word: a plain store is enough.
+            slot.request.store(with_state(request, DONE), Release);
+            break;
+        }
     }
     // SAFETY: as above; restores the interrupted code's errno.
     unsafe { *libc::__errno_location() = errno };
 }
 
-/// Walks the stack into `FRAMES`, dropping the frames before the interrupted instruction
-/// `pc` (0: unknown, keep everything).
+/// Walks the stack into `slot`'s frames, dropping the frames before the interrupted
+/// instruction `pc` (0: unknown, keep everything).
 #[inline(never)]
-fn record(pc: usize) {
+fn record(slot: &Slot, pc: usize) {
     let mut count = 0usize;
     let mut found = false;
     // SAFETY: trace_unsynchronized must not run concurrently with another unwinder call that
     // is not thread-safe. libgcc's `_Unwind_Backtrace` is thread-safe; the RUNNING state
-    // admits one handler at a time; the closure only stores into preallocated atomics (no
-    // allocation, no lock).
+    // admits one handler per slot at a time; the closure only stores into the slot's
+    // preallocated atomics (no allocation, no lock).
     unsafe {
         backtrace::trace_unsynchronized(|frame| {
             let ip = frame.ip() as usize;
@@ -217,12 +261,12 @@ fn record(pc: usize) {
             if count == MAX_FRAMES {
                 return false;
             }
-            FRAMES[count].store(ip, Relaxed);
+            slot.frames[count].store(ip, Relaxed);
             count += 1;
             true
         });
     }
-    COUNT.store(count, Relaxed);
+    slot.count.store(count, Relaxed);
 }
 
 /// Releases [`OWNER`] when a capture returns, whatever the path.
@@ -298,78 +342,90 @@ pub(crate) fn capture(tid: Tid, timeout: Duration) -> Result<RawBacktrace, Captu
         return Err(CaptureError::SignalBlocked);
     }
     let _owner = Owner::acquire().ok_or(CaptureError::Busy)?;
-    let previous = REQUEST.load(Acquire);
-    if state(previous) == RUNNING {
-        // A handler from a capture that timed out is still walking into the buffer.
-        return Err(CaptureError::Busy);
-    }
-    let late = LATE.load(Relaxed);
-    if late != 0
-        && (previous == late || previous == with_state(late, DONE))
-        && monotonic_ns().saturating_sub(LATE_SENT_NS.load(Relaxed))
-            < u64::try_from(crate::LATE_HOLD.as_nanos()).unwrap_or(u64::MAX)
-    {
-        // A late stack is still to come, or came and is not collected yet: keep the buffer
-        // for it a while.
-        return Err(CaptureError::AwaitingLate);
-    }
+    let now_ns = monotonic_ns();
+    let Some(slot) = BUFFERS
+        .iter()
+        .find(|slot| slot.free(now_ns, false))
+        .or_else(|| BUFFERS.iter().find(|slot| slot.free(now_ns, true)))
+    else {
+        let walking = BUFFERS
+            .iter()
+            .any(|slot| state(slot.request.load(Acquire)) == RUNNING);
+        // Handlers of captures that timed out are walking, or every buffer is kept for a
+        // late stack.
+        return Err(if walking {
+            CaptureError::Busy
+        } else {
+            CaptureError::AwaitingLate
+        });
+    };
+    // A late stack kept past its hold is given up: its handler, if it ever runs, finds
+    // another word.
+    slot.late.store(0, Relaxed);
+    let previous = slot.request.load(Acquire);
     // The owner alone moves the word out of IDLE/DONE, and no handler writes it there.
     let request = word(REQUESTED, tid, generation(previous) + 1);
-    REQUEST.store(request, Release);
+    slot.request.store(request, Release);
     let sent_ns = monotonic_ns();
     let sent = send(tid);
     if let Err(errno) = sent {
         // No signal is on its way to `tid`, and a stale one for another tid or generation
         // cannot claim this word.
-        let _ = REQUEST.compare_exchange(request, with_state(request, IDLE), AcqRel, Relaxed);
+        let _ = slot
+            .request
+            .compare_exchange(request, with_state(request, IDLE), AcqRel, Relaxed);
         return Err(if errno == libc::ESRCH {
             CaptureError::ThreadGone
         } else {
             CaptureError::Signal(errno)
         });
     }
-    LATE.store(0, Relaxed);
     let done = with_state(request, DONE);
-    if !wait_for(done, timeout) && REQUEST.load(Acquire) != done {
-        // Left as it is: a handler that runs later (its thread was waiting for a CPU) records
-        // the stack for `collect_late`, and one running now finishes before the buffer is
-        // read (later captures are `Busy` while the word is RUNNING).
-        LATE.store(request, Relaxed);
-        LATE_SENT_NS.store(sent_ns, Relaxed);
+    if !wait_for(slot, done, timeout) && slot.request.load(Acquire) != done {
+        // Left as it is: a handler that runs later (its thread was waiting for a CPU, or in a
+        // call that takes signals when it returns) records the stack for `collect_late`, and
+        // one running now finishes before the buffer is read (no capture takes a RUNNING
+        // slot).
+        slot.late.store(request, Relaxed);
+        slot.late_sent_ns.store(sent_ns, Relaxed);
         return Err(CaptureError::Timeout);
     }
-    Ok(frames_out(sent_ns))
+    Ok(frames_out(slot, sent_ns))
 }
 
 /// The stack of thread `tid`'s last capture that timed out, once its handler has run (then
 /// the request is done with); [`Late::Pending`] while it has not, [`Late::Gone`] when there is
-/// none for `tid` (another capture replaced it, or it was collected).
+/// none for `tid` (a new capture took its buffer, or it was collected).
 pub(crate) fn collect_late(tid: Tid) -> Late {
     let Some(_owner) = Owner::acquire() else {
         return Late::Pending;
     };
-    let late = LATE.load(Relaxed);
-    if late == 0 || tid_of(late) != tid {
-        return Late::Gone;
+    for slot in &BUFFERS {
+        let late = slot.late.load(Relaxed);
+        if late == 0 || tid_of(late) != tid {
+            continue;
+        }
+        let now = slot.request.load(Acquire);
+        if now == late || now == with_state(late, RUNNING) {
+            return Late::Pending;
+        }
+        slot.late.store(0, Relaxed);
+        if now == with_state(late, DONE) {
+            return Late::Stack(frames_out(slot, slot.late_sent_ns.load(Relaxed)));
+        }
     }
-    let now = REQUEST.load(Acquire);
-    if now == late || now == with_state(late, RUNNING) {
-        return Late::Pending;
-    }
-    LATE.store(0, Relaxed);
-    if now == with_state(late, DONE) {
-        Late::Stack(frames_out(LATE_SENT_NS.load(Relaxed)))
-    } else {
-        Late::Gone
-    }
+    Late::Gone
 }
 
-/// The frames the last handler stored, for a signal sent at `sent_ns`. The caller owns the
-/// buffer and has seen the request DONE.
-fn frames_out(sent_ns: u64) -> RawBacktrace {
-    let count = COUNT.load(Relaxed).min(MAX_FRAMES);
-    let ips = FRAMES[..count].iter().map(|f| f.load(Relaxed)).collect();
-    let done_at_ns = DONE_AT_NS.load(Relaxed);
+/// The frames `slot`'s last handler stored, for a signal sent at `sent_ns`. The caller owns
+/// the buffers and has seen the slot's request DONE.
+fn frames_out(slot: &Slot, sent_ns: u64) -> RawBacktrace {
+    let count = slot.count.load(Relaxed).min(MAX_FRAMES);
+    let ips = slot.frames[..count]
+        .iter()
+        .map(|f| f.load(Relaxed))
+        .collect();
+    let done_at_ns = slot.done_at_ns.load(Relaxed);
     let took = Duration::from_nanos(done_at_ns.saturating_sub(sent_ns));
     // `Instant` is CLOCK_MONOTONIC too: place the handler's time on it.
     let ago = Duration::from_nanos(monotonic_ns().saturating_sub(done_at_ns));
@@ -397,11 +453,11 @@ fn send(tid: Tid) -> Result<(), i32> {
 }
 
 /// Waits until the request word is `want`: spins briefly, then yields, then naps 20 µs.
-fn wait_for(want: u64, timeout: Duration) -> bool {
+fn wait_for(slot: &Slot, want: u64, timeout: Duration) -> bool {
     let deadline = std::time::Instant::now() + timeout;
     let mut spins = 0u32;
     loop {
-        if REQUEST.load(Acquire) == want {
+        if slot.request.load(Acquire) == want {
             return true;
         }
         if std::time::Instant::now() >= deadline {

@@ -110,10 +110,10 @@ fn said_of_the_signal(state: &State, raw: &RawSample) {
 }
 
 /// Whether the first look captured no stack for a reason a later look may not have (the
-/// capture timed out, was busy or kept for another thread's late stack), as opposed to capture being unavailable. A thread that was
-/// not signalled because it was in a call the signal would interrupt is not held: it usually
-/// stays in that call, so its stall is reported at once (and takes a stack from a later look
-/// that gets one).
+/// capture timed out, was busy, or found every buffer kept for other threads' late stacks),
+/// as opposed to capture being unavailable. A thread that was not signalled because it was in
+/// a call the signal would interrupt is not held: it usually stays in that call, so its stall
+/// is reported at once (and takes a stack from a later look that gets one).
 fn stack_may_come(raw: &RawSample, stall: &StallRecord) -> bool {
     !stall.look.has_stack()
         && matches!(
